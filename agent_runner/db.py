@@ -1,0 +1,250 @@
+"""The runner's side of the session DBs.
+
+Invariant 2: ``inbound.db`` is read through a fresh read-only connection with
+``mmap_size=0`` on every poll (a cached reader can keep a stale view across a mount);
+``outbound.db`` is written open-write-close with ``BEGIN IMMEDIATE``. The runner is the
+only writer of ``outbound.db`` while it is alive (invariant 1).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent_runner.rows import Destination, InboundRow, Routing, parse_content
+from nanoclaw.contract.seq import next_runner_seq
+from nanoclaw.contract.timeutil import now_iso
+
+BUSY_TIMEOUT_MS = 5000
+
+
+class SchemaMismatch(Exception):
+    """The session DBs are not at the schema revision the host announced."""
+
+
+@contextmanager
+def read_inbound(path: Path) -> Iterator[sqlite3.Connection]:
+    """A fresh read-only connection for one poll; closed afterwards."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        conn.execute("PRAGMA mmap_size=0")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
+def write_outbound(path: Path) -> Iterator[sqlite3.Connection]:
+    """Open, ``BEGIN IMMEDIATE``, commit (or roll back) and close."""
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=DELETE")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def _row(values: Sequence[Any]) -> InboundRow:
+    return InboundRow(
+        id=values[0],
+        seq=values[1],
+        kind=values[2],
+        timestamp=values[3],
+        status=values[4],
+        process_after=values[5],
+        trigger=values[6],
+        channel_type=values[7],
+        platform_id=values[8],
+        thread_id=values[9],
+        content=parse_content(values[10]),
+        on_wake=values[11],
+        series_id=values[12],
+        source_session_id=values[13],
+    )
+
+
+_COLUMNS = (
+    "id, seq, kind, timestamp, status, process_after, trigger, channel_type, platform_id,"
+    " thread_id, content, on_wake, series_id, source_session_id"
+)
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """A row for ``messages_out``; ``seq`` and ``id`` are assigned on write."""
+
+    kind: str  # "chat" | "system"
+    content: dict[str, Any]
+    channel_type: str | None = None
+    platform_id: str | None = None
+    thread_id: str | None = None
+    in_reply_to: str | None = None
+    deliver_after: str | None = None
+
+
+class SessionDB:
+    """Reads ``inbound.db`` and writes ``outbound.db`` of one session."""
+
+    def __init__(self, *, inbound_path: Path, outbound_path: Path) -> None:
+        self.inbound_path = inbound_path
+        self.outbound_path = outbound_path
+
+    # -- schema ---------------------------------------------------------------------------
+    def check_schema(self, *, inbound: str, outbound: str) -> None:
+        with read_inbound(self.inbound_path) as conn:
+            found_in = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        with write_outbound(self.outbound_path) as conn:
+            found_out = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        if (found_in and found_in[0]) != inbound or (found_out and found_out[0]) != outbound:
+            raise SchemaMismatch(
+                f"session DBs at ({found_in}, {found_out}); host expects ({inbound}, {outbound})"
+            )
+
+    # -- inbound (read-only) -----------------------------------------------------------------
+    def pending(self, *, now: str, include_on_wake: bool) -> list[InboundRow]:
+        """Pending, due rows not claimed in ``processing_ack`` (any status), oldest first."""
+        claimed = self.claimed_ids()
+        with read_inbound(self.inbound_path) as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM messages_in WHERE status = 'pending'"
+                " AND (process_after IS NULL OR process_after <= ?)"
+                " AND (on_wake = 0 OR ?) ORDER BY seq",
+                (now, 1 if include_on_wake else 0),
+            ).fetchall()
+        return [r for r in (_row(v) for v in rows) if r.id not in claimed]
+
+    def row_by_seq(self, seq: int) -> InboundRow | None:
+        with read_inbound(self.inbound_path) as conn:
+            values = conn.execute(f"SELECT {_COLUMNS} FROM messages_in WHERE seq = ?", (seq,))
+            found = values.fetchone()
+        return _row(found) if found else None
+
+    def latest_from(self, channel_type: str, platform_id: str) -> InboundRow | None:
+        with read_inbound(self.inbound_path) as conn:
+            found = conn.execute(
+                f"SELECT {_COLUMNS} FROM messages_in WHERE channel_type = ? AND platform_id = ?"
+                " ORDER BY seq DESC LIMIT 1",
+                (channel_type, platform_id),
+            ).fetchone()
+        return _row(found) if found else None
+
+    def destinations(self) -> list[Destination]:
+        with read_inbound(self.inbound_path) as conn:
+            rows = conn.execute(
+                "SELECT name, display_name, type, channel_type, platform_id, agent_group_id"
+                " FROM destinations ORDER BY name"
+            ).fetchall()
+        return [Destination(*r) for r in rows]
+
+    def routing(self) -> Routing | None:
+        with read_inbound(self.inbound_path) as conn:
+            found = conn.execute(
+                "SELECT channel_type, platform_id, thread_id FROM session_routing WHERE id = 1"
+            ).fetchone()
+        return Routing(*found) if found else None
+
+    # -- outbound (read-write, runner is the only writer) ---------------------------------------
+    def claimed_ids(self) -> set[str]:
+        with write_outbound(self.outbound_path) as conn:
+            return {r[0] for r in conn.execute("SELECT message_id FROM processing_ack")}
+
+    def clear_stale_claims(self) -> int:
+        """At start-up: a ``processing`` claim left by a dead runner is released for retry."""
+        with write_outbound(self.outbound_path) as conn:
+            return conn.execute("DELETE FROM processing_ack WHERE status = 'processing'").rowcount
+
+    def claim(self, ids: Sequence[str]) -> None:
+        stamp = now_iso()
+        with write_outbound(self.outbound_path) as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO processing_ack (message_id, status, status_changed)"
+                " VALUES (?, 'processing', ?)",
+                [(i, stamp) for i in ids],
+            )
+
+    def finish(
+        self, ids: Sequence[str], messages: Sequence[OutboundMessage], *, status: str = "completed"
+    ) -> list[int]:
+        """Write the replies and the final acks in one transaction (a crash loses neither alone)."""
+        with write_outbound(self.outbound_path) as conn:
+            seqs = [self._insert(conn, m) for m in messages]
+            stamp = now_iso()
+            conn.executemany(
+                "INSERT OR REPLACE INTO processing_ack (message_id, status, status_changed)"
+                " VALUES (?, ?, ?)",
+                [(i, status, stamp) for i in ids],
+            )
+        return seqs
+
+    def send(self, message: OutboundMessage) -> int:
+        """Write one row now (mid-turn tools); returns its seq."""
+        with write_outbound(self.outbound_path) as conn:
+            return self._insert(conn, message)
+
+    def _insert(self, conn: sqlite3.Connection, message: OutboundMessage) -> int:
+        max_out = conn.execute("SELECT MAX(seq) FROM messages_out").fetchone()[0]
+        with read_inbound(self.inbound_path) as inbound:
+            max_in = inbound.execute("SELECT MAX(seq) FROM messages_in").fetchone()[0]
+        seq = next_runner_seq(max(max_out or 0, max_in or 0))
+        conn.execute(
+            "INSERT INTO messages_out (id, seq, in_reply_to, timestamp, deliver_after, kind,"
+            " channel_type, platform_id, thread_id, content) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                f"out-{uuid.uuid4().hex}",
+                seq,
+                message.in_reply_to,
+                now_iso(),
+                message.deliver_after,
+                message.kind,
+                message.channel_type,
+                message.platform_id,
+                message.thread_id,
+                json.dumps(message.content),
+            ),
+        )
+        return seq
+
+    def set_state(self, key: str, value: str | None) -> None:
+        with write_outbound(self.outbound_path) as conn:
+            if value is None:
+                conn.execute("DELETE FROM session_state WHERE key = ?", (key,))
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO session_state (key, value) VALUES (?, ?)", (key, value)
+                )
+
+    def get_state(self, key: str) -> str | None:
+        with write_outbound(self.outbound_path) as conn:
+            found = conn.execute("SELECT value FROM session_state WHERE key = ?", (key,)).fetchone()
+        return found[0] if found else None
+
+    def record_start(self, pid: int) -> None:
+        with write_outbound(self.outbound_path) as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO runner_state (id, pid, started_at, current_tool,"
+                " tool_declared_timeout_ms, tool_started_at) VALUES (1, ?, ?, NULL, NULL, NULL)",
+                (pid, now_iso()),
+            )
+
+    def set_current_tool(self, tool: str | None, *, declared_timeout_ms: int | None = None) -> None:
+        """Declare a running tool so the host's stuck detection can widen its threshold."""
+        with write_outbound(self.outbound_path) as conn:
+            conn.execute(
+                "UPDATE runner_state SET current_tool = ?, tool_declared_timeout_ms = ?,"
+                " tool_started_at = ? WHERE id = 1",
+                (tool, declared_timeout_ms, now_iso() if tool else None),
+            )

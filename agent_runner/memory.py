@@ -1,0 +1,47 @@
+"""Compose the system prompt from memory files, destinations, time zone and the assistant's name."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent_runner.rows import Destination
+
+MEMORY_FILES = ("CLAUDE.md", "CLAUDE.local.md")
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def compose_system_prompt(
+    *,
+    assistant_name: str,
+    timezone: str,
+    global_dir: Path,
+    group_dir: Path,
+    destinations: Sequence[Destination],
+) -> str:
+    parts = [f"# You are {assistant_name}"]
+    global_memory = _read(global_dir / "CLAUDE.md")
+    if global_memory:
+        parts.append("## Shared instructions (read-only)\n" + global_memory)
+    for name in MEMORY_FILES:
+        text = _read(group_dir / name)
+        if text:
+            parts.append(f"## Your memory ({name}, in {group_dir})\n" + text)
+    if destinations:
+        listed = "\n".join(
+            f"- {d.name}" + (f" ({d.display_name})" if d.display_name else "") for d in destinations
+        )
+        parts.append("## Destinations you can message\n" + listed)
+    parts.append(
+        "## Output rules\n"
+        f"The user's time zone is {timezone}. Your final text is sent to the chat the message came"
+        ' from. To write elsewhere, wrap text in <message to="name">…</message> (several blocks are'
+        " allowed). Anything inside <internal>…</internal> is never sent."
+    )
+    return "\n\n".join(parts)

@@ -1,0 +1,158 @@
+"""The runner's poll loop (upstream §5): pending rows → claim → turn → replies + acks.
+
+Wake on change (DESIGN §4): the change counter of ``inbound.db`` is read every
+``watch_interval_s``; a full poll runs at least every ``full_poll_interval_s`` as the
+safety net. A batch is driven only by a row with ``trigger=1`` (the accumulate gate);
+context rows wait, pending, until one arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import Protocol
+
+from agent_runner.context import RunnerContext, UnknownDestination
+from agent_runner.db import OutboundMessage, SessionDB
+from agent_runner.formatter import format_batch
+from agent_runner.heartbeat import Heartbeat
+from agent_runner.memory import compose_system_prompt
+from agent_runner.output import parse_output
+from agent_runner.providers.base import Provider, TurnRequest, TurnResult
+from agent_runner.rows import InboundRow
+from nanoclaw.contract.dbwatch import change_signature
+from nanoclaw.contract.runner_config import RunnerConfig
+from nanoclaw.contract.timeutil import now_iso
+
+log = logging.getLogger("agent_runner")
+
+CLEARED_TEXT = "Session cleared."
+# System rows that answer a blocking tool are consumed by that tool, not by a turn.
+TOOL_RESPONSE_TYPES = frozenset({"question_response"})
+
+
+class UsageSink(Protocol):
+    def record(self, result: TurnResult, batch: list[InboundRow]) -> None: ...
+
+
+class PollLoop:
+    def __init__(
+        self,
+        *,
+        config: RunnerConfig,
+        db: SessionDB,
+        provider: Provider,
+        session_dir: Path,
+        group_dir: Path,
+        global_dir: Path,
+        heartbeat: Heartbeat,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.provider = provider
+        self.session_dir = session_dir
+        self.group_dir = group_dir
+        self.global_dir = global_dir
+        self.heartbeat = heartbeat
+        self.stopping = asyncio.Event()
+        self._first_poll = True
+
+    async def run(self) -> None:
+        self.db.record_start(os.getpid())
+        released = self.db.clear_stale_claims()
+        if released:
+            log.info("released %d stale claims for retry", released)
+        last_signature = None
+        loop = asyncio.get_running_loop()
+        while not self.stopping.is_set():
+            last_signature = change_signature(self.db.inbound_path)
+            self.heartbeat.touch()
+            handled = await self.poll_once()
+            if handled:
+                continue  # more may have arrived during the turn
+            deadline = loop.time() + self.config.full_poll_interval_s
+            while not self.stopping.is_set() and loop.time() < deadline:
+                try:
+                    await asyncio.wait_for(
+                        self.stopping.wait(), timeout=self.config.watch_interval_s
+                    )
+                except TimeoutError:
+                    pass
+                if change_signature(self.db.inbound_path) != last_signature:
+                    break
+
+    async def poll_once(self) -> bool:
+        """Run at most one batch; return whether one ran."""
+        rows = self.db.pending(now=now_iso(), include_on_wake=self._first_poll)
+        self._first_poll = False
+        rows = [
+            r
+            for r in rows
+            if not (r.kind == "system" and r.content.get("type") in TOOL_RESPONSE_TYPES)
+        ]
+        if not rows or not any(r.trigger for r in rows):
+            return False
+        batch = rows[-self.config.max_messages_per_prompt :]
+        ids = [r.id for r in batch]
+        self.db.claim(ids)
+        self.heartbeat.touch()
+        destinations = self.db.destinations()
+        ctx = RunnerContext(
+            db=self.db,
+            heartbeat=self.heartbeat,
+            batch=batch,
+            destinations=destinations,
+            session_routing=self.db.routing(),
+            group_dir=self.group_dir,
+            session_dir=self.session_dir,
+        )
+        if any(r.is_command and r.text.strip().split()[0] == "/clear" for r in batch):
+            await self.provider.reset(ctx)
+            self.db.finish(ids, [ctx.address(None, {"text": CLEARED_TEXT})])
+            return True
+        request = TurnRequest(
+            prompt=format_batch(batch, destinations, self.config.timezone),
+            system_prompt=compose_system_prompt(
+                assistant_name=self.config.assistant_name,
+                timezone=self.config.timezone,
+                global_dir=self.global_dir,
+                group_dir=self.group_dir,
+                destinations=destinations,
+            ),
+            batch=tuple(batch),
+            destinations=tuple(destinations),
+        )
+        try:
+            result = await self.provider.run_turn(request, ctx)
+        except Exception as exc:  # a provider bug must not kill the loop; the user is told
+            log.exception("turn failed")
+            result = TurnResult(text=f"Error: {exc}", error=str(exc))
+        self.db.finish(
+            ids,
+            self._replies(ctx, result),
+            status="failed" if result.error else "completed",
+        )
+        return True
+
+    def _replies(self, ctx: RunnerContext, result: TurnResult) -> list[OutboundMessage]:
+        messages: list[OutboundMessage] = []
+        for reply in parse_output(result.text):
+            try:
+                messages.append(ctx.address(reply.to, {"text": reply.text}))
+            except UnknownDestination as exc:
+                # Never silently dropped: the host turns this into a notice for the agent.
+                log.warning("%s", exc)
+                messages.append(
+                    OutboundMessage(
+                        kind="system",
+                        content={
+                            "action": "notify_agent",
+                            "text": f"Your message was not sent: {exc}.",
+                            "undelivered_text": reply.text,
+                        },
+                        in_reply_to=ctx.in_reply_to,
+                    )
+                )
+        return messages

@@ -1,0 +1,1 @@
+"""Model providers: ``mock`` (deterministic, no key) and ``anthropic`` (the Messages API)."""

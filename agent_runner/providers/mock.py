@@ -1,0 +1,45 @@
+"""A deterministic provider for tests and key-free demos; every reply says it is the mock.
+
+Directives (mock only, for tests and demos): a chat text starting with ``!sleep <s>``
+holds the turn that long, ``!crash`` ends the process with exit code 70, ``!to <name> <text>``
+answers with a ``<message to="name">`` block, and ``!internal`` wraps the reply in ``<internal>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from agent_runner.providers.base import Provider, TurnContext, TurnRequest, TurnResult, Usage
+
+CRASH_EXIT_CODE = 70
+
+
+class MockProvider(Provider):
+    name = "mock"
+
+    def __init__(self, *, assistant_name: str) -> None:
+        self.assistant_name = assistant_name
+
+    async def run_turn(self, request: TurnRequest, ctx: TurnContext) -> TurnResult:
+        texts = [row.text for row in request.batch if row.kind in ("chat", "task") and row.text]
+        last = texts[-1].strip() if texts else ""
+        if last.startswith("!sleep"):
+            seconds = float(last.split()[1]) if len(last.split()) > 1 else 1.0
+            deadline = asyncio.get_running_loop().time() + seconds
+            while asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(min(0.5, seconds))
+        if last.startswith("!crash"):
+            os._exit(CRASH_EXIT_CODE)
+        if last.startswith("!to "):
+            _, name, *rest = last.split(maxsplit=2)
+            return TurnResult(text=f'<message to="{name}">{" ".join(rest)}</message>')
+        heard = " / ".join(texts) if texts else "(nothing)"
+        reply = (
+            f"{self.assistant_name} (mock model, no API key configured) heard: {heard}"
+        )
+        if last.startswith("!internal"):
+            reply = f"<internal>{reply}</internal>"
+        ctx.touch()
+        usage = Usage(model="mock", input_tokens=len(request.prompt) // 4, output_tokens=len(reply) // 4)
+        return TurnResult(text=reply, usage=usage)

@@ -1,0 +1,1 @@
+"""Admin operations shared by chat commands, the ``nanoclaw`` CLI and admin-scoped agents."""

@@ -1,0 +1,1 @@
+"""Channel adapters: turn platform events into inbound events and deliver replies back."""

@@ -1,0 +1,136 @@
+"""The adapter contract (upstream §11) and the plain events that cross into routing.
+
+Adapters know nothing of agents or sessions: they turn platform events into
+``InboundEvent`` values and deliver ``OutboundPayload`` values.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str
+    mime: str | None = None
+    data: bytes | None = None  # inline bytes, saved into the session inbox by the router
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    id: str  # the platform's message id, unique within the chat
+    text: str
+    sender: str  # the platform handle
+    sender_name: str | None = None
+    is_mention: bool = False
+    is_group: bool = False
+    timestamp: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    kind: str = "chat"
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    channel_type: str
+    platform_id: str
+    thread_id: str | None
+    message: InboundMessage
+
+
+@dataclass(frozen=True)
+class OutboundFile:
+    filename: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class OutboundPayload:
+    kind: str
+    content: dict[str, Any]
+    files: tuple[OutboundFile, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return str(self.content.get("text") or "")
+
+
+@dataclass(frozen=True)
+class RouteReceipt:
+    """What the router tells the adapter about one inbound event."""
+
+    delivered_to: int  # how many agents got the message
+    waiting_ids: tuple[str, ...]  # inbound ids whose turn will answer (trigger=1)
+    consumed: bool = False  # handled by the host itself (an admin command)
+    reason: str | None = None  # why nothing was delivered
+    text: str | None = None  # a human explanation of ``reason``
+
+    def to_frame(self, client_id: str) -> dict[str, Any]:
+        if self.delivered_to or self.consumed:
+            return {
+                "type": "accepted",
+                "id": client_id,
+                "agents": self.delivered_to,
+                "waiting": list(self.waiting_ids),
+            }
+        return {"type": "notice", "id": client_id, "reason": self.reason, "text": self.text}
+
+
+InboundHandler = Callable[[InboundEvent], Awaitable[RouteReceipt | None]]
+
+
+@dataclass
+class ChannelSetup:
+    on_inbound: InboundHandler
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ChannelAdapter(abc.ABC):
+    name: str
+    channel_type: str
+    supports_threads: bool = False
+    max_text_length: int | None = None
+
+    @abc.abstractmethod
+    async def setup(self, setup: ChannelSetup) -> None: ...
+
+    @abc.abstractmethod
+    async def teardown(self) -> None: ...
+
+    @abc.abstractmethod
+    def is_connected(self) -> bool: ...
+
+    @abc.abstractmethod
+    async def deliver(
+        self, platform_id: str, thread_id: str | None, payload: OutboundPayload
+    ) -> str | None:
+        """Send; return the platform message id. Raise ``DeliveryError`` on failure."""
+
+    async def set_typing(self, platform_id: str, thread_id: str | None, on: bool) -> None:
+        return None
+
+
+def split_text(text: str, limit: int | None) -> list[str]:
+    """Split at ``limit`` on paragraph, then line, then word boundaries, then hard; never truncate."""
+    if limit is None or len(text) <= limit:
+        return [text]
+    chunks: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = -1
+        for sep in ("\n\n", "\n", " "):
+            at = window.rfind(sep)
+            if at > 0:
+                cut = at
+                break
+        if cut <= 0:
+            cut = limit
+        chunks.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        chunks.append(rest)
+    return chunks

@@ -1,0 +1,1 @@
+"""The local terminal channel: NDJSON over a Unix socket under ``data/`` (mode 0600)."""

@@ -1,0 +1,184 @@
+"""The CLI channel adapter: a Unix socket server; each connection subscribes to one named chat.
+
+Each chat name is its own messaging group (``cli``/<chat>). Replies go to every
+connection subscribed to the chat; with none connected they wait in a small backlog
+that is flushed to the next client of that chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+from collections import defaultdict, deque
+from pathlib import Path
+from typing import Any
+
+from nanoclaw.channels.base import (
+    ChannelAdapter,
+    ChannelSetup,
+    InboundEvent,
+    InboundMessage,
+    OutboundPayload,
+)
+from nanoclaw.channels.cli.protocol import MAX_FRAME_BYTES, encode, parse_client_frame
+from nanoclaw.contract.timeutil import now_iso
+from nanoclaw.errors import ValidationError
+from nanoclaw.ids import new_id
+
+log = logging.getLogger("nanoclaw.channels.cli")
+
+BACKLOG_PER_CHAT = 100
+CHANNEL_TYPE = "cli"
+
+
+class _Client:
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.chat: str | None = None
+        self.waiting: set[str] = set()  # inbound message ids this client waits to finish
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        self.writer.write(encode(frame))
+        await self.writer.drain()
+
+
+class CliAdapter(ChannelAdapter):
+    name = "cli"
+    channel_type = CHANNEL_TYPE
+    supports_threads = False
+
+    def __init__(self, *, socket_path: Path) -> None:
+        self.socket_path = socket_path
+        self._server: asyncio.base_events.Server | None = None
+        self._setup: ChannelSetup | None = None
+        self._clients: set[_Client] = set()
+        self._backlog: dict[str, deque[dict[str, Any]]] = defaultdict(
+            lambda: deque(maxlen=BACKLOG_PER_CHAT)
+        )
+        self._counter = itertools.count(1)
+
+    async def setup(self, setup: ChannelSetup) -> None:
+        self._setup = setup
+        self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.socket_path.exists() or self.socket_path.is_symlink():
+            self.socket_path.unlink()
+        old_umask = os.umask(0o177)  # the socket is created 0600: only this user may talk
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._handle, path=str(self.socket_path), limit=MAX_FRAME_BYTES + 1
+            )
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.socket_path, 0o600)
+        log.info("CLI channel listening on %s", self.socket_path)
+
+    async def teardown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for client in list(self._clients):
+                client.writer.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+            self._server = None
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+
+    def is_connected(self) -> bool:
+        return self._server is not None
+
+    async def deliver(
+        self, platform_id: str, thread_id: str | None, payload: OutboundPayload
+    ) -> str | None:
+        message_id = f"cli-{next(self._counter)}"
+        frame: dict[str, Any] = {
+            "type": "reply",
+            "chat": platform_id,
+            "id": message_id,
+            "text": payload.text,
+        }
+        if payload.files:
+            frame["files"] = [f.filename for f in payload.files]
+        if "operation" in payload.content:
+            frame["operation"] = payload.content["operation"]
+        targets = [c for c in self._clients if c.chat == platform_id]
+        if not targets:
+            self._backlog[platform_id].append(frame)
+            return message_id
+        for client in targets:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await client.send(frame)
+        return message_id
+
+    async def turn_done(self, message_ids: frozenset[str]) -> None:
+        """Tell waiting clients that the turn answering their message is complete."""
+        for client in list(self._clients):
+            finished = client.waiting & message_ids
+            if finished:
+                client.waiting -= finished
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await client.send({"type": "done", "ids": sorted(finished)})
+
+    async def _subscribe(self, client: _Client, chat: str) -> None:
+        client.chat = chat
+        backlog = self._backlog.pop(chat, None)
+        for frame in backlog or ():
+            await client.send(frame)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        client = _Client(writer)
+        self._clients.add(client)
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except (ValueError, asyncio.LimitOverrunError):
+                    await client.send({"type": "error", "error": "frame too large"})
+                    break
+                if not line:
+                    break
+                if not line.strip():
+                    continue
+                try:
+                    frame = parse_client_frame(line)
+                except ValidationError as exc:
+                    await client.send({"type": "error", "error": str(exc)})
+                    continue
+                await self._on_frame(client, frame)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._clients.discard(client)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _on_frame(self, client: _Client, frame: dict[str, Any]) -> None:
+        chat = str(frame.get("chat", "local"))
+        if client.chat != chat:
+            await self._subscribe(client, chat)
+        if frame["type"] == "hello":
+            await client.send({"type": "ready", "chat": chat})
+            return
+        assert self._setup is not None
+        client_id = str(frame.get("id") or new_id("cli"))
+        event = InboundEvent(
+            channel_type=CHANNEL_TYPE,
+            platform_id=chat,
+            thread_id=None,
+            message=InboundMessage(
+                id=client_id,
+                text=str(frame["text"]),
+                sender=str(frame["sender"]),
+                sender_name=frame.get("sender_name") or str(frame["sender"]),
+                is_mention=True,  # a terminal chat is a direct conversation with the assistant
+                is_group=False,
+                timestamp=now_iso(),
+            ),
+        )
+        outcome = await self._setup.on_inbound(event)
+        if outcome is None:
+            return
+        await client.send(outcome.to_frame(client_id))
+        client.waiting |= set(outcome.waiting_ids)

@@ -1,0 +1,1 @@
+"""The ``nanoclaw`` command line."""

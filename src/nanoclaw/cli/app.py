@@ -1,0 +1,211 @@
+"""The ``nanoclaw`` typer application: run, chat, status, init, wire (more resources register here)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from nanoclaw.admin.bootstrap import operator_handle
+from nanoclaw.errors import NanoclawError
+from nanoclaw.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="nanoclaw",
+    help="NanoClaw: a personal AI assistant whose agents run sandboxed.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_HOST_DOWN = 3
+EXIT_NO_REPLY = 4
+
+
+class _State:
+    settings: Settings | None = None
+
+
+def settings() -> Settings:
+    if _State.settings is None:
+        _State.settings = load_settings()
+    return _State.settings
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
+    err.print(f"[red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+@app.command()
+def run(
+    log_file: Annotated[Optional[Path], typer.Option(help="Write the log here instead of stderr.")] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    """Run the host in the foreground until SIGINT or SIGTERM."""
+    from nanoclaw.host import Host
+    from nanoclaw.logging_setup import configure_logging
+
+    configure_logging(level=log_level.upper(), log_file=log_file)
+    try:
+        host = Host(settings=settings())
+    except NanoclawError as exc:
+        raise fail(str(exc)) from exc
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await host.start()
+        try:
+            await stop.wait()
+        finally:
+            await host.stop()
+
+    asyncio.run(main())
+
+
+@app.command()
+def chat(
+    message: Annotated[Optional[str], typer.Option("-m", "--message", help="Send one message, print the reply, exit.")] = None,
+    chat_name: Annotated[str, typer.Option("--chat", help="Which terminal chat (each is its own conversation).")] = "local",
+    sender: Annotated[Optional[str], typer.Option("--as", help="Sender handle (default: your user name).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the reply with -m.")] = 120.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print replies as JSON lines.")] = False,
+) -> None:
+    """Chat with your agent from the terminal."""
+    from nanoclaw.channels.cli.client import HostNotRunning, NoReply, NotDelivered, interactive, send_once
+    from nanoclaw.channels.cli.protocol import validate_chat, validate_handle
+    from nanoclaw.errors import ValidationError
+
+    handle = sender or operator_handle()
+    try:
+        validate_chat(chat_name)
+        validate_handle(handle)
+    except ValidationError as exc:
+        raise fail(str(exc), EXIT_USAGE) from exc
+    socket_path = settings().cli_socket
+    try:
+        if message is None:
+            asyncio.run(interactive(socket_path, chat=chat_name, sender=handle, name=settings().assistant_name))
+            return
+        exchange = asyncio.run(
+            send_once(socket_path, chat=chat_name, sender=handle, text=message, timeout_s=timeout)
+        )
+    except HostNotRunning as exc:
+        raise fail(str(exc), EXIT_HOST_DOWN) from exc
+    except NoReply as exc:
+        raise fail(str(exc), EXIT_NO_REPLY) from exc
+    except NotDelivered as exc:
+        raise fail(f"{exc} ({exc.reason})", EXIT_FAILURE) from exc
+    except NanoclawError as exc:
+        raise fail(str(exc)) from exc
+    for reply in exchange.replies:
+        if as_json:
+            print(json.dumps(reply))
+        else:
+            print(reply.get("text", ""))
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Show agent groups, wirings, sessions and running runners."""
+    from nanoclaw.cli.status import gather, render
+
+    data = gather(settings())
+    if as_json:
+        print(json.dumps(data, indent=2))
+    else:
+        render(data, console)
+
+
+@app.command()
+def init(
+    agent_name: Annotated[Optional[str], typer.Option(help="Name of the first agent.")] = None,
+) -> None:
+    """Create the first agent and wire the local terminal chat to it (idempotent)."""
+    from nanoclaw.admin.bootstrap import initialize
+
+    try:
+        report = initialize(settings(), agent_name=agent_name)
+    except NanoclawError as exc:
+        raise fail(str(exc)) from exc
+    verb = "Created" if report.created_agent else "Using"
+    console.print(f"{verb} agent [bold]{report.agent_name}[/] (groups/{report.agent_folder}/)")
+    if report.wired_local_chat:
+        console.print("Wired the local terminal chat (cli/local) to it.")
+    if report.owner_user_id:
+        console.print(f"You ({report.owner_user_id}) are the owner of this install.")
+    if report.provider == "mock":
+        console.print(
+            "[yellow]No model credential configured: the agent uses the mock model and says so.[/] "
+            "Set ANTHROPIC_API_KEY in .env to use Claude."
+        )
+
+
+@app.command()
+def wire(
+    chat_name: Annotated[str, typer.Argument(help="The chat's platform id (for cli: its name).")],
+    agent: Annotated[str, typer.Argument(help="Agent name, folder or id.")],
+    channel: Annotated[str, typer.Option(help="Channel type of the chat.")] = "cli",
+    engage: Annotated[str, typer.Option(help="pattern, mention or mention-sticky.")] = "pattern",
+    pattern: Annotated[Optional[str], typer.Option(help="Regex for engage=pattern ('.' = always).")] = ".",
+    session_mode: Annotated[str, typer.Option(help="shared, per-thread or agent-shared.")] = "shared",
+    accumulate: Annotated[bool, typer.Option(help="Keep non-engaging messages as context.")] = False,
+    priority: Annotated[int, typer.Option(help="Higher wirings are considered first.")] = 0,
+) -> None:
+    """Wire a chat to an agent (creating the chat's record if needed)."""
+    from nanoclaw.db.central import CentralDB
+    from nanoclaw.db.repository import Repository
+    from nanoclaw.routing.engage import pattern_is_valid
+
+    if engage not in ("pattern", "mention", "mention-sticky"):
+        raise fail(f"unknown engage mode {engage!r}", EXIT_USAGE)
+    if session_mode not in ("shared", "per-thread", "agent-shared"):
+        raise fail(f"unknown session mode {session_mode!r}", EXIT_USAGE)
+    if engage == "pattern" and pattern and not pattern_is_valid(pattern):
+        err.print(f"[yellow]warning:[/] {pattern!r} is not a valid regex; it will match everything")
+    s = settings()
+    db = CentralDB(path=s.central_db_path, migrations_root=s.migrations_path)
+    try:
+        db.migrate()
+        repo = Repository(db)
+        group = repo.agent_group(agent)
+        mg = repo.ensure_messaging_group(
+            channel_type=channel,
+            platform_id=chat_name,
+            name=chat_name,
+            unknown_sender_policy="public" if channel == "cli" else "strict",
+        )
+        repo.create_wiring(
+            messaging_group_id=mg.id,
+            agent_group_id=group.id,
+            engage_mode=engage,
+            engage_pattern=pattern if engage == "pattern" else None,
+            session_mode=session_mode,
+            ignored_message_policy="accumulate" if accumulate else "drop",
+            priority=priority,
+        )
+    except NanoclawError as exc:
+        raise fail(str(exc)) from exc
+    finally:
+        db.dispose()
+    console.print(f"Wired {channel}/{chat_name} to {group.name}.")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,103 @@
+"""``nanoclaw status``: agent groups, wirings, sessions and runners, as tables or JSON."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from nanoclaw.db.central import CentralDB
+from nanoclaw.db.repository import Repository
+from nanoclaw.settings import Settings
+
+
+def host_running(settings: Settings) -> bool:
+    if not settings.cli_socket.exists():
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(settings.cli_socket))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def gather(settings: Settings) -> dict[str, Any]:
+    db = CentralDB(path=settings.central_db_path, migrations_root=settings.migrations_path)
+    try:
+        db.migrate()
+        repo = Repository(db)
+        groups = repo.agent_groups()
+        names = {g.id: g.name for g in groups}
+        mgs = {m.id: m for m in repo.messaging_groups()}
+        provider = settings.effective_provider
+        return {
+            "host_running": host_running(settings),
+            "install_id": settings.install_id,
+            "provider": provider,
+            "provider_note": (
+                "mock model: no API key configured; replies are canned"
+                if provider == "mock"
+                else "Anthropic Messages API"
+            ),
+            "runtime": settings.runtime,
+            "agent_groups": [
+                {"id": g.id, "name": g.name, "folder": g.folder} for g in groups
+            ],
+            "wirings": [
+                {
+                    "id": w.id,
+                    "chat": f"{mgs[w.messaging_group_id].channel_type}/{mgs[w.messaging_group_id].platform_id}"
+                    if w.messaging_group_id in mgs
+                    else w.messaging_group_id,
+                    "agent": names.get(w.agent_group_id, w.agent_group_id),
+                    "engage": w.engage_mode
+                    + (f" {w.engage_pattern}" if w.engage_pattern else ""),
+                    "session_mode": w.session_mode,
+                    "ignored": w.ignored_message_policy,
+                    "priority": w.priority,
+                }
+                for w in repo.wirings()
+            ],
+            "sessions": [
+                {
+                    "id": s.id,
+                    "agent": names.get(s.agent_group_id, s.agent_group_id),
+                    "chat": f"{mgs[s.messaging_group_id].channel_type}/{mgs[s.messaging_group_id].platform_id}"
+                    if s.messaging_group_id in mgs
+                    else None,
+                    "thread": s.thread_id,
+                    "mode": s.session_mode,
+                    "runner": s.runner_status,
+                    "last_exit_code": s.last_exit_code,
+                    "last_active": s.last_active.isoformat(),
+                }
+                for s in repo.sessions()
+            ],
+        }
+    finally:
+        db.dispose()
+
+
+def render(data: dict[str, Any], console: Console) -> None:
+    state = "[green]running[/]" if data["host_running"] else "[red]not running[/]"
+    console.print(f"Host: {state}   install {data['install_id']}   runtime {data['runtime']}")
+    console.print(f"Model: {data['provider']} ({data['provider_note']})")
+    for title, rows, columns in (
+        ("Agent groups", data["agent_groups"], ["name", "folder", "id"]),
+        ("Wirings", data["wirings"], ["chat", "agent", "engage", "session_mode", "ignored", "priority"]),
+        ("Sessions", data["sessions"], ["agent", "chat", "thread", "mode", "runner", "last_exit_code", "last_active", "id"]),
+    ):
+        table = Table(title=title, title_justify="left")
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        if not rows:
+            table.add_row(*(["(none)"] + [""] * (len(columns) - 1)))
+        console.print(table)

@@ -1,0 +1,1 @@
+"""What host and runner share: time format, seq parity, session layout. Stdlib only (the runner imports it)."""

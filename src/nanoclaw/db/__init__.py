@@ -1,0 +1,1 @@
+"""The central database: engine, entity models, repositories and migrations."""

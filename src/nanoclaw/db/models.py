@@ -1,0 +1,253 @@
+"""The entity model (upstream §1): users → messaging groups → wirings → agent groups → sessions.
+
+Enumerated columns carry CHECK constraints so a bad value cannot be stored by any writer,
+and the Python ``Literal`` types below name the same values for the code.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Literal, get_args
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from nanoclaw.contract.timeutil import utc_now
+from nanoclaw.db.types import UTCDateTime
+
+EngageMode = Literal["pattern", "mention", "mention-sticky"]
+SessionMode = Literal["shared", "per-thread", "agent-shared"]
+SenderScope = Literal["all", "known"]
+IgnoredMessagePolicy = Literal["drop", "accumulate"]
+UnknownSenderPolicy = Literal["strict", "request_approval", "public"]
+RoleName = Literal["owner", "admin"]
+AdminScope = Literal["disabled", "group", "global"]
+DropReason = Literal[
+    "no_agent_wired",
+    "no_agent_engaged",
+    "unknown_sender_strict",
+    "unknown_sender_request_approval",
+    "sender_scope",
+    "channel_denied",
+]
+NetworkMode = Literal["none", "open"]
+
+FOLDER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+RESERVED_FOLDERS = frozenset({"global"})
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _in(column: str, literal: object) -> str:
+    values = ", ".join(f"'{v}'" for v in get_args(literal))
+    return f"{column} IN ({values})"
+
+
+class CentralBase(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class AgentGroup(CentralBase):
+    __tablename__ = "agent_groups"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    folder: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class MessagingGroup(CentralBase):
+    __tablename__ = "messaging_groups"
+    __table_args__ = (
+        UniqueConstraint("channel_type", "platform_id"),
+        CheckConstraint(_in("unknown_sender_policy", UnknownSenderPolicy), name="policy"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channel_type: Mapped[str] = mapped_column(String(32))
+    platform_id: Mapped[str] = mapped_column(String(256))
+    name: Mapped[str | None] = mapped_column(String(256))
+    is_group: Mapped[bool] = mapped_column(Boolean, default=False)
+    unknown_sender_policy: Mapped[str] = mapped_column(String(32), default="strict")
+    denied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class Wiring(CentralBase):
+    __tablename__ = "wirings"
+    __table_args__ = (
+        UniqueConstraint("messaging_group_id", "agent_group_id"),
+        CheckConstraint(_in("engage_mode", EngageMode), name="engage_mode"),
+        CheckConstraint(_in("sender_scope", SenderScope), name="sender_scope"),
+        CheckConstraint(_in("ignored_message_policy", IgnoredMessagePolicy), name="ignored"),
+        CheckConstraint(_in("session_mode", SessionMode), name="session_mode"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    messaging_group_id: Mapped[str] = mapped_column(
+        ForeignKey("messaging_groups.id", ondelete="CASCADE"), index=True
+    )
+    agent_group_id: Mapped[str] = mapped_column(
+        ForeignKey("agent_groups.id", ondelete="CASCADE"), index=True
+    )
+    engage_mode: Mapped[str] = mapped_column(String(16), default="mention")
+    engage_pattern: Mapped[str | None] = mapped_column(String(512))
+    sender_scope: Mapped[str] = mapped_column(String(8), default="all")
+    ignored_message_policy: Mapped[str] = mapped_column(String(16), default="drop")
+    session_mode: Mapped[str] = mapped_column(String(16), default="shared")
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class User(CentralBase):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(256), primary_key=True)  # "<channel_type>:<handle>"
+    kind: Mapped[str] = mapped_column(String(32))
+    display_name: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class UserRole(CentralBase):
+    __tablename__ = "user_roles"
+    __table_args__ = (
+        CheckConstraint(_in("role", RoleName), name="role"),
+        # The owner is global (checked in code too); one grant per (user, role, scope).
+        CheckConstraint("role != 'owner' OR agent_group_id IS NULL", name="owner_global"),
+        Index(
+            "uq_user_roles_grant",
+            "user_id",
+            "role",
+            func.coalesce("agent_group_id", ""),
+            unique=True,
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    agent_group_id: Mapped[str | None] = mapped_column(
+        ForeignKey("agent_groups.id", ondelete="CASCADE")
+    )
+    granted_by: Mapped[str | None] = mapped_column(String(256))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class AgentGroupMember(CentralBase):
+    __tablename__ = "agent_group_members"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    agent_group_id: Mapped[str] = mapped_column(
+        ForeignKey("agent_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    added_by: Mapped[str | None] = mapped_column(String(256))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class SessionRow(CentralBase):
+    __tablename__ = "sessions"
+    __table_args__ = (
+        CheckConstraint(_in("session_mode", SessionMode), name="session_mode"),
+        CheckConstraint("status IN ('active', 'closed')", name="status"),
+        CheckConstraint("runner_status IN ('running', 'stopped')", name="runner_status"),
+        Index("ix_sessions_lookup", "agent_group_id", "messaging_group_id", "thread_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_group_id: Mapped[str] = mapped_column(ForeignKey("agent_groups.id", ondelete="CASCADE"))
+    messaging_group_id: Mapped[str | None] = mapped_column(
+        ForeignKey("messaging_groups.id", ondelete="SET NULL")
+    )
+    thread_id: Mapped[str | None] = mapped_column(String(256))
+    session_mode: Mapped[str] = mapped_column(String(16), default="shared")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    runner_status: Mapped[str] = mapped_column(String(16), default="stopped")
+    last_exit_code: Mapped[int | None] = mapped_column(Integer)
+    last_exit_log: Mapped[str | None] = mapped_column(Text)
+    last_active: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class AgentDestination(CentralBase):
+    """Name map and ACL: the row's existence is the permission to send there."""
+
+    __tablename__ = "agent_destinations"
+    __table_args__ = (CheckConstraint("target_type IN ('channel', 'agent')", name="target_type"),)
+
+    agent_group_id: Mapped[str] = mapped_column(
+        ForeignKey("agent_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    local_name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    target_type: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class ContainerConfig(CentralBase):
+    """Per agent group sandbox and model configuration (source of truth for runner.json)."""
+
+    __tablename__ = "container_configs"
+    __table_args__ = (
+        CheckConstraint(_in("admin_scope", AdminScope), name="admin_scope"),
+        CheckConstraint(_in("network", NetworkMode), name="network"),
+    )
+
+    agent_group_id: Mapped[str] = mapped_column(
+        ForeignKey("agent_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    provider: Mapped[str | None] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(128))
+    assistant_name: Mapped[str | None] = mapped_column(String(128))
+    max_messages_per_prompt: Mapped[int | None] = mapped_column(Integer)
+    runtime: Mapped[str | None] = mapped_column(String(16))
+    network: Mapped[str] = mapped_column(String(8), default="none")
+    admin_scope: Mapped[str] = mapped_column(String(16), default="group")
+    web_tools: Mapped[bool] = mapped_column(Boolean, default=False)
+    packages_apt: Mapped[str] = mapped_column(Text, default="[]")
+    additional_mounts: Mapped[str] = mapped_column(Text, default="[]")
+    image_tag: Mapped[str | None] = mapped_column(String(256))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
+
+
+class DroppedMessage(CentralBase):
+    """The drop audit: one row per (chat, sender, reason), its count bumped on every repeat."""
+
+    __tablename__ = "dropped_messages"
+    __table_args__ = (
+        CheckConstraint(_in("reason", DropReason), name="reason"),
+        UniqueConstraint("channel_type", "platform_id", "sender_key", "reason"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel_type: Mapped[str] = mapped_column(String(32))
+    platform_id: Mapped[str] = mapped_column(String(256))
+    sender_key: Mapped[str] = mapped_column(String(256), default="")
+    user_id: Mapped[str | None] = mapped_column(String(256))
+    sender_name: Mapped[str | None] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(String(64))
+    messaging_group_id: Mapped[str | None] = mapped_column(String(64))
+    agent_group_id: Mapped[str | None] = mapped_column(String(64))
+    last_text: Mapped[str | None] = mapped_column(String(280))
+    message_count: Mapped[int] = mapped_column(Integer, default=1)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)

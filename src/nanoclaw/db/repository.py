@@ -1,0 +1,436 @@
+"""Queries and writes on the entity model, each in its own short transaction."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from nanoclaw.contract.timeutil import utc_now
+from nanoclaw.db.central import CentralDB
+from nanoclaw.db.models import (
+    FOLDER_RE,
+    RESERVED_FOLDERS,
+    AgentDestination,
+    AgentGroup,
+    AgentGroupMember,
+    ContainerConfig,
+    DroppedMessage,
+    MessagingGroup,
+    SessionRow,
+    User,
+    UserRole,
+    Wiring,
+)
+from nanoclaw.errors import NotFoundError, ValidationError
+from nanoclaw.ids import new_id
+
+
+def validate_folder(folder: str) -> str:
+    if not FOLDER_RE.fullmatch(folder) or folder.lower() in RESERVED_FOLDERS:
+        raise ValidationError(
+            f"invalid agent folder {folder!r}: use 1–64 letters, digits, '_' or '-', "
+            "starting with a letter or digit ('global' is reserved)",
+            field="folder",
+        )
+    return folder
+
+
+def normalize_destination_name(raw: str) -> str:
+    """Lowercase; runs of anything but ``[a-z0-9]`` become ``-``; ``unnamed`` if nothing is left."""
+    name = re.sub(r"[^a-z0-9]+", "-", raw.lower()).strip("-")
+    return name or "unnamed"
+
+
+@dataclass(frozen=True)
+class Membership:
+    """A user's roles and memberships, the input of the pure access checks."""
+
+    user_id: str
+    roles: tuple[tuple[str, str | None], ...]  # (role, agent_group_id or None for global)
+    member_of: frozenset[str]
+
+
+class Repository:
+    def __init__(self, db: CentralDB) -> None:
+        self.db = db
+
+    # -- agent groups -----------------------------------------------------------------------
+    def create_agent_group(
+        self, *, name: str, folder: str, assistant_name: str | None = None
+    ) -> AgentGroup:
+        validate_folder(folder)
+        with self.db.session() as s:
+            if s.scalar(select(AgentGroup).where(AgentGroup.folder == folder)):
+                raise ValidationError(f"agent folder {folder!r} is taken", field="folder")
+            group = AgentGroup(id=new_id("ag"), name=name, folder=folder)
+            s.add(group)
+            s.flush()
+            s.add(ContainerConfig(agent_group_id=group.id, assistant_name=assistant_name or name))
+        return group
+
+    def agent_groups(self) -> list[AgentGroup]:
+        with self.db.session() as s:
+            return list(s.scalars(select(AgentGroup).order_by(AgentGroup.created_at)))
+
+    def agent_group(self, key: str) -> AgentGroup:
+        """By id, folder or (case-insensitive) name."""
+        with self.db.session() as s:
+            group = s.get(AgentGroup, key) or s.scalar(
+                select(AgentGroup).where(
+                    (AgentGroup.folder == key) | (func.lower(AgentGroup.name) == key.lower())
+                )
+            )
+        if group is None:
+            raise NotFoundError("agent group", key)
+        return group
+
+    def container_config(self, agent_group_id: str) -> ContainerConfig:
+        with self.db.session() as s:
+            config = s.get(ContainerConfig, agent_group_id)
+            if config is None:
+                config = ContainerConfig(agent_group_id=agent_group_id)
+                s.add(config)
+        return config
+
+    # -- messaging groups and wirings ---------------------------------------------------------
+    def messaging_group(self, channel_type: str, platform_id: str) -> MessagingGroup | None:
+        with self.db.session() as s:
+            return s.scalar(
+                select(MessagingGroup).where(
+                    MessagingGroup.channel_type == channel_type,
+                    MessagingGroup.platform_id == platform_id,
+                )
+            )
+
+    def messaging_group_by_id(self, mg_id: str) -> MessagingGroup | None:
+        with self.db.session() as s:
+            return s.get(MessagingGroup, mg_id)
+
+    def ensure_messaging_group(
+        self,
+        *,
+        channel_type: str,
+        platform_id: str,
+        name: str | None = None,
+        is_group: bool = False,
+        unknown_sender_policy: str = "strict",
+    ) -> MessagingGroup:
+        with self.db.session() as s:
+            found = s.scalar(
+                select(MessagingGroup).where(
+                    MessagingGroup.channel_type == channel_type,
+                    MessagingGroup.platform_id == platform_id,
+                )
+            )
+            if found is not None:
+                return found
+            group = MessagingGroup(
+                id=new_id("mg"),
+                channel_type=channel_type,
+                platform_id=platform_id,
+                name=name,
+                is_group=is_group,
+                unknown_sender_policy=unknown_sender_policy,
+            )
+            s.add(group)
+        return group
+
+    def messaging_groups(self) -> list[MessagingGroup]:
+        with self.db.session() as s:
+            return list(s.scalars(select(MessagingGroup).order_by(MessagingGroup.created_at)))
+
+    def wirings_for(self, messaging_group_id: str) -> list[Wiring]:
+        """Wirings of a chat, highest priority first (ties: oldest first)."""
+        with self.db.session() as s:
+            return list(
+                s.scalars(
+                    select(Wiring)
+                    .where(Wiring.messaging_group_id == messaging_group_id)
+                    .order_by(Wiring.priority.desc(), Wiring.created_at)
+                )
+            )
+
+    def wirings(self) -> list[Wiring]:
+        with self.db.session() as s:
+            return list(s.scalars(select(Wiring).order_by(Wiring.created_at)))
+
+    def create_wiring(
+        self,
+        *,
+        messaging_group_id: str,
+        agent_group_id: str,
+        engage_mode: str = "mention",
+        engage_pattern: str | None = None,
+        sender_scope: str = "all",
+        ignored_message_policy: str = "drop",
+        session_mode: str = "shared",
+        priority: int = 0,
+    ) -> Wiring:
+        """Wire a chat to an agent and give the agent a channel destination for it."""
+        with self.db.session() as s:
+            mg = s.get(MessagingGroup, messaging_group_id)
+            if mg is None:
+                raise NotFoundError("messaging group", messaging_group_id)
+            if s.get(AgentGroup, agent_group_id) is None:
+                raise NotFoundError("agent group", agent_group_id)
+            existing = s.scalar(
+                select(Wiring).where(
+                    Wiring.messaging_group_id == messaging_group_id,
+                    Wiring.agent_group_id == agent_group_id,
+                )
+            )
+            if existing is not None:
+                raise ValidationError("that chat is already wired to that agent", field="wiring")
+            wiring = Wiring(
+                id=new_id("wire"),
+                messaging_group_id=messaging_group_id,
+                agent_group_id=agent_group_id,
+                engage_mode=engage_mode,
+                engage_pattern=engage_pattern,
+                sender_scope=sender_scope,
+                ignored_message_policy=ignored_message_policy,
+                session_mode=session_mode,
+                priority=priority,
+            )
+            s.add(wiring)
+            self._ensure_channel_destination(s, agent_group_id, mg)
+        return wiring
+
+    def delete_wiring(self, wiring_id: str) -> None:
+        with self.db.session() as s:
+            wiring = s.get(Wiring, wiring_id)
+            if wiring is None:
+                raise NotFoundError("wiring", wiring_id)
+            s.delete(wiring)
+
+    def _ensure_channel_destination(
+        self, s: Session, agent_group_id: str, mg: MessagingGroup
+    ) -> AgentDestination:
+        existing = s.scalar(
+            select(AgentDestination).where(
+                AgentDestination.agent_group_id == agent_group_id,
+                AgentDestination.target_type == "channel",
+                AgentDestination.target_id == mg.id,
+            )
+        )
+        if existing is not None:
+            return existing
+        base = normalize_destination_name(mg.name or f"{mg.channel_type}-{mg.id[-8:]}")
+        taken = set(
+            s.scalars(
+                select(AgentDestination.local_name).where(
+                    AgentDestination.agent_group_id == agent_group_id
+                )
+            )
+        )
+        name, n = base, 2
+        while name in taken:
+            name, n = f"{base}-{n}", n + 1
+        dest = AgentDestination(
+            agent_group_id=agent_group_id, local_name=name, target_type="channel", target_id=mg.id
+        )
+        s.add(dest)
+        return dest
+
+    def destinations(self, agent_group_id: str) -> list[AgentDestination]:
+        with self.db.session() as s:
+            return list(
+                s.scalars(
+                    select(AgentDestination)
+                    .where(AgentDestination.agent_group_id == agent_group_id)
+                    .order_by(AgentDestination.local_name)
+                )
+            )
+
+    def add_agent_destination(self, *, agent_group_id: str, name: str, target_id: str) -> None:
+        with self.db.session() as s:
+            s.merge(
+                AgentDestination(
+                    agent_group_id=agent_group_id,
+                    local_name=normalize_destination_name(name),
+                    target_type="agent",
+                    target_id=target_id,
+                )
+            )
+
+    # -- users and roles -----------------------------------------------------------------------
+    def upsert_user(self, user_id: str, *, kind: str, display_name: str | None) -> None:
+        with self.db.session() as s:
+            user = s.get(User, user_id)
+            if user is None:
+                s.add(User(id=user_id, kind=kind, display_name=display_name))
+            elif display_name and user.display_name != display_name:
+                user.display_name = display_name
+
+    def membership(self, user_id: str | None) -> Membership | None:
+        if user_id is None:
+            return None
+        with self.db.session() as s:
+            if s.get(User, user_id) is None:
+                return None
+            roles = s.execute(
+                select(UserRole.role, UserRole.agent_group_id).where(UserRole.user_id == user_id)
+            ).all()
+            member_of = s.scalars(
+                select(AgentGroupMember.agent_group_id).where(AgentGroupMember.user_id == user_id)
+            ).all()
+        return Membership(
+            user_id=user_id,
+            roles=tuple((r, ag) for r, ag in roles),
+            member_of=frozenset(member_of),
+        )
+
+    def grant_role(
+        self, user_id: str, role: str, *, agent_group_id: str | None = None, granted_by: str | None
+    ) -> None:
+        if role == "owner" and agent_group_id is not None:
+            raise ValidationError("the owner role is global; it takes no agent group", field="role")
+        with self.db.session() as s:
+            exists = s.scalar(
+                select(UserRole).where(
+                    UserRole.user_id == user_id,
+                    UserRole.role == role,
+                    func.coalesce(UserRole.agent_group_id, "") == (agent_group_id or ""),
+                )
+            )
+            if exists is None:
+                s.add(
+                    UserRole(
+                        user_id=user_id, role=role, agent_group_id=agent_group_id, granted_by=granted_by
+                    )
+                )
+
+    def add_member(self, user_id: str, agent_group_id: str, *, added_by: str | None) -> None:
+        with self.db.session() as s:
+            if s.get(AgentGroupMember, (user_id, agent_group_id)) is None:
+                s.add(
+                    AgentGroupMember(user_id=user_id, agent_group_id=agent_group_id, added_by=added_by)
+                )
+
+    def has_owner(self) -> bool:
+        with self.db.session() as s:
+            return s.scalar(select(UserRole.id).where(UserRole.role == "owner").limit(1)) is not None
+
+    # -- sessions -------------------------------------------------------------------------------
+    def find_session(
+        self, *, agent_group_id: str, messaging_group_id: str | None, thread_id: str | None, mode: str
+    ) -> SessionRow | None:
+        with self.db.session() as s:
+            query = select(SessionRow).where(
+                SessionRow.agent_group_id == agent_group_id, SessionRow.status == "active"
+            )
+            if mode != "agent-shared":
+                query = query.where(SessionRow.messaging_group_id == messaging_group_id)
+                if mode == "per-thread":
+                    query = query.where(SessionRow.thread_id == thread_id)
+                else:
+                    query = query.where(SessionRow.thread_id.is_(None))
+            return s.scalar(query.order_by(SessionRow.last_active.desc()).limit(1))
+
+    def create_session(
+        self,
+        *,
+        agent_group_id: str,
+        messaging_group_id: str | None,
+        thread_id: str | None,
+        mode: str,
+    ) -> SessionRow:
+        with self.db.session() as s:
+            row = SessionRow(
+                id=new_id("sess"),
+                agent_group_id=agent_group_id,
+                messaging_group_id=messaging_group_id,
+                thread_id=thread_id if mode == "per-thread" else None,
+                session_mode=mode,
+            )
+            s.add(row)
+        return row
+
+    def session(self, session_id: str) -> SessionRow:
+        with self.db.session() as s:
+            row = s.get(SessionRow, session_id)
+        if row is None:
+            raise NotFoundError("session", session_id)
+        return row
+
+    def sessions(self, *, active_only: bool = True) -> list[SessionRow]:
+        with self.db.session() as s:
+            query = select(SessionRow).order_by(SessionRow.created_at)
+            if active_only:
+                query = query.where(SessionRow.status == "active")
+            return list(s.scalars(query))
+
+    def touch_session(self, session_id: str, *, at: datetime | None = None) -> None:
+        with self.db.session() as s:
+            row = s.get(SessionRow, session_id)
+            if row is not None:
+                row.last_active = at or utc_now()
+
+    def set_runner_status(
+        self,
+        session_id: str,
+        status: str,
+        *,
+        exit_code: int | None = None,
+        exit_log: str | None = None,
+    ) -> None:
+        with self.db.session() as s:
+            row = s.get(SessionRow, session_id)
+            if row is None:
+                return
+            row.runner_status = status
+            if status == "stopped":
+                row.last_exit_code = exit_code
+                row.last_exit_log = exit_log
+
+    # -- drop audit --------------------------------------------------------------------------------
+    def record_drop(
+        self,
+        *,
+        channel_type: str,
+        platform_id: str,
+        reason: str,
+        user_id: str | None = None,
+        sender_name: str | None = None,
+        messaging_group_id: str | None = None,
+        agent_group_id: str | None = None,
+        text: str | None = None,
+    ) -> None:
+        key = user_id or ""
+        preview = (text or "")[:280] or None
+        with self.db.session() as s:
+            row = s.scalar(
+                select(DroppedMessage).where(
+                    DroppedMessage.channel_type == channel_type,
+                    DroppedMessage.platform_id == platform_id,
+                    DroppedMessage.sender_key == key,
+                    DroppedMessage.reason == reason,
+                )
+            )
+            if row is None:
+                s.add(
+                    DroppedMessage(
+                        channel_type=channel_type,
+                        platform_id=platform_id,
+                        sender_key=key,
+                        user_id=user_id,
+                        sender_name=sender_name,
+                        reason=reason,
+                        messaging_group_id=messaging_group_id,
+                        agent_group_id=agent_group_id,
+                        last_text=preview,
+                    )
+                )
+            else:
+                row.message_count += 1
+                row.last_seen = utc_now()
+                row.last_text = preview
+                row.agent_group_id = agent_group_id or row.agent_group_id
+
+    def dropped(self) -> list[DroppedMessage]:
+        with self.db.session() as s:
+            return list(s.scalars(select(DroppedMessage).order_by(DroppedMessage.last_seen.desc())))

@@ -1,0 +1,80 @@
+"""SQLite engines with explicit transactions (Python 3.11's sqlite3 is in legacy transaction mode).
+
+Invariant 2: session DBs use ``journal_mode=DELETE`` and NullPool (open, write, close per
+operation) with ``BEGIN IMMEDIATE``; read-only engines use ``mode=ro`` and ``mmap_size=0``.
+The central DB, never mounted into a sandbox, uses WAL.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.pool import NullPool
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def make_engine(path: Path, *, readonly: bool = False, wal: bool = False) -> Engine:
+    """An engine whose every transaction starts with ``BEGIN`` (read-only) or ``BEGIN IMMEDIATE``."""
+    if readonly:
+        url = f"sqlite:///file:{path}?mode=ro&uri=true"
+    else:
+        url = f"sqlite:///{path}"
+    engine = create_engine(
+        url,
+        poolclass=None if wal else NullPool,
+        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_conn.cursor()
+        if not readonly:
+            cursor.execute(f"PRAGMA journal_mode={'WAL' if wal else 'DELETE'}")
+            if wal:
+                cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA mmap_size=0")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+class EngineCache:
+    """Reusable NullPool engines keyed by (path, readonly).
+
+    A NullPool engine opens a new SQLite connection for every use and closes it after, so
+    reusing the engine object keeps the open-write-close rule while saving the cost of
+    building an engine per operation. Least recently used engines are disposed past ``size``.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._engines: dict[tuple[Path, bool], Engine] = {}
+        self._lock = threading.Lock()
+
+    def get(self, path: Path, *, readonly: bool = False) -> Engine:
+        key = (path, readonly)
+        with self._lock:
+            engine = self._engines.pop(key, None)
+            if engine is None:
+                engine = make_engine(path, readonly=readonly)
+            self._engines[key] = engine
+            while len(self._engines) > self.size:
+                self._engines.pop(next(iter(self._engines))).dispose()
+            return engine
+
+    def forget(self, path: Path) -> None:
+        with self._lock:
+            for key in [k for k in self._engines if k[0] == path]:
+                self._engines.pop(key).dispose()

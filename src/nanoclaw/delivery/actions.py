@@ -1,0 +1,52 @@
+"""System actions: ``kind=system`` rows a runner writes, carried out by the host.
+
+Each handler gets the session and the row and returns a short result text; raising
+``NanoclawError`` reports a failure. The result comes back to the agent as an inbound
+``system`` row. Permission checks for actions belong to ``authorize`` (one place).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from nanoclaw.db.models import SessionRow
+from nanoclaw.sessions.outbound_reader import OutboundRow
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    status: str  # "ok" | "error" | "pending"
+    text: str
+    reply_to_agent: bool = True
+
+
+ActionHandler = Callable[[SessionRow, OutboundRow], Awaitable[ActionResult]]
+Authorizer = Callable[[SessionRow, OutboundRow], Awaitable[str | None]]
+
+
+class SystemActions:
+    def __init__(self) -> None:
+        self._handlers: dict[str, ActionHandler] = {}
+        self._authorize: Authorizer | None = None
+
+    def register(self, action: str, handler: ActionHandler) -> None:
+        self._handlers[action] = handler
+
+    def set_authorizer(self, authorizer: Authorizer) -> None:
+        """Install the single permission check run before every action (None = allowed)."""
+        self._authorize = authorizer
+
+    def names(self) -> list[str]:
+        return sorted(self._handlers)
+
+    async def run(self, session: SessionRow, row: OutboundRow) -> ActionResult:
+        action = str(row.content.get("action") or "")
+        handler = self._handlers.get(action)
+        if handler is None:
+            return ActionResult("error", f"unknown action {action!r}")
+        if self._authorize is not None:
+            refusal = await self._authorize(session, row)
+            if refusal is not None:
+                return ActionResult("error", refusal)
+        return await handler(session, row)

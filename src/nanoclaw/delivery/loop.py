@@ -1,0 +1,371 @@
+"""The delivery loop: ``messages_out`` → ACL → action or adapter → ``delivered``.
+
+Wake on change: the change counter of each watched ``outbound.db`` is read every
+``watch_interval_s``; every ``full_poll_interval_s`` all watched sessions are drained as
+the safety net. A per-session lock means overlapping passes never send a row twice; a row
+is recorded in ``delivered`` right after the adapter accepts it, so a host crash between
+the two re-sends it at most once. Attempts are persisted; after the last one the row
+ends ``failed`` and the agent is told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from nanoclaw.channels.base import OutboundFile, OutboundPayload
+from nanoclaw.channels.registry import ChannelRegistry
+from nanoclaw.contract.dbwatch import change_signature
+from nanoclaw.contract.layout import SessionLayout
+from nanoclaw.contract.timeutil import now_iso, to_iso, utc_now
+from nanoclaw.db.models import SessionRow
+from nanoclaw.db.repository import Repository
+from nanoclaw.delivery.actions import SystemActions
+from nanoclaw.errors import DeliveryError, NanoclawError, UnauthorizedDestinationError
+from nanoclaw.ids import new_id
+from nanoclaw.sessions.outbound_reader import DeliveryState, OutboundRow, SessionReader
+from nanoclaw.sessions.paths import confined, regular_file_inside
+from nanoclaw.sessions.service import SessionService
+from nanoclaw.sessions.store import InboundMessage
+from nanoclaw.settings import Settings
+
+log = logging.getLogger("nanoclaw.delivery")
+
+NOTICE_PREFIX = "notice-"
+
+TurnDoneListener = Callable[[str, frozenset[str]], Awaitable[None]]
+
+
+class DeliveryLoop:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        repo: Repository,
+        sessions: SessionService,
+        reader: SessionReader,
+        channels: ChannelRegistry,
+        actions: SystemActions,
+        wake: Callable[[str], object],
+        running_sessions: Callable[[], set[str]],
+        note_activity: Callable[[str], None] = lambda _sid: None,
+    ) -> None:
+        self.settings = settings
+        self.repo = repo
+        self.sessions = sessions
+        self.reader = reader
+        self.channels = channels
+        self.actions = actions
+        self.wake = wake
+        self.running_sessions = running_sessions
+        self.note_activity = note_activity
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._floor: dict[str, int] = {}  # every row at or below is terminal
+        self._signatures: dict[str, tuple[int, int] | None] = {}
+        self._extra: set[str] = set()  # sessions to keep draining (exited runner, retries)
+        self._layouts: dict[str, tuple[SessionRow, SessionLayout]] = {}
+        self._done_reported: dict[str, set[str]] = {}
+        self._turn_done_listeners: list[TurnDoneListener] = []
+
+    def on_turn_done(self, listener: TurnDoneListener) -> None:
+        """Called with inbound ids whose turn is acked and whose replies are all delivered."""
+        self._turn_done_listeners.append(listener)
+
+    # -- loop -------------------------------------------------------------------------------------
+    def watch(self, session_id: str) -> None:
+        """Keep draining a session even with no runner (a final drain, pending retries)."""
+        self._extra.add(session_id)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_full = loop.time()
+        while True:
+            watched = self.running_sessions() | self._extra
+            full = loop.time() >= next_full
+            if full:
+                next_full = loop.time() + self.settings.full_poll_interval_s
+            for session_id in watched:
+                try:
+                    layout = (await self._session(session_id))[1]
+                except NanoclawError:
+                    self._extra.discard(session_id)
+                    continue
+                signature = change_signature(layout.outbound_db)
+                if full or signature != self._signatures.get(session_id):
+                    self._signatures[session_id] = signature
+                    await self.drain(session_id)
+            await asyncio.sleep(self.settings.watch_interval_s)
+
+    async def _session(self, session_id: str) -> tuple[SessionRow, SessionLayout]:
+        cached = self._layouts.get(session_id)
+        if cached is None:
+            session = await asyncio.to_thread(self.repo.session, session_id)
+            cached = (session, self.sessions.layout(session))
+            self._layouts[session_id] = cached
+        return cached
+
+    async def drain(self, session_id: str) -> int:
+        """Deliver every due, undelivered row of one session; returns how many were handled."""
+        lock = self._locks.setdefault(session_id, asyncio.Lock())
+        async with lock:
+            try:
+                return await self._drain(session_id)
+            except Exception:
+                # One damaged session never stalls the others; it is reported and retried.
+                log.exception("drain of %s failed", session_id)
+                return 0
+
+    async def _drain(self, session_id: str) -> int:
+        session, layout = await self._session(session_id)
+        acks = await asyncio.to_thread(self.reader.acks, layout)
+        if acks:
+            await asyncio.to_thread(self.sessions.store.sync_acks, layout, acks)
+        floor = self._floor.get(session_id, 0)
+        rows = await asyncio.to_thread(
+            self.reader.outbound_rows, layout, due_before=now_iso(), after_seq=floor
+        )
+        if not rows:
+            if session_id not in self.running_sessions():
+                self._extra.discard(session_id)
+            await self._report_done(session_id, acks)
+            return 0
+        states = await asyncio.to_thread(self.reader.deliveries, layout, [r.id for r in rows])
+        handled = 0
+        now = now_iso()
+        all_terminal = True
+        for row in rows:
+            state = states.get(row.id)
+            if state is not None and state.status in ("delivered", "failed"):
+                if all_terminal:
+                    floor = row.seq
+                continue
+            if state is not None and state.next_attempt_at and state.next_attempt_at > now:
+                all_terminal = False
+                continue
+            terminal = await self._deliver_one(session, layout, row, state)
+            handled += 1
+            if terminal and all_terminal:
+                floor = row.seq
+            else:
+                all_terminal = False
+        self._floor[session_id] = floor
+        if all_terminal and session_id not in self.running_sessions():
+            self._extra.discard(session_id)
+        elif not all_terminal:
+            self._extra.add(session_id)
+        if handled:
+            self.note_activity(session_id)
+        if all_terminal:
+            await self._report_done(session_id, acks)
+        return handled
+
+    async def _report_done(self, session_id: str, acks: dict[str, str]) -> None:
+        if not self._turn_done_listeners:
+            return
+        finished = {mid for mid, status in acks.items() if status in ("completed", "failed")}
+        reported = self._done_reported.setdefault(session_id, set())
+        new = frozenset(finished - reported)
+        if not new:
+            return
+        reported |= new
+        for listener in self._turn_done_listeners:
+            try:
+                await listener(session_id, new)
+            except Exception:
+                log.exception("turn-done listener failed")
+
+    # -- one row ----------------------------------------------------------------------------------
+    async def _deliver_one(
+        self, session: SessionRow, layout: SessionLayout, row: OutboundRow, state: DeliveryState | None
+    ) -> bool:
+        """Try one row; return whether it reached a terminal state."""
+        store = self.sessions.store
+        attempts = (state.attempts if state else 0) + 1
+        try:
+            if row.kind == "system":
+                await self._run_action(session, layout, row)
+                platform_id = None
+            elif row.channel_type == "agent":
+                platform_id = await self._deliver_to_agent(session, row)
+            else:
+                platform_id = await self._deliver_to_channel(session, layout, row)
+        except Exception as exc:
+            retryable = isinstance(exc, DeliveryError) and exc.retryable
+            if not isinstance(exc, NanoclawError):
+                retryable = True
+                log.exception("delivery of %s raised", row.id)
+            if retryable and attempts < self.settings.delivery_max_attempts:
+                backoff = timedelta(seconds=2 ** (attempts - 1))
+                await asyncio.to_thread(
+                    store.record_delivery,
+                    layout,
+                    row.id,
+                    status="retrying",
+                    attempts=attempts,
+                    error=str(exc),
+                    next_attempt_at=to_iso(utc_now() + backoff),
+                )
+                log.warning("delivery of %s failed (attempt %d): %s", row.id, attempts, exc)
+                return False
+            await asyncio.to_thread(
+                store.record_delivery, layout, row.id, status="failed", attempts=attempts, error=str(exc)
+            )
+            log.error("delivery of %s failed for good after %d attempt(s): %s", row.id, attempts, exc)
+            await self._tell_agent_of_failure(session, layout, row, str(exc))
+            return True
+        await asyncio.to_thread(
+            store.record_delivery,
+            layout,
+            row.id,
+            status="delivered",
+            attempts=attempts,
+            platform_message_id=platform_id,
+        )
+        self._clean_outbox(layout, row)
+        return True
+
+    async def _deliver_to_channel(
+        self, session: SessionRow, layout: SessionLayout, row: OutboundRow
+    ) -> str | None:
+        if not row.channel_type or not row.platform_id:
+            raise UnauthorizedDestinationError(f"message {row.id} has no destination")
+        mg = await asyncio.to_thread(self.repo.messaging_group, row.channel_type, row.platform_id)
+        if mg is None:
+            raise UnauthorizedDestinationError(
+                f"unknown chat {row.channel_type}/{row.platform_id}"
+            )
+        if mg.id != session.messaging_group_id:
+            allowed = {
+                d.target_id
+                for d in await asyncio.to_thread(self.repo.destinations, session.agent_group_id)
+                if d.target_type == "channel"
+            }
+            if mg.id not in allowed:
+                raise UnauthorizedDestinationError(
+                    f"agent may not send to {row.channel_type}/{row.platform_id}"
+                )
+        adapter = self.channels.get(row.channel_type)
+        if adapter is None:
+            raise DeliveryError(f"no {row.channel_type} adapter is running")
+        files = await asyncio.to_thread(self._load_files, layout, row)
+        payload = OutboundPayload(kind=row.kind, content=row.content, files=files)
+        return await adapter.deliver(row.platform_id, row.thread_id, payload)
+
+    async def _deliver_to_agent(self, session: SessionRow, row: OutboundRow) -> str | None:
+        target = row.platform_id
+        if not target:
+            raise UnauthorizedDestinationError(f"message {row.id} names no agent")
+        if target != session.agent_group_id:
+            allowed = {
+                d.target_id
+                for d in await asyncio.to_thread(self.repo.destinations, session.agent_group_id)
+                if d.target_type == "agent"
+            }
+            if target not in allowed:
+                raise UnauthorizedDestinationError(f"agent may not message agent {target}")
+        target_session, target_layout = await asyncio.to_thread(
+            self.sessions.resolve,
+            agent_group_id=target,
+            messaging_group_id=None,
+            thread_id=None,
+            mode="agent-shared",
+        )
+        message_id = f"a2a-{row.id}"
+        await asyncio.to_thread(
+            self.sessions.store.insert_messages,
+            target_layout,
+            [
+                InboundMessage(
+                    id=message_id,
+                    kind="chat",
+                    content={"text": row.content.get("text", ""), "sender": session.agent_group_id},
+                    channel_type="agent",
+                    platform_id=session.agent_group_id,
+                    source_session_id=session.id,
+                )
+            ],
+        )
+        self.wake(target_session.id)
+        return message_id
+
+    async def _run_action(self, session: SessionRow, layout: SessionLayout, row: OutboundRow) -> None:
+        result = await self.actions.run(session, row)
+        if not result.reply_to_agent:
+            return
+        await self.write_to_agent(
+            session,
+            layout,
+            {
+                "type": "action_result",
+                "action": row.content.get("action"),
+                "request_id": row.id,
+                "status": result.status,
+                "text": result.text,
+            },
+            kind="system",
+            trigger=1,
+            id_hint=f"result-{row.id}",
+        )
+
+    async def write_to_agent(
+        self,
+        session: SessionRow,
+        layout: SessionLayout,
+        content: dict[str, object],
+        *,
+        kind: str = "chat",
+        trigger: int = 1,
+        id_hint: str | None = None,
+    ) -> None:
+        """Write a host notice or result into the agent's own inbound queue, and wake it."""
+        await asyncio.to_thread(
+            self.sessions.store.insert_messages,
+            layout,
+            [
+                InboundMessage(
+                    id=id_hint or new_id(NOTICE_PREFIX.rstrip("-")),
+                    kind=kind,
+                    content={"sender": "system", **content},
+                    channel_type="agent",
+                    platform_id=session.agent_group_id,
+                    trigger=trigger,
+                )
+            ],
+        )
+        if trigger:
+            self.wake(session.id)
+
+    async def _tell_agent_of_failure(
+        self, session: SessionRow, layout: SessionLayout, row: OutboundRow, error: str
+    ) -> None:
+        # A failed reply to a failure notice is not noticed again: that would loop forever.
+        if (row.in_reply_to or "").startswith(NOTICE_PREFIX):
+            return
+        preview = str(row.content.get("text", ""))[:200]
+        await self.write_to_agent(
+            session,
+            layout,
+            {"text": f"Delivery failed for your message ({error}): {preview}"},
+            id_hint=f"{NOTICE_PREFIX}failed-{row.id}",
+        )
+
+    def _load_files(self, layout: SessionLayout, row: OutboundRow) -> tuple[OutboundFile, ...]:
+        names = row.content.get("files") or []
+        if not names:
+            return ()
+        folder = confined(layout.outbox, row.id)
+        files = []
+        for name in names:
+            path = regular_file_inside(layout.outbox, confined(folder, str(name)))
+            files.append(OutboundFile(filename=str(name), data=path.read_bytes()))
+        return tuple(files)
+
+    def _clean_outbox(self, layout: SessionLayout, row: OutboundRow) -> None:
+        if not row.content.get("files"):
+            return
+        with contextlib.suppress(Exception):  # cleanup failure must never cause a resend
+            shutil.rmtree(confined(layout.outbox, row.id))

@@ -1,0 +1,130 @@
+"""The one rooted exception tree of NanoClaw.
+
+    NanoclawError
+    ├── ConfigError                 bad settings or a missing prerequisite
+    ├── ValidationError(field)      bad input from a user, an adapter or an agent
+    │   └── UnsafePathError(path)   a path that would leave its confinement
+    ├── NotFoundError(kind, key)    an entity that does not exist
+    ├── StorageError(path)          a central or session DB that cannot be used
+    │   └── SchemaVersionError(expected, found)
+    ├── RuntimeUnavailableError(runtime)   the sandbox runtime cannot start runners
+    │   └── ImageMissingError(image)
+    ├── RunnerError(session_id, exit_code)
+    ├── DeliveryError(retryable)    a message that could not be handed to a channel
+    │   └── UnauthorizedDestinationError
+    ├── ChannelError(channel)       an adapter that cannot connect or send
+    └── PermissionDeniedError(user_id, action)
+"""
+
+from __future__ import annotations
+
+
+class NanoclawError(Exception):
+    """Root of every error NanoClaw raises on purpose."""
+
+
+class ConfigError(NanoclawError):
+    """Settings are invalid or a prerequisite is missing."""
+
+
+class ValidationError(NanoclawError):
+    """Input was rejected; ``field`` names what was wrong."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class UnsafePathError(ValidationError):
+    """A path would escape its confinement (traversal, symlink, separator, NUL)."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message, field="path")
+        self.path = path
+
+
+class NotFoundError(NanoclawError):
+    """An entity does not exist."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(f"{kind} not found: {key}")
+        self.kind = kind
+        self.key = key
+
+
+class StorageError(NanoclawError):
+    """A database cannot be opened, read or written."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class SchemaVersionError(StorageError):
+    """A database's schema revision is not the one this code expects."""
+
+    def __init__(self, *, path: str, expected: str, found: str | None) -> None:
+        super().__init__(
+            f"{path}: schema revision {found!r}, expected {expected!r}", path=path
+        )
+        self.expected = expected
+        self.found = found
+
+
+class RuntimeUnavailableError(NanoclawError):
+    """The sandbox runtime cannot start runners right now."""
+
+    def __init__(self, message: str, *, runtime: str) -> None:
+        super().__init__(message)
+        self.runtime = runtime
+
+
+class ImageMissingError(RuntimeUnavailableError):
+    """The agent image is not built; never pulled silently."""
+
+    def __init__(self, *, image: str, runtime: str = "docker") -> None:
+        super().__init__(
+            f"agent image {image!r} is not built; run `nanoclaw image build`", runtime=runtime
+        )
+        self.image = image
+
+
+class RunnerError(NanoclawError):
+    """A runner failed to start or exited badly."""
+
+    def __init__(self, message: str, *, session_id: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+        self.exit_code = exit_code
+
+
+class DeliveryError(NanoclawError):
+    """A message could not be handed to its channel."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class UnauthorizedDestinationError(DeliveryError):
+    """The agent group may not send to that destination."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+class ChannelError(NanoclawError):
+    """A channel adapter cannot connect or send."""
+
+    def __init__(self, message: str, *, channel: str) -> None:
+        super().__init__(message)
+        self.channel = channel
+
+
+class PermissionDeniedError(NanoclawError):
+    """The user's role does not allow the action."""
+
+    def __init__(self, message: str, *, user_id: str | None, action: str) -> None:
+        super().__init__(message)
+        self.user_id = user_id
+        self.action = action

@@ -1,0 +1,1 @@
+"""Roles, access checks and the seams where approval flows plug in."""

@@ -1,0 +1,1 @@
+"""Sandbox runtimes that run one agent runner per session, and the supervisor that wakes them."""

@@ -1,0 +1,286 @@
+"""The supervisor: wakes sessions, at most one runner each, under a global cap, with idle stops.
+
+Invariant 4: ``wake`` never raises, joins a start already under way, and leaves the
+messages pending when it cannot start (cap reached, runtime down, no credentials).
+Over the cap, sessions queue and start in arrival order as slots free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from nanoclaw.contract.runner_config import RunnerConfig
+from nanoclaw.contract.timeutil import now_iso
+from nanoclaw.db.repository import Repository
+from nanoclaw.runtime.base import RunnerExit, RunnerHandle, RunnerRuntime, RunSpec
+from nanoclaw.sessions.outbound_reader import SessionReader
+from nanoclaw.sessions.service import SessionService
+from nanoclaw.settings import Settings
+
+log = logging.getLogger("nanoclaw.supervisor")
+
+IDLE_CHECK_INTERVAL_S = 5.0
+
+ExitListener = Callable[[str, RunnerExit], Awaitable[None]]
+SpecHook = Callable[[RunSpec, RunnerConfig], Awaitable[tuple[RunSpec, RunnerConfig]]]
+
+
+@dataclass
+class _Running:
+    handle: RunnerHandle
+    last_activity: float
+    monitor: asyncio.Task[None] | None = None
+
+
+class Supervisor:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        runtime: RunnerRuntime,
+        repo: Repository,
+        sessions: SessionService,
+        reader: SessionReader,
+        clock: Callable[[], float] = time.monotonic,
+        spec_hook: SpecHook | None = None,
+    ) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.repo = repo
+        self.sessions = sessions
+        self.reader = reader
+        self.clock = clock
+        self.spec_hook = spec_hook
+        self.cap = settings.max_concurrent_runners
+        self._running: dict[str, _Running] = {}
+        self._starting: dict[str, asyncio.Task[bool]] = {}
+        self._queue: OrderedDict[str, None] = OrderedDict()
+        self._exit_listeners: list[ExitListener] = []
+        self._idle_task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # -- public -------------------------------------------------------------------------------
+    def on_exit(self, listener: ExitListener) -> None:
+        self._exit_listeners.append(listener)
+
+    def running_sessions(self) -> set[str]:
+        return set(self._running)
+
+    def queued_sessions(self) -> list[str]:
+        return list(self._queue)
+
+    def note_activity(self, session_id: str) -> None:
+        running = self._running.get(session_id)
+        if running is not None:
+            running.last_activity = self.clock()
+
+    async def wake(self, session_id: str) -> bool:
+        """Make sure a runner is (or is becoming) alive for the session. Never raises."""
+        try:
+            return await self._wake(session_id)
+        except Exception:
+            log.exception("wake of %s failed; its messages stay pending", session_id)
+            return False
+
+    async def start(self) -> None:
+        await self.reap_orphans()
+        self._idle_task = asyncio.create_task(self._idle_loop(), name="supervisor-idle")
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._idle_task
+        for task in list(self._starting.values()):
+            with contextlib.suppress(Exception):
+                await task
+        await asyncio.gather(
+            *(self.stop(sid) for sid in list(self._running)), return_exceptions=True
+        )
+
+    async def stop(self, session_id: str) -> None:
+        running = self._running.get(session_id)
+        if running is None:
+            return
+        await running.handle.stop(grace_s=self.settings.runner_stop_grace_s)
+        if running.monitor is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await running.monitor
+
+    async def reap_orphans(self) -> int:
+        """Remove runners of this install that no live session of ours owns (never another install's)."""
+        try:
+            found = await self.runtime.list_runners(install_id=self.settings.install_id)
+        except Exception:
+            log.exception("cannot list runners for orphan reaping")
+            return 0
+        removed = 0
+        owned = {r.handle.runner_id for r in self._running.values()}
+        for info in found:
+            if info.install_id != self.settings.install_id or info.runner_id in owned:
+                continue
+            await self.runtime.remove(info.runner_id)
+            removed += 1
+        if removed:
+            log.info("removed %d orphan runner(s)", removed)
+        return removed
+
+    # -- waking -------------------------------------------------------------------------------
+    async def _wake(self, session_id: str) -> bool:
+        running = self._running.get(session_id)
+        if running is not None and running.handle.is_running():
+            running.last_activity = self.clock()
+            return True
+        in_flight = self._starting.get(session_id)
+        if in_flight is not None:
+            return await asyncio.shield(in_flight)
+        if self._closing:
+            return False
+        if len(self._running) + len(self._starting) >= self.cap:
+            if session_id not in self._queue:
+                self._queue[session_id] = None
+                log.info("runner cap %d reached; %s waits (position %d)",
+                         self.cap, session_id, len(self._queue))
+            return False
+        self._queue.pop(session_id, None)
+        task = asyncio.create_task(self._start(session_id), name=f"start-{session_id}")
+        self._starting[session_id] = task
+        try:
+            return await asyncio.shield(task)
+        finally:
+            self._starting.pop(session_id, None)
+
+    async def _start(self, session_id: str) -> bool:
+        try:
+            await self.runtime.check()
+            session = await asyncio.to_thread(self.repo.session, session_id)
+            spec, config = await asyncio.to_thread(self._prepare, session_id)
+            if self.spec_hook is not None:
+                spec, config = await self.spec_hook(spec, config)
+            layout = self.sessions.layout(session)
+            await asyncio.to_thread(config.write, layout.runner_config)
+            handle = await self.runtime.start(spec)
+        except Exception as exc:
+            log.warning("cannot start runner for %s: %s", session_id, exc)
+            self._promote_later()
+            return False
+        entry = _Running(handle=handle, last_activity=self.clock())
+        self._running[session_id] = entry
+        entry.monitor = asyncio.create_task(self._monitor(session_id, entry), name=f"mon-{session_id}")
+        await asyncio.to_thread(self.repo.set_runner_status, session_id, "running")
+        log.info("runner %s started for %s", handle.runner_id, session_id)
+        return True
+
+    def _prepare(self, session_id: str) -> tuple[RunSpec, RunnerConfig]:
+        """Blocking preparation: migrate, clear orphan claims, project, build spec and config."""
+        session = self.repo.session(session_id)
+        group = self.repo.agent_group(session.agent_group_id)
+        cfg = self.repo.container_config(group.id)
+        layout = self.sessions.store.ensure(group.folder, session.id)
+        store = self.sessions.store
+        store.prepare_outbound(layout)
+        # No runner is alive for this session: releasing its claims (and rolling back a hot
+        # journal by opening read-write) is the host's one permitted write to outbound.db.
+        store.clear_orphan_claims(layout)
+        self.sessions.project(session, layout)
+        layout.heartbeat.unlink(missing_ok=True)
+        group_dir = self.settings.groups_path / group.folder
+        group_dir.mkdir(parents=True, exist_ok=True)
+        global_dir = self.settings.groups_path / "global"
+        global_dir.mkdir(parents=True, exist_ok=True)
+        inbound_head, outbound_head = store.heads()
+        provider = cfg.provider or self.settings.effective_provider
+        config = RunnerConfig(
+            session_id=session.id,
+            agent_group_id=group.id,
+            assistant_name=cfg.assistant_name or group.name,
+            provider=provider,
+            model=cfg.model or self.settings.default_model,
+            timezone=self.settings.timezone,
+            max_messages_per_prompt=cfg.max_messages_per_prompt
+            or self.settings.max_messages_per_prompt,
+            inbound_schema=inbound_head,
+            outbound_schema=outbound_head,
+            watch_interval_s=self.settings.watch_interval_s,
+            full_poll_interval_s=self.settings.full_poll_interval_s,
+            model_base_url=self.settings.anthropic_base_url,
+            web_tools=cfg.web_tools,
+        )
+        spec = RunSpec(
+            session_id=session.id,
+            agent_group_id=group.id,
+            agent_folder=group.folder,
+            session_dir=layout.root,
+            group_dir=group_dir,
+            global_dir=global_dir,
+            install_id=self.settings.install_id,
+            timezone=self.settings.timezone,
+            network=cfg.network,
+            image=cfg.image_tag,
+        )
+        return spec, config
+
+    async def _monitor(self, session_id: str, entry: _Running) -> None:
+        result = await entry.handle.wait()
+        if self._running.get(session_id) is entry:
+            del self._running[session_id]
+        level = logging.INFO if result.exit_code in (0, -15, 143) else logging.WARNING
+        log.log(level, "runner for %s exited with %s", session_id, result.exit_code)
+        if result.exit_code not in (0, -15, 143) and result.log_tail:
+            log.warning("last runner log lines for %s:\n%s", session_id, result.log_tail)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(
+                self.repo.set_runner_status,
+                session_id,
+                "stopped",
+                exit_code=result.exit_code,
+                exit_log=result.log_tail[-4000:],
+            )
+        for listener in self._exit_listeners:
+            try:
+                await listener(session_id, result)
+            except Exception:
+                log.exception("exit listener failed for %s", session_id)
+        self._promote_later()
+
+    def _promote_later(self) -> None:
+        if self._queue and not self._closing:
+            asyncio.get_running_loop().call_soon(
+                lambda: asyncio.ensure_future(self._promote())
+            )
+
+    async def _promote(self) -> None:
+        """Start queued sessions, oldest first, while slots are free."""
+        while self._queue and len(self._running) + len(self._starting) < self.cap:
+            session_id, _ = self._queue.popitem(last=False)
+            await self.wake(session_id)
+
+    # -- idle -----------------------------------------------------------------------------------
+    async def _idle_loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(IDLE_CHECK_INTERVAL_S, self.settings.idle_timeout_s / 2))
+            await self.stop_idle()
+
+    async def stop_idle(self) -> list[str]:
+        now = self.clock()
+        stopped: list[str] = []
+        for session_id, entry in list(self._running.items()):
+            if now - entry.last_activity < self.settings.idle_timeout_s:
+                continue
+            layout = self.sessions.layout(await asyncio.to_thread(self.repo.session, session_id))
+            claims = await asyncio.to_thread(self.reader.acks, layout)
+            if any(status == "processing" for status in claims.values()):
+                continue  # mid-turn: stuck detection is the sweep's job, not idleness
+            if await asyncio.to_thread(self.reader.has_due_trigger, layout, now=now_iso()):
+                continue
+            log.info("stopping idle runner for %s", session_id)
+            await self.stop(session_id)
+            stopped.append(session_id)
+        return stopped

@@ -1,0 +1,45 @@
+"""Path confinement (invariant 6) for every name a user, an adapter or a container can influence."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from nanoclaw.errors import UnsafePathError
+
+
+def safe_name(name: str) -> str:
+    """Accept a single path component: non-empty, not ``.``/``..``, no separator or NUL."""
+    if (
+        not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\x00" in name
+        or os.path.basename(name) != name
+    ):
+        raise UnsafePathError(f"unsafe file name {name!r}", path=name)
+    return name
+
+
+def confined(root: Path, *parts: str) -> Path:
+    """Join safe components under ``root`` and check the real path stays inside it."""
+    for part in parts:
+        safe_name(part)
+    real_root = root.resolve()
+    candidate = real_root.joinpath(*parts)
+    resolved = candidate.resolve()
+    if resolved != real_root and real_root not in resolved.parents:
+        raise UnsafePathError(f"{candidate} escapes {real_root}", path=str(candidate))
+    return candidate
+
+
+def regular_file_inside(root: Path, candidate: Path) -> Path:
+    """A file a container wrote: must be a regular file (no symlink) whose real path is under root."""
+    if candidate.is_symlink() or not candidate.is_file():
+        raise UnsafePathError(f"{candidate} is not a regular file", path=str(candidate))
+    real_root = root.resolve()
+    resolved = candidate.resolve()
+    if real_root not in resolved.parents:
+        raise UnsafePathError(f"{candidate} escapes {real_root}", path=str(candidate))
+    return resolved

@@ -1,0 +1,254 @@
+"""Session folders: creation, migration, and the host's writes to ``inbound.db``.
+
+Invariants owned here:
+1. One writer per file: the host writes ``inbound.db``; it writes ``outbound.db`` only to
+   create or migrate it, and to clear orphan claims, while no runner is alive.
+2. ``journal_mode=DELETE``; every host write opens, ``BEGIN IMMEDIATE``, commits and closes
+   (NullPool). Host writes to one session are serialised by a per-session lock.
+3. Host rows carry even seq, assigned inside the write transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from nanoclaw.contract.layout import SUBDIRS, SessionLayout
+from nanoclaw.contract.seq import next_host_seq
+from nanoclaw.contract.timeutil import now_iso
+from nanoclaw.db import migrate
+from nanoclaw.db.sqlite import EngineCache
+from nanoclaw.sessions.paths import safe_name
+from nanoclaw.sessions.schema import (
+    delivered,
+    destinations,
+    messages_in,
+    processing_ack,
+    session_routing,
+)
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A row to insert into ``messages_in``; the seq is assigned on write."""
+
+    id: str
+    kind: str
+    content: dict[str, Any]
+    channel_type: str | None = None
+    platform_id: str | None = None
+    thread_id: str | None = None
+    trigger: int = 1
+    process_after: str | None = None
+    recurrence: str | None = None
+    series_id: str | None = None
+    source_session_id: str | None = None
+    on_wake: int = 0
+
+
+@dataclass(frozen=True)
+class DestinationRow:
+    name: str
+    display_name: str | None
+    type: str
+    channel_type: str | None
+    platform_id: str | None
+    agent_group_id: str | None
+
+
+@dataclass(frozen=True)
+class RoutingRow:
+    channel_type: str | None
+    platform_id: str | None
+    thread_id: str | None
+
+
+class SessionStore:
+    """Owns the session folders under ``sessions_root`` and every host write to them."""
+
+    def __init__(
+        self, *, sessions_root: Path, migrations_root: Path, engines: EngineCache | None = None
+    ) -> None:
+        self.sessions_root = sessions_root
+        self.migrations_root = migrations_root
+        self.engines = engines or EngineCache()
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # -- folders ------------------------------------------------------------------------------
+    def layout(self, agent_folder: str, session_id: str) -> SessionLayout:
+        return SessionLayout(
+            self.sessions_root / safe_name(agent_folder) / safe_name(session_id)
+        )
+
+    def ensure(self, agent_folder: str, session_id: str) -> SessionLayout:
+        """Create the folder and both DBs at their schema heads (idempotent)."""
+        layout = self.layout(agent_folder, session_id)
+        for sub in SUBDIRS:
+            layout.dir(sub).mkdir(parents=True, exist_ok=True)
+        with self._lock(layout):
+            self._migrate(layout.inbound_db, "inbound")
+        return layout
+
+    def prepare_outbound(self, layout: SessionLayout) -> None:
+        """Create or migrate ``outbound.db``. Only while no runner is alive (invariant 1)."""
+        self._migrate(layout.outbound_db, "outbound")
+
+    def _migrate(self, path: Path, env: migrate.Environment) -> None:
+        migrate.upgrade(self.engines.get(path), self.migrations_root, env)
+
+    def heads(self) -> tuple[str, str]:
+        return (
+            migrate.head_revision(self.migrations_root, "inbound"),
+            migrate.head_revision(self.migrations_root, "outbound"),
+        )
+
+    # -- writes to inbound.db -------------------------------------------------------------------
+    def _lock(self, layout: SessionLayout) -> threading.Lock:
+        key = str(layout.root)
+        with self._locks_guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    @contextmanager
+    def write(self, layout: SessionLayout) -> Iterator[Connection]:
+        """One host write transaction on ``inbound.db``: open, BEGIN IMMEDIATE, commit, close."""
+        with self._lock(layout), self.engines.get(layout.inbound_db).begin() as conn:
+            yield conn
+
+    def insert_messages(self, layout: SessionLayout, messages: Sequence[InboundMessage]) -> list[int]:
+        """Insert rows with fresh even seqs; a row whose id exists is skipped (idempotent)."""
+        seqs: list[int] = []
+        with self.write(layout) as conn:
+            for message in messages:
+                existing = conn.execute(
+                    select(messages_in.c.seq).where(messages_in.c.id == message.id)
+                ).scalar()
+                if existing is not None:
+                    seqs.append(int(existing))
+                    continue
+                seq = next_host_seq(conn.execute(select(func.max(messages_in.c.seq))).scalar())
+                conn.execute(
+                    insert(messages_in).values(
+                        id=message.id,
+                        seq=seq,
+                        kind=message.kind,
+                        timestamp=now_iso(),
+                        status="pending",
+                        process_after=message.process_after,
+                        recurrence=message.recurrence,
+                        series_id=message.series_id or message.id,
+                        tries=0,
+                        trigger=message.trigger,
+                        channel_type=message.channel_type,
+                        platform_id=message.platform_id,
+                        thread_id=message.thread_id,
+                        content=json.dumps(message.content),
+                        source_session_id=message.source_session_id,
+                        on_wake=message.on_wake,
+                    )
+                )
+                seqs.append(seq)
+        return seqs
+
+    def project(
+        self,
+        layout: SessionLayout,
+        *,
+        dests: Sequence[DestinationRow],
+        routing: RoutingRow | None,
+    ) -> None:
+        """Replace ``destinations`` and ``session_routing`` in one transaction."""
+        with self.write(layout) as conn:
+            conn.execute(delete(destinations))
+            for d in dests:
+                conn.execute(
+                    insert(destinations).values(
+                        name=d.name,
+                        display_name=d.display_name,
+                        type=d.type,
+                        channel_type=d.channel_type,
+                        platform_id=d.platform_id,
+                        agent_group_id=d.agent_group_id,
+                    )
+                )
+            conn.execute(delete(session_routing))
+            if routing is not None:
+                conn.execute(
+                    insert(session_routing).values(
+                        id=1,
+                        channel_type=routing.channel_type,
+                        platform_id=routing.platform_id,
+                        thread_id=routing.thread_id,
+                    )
+                )
+
+    def sync_acks(self, layout: SessionLayout, acks: dict[str, str]) -> int:
+        """Mark pending rows completed when the runner acked them completed or failed."""
+        done = [mid for mid, status in acks.items() if status in ("completed", "failed")]
+        if not done:
+            return 0
+        with self.write(layout) as conn:
+            result = conn.execute(
+                update(messages_in)
+                .where(messages_in.c.id.in_(done), messages_in.c.status == "pending")
+                .values(status="completed")
+            )
+            return int(result.rowcount)
+
+    def record_delivery(
+        self,
+        layout: SessionLayout,
+        message_out_id: str,
+        *,
+        status: str,
+        platform_message_id: str | None = None,
+        attempts: int = 1,
+        error: str | None = None,
+        next_attempt_at: str | None = None,
+    ) -> None:
+        with self.write(layout) as conn:
+            existing = conn.execute(
+                select(delivered.c.status).where(delivered.c.message_out_id == message_out_id)
+            ).scalar()
+            if existing in ("delivered", "failed"):
+                return  # terminal; never overwritten
+            values = {
+                "platform_message_id": platform_message_id,
+                "status": status,
+                "attempts": attempts,
+                "last_error": error,
+                "next_attempt_at": next_attempt_at,
+                "delivered_at": now_iso() if status != "retrying" else None,
+            }
+            if existing is None:
+                conn.execute(insert(delivered).values(message_out_id=message_out_id, **values))
+            else:
+                conn.execute(
+                    update(delivered)
+                    .where(delivered.c.message_out_id == message_out_id)
+                    .values(**values)
+                )
+
+    def clear_orphan_claims(self, layout: SessionLayout) -> int:
+        """Delete ``processing`` claims left by a dead runner. Only while no runner is alive."""
+        if not layout.outbound_db.exists():
+            return 0
+        # A read-write open also rolls back a hot journal a killed runner left behind.
+        with self.engines.get(layout.outbound_db).begin() as conn:
+            result = conn.execute(
+                delete(processing_ack).where(processing_ack.c.status == "processing")
+            )
+            return int(result.rowcount)
+
+    def forget(self, layout: SessionLayout) -> None:
+        with self._locks_guard:
+            self._locks.pop(str(layout.root), None)
+        self.engines.forget(layout.inbound_db)
+        self.engines.forget(layout.outbound_db)

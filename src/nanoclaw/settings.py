@@ -1,0 +1,162 @@
+"""Settings from ``NANOCLAW_*`` environment variables and ``.env``; built once by the CLI and injected."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RuntimeName = Literal["auto", "docker", "bwrap", "process"]
+ProviderName = Literal["auto", "anthropic", "mock"]
+
+
+def detect_project_root() -> Path:
+    """The checkout this package runs from (editable install), else the current directory."""
+    env_root = os.environ.get("NANOCLAW_ROOT")
+    if env_root:
+        return Path(env_root).expanduser().resolve()
+    candidate = Path(__file__).resolve().parents[2]
+    if (candidate / "pyproject.toml").is_file() and (candidate / "migrations").is_dir():
+        return candidate
+    return Path.cwd().resolve()
+
+
+def detect_host_timezone() -> str:
+    """``TZ`` → ``/etc/timezone`` → the ``/etc/localtime`` link → UTC; always a valid IANA name."""
+    candidates: list[str] = []
+    if os.environ.get("TZ"):
+        candidates.append(os.environ["TZ"].lstrip(":"))
+    try:
+        candidates.append(Path("/etc/timezone").read_text().strip())
+    except OSError:
+        pass
+    try:
+        target = os.readlink("/etc/localtime")
+        if "zoneinfo/" in target:
+            candidates.append(target.split("zoneinfo/", 1)[1])
+    except OSError:
+        pass
+    for name in candidates:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+        return name
+    return "UTC"
+
+
+class Settings(BaseSettings):
+    """Every knob of the host. Paths default to folders under ``root``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NANOCLAW_",
+        env_file=".env",
+        env_nested_delimiter="__",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    root: Path = Field(default_factory=detect_project_root)
+    data_dir: Path | None = None
+    groups_dir: Path | None = None
+    logs_dir: Path | None = None
+    timezone: str = Field(default_factory=detect_host_timezone)
+
+    # Sandboxes
+    runtime: RuntimeName = "auto"
+    allow_process_runtime: bool = False
+    max_concurrent_runners: int = Field(default=5, ge=1)
+    idle_timeout_s: float = Field(default=1800.0, gt=0)
+    runner_stop_grace_s: float = Field(default=2.0, ge=0)
+
+    # Wake on change: how often the change counter of a session DB is read, and the safety-net poll.
+    watch_interval_s: float = Field(default=0.01, gt=0)
+    full_poll_interval_s: float = Field(default=1.0, gt=0)
+
+    # Delivery and batching
+    delivery_max_attempts: int = Field(default=3, ge=1)
+    max_messages_per_prompt: int = Field(default=10, ge=1)
+
+    # Model
+    provider: ProviderName = "auto"
+    anthropic_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NANOCLAW_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),
+    )
+    anthropic_base_url: str | None = None
+    default_model: str = "claude-sonnet-4-5"
+
+    # First agent
+    assistant_name: str = "Andy"
+
+    cli_socket_path: Path | None = None
+    python_executable: str = Field(default_factory=lambda: sys.executable)
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @cached_property
+    def data_path(self) -> Path:
+        return (self.data_dir or self.root / "data").resolve()
+
+    @cached_property
+    def groups_path(self) -> Path:
+        return (self.groups_dir or self.root / "groups").resolve()
+
+    @cached_property
+    def logs_path(self) -> Path:
+        return (self.logs_dir or self.root / "logs").resolve()
+
+    @cached_property
+    def central_db_path(self) -> Path:
+        return self.data_path / "nanoclaw.db"
+
+    @cached_property
+    def sessions_path(self) -> Path:
+        return self.data_path / "sessions"
+
+    @cached_property
+    def cli_socket(self) -> Path:
+        return self.cli_socket_path or self.data_path / "cli.sock"
+
+    @cached_property
+    def migrations_path(self) -> Path:
+        local = self.root / "migrations"
+        if local.is_dir():
+            return local
+        return Path(__file__).resolve().parent / "_migrations"
+
+    @cached_property
+    def install_id(self) -> str:
+        """Eight hex digits naming this install; containers carry it so installs never reap each other."""
+        return hashlib.sha1(str(self.root).encode()).hexdigest()[:8]
+
+    @property
+    def has_model_credential(self) -> bool:
+        return self.anthropic_api_key is not None and bool(self.anthropic_api_key.get_secret_value())
+
+    @property
+    def effective_provider(self) -> Literal["anthropic", "mock"]:
+        """``auto`` uses the Anthropic API when a credential is configured, else the mock."""
+        if self.provider == "auto":
+            return "anthropic" if self.has_model_credential else "mock"
+        return self.provider
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings with ``root/.env`` as the dotenv file (the CLI's single construction point)."""
+    root = Path(str(overrides["root"])) if "root" in overrides else detect_project_root()
+    return Settings(_env_file=root / ".env", **overrides)  # type: ignore[call-arg, arg-type]
