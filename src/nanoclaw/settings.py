@@ -157,6 +157,13 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build settings with ``root/.env`` as the dotenv file (the CLI's single construction point)."""
+    """Build settings with ``root/.env`` as the dotenv file (the CLI's single construction point).
+
+    ``NANOCLAW_ENV_FILE`` names another dotenv file; set it empty to read none.
+    """
     root = Path(str(overrides["root"])) if "root" in overrides else detect_project_root()
-    return Settings(_env_file=root / ".env", **overrides)  # type: ignore[call-arg, arg-type]
+    env_file: Path | None = root / ".env"
+    if "NANOCLAW_ENV_FILE" in os.environ:
+        named = os.environ["NANOCLAW_ENV_FILE"]
+        env_file = Path(named) if named else None
+    return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg, arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from functools import cache
 from pathlib import Path
@@ -16,6 +17,9 @@ from sqlalchemy import Engine, text
 from nanoclaw.errors import StorageError
 
 Environment = Literal["central", "inbound", "outbound"]
+
+# Embedded runs stay quiet: one line per applied revision is noise in the host log.
+logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
 
 # Alembic's command API is not re-entrant across threads (it swaps module-level context).
 _ALEMBIC_LOCK = threading.Lock()
