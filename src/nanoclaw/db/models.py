@@ -251,3 +251,60 @@ class DroppedMessage(CentralBase):
     message_count: Mapped[int] = mapped_column(Integer, default=1)
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+ApprovalKind = Literal["sender", "channel", "action"]
+ApprovalStatus = Literal["pending", "approved", "denied", "expired"]
+
+
+class PendingApproval(CentralBase):
+    """An approval card: unknown sender, unwired chat registration, or a gated host action.
+
+    ``dedup_key`` is set only while the row is pending (``sender:<mg>:<user>`` or
+    ``channel:<mg>``); its UNIQUE constraint keeps one open request per sender and chat,
+    and per chat. It is cleared when the request is decided or expires.
+    """
+
+    __tablename__ = "pending_approvals"
+    __table_args__ = (
+        CheckConstraint(_in("kind", ApprovalKind), name="kind"),
+        CheckConstraint(_in("status", ApprovalStatus), name="status"),
+        Index("ix_pending_approvals_card", "card_channel_type", "card_platform_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    dedup_key: Mapped[str | None] = mapped_column(String(600), unique=True)
+    stage: Mapped[str | None] = mapped_column(String(32))  # e.g. "name" while awaiting a new agent's name
+    messaging_group_id: Mapped[str | None] = mapped_column(String(64))
+    agent_group_id: Mapped[str | None] = mapped_column(String(64))
+    session_id: Mapped[str | None] = mapped_column(String(64))
+    requester_user_id: Mapped[str | None] = mapped_column(String(256))
+    approver_user_id: Mapped[str | None] = mapped_column(String(256))
+    action: Mapped[str | None] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(256))
+    question: Mapped[str] = mapped_column(Text)
+    options_json: Mapped[str] = mapped_column(Text, default="[]")
+    payload_json: Mapped[str] = mapped_column(Text, default="{}")
+    card_channel_type: Mapped[str | None] = mapped_column(String(32))
+    card_platform_id: Mapped[str | None] = mapped_column(String(256))
+    card_message_id: Mapped[str | None] = mapped_column(String(256))
+    decided_by: Mapped[str | None] = mapped_column(String(256))
+    decision: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class UserDm(CentralBase):
+    """Cold-DM cache: where to reach a user privately on one channel."""
+
+    __tablename__ = "user_dms"
+
+    user_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    channel_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    messaging_group_id: Mapped[str] = mapped_column(
+        ForeignKey("messaging_groups.id", ondelete="CASCADE")
+    )
+    resolved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
