@@ -80,18 +80,68 @@ class RouteReceipt:
 
 
 InboundHandler = Callable[[InboundEvent], Awaitable[RouteReceipt | None]]
+# (question_id, value, user_id) → a short confirmation for the clicker, or None.
+# ``user_id`` is the NanoClaw user id ``<channel_type>:<handle>`` (see ``user_id_of``).
+ActionCallback = Callable[[str, str, str], Awaitable[str | None]]
+
+
+def user_id_of(channel_type: str, handle: str) -> str:
+    """The NanoClaw user id of a platform handle (handles that carry a ``:`` are kept)."""
+    return handle if ":" in handle else f"{channel_type}:{handle}"
+
+
+@dataclass(frozen=True)
+class CardOption:
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Card:
+    """An approval or question card: buttons where the channel has them, else numbered text.
+
+    Delivered as ``OutboundPayload(kind="card", content={"text": card.fallback_text(),
+    "card": card.to_dict()})``. A click comes back through ``ChannelSetup.on_action``;
+    without buttons the user replies with the option's number.
+    """
+
+    question_id: str
+    title: str
+    question: str
+    options: tuple[CardOption, ...]
+
+    def fallback_text(self) -> str:
+        lines = [self.title, "", self.question, ""]
+        lines += [f"{n}. {o.label}" for n, o in enumerate(self.options, start=1)]
+        lines += ["", "Reply with the number of your choice."]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question_id": self.question_id,
+            "title": self.title,
+            "question": self.question,
+            "options": [{"label": o.label, "value": o.value} for o in self.options],
+        }
+
+    def payload(self) -> OutboundPayload:
+        return OutboundPayload(
+            kind="card", content={"text": self.fallback_text(), "card": self.to_dict()}
+        )
 
 
 @dataclass
 class ChannelSetup:
     on_inbound: InboundHandler
     extra: dict[str, Any] = field(default_factory=dict)
+    on_action: ActionCallback | None = None  # card button clicks
 
 
 class ChannelAdapter(abc.ABC):
     name: str
     channel_type: str
     supports_threads: bool = False
+    supports_buttons: bool = False  # renders ``kind="card"`` payloads with buttons
     max_text_length: int | None = None
 
     @abc.abstractmethod
@@ -111,6 +161,10 @@ class ChannelAdapter(abc.ABC):
 
     async def set_typing(self, platform_id: str, thread_id: str | None, on: bool) -> None:
         return None
+
+    async def open_dm(self, handle: str) -> str | None:
+        """The platform id of a private chat with ``handle`` (default: the handle itself)."""
+        return handle
 
 
 def split_text(text: str, limit: int | None) -> list[str]:

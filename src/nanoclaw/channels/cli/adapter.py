@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import logging
 import os
+import re
 from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from nanoclaw.channels.base import (
     InboundEvent,
     InboundMessage,
     OutboundPayload,
+    user_id_of,
 )
 from nanoclaw.channels.cli.protocol import MAX_FRAME_BYTES, encode, parse_client_frame
 from nanoclaw.contract.timeutil import now_iso
@@ -32,6 +34,7 @@ log = logging.getLogger("nanoclaw.channels.cli")
 
 BACKLOG_PER_CHAT = 100
 CHANNEL_TYPE = "cli"
+DM_PREFIX = "dm-"  # the DM of cli user <handle> is the chat named dm-<handle>
 
 
 class _Client:
@@ -103,6 +106,9 @@ class CliAdapter(ChannelAdapter):
             frame["files"] = [f.filename for f in payload.files]
         if "operation" in payload.content:
             frame["operation"] = payload.content["operation"]
+        if payload.kind == "card" and isinstance(payload.content.get("card"), dict):
+            # "text" holds the numbered fallback; scripts may answer with an action frame.
+            frame["card"] = payload.content["card"]
         targets = [c for c in self._clients if c.chat == platform_id]
         if not targets:
             self._backlog[platform_id].append(frame)
@@ -112,6 +118,11 @@ class CliAdapter(ChannelAdapter):
                 await client.send(frame)
         return message_id
 
+    async def open_dm(self, handle: str) -> str | None:
+        """A terminal user's DM is the chat ``dm-<handle>`` (``chat --chat dm-<handle>``)."""
+        name = re.sub(r"[^A-Za-z0-9_.-]", "-", handle)
+        return (DM_PREFIX + name)[:64]
+
     async def turn_done(self, message_ids: frozenset[str]) -> None:
         """Tell waiting clients that the turn answering their message is complete."""
         for client in list(self._clients):
@@ -120,6 +131,19 @@ class CliAdapter(ChannelAdapter):
                 client.waiting -= finished
                 with contextlib.suppress(ConnectionError, RuntimeError):
                     await client.send({"type": "done", "ids": sorted(finished)})
+
+    async def _on_action(self, client: _Client, frame: dict[str, Any]) -> None:
+        assert self._setup is not None
+        text: str | None = None
+        if self._setup.on_action is not None:
+            text = await self._setup.on_action(
+                str(frame["question_id"]),
+                str(frame["value"]),
+                user_id_of(CHANNEL_TYPE, str(frame["sender"])),
+            )
+        await client.send(
+            {"type": "action_result", "id": frame.get("id"), "text": text or "Not accepted."}
+        )
 
     async def _subscribe(self, client: _Client, chat: str) -> None:
         client.chat = chat
@@ -162,6 +186,9 @@ class CliAdapter(ChannelAdapter):
             await client.send({"type": "ready", "chat": chat})
             return
         assert self._setup is not None
+        if frame["type"] == "action":
+            await self._on_action(client, frame)
+            return
         client_id = str(frame.get("id") or new_id("cli"))
         event = InboundEvent(
             channel_type=CHANNEL_TYPE,

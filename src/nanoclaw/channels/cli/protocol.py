@@ -53,7 +53,7 @@ def parse_client_frame(line: bytes) -> dict[str, Any]:
     if not isinstance(frame, dict):
         raise ValidationError("a frame must be a JSON object", field="frame")
     kind = frame.get("type")
-    if kind not in ("hello", "message"):
+    if kind not in ("hello", "message", "action"):
         raise ValidationError(f"unknown frame type {kind!r}", field="type")
     validate_chat(str(frame.get("chat", "local")))
     if kind == "message":
@@ -65,5 +65,10 @@ def parse_client_frame(line: bytes) -> dict[str, Any]:
                 f"message too long ({len(text)} characters; the limit is {MAX_TEXT_CHARS})",
                 field="text",
             )
+        validate_handle(str(frame.get("sender", "")))
+    if kind == "action":  # a card answer: {question_id, value, sender}
+        for key in ("question_id", "value"):
+            if not isinstance(frame.get(key), str) or not frame[key]:
+                raise ValidationError(f"an action needs a non-empty {key!r}", field=key)
         validate_handle(str(frame.get("sender", "")))
     return frame
