@@ -96,6 +96,30 @@ class Settings(BaseSettings):
     # First agent
     assistant_name: str = "Andy"
 
+    # Channels (each is switched on by its credentials alone; base URLs let tests use fakes)
+    slack_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("NANOCLAW_SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN")
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("NANOCLAW_SLACK_APP_TOKEN", "SLACK_APP_TOKEN")
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NANOCLAW_SLACK_SIGNING_SECRET", "SLACK_SIGNING_SECRET"),
+    )
+    slack_mode: Literal["socket", "http"] = "socket"
+    slack_http_host: str = "127.0.0.1"
+    slack_http_port: int = Field(default=3000, ge=0, le=65535)
+    slack_http_path: str = "/slack/events"
+    slack_api_base_url: str = "https://slack.com/api/"
+    telegram_bot_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NANOCLAW_TELEGRAM_BOT_TOKEN", "TELEGRAM_BOT_TOKEN"),
+    )
+    telegram_api_base_url: str = "https://api.telegram.org"
+    telegram_poll_timeout_s: int = Field(default=30, ge=0, le=60)
+    channel_retry_delays_s: tuple[float, ...] = (2.0, 5.0, 10.0)
+
     cli_socket_path: Path | None = None
     python_executable: str = Field(default_factory=lambda: sys.executable)
 
