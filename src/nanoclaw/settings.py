@@ -75,6 +75,26 @@ class Settings(BaseSettings):
     max_concurrent_runners: int = Field(default=5, ge=1)
     idle_timeout_s: float = Field(default=1800.0, gt=0)
     runner_stop_grace_s: float = Field(default=2.0, ge=0)
+    # Overrides the install id derived from ``root`` (tests; several installs in one checkout).
+    install_name: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    # The agent image: None = the content-tagged image of this checkout (``nanoclaw image build``).
+    agent_image: str | None = None
+    base_image: str = "python:3.11-slim-bookworm"
+    debian_mirror: str = "http://deb.debian.org/debian"
+    runner_memory: str = "1g"
+    runner_cpus: float = Field(default=1.0, gt=0)
+    runner_pids_limit: int = Field(default=256, ge=16)
+    # The uid:gid runners use when the host itself runs as root (never root inside a sandbox).
+    runner_uid: int = Field(default=1000, ge=1)
+    runner_gid: int = Field(default=1000, ge=1)
+    # Credential proxy: "unix" (socket mounted into the sandbox) or "tcp" (host gateway; e.g. macOS).
+    model_proxy: Literal["unix", "tcp"] = "unix"
+    model_proxy_host: str = "127.0.0.1"
+    model_proxy_port: int = Field(default=0, ge=0, le=65535)
+    # Extra mounts allowlist: outside the project and never mounted into a sandbox.
+    mount_allowlist_path: Path = Field(
+        default_factory=lambda: Path("~/.config/nanoclaw/mount-allowlist.json").expanduser()
+    )
 
     # Wake on change: how often the change counter of a session DB is read, and the safety-net poll.
     watch_interval_s: float = Field(default=0.01, gt=0)
@@ -166,6 +186,8 @@ class Settings(BaseSettings):
     @cached_property
     def install_id(self) -> str:
         """Eight hex digits naming this install; containers carry it so installs never reap each other."""
+        if self.install_name:
+            return self.install_name
         return hashlib.sha1(str(self.root).encode()).hexdigest()[:8]
 
     @property

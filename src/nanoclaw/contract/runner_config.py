@@ -31,7 +31,17 @@ class RunnerConfig:
     watch_interval_s: float = 0.01
     full_poll_interval_s: float = 1.0
     model_base_url: str | None = None  # the credential proxy's endpoint as the runner sees it
+    # A Unix socket (as the runner sees it) carrying the HTTP to ``model_base_url``; None = TCP.
+    model_socket: str | None = None
+    # A per-runner token for the credential proxy (never the real key; dies with the runner).
+    model_token: str | None = None
     web_tools: bool = False
+    # Model limits (per agent group from container_configs; the defaults suit a Sonnet-class model)
+    max_output_tokens: int = 8192
+    context_limit_tokens: int = 150_000  # compact the transcript before the prompt grows past this
+    max_tool_iterations: int = 40  # tool steps per turn before the model must answer
+    tool_timeout_s: float = 300.0  # bash and other sandbox tools
+    api_max_retries: int = 2  # SDK retries on 408/409/429/5xx and connection errors
     extra: dict[str, str] = field(default_factory=dict)
 
     def write(self, path: Path) -> None:
