@@ -100,6 +100,14 @@ class Settings(BaseSettings):
     watch_interval_s: float = Field(default=0.01, gt=0)
     full_poll_interval_s: float = Field(default=1.0, gt=0)
 
+    # Sweep, stuck detection, retries and scheduled tasks (docs/reliability.md)
+    sweep_interval_s: float = Field(default=60.0, gt=0)
+    stuck_claim_tolerance_s: float = Field(default=60.0, gt=0)
+    stuck_heartbeat_ceiling_s: float = Field(default=1800.0, gt=0)
+    retry_backoff_base_s: float = Field(default=5.0, ge=0)
+    max_tries: int = Field(default=5, ge=1)
+    task_catch_up_grace_s: float = Field(default=120.0, ge=0)
+
     # Delivery and batching
     delivery_max_attempts: int = Field(default=3, ge=1)
     max_messages_per_prompt: int = Field(default=10, ge=1)
