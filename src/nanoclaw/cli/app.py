@@ -164,6 +164,10 @@ def wire(
     session_mode: Annotated[str, typer.Option(help="shared, per-thread or agent-shared.")] = "shared",
     accumulate: Annotated[bool, typer.Option(help="Keep non-engaging messages as context.")] = False,
     priority: Annotated[int, typer.Option(help="Higher wirings are considered first.")] = 0,
+    policy: Annotated[
+        Optional[str],
+        typer.Option(help="Unknown senders: strict, request_approval or public (cli default: public)."),
+    ] = None,
 ) -> None:
     """Wire a chat to an agent (creating the chat's record if needed)."""
     from nanoclaw.db.central import CentralDB
@@ -174,6 +178,10 @@ def wire(
         raise fail(f"unknown engage mode {engage!r}", EXIT_USAGE)
     if session_mode not in ("shared", "per-thread", "agent-shared"):
         raise fail(f"unknown session mode {session_mode!r}", EXIT_USAGE)
+    if policy is None and channel == "cli":
+        policy = "public"  # the CLI socket is private to the operator's own account
+    if policy not in (None, "strict", "request_approval", "public"):
+        raise fail(f"unknown policy {policy!r}", EXIT_USAGE)
     if engage == "pattern" and pattern and not pattern_is_valid(pattern):
         err.print(f"[yellow]warning:[/] {pattern!r} is not a valid regex; it will match everything")
     s = settings()
@@ -186,8 +194,10 @@ def wire(
             channel_type=channel,
             platform_id=chat_name,
             name=chat_name,
-            unknown_sender_policy="public" if channel == "cli" else "strict",
+            unknown_sender_policy=policy or "strict",
         )
+        if policy is not None and mg.unknown_sender_policy != policy:
+            repo.set_unknown_sender_policy(mg.id, policy)
         repo.create_wiring(
             messaging_group_id=mg.id,
             agent_group_id=group.id,

@@ -139,6 +139,13 @@ class Repository:
             s.add(group)
         return group
 
+    def set_unknown_sender_policy(self, messaging_group_id: str, policy: str) -> None:
+        with self.db.session() as s:
+            mg = s.get(MessagingGroup, messaging_group_id)
+            if mg is None:
+                raise NotFoundError("messaging group", messaging_group_id)
+            mg.unknown_sender_policy = policy
+
     def messaging_groups(self) -> list[MessagingGroup]:
         with self.db.session() as s:
             return list(s.scalars(select(MessagingGroup).order_by(MessagingGroup.created_at)))

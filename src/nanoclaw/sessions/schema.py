@@ -36,6 +36,10 @@ messages_in = Table(
     Column("content", Text, nullable=False),
     Column("source_session_id", String(64)),
     Column("on_wake", Integer, nullable=False, server_default="0"),
+    # Recurring tasks: the IANA zone the cron is evaluated in (NULL = the host's) and the
+    # catch-up policy after downtime ('once' when NULL, or 'skip'); see nanoclaw.scheduling.
+    Column("recurrence_tz", String(64)),
+    Column("catch_up", String(8)),
     CheckConstraint("seq % 2 = 0 AND seq >= 2", name="seq_even"),
     CheckConstraint(f"kind IN {INBOUND_KINDS!r}", name="kind"),
     CheckConstraint(f"status IN {INBOUND_STATUSES!r}", name="status"),
