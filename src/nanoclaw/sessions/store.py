@@ -11,8 +11,9 @@ Invariants owned here:
 from __future__ import annotations
 
 import json
+import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,8 @@ class InboundMessage:
     series_id: str | None = None
     source_session_id: str | None = None
     on_wake: int = 0
+    recurrence_tz: str | None = None  # IANA zone of ``recurrence`` (NULL = the host's)
+    catch_up: str | None = None  # 'once' (NULL) or 'skip'
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,21 @@ class SessionStore:
         self.engines = engines or EngineCache()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._listeners: list[Callable[[SessionLayout], None]] = []
+
+    def add_insert_listener(self, listener: Callable[[SessionLayout], None]) -> None:
+        """Called (from the writing thread) after rows are inserted into a session's inbound.db.
+
+        The due-work timer uses it to learn about rows with a future ``process_after``.
+        """
+        self._listeners.append(listener)
+
+    def _notify(self, layout: SessionLayout) -> None:
+        for listener in self._listeners:
+            try:
+                listener(layout)
+            except Exception:  # a listener never fails a write that has committed
+                logging.getLogger("nanoclaw.sessions").exception("insert listener failed")
 
     # -- folders ------------------------------------------------------------------------------
     def layout(self, agent_folder: str, session_id: str) -> SessionLayout:
@@ -152,9 +170,12 @@ class SessionStore:
                         content=json.dumps(message.content),
                         source_session_id=message.source_session_id,
                         on_wake=message.on_wake,
+                        recurrence_tz=message.recurrence_tz,
+                        catch_up=message.catch_up,
                     )
                 )
                 seqs.append(seq)
+        self._notify(layout)
         return seqs
 
     def project(
