@@ -1,0 +1,130 @@
+"""Added latency of the whole pipeline: CLI socket → router → runner (process, mock) → delivery → CLI.
+
+Starts a real host (``nanoclaw run``) in its own process on a scratch data directory,
+sends N messages one after another on a warm session (and a few in parallel chats),
+and writes p50/p95/p99 to ``benchmarks/results/latency.json``. The mock model answers
+instantly, so what is measured is what NanoClaw itself adds.
+
+    .venv/bin/python benchmarks/latency.py [--messages 200] [--parallel-chats 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results" / "latency.json"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(values_ms: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values_ms),
+        "p50_ms": round(percentile(values_ms, 50), 2),
+        "p95_ms": round(percentile(values_ms, 95), 2),
+        "p99_ms": round(percentile(values_ms, 99), 2),
+        "mean_ms": round(statistics.fmean(values_ms), 2),
+        "max_ms": round(max(values_ms), 2),
+    }
+
+
+async def round_trip(socket_path: Path, chat: str, text: str) -> float:
+    reader, writer = await asyncio.open_unix_connection(str(socket_path))
+    start = time.perf_counter()
+    writer.write((json.dumps({"type": "message", "chat": chat, "sender": "bench", "text": text}) + "\n").encode())
+    await writer.drain()
+    try:
+        while True:
+            frame = json.loads(await asyncio.wait_for(reader.readline(), 30))
+            if frame["type"] == "reply":
+                return (time.perf_counter() - start) * 1000
+            if frame["type"] in ("notice", "error"):
+                raise RuntimeError(frame)
+    finally:
+        writer.close()
+
+
+async def measure(socket_path: Path, messages: int, chats: int) -> dict[str, object]:
+    cold = await round_trip(socket_path, "c0", "cold start")
+    sequential = [await round_trip(socket_path, "c0", f"message {i}") for i in range(messages)]
+    for c in range(1, chats):  # warm the other chats' runners
+        await round_trip(socket_path, f"c{c}", "warm up")
+    parallel: list[float] = []
+    for i in range(max(1, messages // chats)):
+        parallel += await asyncio.gather(
+            *(round_trip(socket_path, f"c{c}", f"parallel {i}") for c in range(chats))
+        )
+    return {
+        "cold_start_ms": round(cold, 2),
+        "sequential_warm": summary(sequential),
+        "parallel_warm": {"chats": chats, **summary(parallel)},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=200)
+    parser.add_argument("--parallel-chats", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    scratch = Path(tempfile.mkdtemp(prefix="nc-bench-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NANOCLAW_", "ANTHROPIC_"))}
+    env.update(
+        NANOCLAW_ENV_FILE="",
+        NANOCLAW_DATA_DIR=str(scratch / "data"),
+        NANOCLAW_GROUPS_DIR=str(scratch / "groups"),
+        NANOCLAW_CLI_SOCKET_PATH=str(scratch / "cli.sock"),
+        NANOCLAW_RUNTIME="process",
+        NANOCLAW_ALLOW_PROCESS_RUNTIME="1",
+    )
+    cli = [sys.executable, "-m", "nanoclaw.cli"]
+    subprocess.run([*cli, "init"], env=env, check=True, capture_output=True)
+    for c in range(args.parallel_chats):
+        if c:
+            subprocess.run([*cli, "wire", f"c{c}", "Andy"], env=env, check=True, capture_output=True)
+    subprocess.run([*cli, "wire", "c0", "Andy"], env=env, check=True, capture_output=True)
+    host = subprocess.Popen([*cli, "run", "--log-level", "WARNING"], env=env)
+    socket_path = scratch / "cli.sock"
+    try:
+        deadline = time.monotonic() + 30
+        while not socket_path.exists():
+            if time.monotonic() > deadline or host.poll() is not None:
+                raise SystemExit("host did not start")
+            time.sleep(0.05)
+        results = asyncio.run(measure(socket_path, args.messages, args.parallel_chats))
+    finally:
+        host.terminate()
+        host.wait(timeout=30)
+        shutil.rmtree(scratch, ignore_errors=True)
+    report = {
+        "benchmark": "latency",
+        "what": "send → reply through CLI socket, router, process runner (mock model), delivery",
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "goal": {"p50_ms_below": 50, "p99_ms_below": 250},
+        "upstream_baseline_note": "upstream polls the DB every 1 s in the runner and 1 s in delivery (~1 s added)",
+        **results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
