@@ -22,7 +22,9 @@ class ActionResult:
 
 
 ActionHandler = Callable[[SessionRow, OutboundRow], Awaitable[ActionResult]]
-Authorizer = Callable[[SessionRow, OutboundRow], Awaitable[str | None]]
+# None = allowed; a string = refused with that text; an ActionResult = the outcome instead of
+# running the handler now (e.g. "pending" while an approval card waits for an admin).
+Authorizer = Callable[[SessionRow, OutboundRow], Awaitable[str | ActionResult | None]]
 
 
 class SystemActions:
@@ -47,6 +49,16 @@ class SystemActions:
             return ActionResult("error", f"unknown action {action!r}")
         if self._authorize is not None:
             refusal = await self._authorize(session, row)
+            if isinstance(refusal, ActionResult):
+                return refusal
             if refusal is not None:
                 return ActionResult("error", refusal)
+        return await handler(session, row)
+
+    async def run_approved(self, session: SessionRow, row: OutboundRow) -> ActionResult:
+        """Run an action an admin approved on an approval card (the authorizer already ran)."""
+        action = str(row.content.get("action") or "")
+        handler = self._handlers.get(action)
+        if handler is None:
+            return ActionResult("error", f"unknown action {action!r}")
         return await handler(session, row)
