@@ -13,6 +13,7 @@ from typing import Literal, get_args
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -226,6 +227,11 @@ class ContainerConfig(CentralBase):
     packages_apt: Mapped[str] = mapped_column(Text, default="[]")
     additional_mounts: Mapped[str] = mapped_column(Text, default="[]")
     image_tag: Mapped[str | None] = mapped_column(String(256))
+    # Model limits (None = the runner's defaults) and the optional daily spending cap.
+    max_output_tokens: Mapped[int | None] = mapped_column(Integer)
+    context_limit_tokens: Mapped[int | None] = mapped_column(Integer)
+    max_tool_iterations: Mapped[int | None] = mapped_column(Integer)
+    daily_budget_usd: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
 
 
@@ -308,3 +314,26 @@ class UserDm(CentralBase):
         ForeignKey("messaging_groups.id", ondelete="CASCADE")
     )
     resolved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class UsageTurn(CentralBase):
+    """Tokens and cost of one turn, copied from a session's ``outbound.db`` (idempotent per row)."""
+
+    __tablename__ = "usage_turns"
+    __table_args__ = (
+        UniqueConstraint("session_id", "runner_row_id"),
+        Index("ix_usage_turns_group_day", "agent_group_id", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(String(64))
+    agent_group_id: Mapped[str] = mapped_column(String(64))
+    runner_row_id: Mapped[int] = mapped_column(Integer)  # ``usage.id`` in the session's outbound.db
+    day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD in the host's time zone
+    model: Mapped[str] = mapped_column(String(128))
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)

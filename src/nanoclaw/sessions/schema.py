@@ -7,7 +7,7 @@ Alembic environment (``migrations/inbound``, ``migrations/outbound``).
 
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, Column, Integer, MetaData, String, Table, Text
+from sqlalchemy import CheckConstraint, Column, Float, Integer, MetaData, String, Table, Text
 
 from nanoclaw.db.models import NAMING
 
@@ -124,4 +124,33 @@ runner_state = Table(
     Column("tool_declared_timeout_ms", Integer),
     Column("tool_started_at", String(32)),
     CheckConstraint("id = 1", name="single_row"),
+)
+
+# The agent's conversation (continuity): one row per message of the Messages API, oldest first.
+# ``role = 'summary'`` holds the compacted summary of every turn before it.
+transcript = Table(
+    "transcript",
+    outbound_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("turn_id", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    CheckConstraint("role IN ('user', 'assistant', 'summary')", name="role"),
+)
+
+# Tokens and cost per turn, written by the runner; the host copies new rows into the central DB.
+usage = Table(
+    "usage",
+    outbound_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("turn_id", String(64), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("input_tokens", Integer, nullable=False, server_default="0"),
+    Column("output_tokens", Integer, nullable=False, server_default="0"),
+    Column("cache_read_tokens", Integer, nullable=False, server_default="0"),
+    Column("cache_write_tokens", Integer, nullable=False, server_default="0"),
+    Column("cost_usd", Float, nullable=False, server_default="0"),
+    Column("message_ids", Text, nullable=False, server_default="[]"),
+    Column("created_at", String(32), nullable=False),
 )
