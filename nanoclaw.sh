@@ -14,10 +14,11 @@ LOG_DIR="$ROOT/logs"
 SETUP_LOG="$LOG_DIR/setup.log"
 mkdir -p "$LOG_DIR" "$ROOT/data"
 
-say()  { printf '\033[1m==>\033[0m %s\n' "$*"; }
-ok()   { printf '    \033[32m✓\033[0m %s\n' "$*"; }
-warn() { printf '    \033[33m!\033[0m %s\n' "$*"; }
-die()  { printf '\033[31merror:\033[0m %s\n' "$1" >&2; [ -n "${2:-}" ] && printf '       %s\n' "$2" >&2; exit 1; }
+if [ -t 1 ]; then B=$'\033[1m' G=$'\033[32m' Y=$'\033[33m' R=$'\033[31m' N=$'\033[0m'; else B= G= Y= R= N=; fi
+say()  { printf '%s==>%s %s\n' "$B" "$N" "$*"; }
+ok()   { printf '    %s✓%s %s\n' "$G" "$N" "$*"; }
+warn() { printf '    %s!%s %s\n' "$Y" "$N" "$*"; }
+die()  { printf '%serror:%s %s\n' "$R" "$N" "$1" >&2; [ -n "${2:-}" ] && printf '       %s\n' "$2" >&2; exit 1; }
 log()  { printf '[%s] %s\n' "$(date -u +%FT%TZ)" "$*" >> "$SETUP_LOG"; }
 
 # Run a step quietly with its output in the setup log; on failure show the tail and a hint.
@@ -28,7 +29,7 @@ run_step() {
   if "$@" >> "$SETUP_LOG" 2>&1; then
     ok "$title ($((SECONDS - start)) s)"
   else
-    printf '    \033[31m✗\033[0m %s failed; last lines of %s:\n' "$title" "$SETUP_LOG" >&2
+    printf '    %s✗%s %s failed; last lines of %s:\n' "$R" "$N" "$title" "$SETUP_LOG" >&2
     tail -n 25 "$SETUP_LOG" >&2
     die "$title failed" "$hint"
   fi
@@ -182,11 +183,15 @@ cmd_stop() {
   if pid="$(host_pid)"; then kill "$pid" && ok "stopped host (pid $pid)"; rm -f data/host.pid; else ok "host not running"; fi
 }
 
-case "${1:-setup}" in
-  test) shift; cmd_test "$@" ;;
-  lint) shift; cmd_lint ;;
-  stop) shift; cmd_stop ;;
-  setup) shift; cmd_setup "$@" ;;
-  -*) cmd_setup "$@" ;;
-  *) die "unknown command $1" "usage: bash nanoclaw.sh [setup|test|lint|stop]" ;;
+command="${1:-setup}"
+case "$command" in
+  -*) command=setup ;;
+  *) [ $# -gt 0 ] && shift ;;
+esac
+case "$command" in
+  test) cmd_test "$@" ;;
+  lint) cmd_lint ;;
+  stop) cmd_stop ;;
+  setup) cmd_setup "$@" ;;
+  *) die "unknown command $command" "usage: bash nanoclaw.sh [setup|test|lint|stop]" ;;
 esac
