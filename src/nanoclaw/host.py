@@ -17,6 +17,7 @@ from nanoclaw.db.repository import Repository
 from nanoclaw.db.sqlite import EngineCache
 from nanoclaw.delivery.actions import ActionResult, SystemActions
 from nanoclaw.delivery.loop import DeliveryLoop
+from nanoclaw.permissions.setup import build_permissions
 from nanoclaw.routing.router import Router
 from nanoclaw.runtime.base import RunnerExit, RunnerRuntime
 from nanoclaw.runtime.select import select_runtime
@@ -94,13 +95,17 @@ class Host:
             running_sessions=self.supervisor.running_sessions,
             note_activity=self.supervisor.note_activity,
         )
+        self.permissions = build_permissions(self)  # approvals, admin chat commands, action gate
         self.router = Router(
             repo=self.repo,
             sessions=self.sessions,
             waker=self.supervisor,
             replier=_AdapterReplier(self.channels),
+            approvals=self.permissions.approvals,
+            commands=self.permissions.commands,
             threaded_channels=self.channels.threaded(),
         )
+        self.permissions.bind(self, self.router)
         self.supervisor.on_exit(self._on_runner_exit)
         self.delivery.on_turn_done(self._on_turn_done)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -116,6 +121,7 @@ class Host:
         for adapter in self.channels.all():
             await self._setup_adapter(adapter)
         self._spawn(self.delivery.run(), "delivery")
+        self._spawn(self.permissions.approvals.run_expiry(), "approval-expiry")
         await self._recover()
         log.info("host up (install %s, runtime %s)", self.settings.install_id, self.runtime.name)
 

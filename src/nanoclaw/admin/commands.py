@@ -1,0 +1,388 @@
+"""Admin chat commands (``/wire``, ``/grant``, …) for owners and admins in any paired chat.
+
+The router calls ``handle`` before any agent sees a message. It first lets the approval
+flows take a numbered answer to an open card, then runs admin commands. Non-admins get
+"Permission denied" as a reply through the chat's adapter, and the command never reaches
+an agent. ``/clear`` is left to the command gate (admins only) and the agent's runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from nanoclaw.admin.service import ENGAGE_MODES, SESSION_MODES, Actor, AdminService
+from nanoclaw.channels.base import InboundEvent
+from nanoclaw.db.models import MessagingGroup
+from nanoclaw.db.repository import Membership
+from nanoclaw.errors import NanoclawError, NotFoundError, PermissionDeniedError, ValidationError
+from nanoclaw.permissions.access import is_any_admin
+from nanoclaw.permissions.approvals import APPROVE, DENY, REJECT, ApprovalService, options_of
+from nanoclaw.routing.command_gate import command_of
+
+log = logging.getLogger("nanoclaw.admin.commands")
+
+Reply = Callable[[InboundEvent, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    event: InboundEvent
+    mg: MessagingGroup
+    actor: Actor
+    args: list[str]
+
+
+Handler = Callable[[CommandContext], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class Command:
+    usage: str
+    summary: str
+    handler: Handler | None  # None: passes on to the agent (after the command gate)
+
+
+class UsageError(ValidationError):
+    pass
+
+
+class ChatCommands:
+    """Implements the router's ``HostCommands`` seam."""
+
+    def __init__(self, *, admin: AdminService, approvals: ApprovalService, reply: Reply) -> None:
+        self.admin = admin
+        self.approvals = approvals
+        self.reply = reply
+        self.commands: dict[str, Command] = {}
+        self._register_builtin()
+
+    def register(self, name: str, usage: str, summary: str, handler: Handler | None) -> None:
+        """Add or replace a command (e.g. ``/tasks`` and ``/usage`` from their own modules)."""
+        self.commands[name] = Command(usage, summary, handler)
+
+    async def handle(
+        self, event: InboundEvent, mg: MessagingGroup, membership: Membership | None
+    ) -> bool:
+        if event.message.kind != "chat":
+            return False
+        if await self.approvals.intercept(event, membership):
+            return True
+        name = command_of(event.message.text)
+        if name is None or name not in self.commands:
+            return False
+        command = self.commands[name]
+        if command.handler is None:
+            return False  # e.g. /clear: the command gate decides, the agent's runner acts
+        if not is_any_admin(membership):
+            await self.reply(event, f"Permission denied: {name} requires admin access.")
+            return True
+        try:
+            args = shlex.split(event.message.text.strip())[1:]
+        except ValueError as exc:
+            await self.reply(
+                event, f"Could not read the arguments ({exc}).\nUsage: {command.usage}"
+            )
+            return True
+        ctx = CommandContext(event, mg, Actor.user(membership), args)
+        try:
+            text = await command.handler(ctx)
+        except PermissionDeniedError as exc:
+            text = f"Permission denied: {exc}".replace(
+                "Permission denied: permission denied:", "Permission denied:"
+            )
+        except UsageError as exc:
+            text = f"{exc}\nUsage: {command.usage}"
+        except (ValidationError, NotFoundError) as exc:
+            text = f"Error: {exc}\nUsage: {command.usage}"
+        except NanoclawError as exc:
+            text = f"Error: {exc}"
+        await self.reply(event, text)
+        return True
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _chat(self, ctx: CommandContext, ref: str, *, create: bool = False) -> MessagingGroup:
+        if ref in ("here", "."):
+            return ctx.mg
+        return self.admin.chat(ref, default_channel=ctx.event.channel_type, create=create)
+
+    def _user(self, ctx: CommandContext, ref: str) -> str:
+        return self.admin.user_ref(ref, default_channel=ctx.event.channel_type)
+
+    async def _run(self, fn: Callable[..., object], *args: object, **kwargs: object) -> object:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    # -- built-in commands ---------------------------------------------------------------------
+    def _register_builtin(self) -> None:
+        r = self.register
+        r(
+            "/help",
+            "/help [command]",
+            "List the admin commands, or show one command's usage.",
+            self._help,
+        )
+        r(
+            "/status",
+            "/status",
+            "Counts of agents, chats, wirings, sessions and open approvals.",
+            self._status,
+        )
+        r("/agents", "/agents", "List the agents you administer.", self._agents)
+        r(
+            "/channels",
+            "/channels",
+            "List chats with their unknown-sender policy and agents.",
+            self._channels,
+        )
+        r(
+            "/wire",
+            "/wire <chat> <agent> [pattern <regex> | mention | mention-sticky] "
+            "[shared | per-thread | agent-shared]",
+            "Wire a chat to an agent (default: pattern '.', shared).",
+            self._wire,
+        )
+        r(
+            "/unwire",
+            "/unwire <chat> <agent>",
+            "Remove the wiring of a chat to an agent.",
+            self._unwire,
+        )
+        r(
+            "/engage",
+            "/engage <chat> <agent> <pattern <regex> | mention | mention-sticky>",
+            "Change when an agent answers in a chat.",
+            self._engage,
+        )
+        r(
+            "/policy",
+            "/policy <chat> <strict | request_approval | public>",
+            "What happens when an unknown sender writes in a chat.",
+            self._policy,
+        )
+        r("/users", "/users", "List users with their roles and memberships.", self._users)
+        r(
+            "/grant",
+            "/grant <user> <owner | admin> [agent]",
+            "Grant a role (admin of one agent, or global without an agent).",
+            self._grant,
+        )
+        r("/revoke", "/revoke <user> <owner | admin> [agent]", "Revoke a role.", self._revoke)
+        r(
+            "/members",
+            "/members <agent> [add <user> | remove <user>]",
+            "List, add or remove members of an agent.",
+            self._members,
+        )
+        r("/pending", "/pending", "List open approval requests you may answer.", self._pending)
+        r(
+            "/approve",
+            "/approve <request id> [option number]",
+            "Approve a request (default: option 1).",
+            self._approve,
+        )
+        r("/deny", "/deny <request id>", "Deny or reject a request.", self._deny)
+        r(
+            "/tasks",
+            "/tasks [list | pause | resume | cancel] [task id]",
+            "Scheduled tasks (not available in this build).",
+            self._unavailable("/tasks"),
+        )
+        r(
+            "/usage",
+            "/usage [agent]",
+            "Token usage and cost (not available in this build).",
+            self._unavailable("/usage"),
+        )
+        r(
+            "/clear",
+            "/clear",
+            "Reset the conversation of this chat's agent (admins; done by the agent).",
+            None,
+        )
+
+    async def _help(self, ctx: CommandContext) -> str:
+        if ctx.args:
+            name = ctx.args[0] if ctx.args[0].startswith("/") else f"/{ctx.args[0]}"
+            command = self.commands.get(name)
+            if command is None:
+                raise UsageError(f"No command {name}.")
+            return f"{command.usage}\n{command.summary}"
+        lines = ["Admin commands:"]
+        lines += [f"{c.usage}\n    {c.summary}" for c in self.commands.values()]
+        lines.append(
+            "<chat>: 'here', a chat id (mg-…), <channel>/<id>, or an id on this channel. "
+            "<user>: <channel>:<handle>, or a handle on this channel."
+        )
+        return "\n".join(lines)
+
+    async def _status(self, ctx: CommandContext) -> str:
+        data = await self._run(self.admin.status, ctx.actor)
+        assert isinstance(data, dict)
+        return "Status: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in data.items())
+
+    async def _agents(self, ctx: CommandContext) -> str:
+        return (await asyncio.to_thread(self.admin.agents, ctx.actor)).as_text()
+
+    async def _channels(self, ctx: CommandContext) -> str:
+        return (await asyncio.to_thread(self.admin.channels, ctx.actor)).as_text()
+
+    async def _users(self, ctx: CommandContext) -> str:
+        return (await asyncio.to_thread(self.admin.users, ctx.actor)).as_text()
+
+    async def _pending(self, ctx: CommandContext) -> str:
+        return (await asyncio.to_thread(self.admin.approvals, ctx.actor)).as_text()
+
+    def _engage_args(self, words: list[str]) -> tuple[dict[str, object], list[str]]:
+        """Parse ``[pattern <regex> | mention | mention-sticky]`` from the front of ``words``."""
+        fields: dict[str, object] = {}
+        rest = list(words)
+        if rest and rest[0] in ENGAGE_MODES:
+            mode = rest.pop(0)
+            fields["engage_mode"] = mode
+            if mode == "pattern":
+                if not rest:
+                    raise UsageError("pattern needs a regular expression ('.' answers everything).")
+                fields["engage_pattern"] = rest.pop(0)
+        return fields, rest
+
+    async def _wire(self, ctx: CommandContext) -> str:
+        if len(ctx.args) < 2:
+            raise UsageError("Name a chat and an agent.")
+        chat = self._chat(ctx, ctx.args[0], create=True)
+        agent = self.admin.agent(ctx.args[1])
+        fields, rest = self._engage_args(ctx.args[2:])
+        session_mode = "shared"
+        if rest:
+            if rest[0] not in SESSION_MODES:
+                raise UsageError(f"Unknown option {rest[0]!r}.")
+            session_mode = rest.pop(0)
+        if rest:
+            raise UsageError(f"Unexpected {' '.join(rest)!r}.")
+        mode = str(fields.get("engage_mode", "pattern"))
+        pattern = fields.get("engage_pattern", "." if mode == "pattern" else None)
+        await asyncio.to_thread(
+            self.admin.wire,
+            ctx.actor,
+            chat,
+            agent,
+            engage_mode=mode,
+            engage_pattern=str(pattern) if pattern is not None else None,
+            session_mode=session_mode,
+        )
+        how = f"{mode} {pattern}" if mode == "pattern" else mode
+        return (
+            f"Wired {chat.channel_type}/{chat.platform_id} to {agent.name} ({how}, {session_mode})."
+        )
+
+    async def _unwire(self, ctx: CommandContext) -> str:
+        if len(ctx.args) != 2:
+            raise UsageError("Name a chat and an agent.")
+        chat = self._chat(ctx, ctx.args[0])
+        agent = self.admin.agent(ctx.args[1])
+        await asyncio.to_thread(self.admin.unwire, ctx.actor, chat, agent)
+        return f"Unwired {chat.channel_type}/{chat.platform_id} from {agent.name}."
+
+    async def _engage(self, ctx: CommandContext) -> str:
+        if len(ctx.args) < 3:
+            raise UsageError("Name a chat, an agent and an engage mode.")
+        chat = self._chat(ctx, ctx.args[0])
+        agent = self.admin.agent(ctx.args[1])
+        fields, rest = self._engage_args(ctx.args[2:])
+        if not fields or rest:
+            raise UsageError("Engage mode: pattern <regex>, mention or mention-sticky.")
+        await asyncio.to_thread(self.admin.update_wiring, ctx.actor, chat, agent, **fields)
+        return (
+            f"{agent.name} in {chat.channel_type}/{chat.platform_id} now engages on "
+            f"{fields['engage_mode']}"
+            + (f" {fields['engage_pattern']}" if fields.get("engage_pattern") else "")
+            + "."
+        )
+
+    async def _policy(self, ctx: CommandContext) -> str:
+        if len(ctx.args) != 2:
+            raise UsageError("Name a chat and a policy.")
+        chat = self._chat(ctx, ctx.args[0])
+        await asyncio.to_thread(self.admin.set_policy, ctx.actor, chat, ctx.args[1])
+        return f"Unknown senders in {chat.channel_type}/{chat.platform_id}: {ctx.args[1]}."
+
+    def _role_args(self, ctx: CommandContext) -> tuple[str, str, object]:
+        if len(ctx.args) not in (2, 3):
+            raise UsageError("Name a user and a role.")
+        user = self._user(ctx, ctx.args[0])
+        agent = self.admin.agent(ctx.args[2]) if len(ctx.args) == 3 else None
+        return user, ctx.args[1], agent
+
+    async def _grant(self, ctx: CommandContext) -> str:
+        user, role, agent = self._role_args(ctx)
+        await asyncio.to_thread(self.admin.grant, ctx.actor, user, role, agent)  # type: ignore[arg-type]
+        where = f" of {agent.name}" if agent is not None else ""  # type: ignore[attr-defined]
+        return f"Granted {role}{where} to {user}."
+
+    async def _revoke(self, ctx: CommandContext) -> str:
+        user, role, agent = self._role_args(ctx)
+        await asyncio.to_thread(self.admin.revoke, ctx.actor, user, role, agent)  # type: ignore[arg-type]
+        where = f" of {agent.name}" if agent is not None else ""  # type: ignore[attr-defined]
+        return f"Revoked {role}{where} from {user}."
+
+    async def _members(self, ctx: CommandContext) -> str:
+        if not ctx.args:
+            raise UsageError("Name an agent.")
+        agent = self.admin.agent(ctx.args[0])
+        if len(ctx.args) == 1:
+            if not ctx.actor.can_read(agent.id):
+                raise PermissionDeniedError(
+                    f"you do not administer {agent.name}",
+                    user_id=ctx.actor.user_id,
+                    action="members",
+                )
+            return (await asyncio.to_thread(self.admin.members, ctx.actor, agent)).as_text()
+        if len(ctx.args) != 3 or ctx.args[1] not in ("add", "remove"):
+            raise UsageError("Use add <user> or remove <user>.")
+        user = self._user(ctx, ctx.args[2])
+        if ctx.args[1] == "add":
+            await asyncio.to_thread(self.admin.add_member, ctx.actor, agent, user)
+            return f"{user} is now a member of {agent.name}."
+        await asyncio.to_thread(self.admin.remove_member, ctx.actor, agent, user)
+        return f"{user} is no longer a member of {agent.name}."
+
+    async def _approve(self, ctx: CommandContext) -> str:
+        if len(ctx.args) not in (1, 2):
+            raise UsageError("Name a request id (see /pending).")
+        approval = await asyncio.to_thread(self.admin.store.approval, ctx.args[0])
+        if approval is None:
+            raise NotFoundError("request", ctx.args[0])
+        options = options_of(approval)
+        index = 1
+        if len(ctx.args) == 2:
+            if not ctx.args[1].isdigit() or not 1 <= int(ctx.args[1]) <= len(options):
+                raise UsageError(f"Pick an option from 1 to {len(options)}.")
+            index = int(ctx.args[1])
+        return await self.approvals.answer(
+            approval.id,
+            options[index - 1]["value"],
+            user_id=ctx.actor.user_id or "",
+            membership=ctx.actor.membership,
+        )
+
+    async def _deny(self, ctx: CommandContext) -> str:
+        if len(ctx.args) != 1:
+            raise UsageError("Name a request id (see /pending).")
+        approval = await asyncio.to_thread(self.admin.store.approval, ctx.args[0])
+        if approval is None:
+            raise NotFoundError("request", ctx.args[0])
+        value = REJECT if approval.kind == "channel" else DENY
+        return await self.approvals.answer(
+            approval.id, value, user_id=ctx.actor.user_id or "", membership=ctx.actor.membership
+        )
+
+    def _unavailable(self, name: str) -> Handler:
+        async def handler(ctx: CommandContext) -> str:
+            return f"{name} is not available in this build yet."
+
+        return handler
+
+
+__all__ = ["APPROVE", "ChatCommands", "CommandContext", "UsageError"]

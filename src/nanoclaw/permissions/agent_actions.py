@@ -1,0 +1,395 @@
+"""Host actions requested by agents, authorized by the ORIGINATING user's role (invariant 7).
+
+``ActionGate.authorize`` is the one authorizer installed on ``SystemActions``. The
+originating user is the sender of the inbound row the system row answers (``in_reply_to``),
+and only when every triggering chat row from that one up to the system row came from that
+same user (so an agent cannot point ``in_reply_to`` at an old admin message, and a mixed
+batch counts as nobody). Gated actions run at once for an admin of the agent group, and
+otherwise go through an approval card; refusals and denials are reported to the agent and
+to the chat. ``admin_request`` gives admin-scoped agents reads within their scope and
+writes through the same gate; no agent can change an admin scope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import select
+
+from nanoclaw.admin.service import Actor, AdminService, Table
+from nanoclaw.admin.store import AdminStore
+from nanoclaw.contract.layout import SessionLayout
+from nanoclaw.db.models import PendingApproval, SessionRow
+from nanoclaw.db.repository import Repository
+from nanoclaw.delivery.actions import ActionResult, SystemActions
+from nanoclaw.errors import NanoclawError, NotFoundError
+from nanoclaw.permissions.access import is_admin_of
+from nanoclaw.permissions.approvals import ApprovalService
+from nanoclaw.sessions.outbound_reader import OutboundRow, SessionReader
+from nanoclaw.sessions.schema import messages_in
+from nanoclaw.sessions.service import SessionService
+
+log = logging.getLogger("nanoclaw.permissions.actions")
+
+# Host actions that change what exists or what an agent can do: approval unless an admin asked.
+GATED_ACTIONS = frozenset(
+    {
+        "create_agent",
+        "install_packages",
+        "add_mcp_server",
+        "add_mount",
+        "add_destination",
+        "wire_chat",
+        "unwire_chat",
+        "restart_agent",
+    }
+)
+ADMIN_REQUEST = "admin_request"
+READ_OPS = frozenset(
+    {
+        "agents.list",
+        "channels.list",
+        "wirings.list",
+        "users.list",
+        "roles.list",
+        "members.list",
+        "sessions.list",
+        "sessions.get",
+        "approvals.list",
+        "dropped.list",
+    }
+)
+WRITE_OPS = frozenset(
+    {
+        "agents.create",
+        "wire",
+        "unwire",
+        "engage",
+        "policy",
+        "members.add",
+        "members.remove",
+        "roles.grant",
+        "roles.revoke",
+    }
+)
+
+WriteToAgent = Callable[..., Awaitable[None]]
+Say = Callable[[str | None, str | None, str], Awaitable[None]]
+
+
+def originating_user(
+    rows: Sequence[dict[str, Any]], ref_id: str | None, before_seq: int
+) -> str | None:
+    """Pure: the one user behind the triggering chat rows from ``ref_id`` up to ``before_seq``.
+
+    ``rows`` are ``messages_in`` rows as dicts (id, seq, kind, trigger, channel_type, content).
+    """
+    if not ref_id:
+        return None
+    ref = next((r for r in rows if r["id"] == ref_id), None)
+    if ref is None or ref["kind"] != "chat" or ref["seq"] > before_seq:
+        return None
+    senders: set[str | None] = set()
+    for r in rows:
+        if not (ref["seq"] <= r["seq"] < before_seq) or not r["trigger"] or r["kind"] == "system":
+            continue
+        if r["kind"] != "chat" or r["channel_type"] == "agent":
+            senders.add(None)  # a task, webhook or another agent: nobody's authority
+            continue
+        content = r["content"] if isinstance(r["content"], dict) else _json(r["content"])
+        sender = content.get("sender_id")
+        senders.add(str(sender) if sender else None)
+    if len(senders) != 1:
+        return None
+    return next(iter(senders))
+
+
+def _json(raw: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _row_to_json(row: OutboundRow) -> dict[str, Any]:
+    return asdict(row)
+
+
+def _row_from_json(data: dict[str, Any]) -> OutboundRow:
+    return OutboundRow(**data)
+
+
+def summarize(action: str, content: dict[str, Any]) -> str:
+    details = {k: v for k, v in content.items() if k != "action"}
+    text = json.dumps(details, ensure_ascii=False, sort_keys=True)
+    return f"Action {action}: {text[:600]}"
+
+
+class ActionGate:
+    def __init__(
+        self,
+        *,
+        repo: Repository,
+        store: AdminStore,
+        admin: AdminService,
+        approvals: ApprovalService,
+        sessions: SessionService,
+        reader: SessionReader,
+        actions: SystemActions,
+        write_to_agent: WriteToAgent,
+        gated: frozenset[str] = GATED_ACTIONS,
+    ) -> None:
+        self.repo = repo
+        self.store = store
+        self.admin = admin
+        self.approvals = approvals
+        self.sessions = sessions
+        self.reader = reader
+        self.actions = actions
+        self.write_to_agent = write_to_agent
+        self.gated = set(gated)
+        self._acting: dict[str, Actor] = {}  # system row id → who the approved action runs as
+
+    def install(self) -> None:
+        self.actions.set_authorizer(self.authorize)
+        self.actions.register(ADMIN_REQUEST, self.admin_request)
+        self.approvals.bind(action_decider=self.decided)
+
+    def gate(self, action: str) -> None:
+        """Mark another action as gated (for modules that register their own actions)."""
+        self.gated.add(action)
+
+    # -- who asked -----------------------------------------------------------------------------
+    def origin_user_sync(self, session: SessionRow, row: OutboundRow) -> str | None:
+        layout = self.sessions.layout(session)
+        with self.reader.engines.get(layout.inbound_db, readonly=True).connect() as conn:
+            found = conn.execute(
+                select(
+                    messages_in.c.id,
+                    messages_in.c.seq,
+                    messages_in.c.kind,
+                    messages_in.c.trigger,
+                    messages_in.c.channel_type,
+                    messages_in.c.content,
+                ).where(messages_in.c.seq < row.seq)
+            ).all()
+        rows = [dict(r._mapping) for r in found]
+        return originating_user(rows, row.in_reply_to, row.seq)
+
+    # -- the authorizer ------------------------------------------------------------------------
+    async def authorize(self, session: SessionRow, row: OutboundRow) -> str | ActionResult | None:
+        action = str(row.content.get("action") or "")
+        if action == ADMIN_REQUEST:
+            return await self._authorize_admin_request(session, row)
+        if action not in self.gated:
+            return None
+        user_id = await asyncio.to_thread(self.origin_user_sync, session, row)
+        membership = await asyncio.to_thread(self.repo.membership, user_id)
+        if is_admin_of(membership, session.agent_group_id):
+            return None
+        return await self._request_approval(session, row, action, user_id)
+
+    async def _authorize_admin_request(
+        self, session: SessionRow, row: OutboundRow
+    ) -> str | ActionResult | None:
+        op = str(row.content.get("op") or "")
+        args = row.content.get("args") or {}
+        if "scope" in op or (isinstance(args, dict) and "admin_scope" in args):
+            return "Permission denied: no agent can change an admin scope."
+        if op not in READ_OPS | WRITE_OPS:
+            known = ", ".join(sorted(READ_OPS | WRITE_OPS))
+            return f"unknown admin op {op!r}; known ops: {known}"
+        scope = await asyncio.to_thread(self.store.admin_scope, session.agent_group_id)
+        if scope == "disabled":
+            return "Permission denied: admin requests are disabled for this agent."
+        if op in READ_OPS:
+            self._acting[row.id] = Actor.agent(session.agent_group_id, scope)
+            return None
+        try:
+            target = await asyncio.to_thread(
+                self._target_group, session, op, args if isinstance(args, dict) else {}
+            )
+        except NanoclawError as exc:
+            return str(exc)
+        agent_actor = Actor.agent(session.agent_group_id, scope)
+        if not agent_actor.can_read(target):
+            return f"Permission denied: {op} is outside this agent's admin scope ({scope})."
+        user_id = await asyncio.to_thread(self.origin_user_sync, session, row)
+        membership = await asyncio.to_thread(self.repo.membership, user_id)
+        user_actor = Actor.user(membership, user_id)
+        if membership is not None and user_actor.can_write(target):
+            self._acting[row.id] = user_actor
+            return None
+        return await self._request_approval(session, row, f"{ADMIN_REQUEST} {op}", user_id)
+
+    def _target_group(self, session: SessionRow, op: str, args: dict[str, Any]) -> str | None:
+        """The agent group a write touches (None = global); ``group`` scope defaults to its own."""
+        if op in ("agents.create", "policy") or (op.startswith("roles.") and not args.get("agent")):
+            return None
+        agent = args.get("agent")
+        if not agent:
+            args["agent"] = session.agent_group_id
+            return session.agent_group_id
+        return self.repo.agent_group(str(agent)).id
+
+    async def _request_approval(
+        self, session: SessionRow, row: OutboundRow, action: str, user_id: str | None
+    ) -> ActionResult:
+        approval = await self.approvals.request_action(
+            agent_group_id=session.agent_group_id,
+            session_id=session.id,
+            action=action,
+            summary=summarize(action, row.content),
+            payload={"row": _row_to_json(row)},
+            requester_user_id=user_id,
+            origin_channel_type=row.channel_type,
+        )
+        if approval is None:
+            await self.approvals.say(
+                row.channel_type,
+                row.platform_id,
+                f"Permission denied: {action} needs an admin, and none is reachable.",
+            )
+            return ActionResult(
+                "error", f"{action} failed: it needs an admin's approval and no admin is reachable."
+            )
+        return ActionResult(
+            "pending", f"{action} needs an admin's approval; request {approval.id} was sent."
+        )
+
+    # -- after a card is answered ----------------------------------------------------------------
+    async def decided(self, approval: PendingApproval, approved: bool | None, by: str) -> str:
+        payload = json.loads(approval.payload_json)
+        row = _row_from_json(payload["row"])
+        try:
+            session = await asyncio.to_thread(self.repo.session, approval.session_id or "")
+        except NotFoundError:
+            return "The requesting session no longer exists."
+        layout = self.sessions.layout(session)
+        action = approval.action or str(row.content.get("action"))
+        if approved is None:
+            await self._result(
+                session, layout, row, "error", f"Your {action} request expired without an answer."
+            )
+            return "Expired."
+        if not approved:
+            await self._result(
+                session, layout, row, "error", f"Your {action} request was denied by an admin."
+            )
+            await self.approvals.say(
+                row.channel_type,
+                row.platform_id,
+                f"Your request ({action}) was denied by an admin.",
+            )
+            return f"Denied: {action}."
+        membership = await asyncio.to_thread(self.repo.membership, by)
+        self._acting[row.id] = Actor.user(membership, by)
+        try:
+            result = await self.actions.run_approved(session, row)
+        except NanoclawError as exc:
+            result = ActionResult("error", str(exc))
+        finally:
+            self._acting.pop(row.id, None)
+        await self._result(session, layout, row, result.status, result.text)
+        return f"✅ Approved: {result.text}"
+
+    async def _result(
+        self, session: SessionRow, layout: SessionLayout, row: OutboundRow, status: str, text: str
+    ) -> None:
+        await self.write_to_agent(
+            session,
+            layout,
+            {
+                "type": "action_result",
+                "action": row.content.get("action"),
+                "request_id": row.id,
+                "status": status,
+                "text": text,
+            },
+            kind="system",
+            trigger=1,
+            id_hint=f"decision-{row.id}",
+        )
+
+    # -- the admin_request action ----------------------------------------------------------------
+    async def admin_request(self, session: SessionRow, row: OutboundRow) -> ActionResult:
+        actor = self._acting.pop(row.id, None)
+        if actor is None:
+            return ActionResult("error", "admin_request was not authorized")
+        op = str(row.content.get("op") or "")
+        args = dict(row.content.get("args") or {})
+        try:
+            text = await asyncio.to_thread(self._run_op, actor, session, op, args)
+        except NanoclawError as exc:
+            return ActionResult("error", str(exc))
+        return ActionResult("ok", text)
+
+    def _run_op(self, actor: Actor, session: SessionRow, op: str, args: dict[str, Any]) -> str:
+        a = self.admin
+        if op in READ_OPS:
+            agent = a.agent(str(args["agent"])) if args.get("agent") else None
+            tables: dict[str, Callable[[], Table]] = {
+                "agents.list": lambda: a.agents(actor),
+                "channels.list": lambda: a.channels(actor),
+                "wirings.list": lambda: a.wirings(actor),
+                "users.list": lambda: a.users(actor),
+                "roles.list": lambda: a.roles(actor),
+                "members.list": lambda: a.members(actor, agent),
+                "sessions.list": lambda: a.sessions(actor, agent),
+                "approvals.list": lambda: a.approvals(actor),
+                "dropped.list": lambda: a.dropped(actor),
+            }
+            if op == "sessions.get":
+                return json.dumps(a.session(actor, str(args.get("id") or "")))
+            return json.dumps(tables[op]().rows, default=str)
+        agent_key = str(args.get("agent") or session.agent_group_id)
+        if op == "agents.create":
+            group = a.create_agent(actor, str(args.get("name") or ""), args.get("folder"))
+            return f"Agent {group.name} created ({group.id})."
+        if op in ("wire", "unwire", "engage", "policy"):
+            chat = a.chat(str(args.get("chat") or ""), create=op == "wire")
+            if op == "policy":
+                a.set_policy(actor, chat, str(args.get("policy") or ""))
+                return f"Policy of {chat.channel_type}/{chat.platform_id}: {args.get('policy')}."
+            agent_group = a.agent(agent_key)
+            if op == "wire":
+                a.wire(
+                    actor,
+                    chat,
+                    agent_group,
+                    engage_mode=str(args.get("engage") or "pattern"),
+                    engage_pattern=args.get("pattern", "."),
+                    session_mode=str(args.get("session_mode") or "shared"),
+                )
+                return f"Wired {chat.channel_type}/{chat.platform_id} to {agent_group.name}."
+            if op == "unwire":
+                a.unwire(actor, chat, agent_group)
+                return f"Unwired {chat.channel_type}/{chat.platform_id} from {agent_group.name}."
+            a.update_wiring(
+                actor,
+                chat,
+                agent_group,
+                engage_mode=str(args.get("engage") or "pattern"),
+                engage_pattern=args.get("pattern"),
+            )
+            return "Engage mode updated."
+        if op in ("members.add", "members.remove"):
+            agent_group = a.agent(agent_key)
+            user = str(args.get("user") or "")
+            if op == "members.add":
+                a.add_member(actor, agent_group, user)
+                return f"{user} added to {agent_group.name}."
+            a.remove_member(actor, agent_group, user)
+            return f"{user} removed from {agent_group.name}."
+        role_agent = a.agent(str(args["agent"])) if args.get("agent") else None
+        if op == "roles.grant":
+            a.grant(actor, str(args.get("user") or ""), str(args.get("role") or ""), role_agent)
+            return "Role granted."
+        a.revoke(actor, str(args.get("user") or ""), str(args.get("role") or ""), role_agent)
+        return "Role revoked."
