@@ -13,6 +13,8 @@ import contextlib
 import logging
 import os
 import signal
+import time
+from pathlib import Path
 
 from nanoclaw.contract.runner_config import ENV_GLOBAL_DIR, ENV_GROUP_DIR, ENV_SESSION_DIR
 from nanoclaw.errors import RunnerError, RuntimeUnavailableError
@@ -29,6 +31,61 @@ log = logging.getLogger("nanoclaw.runtime.process")
 
 # The only host variables a runner subprocess inherits: enough to run Python, nothing secret.
 PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
+# Marks a runner process as this install's (the process runtime's equivalent of a label), so
+# a restarted host can find and stop runners its killed predecessor left running.
+ENV_INSTALL_ID = "NANOCLAW_INSTALL_ID"
+ENV_RUNNER_SESSION = "NANOCLAW_RUNNER_SESSION"
+PROC = Path("/proc")
+FOREIGN_KILL_WAIT_S = 5.0
+_POLL_S = 0.05
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = (PROC / str(pid) / "environ").read_bytes()
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
+
+
+def _stat(pid: int) -> tuple[str, int]:
+    """(state, parent pid) of a process, from /proc/<pid>/stat."""
+    text = (PROC / str(pid) / "stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    return fields[0], int(fields[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state, _ = _stat(pid)
+    except (OSError, ValueError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def find_foreign_runners(install_id: str, *, exclude: set[int]) -> dict[int, str]:
+    """Live runner processes of this install not started by this host process: pid -> session.
+
+    Linux only (reads /proc); elsewhere it finds none.
+    """
+    found: dict[int, str] = {}
+    if not PROC.is_dir():
+        return found
+    me = os.getpid()
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        if pid in exclude or pid == me:
+            continue
+        try:
+            state, ppid = _stat(pid)
+            if state in ("Z", "X") or ppid == me:
+                continue
+            env = _environ(pid)
+        except (OSError, ValueError, IndexError):
+            continue
+        if env.get(ENV_INSTALL_ID) == install_id:
+            found[pid] = env.get(ENV_RUNNER_SESSION, "")
+    return found
 
 
 class ProcessHandle(RunnerHandle):
@@ -84,6 +141,7 @@ class ProcessRuntime(RunnerRuntime):
         self.python = python
         self.enabled = enabled
         self._handles: dict[str, ProcessHandle] = {}
+        self._foreign: dict[str, tuple[int, str]] = {}  # runner id -> (pid, install id)
 
     async def check(self) -> None:
         if not self.enabled:
@@ -106,6 +164,8 @@ class ProcessRuntime(RunnerRuntime):
                 "TZ": spec.timezone,
                 "PYTHONDONTWRITEBYTECODE": "1",
                 "PYTHONUNBUFFERED": "1",
+                ENV_INSTALL_ID: spec.install_id,
+                ENV_RUNNER_SESSION: spec.session_id,
             }
         )
         try:
@@ -129,12 +189,42 @@ class ProcessRuntime(RunnerRuntime):
         return handle
 
     async def list_runners(self, *, install_id: str) -> list[RunnerInfo]:
-        return [
+        """Our own runners, plus live runners of this install left by a previous host process."""
+        own = [
             RunnerInfo(h.runner_id, h.session_id, install_id, h.is_running())
             for h in self._handles.values()
+        ]
+        mine = {h.process.pid for h in self._handles.values()}
+        foreign = find_foreign_runners(install_id, exclude=mine)
+        for pid in foreign:
+            self._foreign[f"pid-{pid}"] = (pid, install_id)
+        return own + [
+            RunnerInfo(f"pid-{pid}", session, install_id, True) for pid, session in foreign.items()
         ]
 
     async def remove(self, runner_id: str) -> None:
         handle = self._handles.pop(runner_id, None)
         if handle is not None:
             await handle.stop(grace_s=1.0)
+            return
+        known = self._foreign.pop(runner_id, None)
+        if known is not None:
+            await asyncio.to_thread(self._kill_foreign, *known)
+
+    @staticmethod
+    def _kill_foreign(pid: int, install_id: str) -> None:
+        """Stop a runner we did not start (SIGTERM, then SIGKILL) and wait until it is gone."""
+        for sig, wait_s in ((signal.SIGTERM, 1.0), (signal.SIGKILL, FOREIGN_KILL_WAIT_S)):
+            try:
+                if _environ(pid).get(ENV_INSTALL_ID) != install_id:
+                    return  # the pid was reused by someone else: never touch it
+                os.killpg(pid, sig)
+            except (OSError, ValueError):
+                return
+            deadline = time.monotonic() + wait_s
+            while time.monotonic() < deadline:
+                if not _alive(pid):
+                    log.info("stopped runner pid %d left by a previous host", pid)
+                    return
+                time.sleep(_POLL_S)
+        log.warning("runner pid %d left by a previous host did not stop", pid)

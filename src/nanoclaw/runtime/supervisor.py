@@ -75,6 +75,13 @@ class Supervisor:
     def queued_sessions(self) -> list[str]:
         return list(self._queue)
 
+    def is_alive(self, session_id: str) -> bool:
+        """Whether a runner for the session is running or being started by this host."""
+        running = self._running.get(session_id)
+        return session_id in self._starting or (
+            running is not None and running.handle.is_running()
+        )
+
     def note_activity(self, session_id: str) -> None:
         running = self._running.get(session_id)
         if running is not None:
