@@ -8,8 +8,11 @@ import logging
 from collections.abc import Sequence
 
 from nanoclaw.channels.base import ChannelAdapter, ChannelSetup, InboundEvent, RouteReceipt
+from nanoclaw.channels.card_actions import CardActions, QuestionAnswers
 from nanoclaw.channels.cli.adapter import CliAdapter
-from nanoclaw.channels.registry import ChannelRegistry
+from nanoclaw.channels.pairing import PAIRING_FILE, Pairer, PairingCodes
+from nanoclaw.channels.registry import STATE_FILE, ChannelRegistry, build_adapters
+from nanoclaw.channels.typing import TypingKeeper
 from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.models import SessionRow
@@ -20,6 +23,7 @@ from nanoclaw.delivery.loop import DeliveryLoop
 from nanoclaw.permissions.setup import build_permissions
 from nanoclaw.routing.router import Router
 from nanoclaw.runtime.base import RunnerExit, RunnerRuntime
+from nanoclaw.runtime.sandbox import SandboxServices, build_proxy
 from nanoclaw.runtime.select import select_runtime
 from nanoclaw.runtime.supervisor import Supervisor
 from nanoclaw.sessions.outbound_reader import OutboundRow, SessionReader
@@ -71,17 +75,31 @@ class Host:
         self.reader = SessionReader(engines=self.engines)
         self.sessions = SessionService(repo=self.repo, store=self.store)
         self.runtime = runtime or select_runtime(settings).runtime
+        self.sandbox = SandboxServices(  # credential proxy, per-runner tokens, extra mounts
+            settings=settings, repo=self.repo, default_runtime=self.runtime.name,
+            proxy=build_proxy(settings),
+        )
         self.supervisor = Supervisor(
             settings=settings,
             runtime=self.runtime,
             repo=self.repo,
             sessions=self.sessions,
             reader=self.reader,
+            spec_hook=self.sandbox.spec_hook,
         )
-        self.channels = ChannelRegistry()
+        self.channels = ChannelRegistry(
+            state_path=settings.data_path / STATE_FILE,
+            retry_delays_s=settings.channel_retry_delays_s,
+        )
         self.cli = CliAdapter(socket_path=settings.cli_socket)
-        for adapter in [self.cli, *(adapters or [])]:
+        if adapters is None:  # built from settings: each channel is switched on by its credentials
+            built, skipped = build_adapters(settings)
+            adapters = built
+            for state in skipped:
+                self.channels.note(state)
+        for adapter in [self.cli, *adapters]:
             self.channels.add(adapter)
+        self.typing = TypingKeeper()
         self.actions = SystemActions()
         self.actions.register("notify_agent", self._notify_agent_action)
         self.delivery = DeliveryLoop(
@@ -105,8 +123,24 @@ class Host:
             commands=self.permissions.commands,
             threaded_channels=self.channels.threaded(),
         )
+        self.card_actions = CardActions()
+        self.card_actions.add(
+            QuestionAnswers(
+                repo=self.repo,
+                sessions=self.sessions,
+                reader=self.reader,
+                write_to_agent=self.delivery.write_to_agent,
+                running_sessions=self.supervisor.running_sessions,
+            )
+        )
+        self.pairer = Pairer(
+            codes=PairingCodes(path=settings.data_path / PAIRING_FILE),
+            repo=self.repo,
+            route=self._route_and_type,
+        )
         self.permissions.bind(self, self.router)
         self.supervisor.on_exit(self._on_runner_exit)
+        self.supervisor.on_exit(self.sandbox.on_runner_exit)
         self.delivery.on_turn_done(self._on_turn_done)
         self._tasks: set[asyncio.Task[None]] = set()
         self._started = False
@@ -117,6 +151,7 @@ class Host:
             raise RuntimeError("host already started")
         self._started = True
         await asyncio.to_thread(self.db.migrate)
+        await self.sandbox.start()
         await self.supervisor.start()
         for adapter in self.channels.all():
             await self._setup_adapter(adapter)
@@ -126,15 +161,15 @@ class Host:
         log.info("host up (install %s, runtime %s)", self.settings.install_id, self.runtime.name)
 
     async def stop(self) -> None:
-        for adapter in self.channels.all():
-            with contextlib.suppress(Exception):
-                await adapter.teardown()
+        await self.typing.stop_all()
+        await self.channels.teardown_all()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.supervisor.close()
+        await self.sandbox.stop()
         self.db.dispose()
         log.info("host stopped")
 
@@ -150,11 +185,17 @@ class Host:
             log.error("task %s died", task.get_name(), exc_info=task.exception())
 
     async def _setup_adapter(self, adapter: ChannelAdapter) -> None:
-        try:
-            await adapter.setup(ChannelSetup(on_inbound=self.on_inbound))
-        except Exception:
-            # A failing adapter never stops the host.
-            log.exception("channel %s failed to start", adapter.name)
+        setup = ChannelSetup(on_inbound=self.on_inbound, on_action=self.on_action)
+        if adapter is self.cli:
+            if not await self.channels.connect(adapter, setup):
+                self._spawn(self.channels.keep_connecting(adapter, setup), "connect-cli")
+            return
+        # Network channels connect in the background: a slow or failing one never stops the host.
+        self._spawn(self._connect_channel(adapter, setup), f"connect-{adapter.name}")
+
+    async def _connect_channel(self, adapter: ChannelAdapter, setup: ChannelSetup) -> None:
+        if not await self.channels.connect(adapter, setup):
+            await self.channels.keep_connecting(adapter, setup)
 
     async def _recover(self) -> None:
         """After a restart: deliver what runners wrote while we were down, wake due work."""
@@ -172,8 +213,25 @@ class Host:
 
     # -- callbacks -------------------------------------------------------------------------------
     async def on_inbound(self, event: InboundEvent) -> RouteReceipt:
+        if event.channel_type != self.cli.channel_type and await self.pairer.try_pair(event):
+            return RouteReceipt(0, (), consumed=True)
+        return await self._route_and_type(event)
+
+    async def _route_and_type(self, event: InboundEvent) -> RouteReceipt:
         outcome = await self.router.route(event)
+        adapter = self.channels.get(event.channel_type)
+        if adapter is not None:  # "working…" on the chat until the woken turn is delivered
+            waiting: dict[str, list[str]] = {}
+            for d in outcome.deliveries:
+                if d.trigger:
+                    waiting.setdefault(d.session_id, []).append(d.message_id)
+            for session_id, ids in waiting.items():
+                self.typing.start(session_id, adapter, event.platform_id, event.thread_id, ids)
         return outcome.receipt()
+
+    async def on_action(self, question_id: str, value: str, user_id: str) -> str | None:
+        """A card button click from any channel: approvals first, then runner questions."""
+        return await self.card_actions.dispatch(question_id, value, user_id)
 
     def _wake_soon(self, session_id: str) -> None:
         self._spawn(self._wake(session_id), f"wake-{session_id}")
@@ -183,8 +241,10 @@ class Host:
 
     async def _on_runner_exit(self, session_id: str, result: RunnerExit) -> None:
         self.delivery.watch(session_id)  # one last drain of what it wrote
+        await self.typing.stop(session_id)
 
     async def _on_turn_done(self, session_id: str, message_ids: frozenset[str]) -> None:
+        await self.typing.done(session_id, message_ids)
         await self.cli.turn_done(message_ids)
 
     async def _notify_agent_action(self, session: SessionRow, row: OutboundRow) -> ActionResult:
