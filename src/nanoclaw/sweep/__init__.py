@@ -1,0 +1,1 @@
+"""The sweep: ack sync, stuck runners, retries with backoff, orphan claims, due work."""

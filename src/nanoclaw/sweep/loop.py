@@ -1,0 +1,314 @@
+"""The sweep (DESIGN §1 step 5, upstream §7): every ``sweep_interval_s``, every active session.
+
+Per session, in this order, each session isolated (a locked or damaged DB is logged,
+counted in the report and skipped; the others go on):
+1. roll back hot journals a kill left behind (read-write open; only with no runner alive);
+2. sync acks (``completed``/``failed`` acks complete their ``messages_in`` rows);
+3. re-arm recurring series whose occurrence ended; under catch-up ``skip`` move occurrences
+   missed while the host was down to their next time (no runner alive);
+4. wake due work, **before** any reset;
+5. a live runner judged stuck (``decide_stuck_action``) is killed; its claimed rows are
+   then reset by the exit handler: one try counted, retried after 5 s·2^(tries-1), and at
+   ``max_tries`` the row ends ``failed`` and both the user and the agent are told;
+6. ``processing`` claims with no runner alive are released (a host restart is not the
+   message's fault: no try is counted);
+7. runners of this install that this host did not start are stopped (at most one runner
+   per session, even across a host crash);
+8. the due-work timer learns the session's next due time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from nanoclaw.channels.base import OutboundPayload
+from nanoclaw.channels.registry import ChannelRegistry
+from nanoclaw.contract.layout import SessionLayout
+from nanoclaw.contract.timeutil import to_iso, utc_now
+from nanoclaw.db.models import SessionRow
+from nanoclaw.db.repository import Repository
+from nanoclaw.delivery.loop import NOTICE_PREFIX, DeliveryLoop
+from nanoclaw.runtime.base import RunnerExit
+from nanoclaw.runtime.supervisor import Supervisor
+from nanoclaw.scheduling.recurrence import catch_up_overdue, rearm_ended
+from nanoclaw.sessions.outbound_reader import SessionReader
+from nanoclaw.sessions.service import SessionService
+from nanoclaw.settings import Settings
+from nanoclaw.sweep import ops
+from nanoclaw.sweep.stuck import Claim, decide_stuck_action
+from nanoclaw.sweep.timer import DueTimer
+
+log = logging.getLogger("nanoclaw.sweep")
+
+PREVIEW_CHARS = 120
+
+
+@dataclass
+class SweepReport:
+    swept: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)  # session id -> error
+    woken: list[str] = field(default_factory=list)
+    killed: dict[str, str] = field(default_factory=dict)  # session id -> reason
+    released: int = 0
+    rearmed: int = 0
+    skipped_occurrences: int = 0
+    journals: int = 0
+
+
+class Sweep:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        repo: Repository,
+        sessions: SessionService,
+        reader: SessionReader,
+        supervisor: Supervisor,
+        delivery: DeliveryLoop,
+        channels: ChannelRegistry,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.repo = repo
+        self.sessions = sessions
+        self.store = sessions.store
+        self.reader = reader
+        self.supervisor = supervisor
+        self.delivery = delivery
+        self.channels = channels
+        self.clock = clock
+        self.timer = DueTimer(
+            on_due=self._on_due,
+            next_due=lambda layout, after: ops.next_due(self.store, layout, after=after),
+            clock=clock,
+        )
+        self.store.add_insert_listener(self.timer.inserted)
+        self._closing = False
+        self.last_report: SweepReport | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def recover(self) -> SweepReport:
+        """At start-up, before channels accept messages: one full pass (no try is counted)."""
+        return await self.sweep_once()
+
+    async def run(self) -> None:
+        """The periodic sweep and the due-work timer, until cancelled."""
+        timer = asyncio.create_task(self.timer.run(), name="due-timer")
+        try:
+            while True:
+                await asyncio.sleep(self.settings.sweep_interval_s)
+                await self.sweep_once()
+        finally:
+            timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
+
+    def close(self) -> None:
+        """The host is stopping: runner exits from now on are not the messages' fault."""
+        self._closing = True
+
+    # -- one pass ---------------------------------------------------------------------------------
+    async def sweep_once(self) -> SweepReport:
+        report = SweepReport()
+        started = time.monotonic()
+        try:
+            await self.supervisor.reap_orphans()
+        except Exception:
+            log.exception("orphan runner reaping failed")
+        try:
+            sessions = await asyncio.to_thread(self.repo.sessions)
+        except Exception:
+            log.exception("sweep cannot list sessions")
+            return report
+        for session in sessions:
+            try:
+                await self._sweep_session(session, report)
+                report.swept += 1
+            except Exception as exc:
+                # One locked or damaged session DB never stalls the others.
+                report.skipped[session.id] = f"{type(exc).__name__}: {exc}"
+                log.error("sweep skipped session %s: %s", session.id, exc)
+        self.last_report = report
+        log.debug("sweep of %d session(s) took %.3f s", report.swept, time.monotonic() - started)
+        return report
+
+    async def _sweep_session(self, session: SessionRow, report: SweepReport) -> None:
+        layout = self.sessions.layout(session)
+        if not layout.inbound_db.exists():
+            return
+        self.timer.track(session.id, layout)
+        now = self.clock()
+        alive = self.supervisor.is_alive(session.id)
+        if not alive and await asyncio.to_thread(ops.recover_journals, self.store, layout):
+            report.journals += 1
+            log.warning("rolled back a hot journal in session %s", session.id)
+        acks = await asyncio.to_thread(self.reader.acks, layout)
+        if acks:
+            await asyncio.to_thread(self.store.sync_acks, layout, acks)
+        rearmed = await asyncio.to_thread(
+            rearm_ended,
+            self.store,
+            layout,
+            now=now,
+            default_tz=self.settings.timezone,
+            grace_s=self.settings.task_catch_up_grace_s,
+        )
+        report.rearmed += sum(1 for r in rearmed if r.new_id)
+        claims = await asyncio.to_thread(ops.read_claims, self.store, layout)
+        processing = [mid for mid, c in claims.items() if c.status == "processing"]
+        if not alive:
+            moved = await asyncio.to_thread(
+                catch_up_overdue,
+                self.store,
+                layout,
+                now=now,
+                default_tz=self.settings.timezone,
+                grace_s=self.settings.task_catch_up_grace_s,
+                claimed=set(processing),
+            )
+            report.skipped_occurrences += len(moved)
+            # Wake due work before any reset.
+            if await asyncio.to_thread(self.reader.has_due_trigger, layout, now=to_iso(now)):
+                report.woken.append(session.id)
+                await self.supervisor.wake(session.id)
+                alive = self.supervisor.is_alive(session.id)
+        if alive and session.id in self.supervisor.running_sessions():
+            await self._check_stuck(session, layout, claims, report)
+        elif not alive and processing:
+            report.released += await asyncio.to_thread(ops.release_claims, self.store, layout)
+        await self.timer.refresh(session.id)
+
+    async def _check_stuck(
+        self,
+        session: SessionRow,
+        layout: SessionLayout,
+        claims: dict[str, Claim],
+        report: SweepReport,
+    ) -> None:
+        try:
+            mtime: float | None = layout.heartbeat.stat().st_mtime
+        except FileNotFoundError:
+            mtime = None
+        state = await asyncio.to_thread(self.reader.runner_state, layout)
+        decision = decide_stuck_action(
+            self.clock(),
+            mtime,
+            state,
+            claims,
+            claim_tolerance_s=self.settings.stuck_claim_tolerance_s,
+            ceiling_s=self.settings.stuck_heartbeat_ceiling_s,
+        )
+        if decision.action != "kill":
+            return
+        log.warning("runner of %s is stuck (%s); killing it", session.id, decision.reason)
+        report.killed[session.id] = decision.reason
+        # The exit handler (``on_runner_exit``) resets the claimed rows once it is gone.
+        await self.supervisor.stop(session.id)
+
+    # -- runner exits ------------------------------------------------------------------------------
+    async def on_runner_exit(self, session_id: str, result: RunnerExit) -> None:
+        """A runner is gone: rows it had claimed count one try and retry later (or fail)."""
+        if self._closing:
+            return
+        try:
+            session = await asyncio.to_thread(self.repo.session, session_id)
+            layout = self.sessions.layout(session)
+            claims = await asyncio.to_thread(ops.read_claims, self.store, layout)
+            processing = [mid for mid, c in claims.items() if c.status == "processing"]
+            if processing and not self.supervisor.is_alive(session_id):
+                reset = await asyncio.to_thread(
+                    ops.reset_stuck_rows,
+                    self.store,
+                    layout,
+                    processing,
+                    now=self.clock(),
+                    backoff_base_s=self.settings.retry_backoff_base_s,
+                    max_tries=self.settings.max_tries,
+                )
+                for mid, after in reset.retried.items():
+                    log.warning("message %s of %s will be retried at %s (runner exit %s)",
+                                mid, session_id, after, result.exit_code)
+                for row in reset.failed:
+                    await self._tell_failure(session, layout, row)
+            if not self.supervisor.is_alive(session_id) and await asyncio.to_thread(
+                self.reader.has_due_trigger, layout, now=to_iso(self.clock())
+            ):
+                await self.supervisor.wake(session_id)
+            self.timer.track(session_id, layout)
+            await self.timer.refresh(session_id)
+        except Exception:
+            log.exception("cleanup after the runner of %s exited failed", session_id)
+
+    async def _tell_failure(
+        self, session: SessionRow, layout: SessionLayout, row: ops.FailedRow
+    ) -> None:
+        """Both the user (at the row's reply address) and the agent learn the message failed."""
+        text = str(row.content.get("text") or row.content.get("prompt") or "")
+        preview = text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+        log.error("message %s of %s failed after %d tries", row.id, session.id, row.tries)
+        if row.channel_type and row.platform_id and row.channel_type != "agent":
+            adapter = self.channels.get(row.channel_type)
+            what = "scheduled task" if row.kind == "task" else "message"
+            notice = (
+                f"Sorry: I could not process your {what} “{preview}” after {row.tries} attempts, "
+                "so I gave up on it. Please try again later."
+            )
+            if adapter is None:
+                log.error("no %s adapter to tell the user that %s failed", row.channel_type, row.id)
+            else:
+                try:
+                    await adapter.deliver(
+                        row.platform_id,
+                        row.thread_id,
+                        OutboundPayload(kind="chat", content={"text": notice}),
+                    )
+                except Exception:
+                    log.exception("could not tell the user that %s failed", row.id)
+        if row.id.startswith(NOTICE_PREFIX):
+            return  # a failed failure notice is not noticed again: that would loop
+        await self.delivery.write_to_agent(
+            session,
+            layout,
+            {
+                "text": (
+                    f"The {row.kind} message {row.id} failed {row.tries} times (your runner "
+                    f"crashed or hung while handling it) and was dropped: {preview}"
+                )
+            },
+            id_hint=f"{NOTICE_PREFIX}failed-in-{row.id}",
+        )
+
+    # -- on time ---------------------------------------------------------------------------------
+    async def _on_due(self, session_id: str) -> None:
+        """A delayed row of the session just became due: start its runner, or nudge the live one."""
+        if self.supervisor.is_alive(session_id):
+            layout = self.timer.layout(session_id)
+            if layout is not None:
+                await asyncio.to_thread(ops.nudge, self.store, layout)
+            return
+        await self.supervisor.wake(session_id)
+
+    async def on_turn_done(self, session_id: str, message_ids: frozenset[str]) -> None:
+        """Re-arm a recurring series as soon as its occurrence is done (the sweep is the net)."""
+        try:
+            session = await asyncio.to_thread(self.repo.session, session_id)
+            layout = self.sessions.layout(session)
+            rearmed = await asyncio.to_thread(
+                rearm_ended,
+                self.store,
+                layout,
+                now=self.clock(),
+                default_tz=self.settings.timezone,
+                grace_s=self.settings.task_catch_up_grace_s,
+            )
+            if any(r.new_id for r in rearmed):
+                self.timer.track(session_id, layout)
+                await self.timer.refresh(session_id)
+        except Exception:
+            log.exception("re-arming series of %s failed", session_id)

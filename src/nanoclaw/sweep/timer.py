@@ -1,0 +1,124 @@
+"""The due-work timer: start a session at the moment its earliest delayed row becomes due.
+
+A runner only takes rows whose ``process_after`` has passed, so something must wake the
+session at that moment; waiting for the next sweep would start a task up to a minute late.
+The timer keeps the earliest future due time per session and sleeps until the earliest
+of all. It learns about rows from the host's own inserts (a ``SessionStore`` listener),
+from the sweep, and from a cheap change-counter scan of every known ``inbound.db`` each
+``SCAN_INTERVAL_S`` (writes by other processes, e.g. ``nanoclaw tasks resume``). The
+sweep remains the safety net.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from nanoclaw.contract.dbwatch import change_signature
+from nanoclaw.contract.layout import SessionLayout
+from nanoclaw.contract.timeutil import parse_iso, to_iso, utc_now
+
+log = logging.getLogger("nanoclaw.sweep.timer")
+
+SCAN_INTERVAL_S = 1.0
+# Fire a little after the due time so the runner's own clock also reads "due".
+FIRE_LATENESS_S = 0.005
+
+DueAction = Callable[[str], Awaitable[None]]
+NextDue = Callable[[SessionLayout, str], str | None]
+
+
+class DueTimer:
+    def __init__(
+        self,
+        *,
+        on_due: DueAction,
+        next_due: NextDue,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.on_due = on_due
+        self.next_due = next_due
+        self.clock = clock
+        self._due: dict[str, datetime] = {}
+        self._layouts: dict[str, SessionLayout] = {}
+        self._signatures: dict[str, tuple[int, int] | None] = {}
+        self._changed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- feeding -------------------------------------------------------------------------------
+    def track(self, session_id: str, layout: SessionLayout) -> None:
+        self._layouts[session_id] = layout
+
+    def layout(self, session_id: str) -> SessionLayout | None:
+        return self._layouts.get(session_id)
+
+    def note(self, session_id: str, at: str | None) -> None:
+        """Record a session's earliest future due time (None: nothing due later)."""
+        if at is None:
+            self._due.pop(session_id, None)
+        else:
+            moment = parse_iso(at)
+            current = self._due.get(session_id)
+            if current is None or moment < current or current <= self.clock():
+                self._due[session_id] = moment
+        self._changed.set()
+
+    def inserted(self, layout: SessionLayout) -> None:
+        """``SessionStore`` insert listener; may be called from a worker thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        session_id = layout.root.name
+        self._layouts.setdefault(session_id, layout)
+        loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.refresh(session_id)))
+
+    async def refresh(self, session_id: str) -> None:
+        layout = self._layouts.get(session_id)
+        if layout is None:
+            return
+        try:
+            at = await asyncio.to_thread(self.next_due, layout, to_iso(self.clock()))
+        except Exception as exc:  # one bad session never stops the timer
+            log.warning("cannot read due rows of %s: %s", session_id, exc)
+            return
+        self._due.pop(session_id, None)
+        self.note(session_id, at)
+
+    def earliest(self) -> datetime | None:
+        return min(self._due.values()) if self._due else None
+
+    # -- loop ------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        next_scan = self._loop.time() + SCAN_INTERVAL_S
+        while True:
+            now = self.clock()
+            for session_id in [s for s, at in self._due.items() if at <= now]:
+                self._due.pop(session_id, None)
+                try:
+                    await self.on_due(session_id)
+                except Exception:
+                    log.exception("due work of %s could not start", session_id)
+                await self.refresh(session_id)
+            if self._loop.time() >= next_scan:
+                next_scan = self._loop.time() + SCAN_INTERVAL_S
+                await self._scan()
+            earliest = self.earliest()
+            timeout = max(0.0, next_scan - self._loop.time())
+            if earliest is not None:
+                until = (earliest - self.clock()).total_seconds() + FIRE_LATENESS_S
+                timeout = max(0.0, min(timeout, until))
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout=timeout)
+            except TimeoutError:
+                pass
+
+    async def _scan(self) -> None:
+        for session_id, layout in list(self._layouts.items()):
+            signature = change_signature(layout.inbound_db)
+            if signature != self._signatures.get(session_id):
+                self._signatures[session_id] = signature
+                await self.refresh(session_id)
