@@ -40,6 +40,10 @@ class RunSpec:
     image: str | None = None
     extra_mounts: tuple[Mount, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)  # never a secret (invariant 5)
+    # The credential proxy's socket folder on the host (mounted read-only) when the runner needs it.
+    proxy_dir: Path | None = None
+    # A per-agent-group runtime override ("docker", "bwrap", "process"); None = the default.
+    runtime: str | None = None
 
 
 @dataclass(frozen=True)
