@@ -214,6 +214,13 @@ def wire(
     console.print(f"Wired {channel}/{chat_name} to {group.name}.")
 
 
+from nanoclaw.cli.doctor import doctor as _doctor  # noqa: E402
+from nanoclaw.cli.image import image_app  # noqa: E402
+
+app.add_typer(image_app, name="image")
+app.command("doctor")(_doctor)
+
+
 def main() -> None:
     try:
         app()
