@@ -240,12 +240,15 @@ class ApprovalService:
             question=approval.question,
             options=tuple(CardOption(o["label"], o["value"]) for o in options_of(approval)),
         )
+        # Record where the card goes first, so an immediate numbered answer finds it.
+        await asyncio.to_thread(self._record_card, approval.id, approver, dm, None)
         try:
             message_id = await adapter.deliver(dm.platform_id, None, card.payload())
         except Exception:
             log.exception("card %s to %s failed", approval.id, approver)
             return False
-        await asyncio.to_thread(self._record_card, approval.id, approver, dm, message_id)
+        if message_id:
+            await asyncio.to_thread(self._record_card, approval.id, approver, dm, message_id)
         return True
 
     def _record_card(
