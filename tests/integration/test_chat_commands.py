@@ -70,7 +70,7 @@ async def test_admin_clear_reaches_the_agent(world: Host) -> None:
 
 async def test_help_lists_every_command_and_explains_one(world: Host) -> None:
     text = await admin(world, "/help")
-    for command in COMMANDS + ["/clear"]:
+    for command in [*COMMANDS, "/clear"]:
         assert command.split()[0] in text
     assert (await admin(world, "/help wire")).startswith("/wire <chat> <agent>")
     assert "No command /nope" in await admin(world, "/help nope")
@@ -150,3 +150,34 @@ async def test_approve_and_deny_by_command(world: Host) -> None:
         assert (await admin(world, f"/deny {pending.id}")).startswith("Denied")
     assert "already denied" in await admin(world, f"/approve {pending.id}")
     assert "request not found" in await admin(world, "/approve appr-nope")
+
+
+async def test_tasks_list_pause_resume_cancel(world: Host) -> None:
+    from nanoclaw.sessions.store import InboundMessage
+
+    andy = world.repo.agent_group("Andy")
+    team = world.repo.messaging_group("cli", "team")
+    assert team is not None
+    session, layout = world.sessions.resolve(
+        agent_group_id=andy.id, messaging_group_id=team.id, thread_id=None, mode="shared"
+    )
+    world.store.insert_messages(
+        layout,
+        [
+            InboundMessage(
+                id="task-1", kind="task", content={"prompt": "water the plants"},
+                channel_type="cli", platform_id="team", process_after="2999-01-01T00:00:00.000000Z",
+                recurrence="0 9 * * *", series_id="task-1",
+            )
+        ],
+    )  # fmt: skip
+    listing = await admin(world, "/tasks")
+    assert "id=task-1" in listing and "water the plants" in listing and "status=pending" in listing
+    assert await admin(world, "/tasks pause task-1") == "Paused task-1 (1 row(s))."
+    assert "status=paused" in await admin(world, "/tasks list Andy")
+    assert await admin(world, "/tasks resume task-1") == "Resumed task-1 (1 row(s))."
+    assert await admin(world, "/tasks cancel task-1") == "Cancelled task-1 (1 row(s))."
+    assert "(none)" in await admin(world, "/tasks")
+    assert "task not found" in await admin(world, "/tasks pause nope")
+    assert "Usage: /tasks" in await admin(world, "/tasks explode")
+    assert session.id

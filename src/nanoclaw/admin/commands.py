@@ -186,9 +186,9 @@ class ChatCommands:
         r("/deny", "/deny <request id>", "Deny or reject a request.", self._deny)
         r(
             "/tasks",
-            "/tasks [list | pause | resume | cancel] [task id]",
-            "Scheduled tasks (not available in this build).",
-            self._unavailable("/tasks"),
+            "/tasks [list [agent] | pause <id> | resume <id> | cancel <id>]",
+            "List scheduled tasks, or pause, resume or cancel a task series.",
+            self._tasks,
         )
         r(
             "/usage",
@@ -377,6 +377,19 @@ class ChatCommands:
         return await self.approvals.answer(
             approval.id, value, user_id=ctx.actor.user_id or "", membership=ctx.actor.membership
         )
+
+    async def _tasks(self, ctx: CommandContext) -> str:
+        words = ctx.args or ["list"]
+        if words[0] == "list" and len(words) <= 2:
+            agent = self.admin.agent(words[1]) if len(words) == 2 else None
+            return (await asyncio.to_thread(self.admin.tasks, ctx.actor, agent)).as_text()
+        if words[0] in ("pause", "resume", "cancel") and len(words) == 2:
+            changed = await asyncio.to_thread(
+                self.admin.control_task, ctx.actor, words[1], words[0]
+            )
+            verb = {"pause": "Paused", "resume": "Resumed", "cancel": "Cancelled"}[words[0]]
+            return f"{verb} {words[1]} ({changed} row(s))."
+        raise UsageError("Use list [agent], pause <id>, resume <id> or cancel <id>.")
 
     def _unavailable(self, name: str) -> Handler:
         async def handler(ctx: CommandContext) -> str:

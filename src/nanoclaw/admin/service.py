@@ -30,6 +30,7 @@ from nanoclaw.permissions.access import (
     scope_allows,
 )
 from nanoclaw.routing.engage import pattern_is_valid
+from nanoclaw.sessions.service import SessionService
 
 ENGAGE_MODES = ("pattern", "mention", "mention-sticky")
 SESSION_MODES = ("shared", "per-thread", "agent-shared")
@@ -149,10 +150,18 @@ def create_agent_files(
 
 
 class AdminService:
-    def __init__(self, *, repo: Repository, store: AdminStore, groups_path: Path) -> None:
+    def __init__(
+        self,
+        *,
+        repo: Repository,
+        store: AdminStore,
+        groups_path: Path,
+        sessions: SessionService | None = None,
+    ) -> None:
         self.repo = repo
         self.store = store
         self.groups_path = groups_path
+        self.session_service = sessions  # needed for tasks (they live in each session's inbound.db)
 
     # -- lookups -------------------------------------------------------------------------------
     def agent(self, key: str) -> AgentGroup:
@@ -623,6 +632,56 @@ class AdminService:
                 }
             )
         return table
+
+    # -- tasks (rows of each session's inbound.db; see nanoclaw.scheduling.tasks) ----------------
+    def tasks(self, actor: Actor, agent: AgentGroup | None = None) -> Table:
+        from nanoclaw.scheduling.tasks import list_tasks
+
+        table = Table(
+            ["id", "agent", "status", "next", "recurrence", "prompt", "series"], title="Tasks"
+        )
+        if self.session_service is None:
+            return table
+        names = {g.id: g.name for g in self.repo.agent_groups()}
+        for s in self.repo.sessions():
+            if (agent is not None and s.agent_group_id != agent.id) or not actor.can_read(
+                s.agent_group_id
+            ):
+                continue
+            for t in list_tasks(self.session_service.store, self.session_service.layout(s)):
+                table.rows.append(
+                    {
+                        "id": t.id,
+                        "agent": names.get(s.agent_group_id, s.agent_group_id),
+                        "status": t.status,
+                        "next": t.process_after,
+                        "recurrence": t.recurrence,
+                        "prompt": t.prompt[:80],
+                        "series": t.series_id,
+                    }
+                )
+        return table
+
+    def control_task(self, actor: Actor, key: str, action: str) -> int:
+        """Pause, resume or cancel the task series ``key`` (a task id or series id)."""
+        from nanoclaw.scheduling.tasks import control_task, list_tasks
+
+        if action not in ("pause", "resume", "cancel"):
+            raise ValidationError(f"unknown task action {action!r}", field="action")
+        if self.session_service is None:
+            raise NotFoundError("task", key)
+        for s in self.repo.sessions():
+            if not actor.can_read(s.agent_group_id):
+                continue
+            layout = self.session_service.layout(s)
+            if not any(
+                key in (t.id, t.series_id) for t in list_tasks(self.session_service.store, layout)
+            ):
+                continue
+            if not actor.can_write(s.agent_group_id):
+                raise _deny(actor, f"{action} tasks of", "that agent")
+            return control_task(self.session_service.store, layout, key, action)  # type: ignore[arg-type]
+        raise NotFoundError("task", key)
 
 
 def approval_row(a: PendingApproval) -> dict[str, Any]:

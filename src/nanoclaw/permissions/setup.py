@@ -22,10 +22,7 @@ log = logging.getLogger("nanoclaw.permissions")
 
 # Optional chat commands provided by other modules: (module, function name). Each function
 # is called as ``register_chat_commands(commands, host)`` when the module exists.
-OPTIONAL_COMMAND_PROVIDERS = (
-    ("nanoclaw.admin.tasks", "register_chat_commands"),
-    ("nanoclaw.admin.usage", "register_chat_commands"),
-)
+OPTIONAL_COMMAND_PROVIDERS = (("nanoclaw.admin.usage", "register_chat_commands"),)
 
 
 @dataclass
@@ -62,7 +59,9 @@ def build_permissions(host: Host) -> Permissions:
     def create_agent(name: str) -> AgentGroup:
         return create_agent_files(host.repo, groups_path, name)
 
-    admin = AdminService(repo=host.repo, store=store, groups_path=groups_path)
+    admin = AdminService(
+        repo=host.repo, store=store, groups_path=groups_path, sessions=host.sessions
+    )
     approvals = ApprovalService(
         repo=host.repo, store=store, channels=host.channels, create_agent=create_agent
     )
