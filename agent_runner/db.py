@@ -94,6 +94,23 @@ class OutboundMessage:
     thread_id: str | None = None
     in_reply_to: str | None = None
     deliver_after: str | None = None
+    id: str | None = None  # preset when files go to ``outbox/<id>/`` before the row is written
+
+
+def new_out_id() -> str:
+    return f"out-{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    """One turn's tokens and cost, written with the turn's acks."""
+
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost_usd: float
 
 
 class SessionDB:
@@ -132,6 +149,67 @@ class SessionDB:
             values = conn.execute(f"SELECT {_COLUMNS} FROM messages_in WHERE seq = ?", (seq,))
             found = values.fetchone()
         return _row(found) if found else None
+
+    def row_by_id(self, row_id: str) -> InboundRow | None:
+        with read_inbound(self.inbound_path) as conn:
+            found = conn.execute(
+                f"SELECT {_COLUMNS} FROM messages_in WHERE id = ?", (row_id,)
+            ).fetchone()
+        return _row(found) if found else None
+
+    def pending_system(self) -> list[InboundRow]:
+        """Pending ``system`` rows (tool responses, action results), oldest first."""
+        with read_inbound(self.inbound_path) as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM messages_in WHERE status = 'pending' AND kind = 'system'"
+                " ORDER BY seq"
+            ).fetchall()
+        return [_row(v) for v in rows]
+
+    def delivered_platform_id(self, message_out_id: str) -> str | None:
+        """The platform's id for one of our delivered rows (for edits and reactions)."""
+        with read_inbound(self.inbound_path) as conn:
+            found = conn.execute(
+                "SELECT platform_message_id FROM delivered WHERE message_out_id = ?",
+                (message_out_id,),
+            ).fetchone()
+        return found[0] if found else None
+
+    def outbound_by_seq(self, seq: int) -> dict[str, Any] | None:
+        with write_outbound(self.outbound_path) as conn:
+            found = conn.execute(
+                "SELECT id, channel_type, platform_id, thread_id, content FROM messages_out"
+                " WHERE seq = ?",
+                (seq,),
+            ).fetchone()
+        if found is None:
+            return None
+        return {
+            "id": found[0],
+            "channel_type": found[1],
+            "platform_id": found[2],
+            "thread_id": found[3],
+            "content": parse_content(found[4]),
+        }
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """Live task rows (pending or paused), oldest first."""
+        with read_inbound(self.inbound_path) as conn:
+            rows = conn.execute(
+                "SELECT id, series_id, status, process_after, recurrence, content FROM messages_in"
+                " WHERE kind = 'task' AND status IN ('pending', 'paused') ORDER BY process_after, seq"
+            ).fetchall()
+        return [
+            {
+                "id": r[0],
+                "series_id": r[1] or r[0],
+                "status": r[2],
+                "process_after": r[3],
+                "recurrence": r[4],
+                "content": parse_content(r[5]),
+            }
+            for r in rows
+        ]
 
     def latest_from(self, channel_type: str, platform_id: str) -> InboundRow | None:
         with read_inbound(self.inbound_path) as conn:
@@ -177,11 +255,33 @@ class SessionDB:
             )
 
     def finish(
-        self, ids: Sequence[str], messages: Sequence[OutboundMessage], *, status: str = "completed"
+        self,
+        ids: Sequence[str],
+        messages: Sequence[OutboundMessage],
+        *,
+        status: str = "completed",
+        usage: UsageRecord | None = None,
     ) -> list[int]:
-        """Write the replies and the final acks in one transaction (a crash loses neither alone)."""
+        """Write the replies, the usage and the final acks in one transaction (a crash loses none alone)."""
         with write_outbound(self.outbound_path) as conn:
             seqs = [self._insert(conn, m) for m in messages]
+            if usage is not None:
+                conn.execute(
+                    "INSERT INTO usage (turn_id, model, input_tokens, output_tokens,"
+                    " cache_read_tokens, cache_write_tokens, cost_usd, message_ids, created_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?)",
+                    (
+                        ids[0] if ids else "",
+                        usage.model,
+                        usage.input_tokens,
+                        usage.output_tokens,
+                        usage.cache_read_tokens,
+                        usage.cache_write_tokens,
+                        usage.cost_usd,
+                        json.dumps(list(ids)),
+                        now_iso(),
+                    ),
+                )
             stamp = now_iso()
             conn.executemany(
                 "INSERT OR REPLACE INTO processing_ack (message_id, status, status_changed)"
@@ -204,7 +304,7 @@ class SessionDB:
             "INSERT INTO messages_out (id, seq, in_reply_to, timestamp, deliver_after, kind,"
             " channel_type, platform_id, thread_id, content) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (
-                f"out-{uuid.uuid4().hex}",
+                message.id or new_out_id(),
                 seq,
                 message.in_reply_to,
                 now_iso(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from agent_runner.rows import Destination, InboundRow
@@ -42,7 +43,9 @@ def source_name(row: InboundRow, destinations: Sequence[Destination]) -> str:
     return f"unknown:{row.channel_type}:{row.platform_id}"
 
 
-def _chat(row: InboundRow, destinations: Sequence[Destination], tz: ZoneInfo) -> str:
+def _chat(
+    row: InboundRow, destinations: Sequence[Destination], tz: ZoneInfo, session_dir: Path | None
+) -> str:
     content = row.content
     sender = content.get("sender_name") or content.get("sender") or "unknown"
     attrs = (
@@ -53,6 +56,8 @@ def _chat(row: InboundRow, destinations: Sequence[Destination], tz: ZoneInfo) ->
     for attachment in content.get("attachments") or []:
         name = attachment.get("name", "file")
         path = attachment.get("path")
+        if path and session_dir is not None:
+            path = str(session_dir / str(path))  # the path the agent's tools can open
         kind = attachment.get("mime") or "file"
         where = f" — saved to {path}" if path else ""
         lines.append(f"[{escape(str(kind))}: {escape(str(name))}{escape(where)}]")
@@ -75,10 +80,16 @@ def _system(row: InboundRow) -> str:
     return f'<system_response id="{row.seq}" action="{action}" status="{status}">{body}</system_response>'
 
 
-def format_batch(rows: Sequence[InboundRow], destinations: Sequence[Destination], tz_name: str) -> str:
+def format_batch(
+    rows: Sequence[InboundRow],
+    destinations: Sequence[Destination],
+    tz_name: str,
+    *,
+    session_dir: Path | None = None,
+) -> str:
     tz = ZoneInfo(tz_name)
     ordered = sorted(rows, key=lambda r: (_KIND_ORDER.get(r.kind, 9), r.seq))
-    chats = [_chat(r, destinations, tz) for r in ordered if r.kind == "chat"]
+    chats = [_chat(r, destinations, tz, session_dir) for r in ordered if r.kind == "chat"]
     others: list[str] = []
     for row in ordered:
         if row.kind == "task":

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from agent_runner.context import RunnerContext, UnknownDestination
-from agent_runner.db import OutboundMessage, SessionDB
+from agent_runner.db import OutboundMessage, SessionDB, UsageRecord
 from agent_runner.formatter import format_batch
 from agent_runner.heartbeat import Heartbeat
 from agent_runner.memory import compose_system_prompt
@@ -113,7 +113,9 @@ class PollLoop:
             self.db.finish(ids, [ctx.address(None, {"text": CLEARED_TEXT})])
             return True
         request = TurnRequest(
-            prompt=format_batch(batch, destinations, self.config.timezone),
+            prompt=format_batch(
+                batch, destinations, self.config.timezone, session_dir=self.session_dir
+            ),
             system_prompt=compose_system_prompt(
                 assistant_name=self.config.assistant_name,
                 timezone=self.config.timezone,
@@ -133,6 +135,7 @@ class PollLoop:
             ids,
             self._replies(ctx, result),
             status="failed" if result.error else "completed",
+            usage=_usage_record(result),
         )
         return True
 
@@ -156,3 +159,17 @@ class PollLoop:
                     )
                 )
         return messages
+
+
+def _usage_record(result: TurnResult) -> UsageRecord | None:
+    usage = result.usage
+    if usage is None:
+        return None
+    return UsageRecord(
+        model=usage.model,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        cost_usd=usage.cost_usd,
+    )

@@ -1,0 +1,1 @@
+"""The agent's tools: sandbox tools (bash, text editor), web server tools, and NanoClaw tools."""

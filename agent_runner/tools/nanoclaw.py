@@ -1,0 +1,528 @@
+"""NanoClaw tools (upstream §5): act on the world through rows the host delivers or carries out.
+
+Chat tools write ``messages_out`` rows now (mid-turn). Host actions write a ``system`` row;
+the host's delivery loop carries it out and answers with an inbound ``system`` row
+(``result-<row id>``), which the tool waits for briefly and consumes so the agent learns
+the outcome in the same turn. ``ask_user_question`` blocks until an inbound
+``question_response`` row arrives, or times out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+import shutil
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from agent_runner.context import UnknownDestination
+from agent_runner.db import OutboundMessage, new_out_id
+from agent_runner.rows import InboundRow
+from agent_runner.tools.base import (
+    FunctionTool,
+    Tool,
+    ToolEnv,
+    ToolError,
+    ToolOutput,
+    optional_str,
+    require_str,
+    string_list,
+)
+from nanoclaw.contract.timeutil import to_iso
+
+ACTION_RESULT_WAIT_S = 15.0  # how long a host action's tool waits for the host's answer
+RESPONSE_POLL_INTERVAL_S = 0.1
+DEFAULT_QUESTION_TIMEOUT_S = 300.0
+MAX_QUESTION_TIMEOUT_S = 3600.0
+MAX_FILE_BYTES = 25 * 1024 * 1024
+MAX_PACKAGES = 20
+APT_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
+NPM_RE = re.compile(r"^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*$")
+CRON_FIELD_RE = re.compile(r"^[\d*/,\-A-Za-z?LW#]+$")
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]")
+
+_TO = {
+    "type": "string",
+    "description": "Destination name; omit to answer where the message came from.",
+}
+
+
+def _prop(kind: str, description: str) -> dict[str, Any]:
+    return {"type": kind, "description": description}
+
+
+def _schema(required: list[str], **props: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": required}
+
+
+def _send(env: ToolEnv, to: str | None, content: dict[str, Any], out_id: str | None = None) -> int:
+    try:
+        message = env.ctx.address(to, content)
+    except UnknownDestination as exc:
+        raise ToolError(str(exc)) from exc
+    if out_id is not None:
+        message = dataclasses.replace(message, id=out_id)
+    seq = env.ctx.db.send(message)
+    env.ctx.touch()
+    return seq
+
+
+async def _wait_for(env: ToolEnv, match: Any, *, timeout_s: float, tool: str) -> InboundRow | None:
+    """Poll ``inbound.db`` for a pending system row ``match`` accepts; consume it (ack it)."""
+    env.ctx.declare_tool(tool, timeout_ms=int(timeout_s * 1000))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    try:
+        while True:
+            rows = [r for r in await asyncio.to_thread(env.ctx.db.pending_system) if match(r)]
+            if rows:
+                claimed = await asyncio.to_thread(env.ctx.db.claimed_ids)
+                for row in rows:
+                    if row.id not in claimed:
+                        await asyncio.to_thread(env.ctx.db.finish, [row.id], [])
+                        return row
+            if loop.time() >= deadline:
+                return None
+            env.ctx.touch()
+            await asyncio.sleep(RESPONSE_POLL_INTERVAL_S)
+    finally:
+        env.ctx.declare_tool(None)
+
+
+async def request_and_wait(env: ToolEnv, action: str, payload: dict[str, Any]) -> ToolOutput:
+    """Write a host action and wait (briefly) for the host's result row."""
+    out_id = new_out_id()
+    origin = env.ctx.origin
+    env.ctx.db.send(
+        OutboundMessage(
+            kind="system",
+            content={"action": action, **payload},
+            channel_type=origin.channel_type if origin else None,
+            platform_id=origin.platform_id if origin else None,
+            thread_id=origin.thread_id if origin else None,
+            in_reply_to=env.ctx.in_reply_to,
+            id=out_id,
+        )
+    )
+    env.ctx.touch()
+    expected = f"result-{out_id}"
+    row = await _wait_for(
+        env, lambda r: r.id == expected, timeout_s=ACTION_RESULT_WAIT_S, tool=action
+    )
+    if row is None:
+        return ToolOutput(
+            f"{action} was requested; the host has not answered yet. Its result will arrive"
+            " as a system message."
+        )
+    status = str(row.content.get("status") or "ok")
+    text = str(row.content.get("text") or status)
+    return ToolOutput(text, is_error=status == "error")
+
+
+class SendMessage(FunctionTool):
+    name = "send_message"
+    description = (
+        "Send a chat message now, while you keep working (e.g. progress updates). Returns its id."
+    )
+    schema = _schema(["text"], to=_TO, text=_prop("string", "The message text."))
+
+    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
+        text = require_str(tool_input, "text")
+        seq = _send(env, optional_str(tool_input, "to"), {"text": text})
+        return ToolOutput(f"Message sent (id: {seq}).")
+
+
+def safe_file_name(raw: str) -> str:
+    """A basename with only plain characters; never empty, never a dot name."""
+    base = Path(raw.replace("\\", "/")).name
+    cleaned = _UNSAFE_NAME.sub("_", base).strip(" .")
+    return cleaned[:128] or "file"
+
+
+class SendFile(FunctionTool):
+    name = "send_file"
+    description = "Send a file from your workspace to a chat, with optional text."
+    schema = _schema(
+        ["path"],
+        to=_TO,
+        path=_prop("string", "Path of the file (relative paths start in your group folder)."),
+        text=_prop("string", "Optional message text."),
+        filename=_prop("string", "Optional file name to show."),
+    )
+
+    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
+        raw = require_str(tool_input, "path")
+        source = Path(raw) if Path(raw).is_absolute() else env.group_dir / raw
+        if not source.is_file():
+            raise ToolError(f"{raw} is not a file")
+        size = source.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ToolError(f"{raw} is {size} bytes; the limit is {MAX_FILE_BYTES}")
+        name = safe_file_name(optional_str(tool_input, "filename") or source.name)
+        out_id = new_out_id()
+        folder = env.session_dir / "outbox" / out_id
+        folder.mkdir(parents=True, exist_ok=False)
+        await asyncio.to_thread(shutil.copyfile, source, folder / name)
+        content = {"text": optional_str(tool_input, "text") or "", "files": [name]}
+        try:
+            seq = _send(env, optional_str(tool_input, "to"), content, out_id=out_id)
+        except ToolError:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return ToolOutput(f"File {name} sent (id: {seq}).")
+
+
+def _platform_target(env: ToolEnv, seq: int) -> tuple[dict[str, Any], str]:
+    """Routing and platform id of a message the agent can see, by its seq."""
+    if seq % 2 == 1:
+        row = env.ctx.db.outbound_by_seq(seq)
+        if row is None:
+            raise ToolError(f"no message with id {seq}")
+        platform_id = env.ctx.db.delivered_platform_id(row["id"])
+        if platform_id is None:
+            raise ToolError(f"message {seq} has not been delivered yet")
+        return row, platform_id
+    inbound = env.ctx.db.row_by_seq(seq)
+    if inbound is None or inbound.kind != "chat" or inbound.channel_type in (None, "agent"):
+        raise ToolError(f"no chat message with id {seq}")
+    suffix = f":{env.config.agent_group_id}"
+    platform_message = inbound.id.removesuffix(suffix)
+    routing = {
+        "channel_type": inbound.channel_type,
+        "platform_id": inbound.platform_id,
+        "thread_id": inbound.thread_id,
+    }
+    return routing, platform_message
+
+
+def _operation(env: ToolEnv, seq: int, content: dict[str, Any]) -> int:
+    routing, platform_message = _platform_target(env, seq)
+    message = OutboundMessage(
+        kind="chat",
+        content={**content, "message_id": platform_message},
+        channel_type=routing["channel_type"],
+        platform_id=routing["platform_id"],
+        thread_id=routing["thread_id"],
+        in_reply_to=env.ctx.in_reply_to,
+    )
+    result = env.ctx.db.send(message)
+    env.ctx.touch()
+    return result
+
+
+class EditMessage(FunctionTool):
+    name = "edit_message"
+    description = "Replace the text of a message you sent earlier, by its id."
+    schema = _schema(
+        ["message_id", "text"],
+        message_id=_prop("integer", "The id of your earlier message."),
+        text=_prop("string", "The new text."),
+    )
+
+    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
+        seq = tool_input.get("message_id")
+        if not isinstance(seq, int):
+            raise ToolError("'message_id' must be an integer")
+        text = require_str(tool_input, "text")
+        _operation(env, seq, {"operation": "edit", "text": text})
+        return ToolOutput(f"Message {seq} edited.")
+
+
+class AddReaction(FunctionTool):
+    name = "add_reaction"
+    description = "React to a message (yours or the user's) with an emoji, by its id."
+    schema = _schema(
+        ["message_id", "emoji"],
+        message_id=_prop("integer", "The id of the message."),
+        emoji=_prop("string", "The emoji, e.g. 👍 or thumbsup."),
+    )
+
+    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
+        seq = tool_input.get("message_id")
+        if not isinstance(seq, int):
+            raise ToolError("'message_id' must be an integer")
+        emoji = require_str(tool_input, "emoji")
+        _operation(env, seq, {"operation": "reaction", "emoji": emoji, "text": emoji})
+        return ToolOutput(f"Reacted to {seq} with {emoji}.")
+
+
+class AskUserQuestion(FunctionTool):
+    name = "ask_user_question"
+    description = "Ask the user a multiple-choice question and wait for the answer (default 300 s)."
+    schema = _schema(
+        ["question", "options"],
+        title=_prop("string", "A short title."),
+        question=_prop("string", "The question."),
+        options={
+            "type": "array",
+            "items": {
+                "anyOf": [
+                    {"type": "string"},
+                    {
+                        "type": "object",
+                        "properties": {"label": {"type": "string"}, "value": {"type": "string"}},
+                        "required": ["label"],
+                    },
+                ]
+            },
+            "description": "The choices (1-10).",
+        },
+        timeout_s=_prop("number", "Seconds to wait for the answer (default 300, max 3600)."),
+    )
+
+    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
+        question = require_str(tool_input, "question")
+        title = optional_str(tool_input, "title") or "Question"
+        options = _options(tool_input.get("options"))
+        timeout = tool_input.get("timeout_s", DEFAULT_QUESTION_TIMEOUT_S)
+        if not isinstance(timeout, int | float) or timeout <= 0:
+            raise ToolError("'timeout_s' must be a positive number")
+        timeout = min(float(timeout), MAX_QUESTION_TIMEOUT_S)
+        question_id = f"q-{uuid.uuid4().hex[:12]}"
+        labels = ", ".join(o["label"] for o in options)
+        _send(
+            env,
+            None,
+            {
+                "type": "ask_question",
+                "question_id": question_id,
+                "title": title,
+                "question": question,
+                "options": options,
+                "text": f"{title}\n\n{question}\nOptions: {labels}",
+            },
+        )
+        row = await _wait_for(
+            env,
+            lambda r: (
+                r.content.get("type") == "question_response"
+                and r.content.get("question_id") == question_id
+            ),
+            timeout_s=timeout,
+            tool=self.name,
+        )
+        if row is None:
+            return ToolOutput(f"Question timed out after {timeout:g}s", is_error=True)
+        answer = row.content.get("selected_option") or row.content.get("value") or row.text
+        return ToolOutput(f"The user answered: {answer}")
+
+
+def _options(raw: Any) -> list[dict[str, str]]:
+    if not isinstance(raw, list) or not 1 <= len(raw) <= 10:
+        raise ToolError("'options' must list 1 to 10 choices")
+    options: list[dict[str, str]] = []
+    for item in raw:
+        if isinstance(item, str) and item.strip():
+            options.append({"label": item, "value": item})
+        elif isinstance(item, dict) and isinstance(item.get("label"), str):
+            options.append(
+                {"label": item["label"], "value": str(item.get("value") or item["label"])}
+            )
+        else:
+            raise ToolError("each option must be a string or {label, value}")
+    return options
+
+
+def parse_when(raw: str, tz_name: str) -> str:
+    """ISO-8601 → stored UTC; a time without a zone is local to the user's time zone."""
+    try:
+        moment = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ToolError(
+            f"'process_after' must be ISO-8601 (e.g. 2026-01-05T09:00): {raw!r}"
+        ) from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(tz_name))
+    return to_iso(moment)
+
+
+def check_cron(expr: str) -> str:
+    """A light syntax check; the host validates fully (croniter) before inserting."""
+    if expr.strip().startswith("@"):
+        return expr.strip()  # a macro such as @daily
+    fields = expr.split()
+    if len(fields) != 5 or not all(CRON_FIELD_RE.match(f) for f in fields):
+        raise ToolError(f"'recurrence' must be a 5-field cron expression: {expr!r}")
+    return " ".join(fields)
+
+
+class ScheduleTask(FunctionTool):
+    name = "schedule_task"
+    description = (
+        "Schedule a task: at 'process_after' you receive 'prompt' as a task. 'recurrence' (cron,"
+        " in the user's time zone) repeats it. A 'script' (bash) runs first; its output is added."
+    )
+    schema = _schema(
+        ["prompt", "process_after"],
+        prompt=_prop("string", "What to do when the task runs."),
+        process_after=_prop("string", "ISO-8601 time; without a zone it is the user's local time."),
+        recurrence=_prop("string", "Optional 5-field cron expression."),
+        script=_prop("string", "Optional bash script run before the prompt."),
+    )
+
+    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
+        payload: dict[str, Any] = {
+            "task_id": f"task-{uuid.uuid4().hex[:12]}",
+            "prompt": require_str(tool_input, "prompt"),
+            "process_after": parse_when(
+                require_str(tool_input, "process_after"), env.config.timezone
+            ),
+        }
+        recurrence = optional_str(tool_input, "recurrence")
+        if recurrence:
+            payload["recurrence"] = check_cron(recurrence)
+        script = optional_str(tool_input, "script")
+        if script:
+            payload["script"] = script
+        return await request_and_wait(env, self.name, payload)
+
+
+class ListTasks(FunctionTool):
+    name = "list_tasks"
+    description = "List your scheduled tasks (one line per series)."
+    schema = _schema([])
+
+    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
+        tasks = await asyncio.to_thread(env.ctx.db.tasks)
+        seen: set[str] = set()
+        lines: list[str] = []
+        for task in tasks:
+            if task["series_id"] in seen:
+                continue
+            seen.add(task["series_id"])
+            prompt = str(task["content"].get("prompt", ""))[:80]
+            repeat = f", repeats {task['recurrence']}" if task["recurrence"] else ""
+            when = task["process_after"]
+            lines.append(f"{task['series_id']}: {task['status']}, next {when}{repeat} — {prompt}")
+        return ToolOutput("\n".join(lines) if lines else "No scheduled tasks.")
+
+
+class _SeriesAction(FunctionTool):
+    schema = _schema(["task_id"], task_id=_prop("string", "The task id (series) from list_tasks."))
+
+    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
+        return await request_and_wait(
+            env, self.name, {"task_id": require_str(tool_input, "task_id")}
+        )
+
+
+class CancelTask(_SeriesAction):
+    name = "cancel_task"
+    description = "Cancel a scheduled task and its future repetitions."
+
+
+class PauseTask(_SeriesAction):
+    name = "pause_task"
+    description = "Pause a scheduled task (it will not run until resumed)."
+
+
+class ResumeTask(_SeriesAction):
+    name = "resume_task"
+    description = "Resume a paused task."
+
+
+class UpdateTask(FunctionTool):
+    name = "update_task"
+    description = "Change a scheduled task. An empty string clears 'recurrence' or 'script'."
+    schema = _schema(
+        ["task_id"],
+        task_id=_prop("string", "The task id (series)."),
+        prompt=_prop("string", "New prompt."),
+        process_after=_prop("string", "New time (ISO-8601; no zone = user's local time)."),
+        recurrence=_prop("string", "New cron expression, or '' to stop repeating."),
+        script=_prop("string", "New script, or '' to remove it."),
+    )
+
+    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
+        payload: dict[str, Any] = {"task_id": require_str(tool_input, "task_id")}
+        prompt = optional_str(tool_input, "prompt")
+        if prompt:
+            payload["prompt"] = prompt
+        when = optional_str(tool_input, "process_after")
+        if when:
+            payload["process_after"] = parse_when(when, env.config.timezone)
+        recurrence = optional_str(tool_input, "recurrence")
+        if recurrence is not None:
+            payload["recurrence"] = check_cron(recurrence) if recurrence.strip() else ""
+        script = optional_str(tool_input, "script")
+        if script is not None:
+            payload["script"] = script
+        if len(payload) == 1:
+            raise ToolError("nothing to change: give prompt, process_after, recurrence or script")
+        return await request_and_wait(env, self.name, payload)
+
+
+class CreateAgent(FunctionTool):
+    name = "create_agent"
+    description = (
+        'Create a new agent you can message with <message to="name">. Needs an admin\'s permission.'
+    )
+    schema = _schema(
+        ["name"],
+        name=_prop("string", "The new agent's name."),
+        instructions=_prop("string", "Its standing instructions (written to its CLAUDE.local.md)."),
+    )
+
+    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
+        name = require_str(tool_input, "name").strip()
+        if len(name) > 64:
+            raise ToolError("'name' is limited to 64 characters")
+        payload: dict[str, Any] = {"name": name}
+        instructions = optional_str(tool_input, "instructions")
+        if instructions:
+            payload["instructions"] = instructions
+        return await request_and_wait(env, self.name, payload)
+
+
+def validate_packages(apt: list[str], npm: list[str]) -> None:
+    total = len(apt) + len(npm)
+    if not 1 <= total <= MAX_PACKAGES:
+        raise ToolError(f"name 1 to {MAX_PACKAGES} packages")
+    bad = [p for p in apt if not APT_RE.match(p)] + [p for p in npm if not NPM_RE.match(p)]
+    if bad:
+        raise ToolError(f"invalid package names: {', '.join(bad)}")
+
+
+class InstallPackages(FunctionTool):
+    name = "install_packages"
+    description = (
+        "Ask for system (apt) or npm packages in your sandbox image. Needs an admin's approval."
+    )
+    schema = _schema(
+        [],
+        apt={"type": "array", "items": {"type": "string"}, "description": "apt package names"},
+        npm={"type": "array", "items": {"type": "string"}, "description": "npm package names"},
+        reason=_prop("string", "Why you need them."),
+    )
+
+    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
+        apt = string_list(tool_input, "apt")
+        npm = string_list(tool_input, "npm")
+        validate_packages(apt, npm)
+        payload: dict[str, Any] = {"apt": apt, "npm": npm}
+        reason = optional_str(tool_input, "reason")
+        if reason:
+            payload["reason"] = reason
+        return await request_and_wait(env, self.name, payload)
+
+
+def nanoclaw_tools() -> list[Tool]:
+    return [
+        SendMessage(),
+        SendFile(),
+        EditMessage(),
+        AddReaction(),
+        AskUserQuestion(),
+        ScheduleTask(),
+        ListTasks(),
+        UpdateTask(),
+        CancelTask(),
+        PauseTask(),
+        ResumeTask(),
+        CreateAgent(),
+        InstallPackages(),
+    ]
