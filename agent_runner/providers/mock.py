@@ -3,6 +3,7 @@
 Directives (mock only, for tests and demos): a chat text starting with ``!sleep <s>``
 holds the turn that long, ``!crash`` ends the process with exit code 70, ``!to <name> <text>``
 answers with a ``<message to="name">`` block, and ``!internal`` wraps the reply in ``<internal>``.
+``!file``, ``!edit``, ``!react`` and ``!ask`` exercise the channels (``mock_channel.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ class MockProvider(Provider):
     async def run_turn(self, request: TurnRequest, ctx: TurnContext) -> TurnResult:
         texts = [row.text for row in request.batch if row.kind in ("chat", "task") and row.text]
         last = texts[-1].strip() if texts else ""
+        directive = last.split(" ", 1)[1] if last.startswith("@") and " " in last else last
+        if directive.startswith(("!file ", "!edit ", "!react ", "!ask ")):
+            from agent_runner.providers.mock_channel import run_directive
+
+            done = await run_directive(directive, ctx, request.batch)
+            if done is not None:
+                return done
         if last.startswith("!sleep"):
             seconds = float(last.split()[1]) if len(last.split()) > 1 else 1.0
             deadline = asyncio.get_running_loop().time() + seconds

@@ -83,7 +83,7 @@ class QuestionAnswers:
         membership = await asyncio.to_thread(self.repo.membership, user_id)
         if not public and not can_access(membership, session.agent_group_id):
             log.warning("question %s: %s may not answer for this agent", question_id, user_id)
-            return "You are not allowed to answer this question."
+            return None  # not taken: the card keeps its buttons for someone who may answer
         self._answered.add(question_id)
         await self.write_to_agent(
             session,
