@@ -30,6 +30,7 @@ from nanoclaw.sessions.outbound_reader import OutboundRow, SessionReader
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import SessionStore
 from nanoclaw.settings import Settings
+from nanoclaw.sweep.loop import Sweep
 
 log = logging.getLogger("nanoclaw.host")
 
@@ -142,6 +143,17 @@ class Host:
         self.supervisor.on_exit(self._on_runner_exit)
         self.supervisor.on_exit(self.sandbox.on_runner_exit)
         self.delivery.on_turn_done(self._on_turn_done)
+        self.sweep = Sweep(
+            settings=settings,
+            repo=self.repo,
+            sessions=self.sessions,
+            reader=self.reader,
+            supervisor=self.supervisor,
+            delivery=self.delivery,
+            channels=self.channels,
+        )
+        self.supervisor.on_exit(self.sweep.on_runner_exit)
+        self.delivery.on_turn_done(self.sweep.on_turn_done)
         self._tasks: set[asyncio.Task[None]] = set()
         self._started = False
 
@@ -153,14 +165,18 @@ class Host:
         await asyncio.to_thread(self.db.migrate)
         await self.sandbox.start()
         await self.supervisor.start()
+        # Before channels accept messages: stale claims, hot journals, missed tasks, due work.
+        await self.sweep.recover()
         for adapter in self.channels.all():
             await self._setup_adapter(adapter)
         self._spawn(self.delivery.run(), "delivery")
+        self._spawn(self.sweep.run(), "sweep")
         self._spawn(self.permissions.approvals.run_expiry(), "approval-expiry")
         await self._recover()
         log.info("host up (install %s, runtime %s)", self.settings.install_id, self.runtime.name)
 
     async def stop(self) -> None:
+        self.sweep.close()
         await self.typing.stop_all()
         await self.channels.teardown_all()
         for task in list(self._tasks):

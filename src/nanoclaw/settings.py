@@ -196,7 +196,8 @@ class Settings(BaseSettings):
         """Eight hex digits naming this install; containers carry it so installs never reap each other."""
         if self.install_name:
             return self.install_name
-        return hashlib.sha1(str(self.root).encode()).hexdigest()[:8]
+        # Two hosts sharing a checkout but not a data dir (every test) are different installs.
+        return hashlib.sha1(f"{self.root}\0{self.data_path}".encode()).hexdigest()[:8]
 
     @property
     def has_model_credential(self) -> bool:
