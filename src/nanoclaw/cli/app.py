@@ -218,6 +218,9 @@ from nanoclaw.cli.doctor import doctor as _doctor  # noqa: E402
 from nanoclaw.cli.image import image_app  # noqa: E402
 
 app.add_typer(image_app, name="image")
+from nanoclaw.cli.tasks import app as tasks_app  # noqa: E402
+
+app.add_typer(tasks_app, name="tasks")
 app.command("doctor")(_doctor)
 
 
