@@ -41,7 +41,6 @@ MAX_QUESTION_TIMEOUT_S = 3600.0
 MAX_FILE_BYTES = 25 * 1024 * 1024
 MAX_PACKAGES = 20
 APT_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
-NPM_RE = re.compile(r"^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*$")
 CRON_FIELD_RE = re.compile(r"^[\d*/,\-A-Za-z?LW#]+$")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]")
 
@@ -283,31 +282,35 @@ class AskUserQuestion(FunctionTool):
             raise ToolError("'timeout_s' must be a positive number")
         timeout = min(float(timeout), MAX_QUESTION_TIMEOUT_S)
         question_id = f"q-{uuid.uuid4().hex[:12]}"
-        labels = ", ".join(o["label"] for o in options)
+        numbered = "\n".join(f"{n}. {o['label']}" for n, o in enumerate(options, start=1))
+        # The card contract of the channels (``nanoclaw.channels.cards``): camelCase ids.
         _send(
             env,
             None,
             {
                 "type": "ask_question",
-                "question_id": question_id,
+                "questionId": question_id,
                 "title": title,
                 "question": question,
                 "options": options,
-                "text": f"{title}\n\n{question}\nOptions: {labels}",
+                "text": f"{title}\n\n{question}\n\n{numbered}",
             },
         )
         row = await _wait_for(
             env,
-            lambda r: (
-                r.content.get("type") == "question_response"
-                and r.content.get("question_id") == question_id
-            ),
+            lambda r: r.content.get("type") == "question_response"
+            and question_id in (r.content.get("questionId"), r.content.get("question_id")),
             timeout_s=timeout,
             tool=self.name,
         )
         if row is None:
             return ToolOutput(f"Question timed out after {timeout:g}s", is_error=True)
-        answer = row.content.get("selected_option") or row.content.get("value") or row.text
+        answer = (
+            row.content.get("selectedOption")
+            or row.content.get("selected_option")
+            or row.content.get("value")
+            or row.text
+        )
         return ToolOutput(f"The user answered: {answer}")
 
 
@@ -478,11 +481,10 @@ class CreateAgent(FunctionTool):
         return await request_and_wait(env, self.name, payload)
 
 
-def validate_packages(apt: list[str], npm: list[str]) -> None:
-    total = len(apt) + len(npm)
-    if not 1 <= total <= MAX_PACKAGES:
+def validate_packages(apt: list[str]) -> None:
+    if not 1 <= len(apt) <= MAX_PACKAGES:
         raise ToolError(f"name 1 to {MAX_PACKAGES} packages")
-    bad = [p for p in apt if not APT_RE.match(p)] + [p for p in npm if not NPM_RE.match(p)]
+    bad = [p for p in apt if not APT_RE.match(p)]
     if bad:
         raise ToolError(f"invalid package names: {', '.join(bad)}")
 
@@ -490,20 +492,19 @@ def validate_packages(apt: list[str], npm: list[str]) -> None:
 class InstallPackages(FunctionTool):
     name = "install_packages"
     description = (
-        "Ask for system (apt) or npm packages in your sandbox image. Needs an admin's approval."
+        "Ask for Debian (apt) packages in your sandbox image. Needs an admin's approval; they"
+        " are available after the image is rebuilt."
     )
     schema = _schema(
-        [],
+        ["apt"],
         apt={"type": "array", "items": {"type": "string"}, "description": "apt package names"},
-        npm={"type": "array", "items": {"type": "string"}, "description": "npm package names"},
         reason=_prop("string", "Why you need them."),
     )
 
     async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
         apt = string_list(tool_input, "apt")
-        npm = string_list(tool_input, "npm")
-        validate_packages(apt, npm)
-        payload: dict[str, Any] = {"apt": apt, "npm": npm}
+        validate_packages(apt)
+        payload: dict[str, Any] = {"apt": apt}
         reason = optional_str(tool_input, "reason")
         if reason:
             payload["reason"] = reason

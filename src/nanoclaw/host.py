@@ -19,7 +19,9 @@ from nanoclaw.db.models import SessionRow
 from nanoclaw.db.repository import Repository
 from nanoclaw.db.sqlite import EngineCache
 from nanoclaw.delivery.actions import ActionResult, SystemActions
+from nanoclaw.delivery.agent_actions import AgentActions
 from nanoclaw.delivery.loop import DeliveryLoop
+from nanoclaw.delivery.task_actions import TaskActions
 from nanoclaw.permissions.setup import build_permissions
 from nanoclaw.routing.router import Router
 from nanoclaw.runtime.base import RunnerExit, RunnerRuntime
@@ -31,6 +33,8 @@ from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import SessionStore
 from nanoclaw.settings import Settings
 from nanoclaw.sweep.loop import Sweep
+from nanoclaw.usage.budget import BudgetGuard
+from nanoclaw.usage.ledger import UsageLedger
 
 log = logging.getLogger("nanoclaw.host")
 
@@ -103,6 +107,8 @@ class Host:
         self.typing = TypingKeeper()
         self.actions = SystemActions()
         self.actions.register("notify_agent", self._notify_agent_action)
+        TaskActions(settings=settings, sessions=self.sessions).install(self.actions)
+        AgentActions(settings=settings, repo=self.repo, sessions=self.sessions).install(self.actions)
         self.delivery = DeliveryLoop(
             settings=settings,
             repo=self.repo,
@@ -154,6 +160,18 @@ class Host:
         )
         self.supervisor.on_exit(self.sweep.on_runner_exit)
         self.delivery.on_turn_done(self.sweep.on_turn_done)
+        # Usage per turn into the central DB; a spent daily budget pauses the group's turns.
+        self.usage = UsageLedger(settings=settings, repo=self.repo, sessions=self.sessions)
+        self.budget = BudgetGuard(
+            repo=self.repo,
+            ledger=self.usage,
+            channels=self.channels,
+            stop_session=self.supervisor.stop,
+            running_sessions=self.supervisor.running_sessions,
+        )
+        self.supervisor.spec_hook = self.budget.wrap_spec_hook(self.supervisor.spec_hook)
+        self.delivery.on_turn_done(self.budget.on_turn_done)
+        self.supervisor.on_exit(self.budget.on_runner_exit)
         self._tasks: set[asyncio.Task[None]] = set()
         self._started = False
 

@@ -19,6 +19,7 @@ from nanoclaw.contract.runner_config import RunnerConfig
 from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.db.repository import Repository
 from nanoclaw.runtime.base import RunnerExit, RunnerHandle, RunnerRuntime, RunSpec
+from nanoclaw.runtime.model_limits import with_model_limits
 from nanoclaw.sessions.outbound_reader import SessionReader
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.settings import Settings
@@ -220,6 +221,7 @@ class Supervisor:
             model_base_url=self.settings.anthropic_base_url,
             web_tools=cfg.web_tools,
         )
+        config = with_model_limits(config, cfg)
         spec = RunSpec(
             session_id=session.id,
             agent_group_id=group.id,

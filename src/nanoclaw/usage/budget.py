@@ -1,0 +1,134 @@
+"""Daily budgets per agent group: when today's spending reaches the cap, the group's turns pause.
+
+After each turn the host ingests the session's usage; a group whose spending has reached
+``container_configs.daily_budget_usd`` has its runners stopped (the turn is already acked
+and delivered) and the chat is told. While the day lasts no runner of the group starts
+(the start hook refuses, so messages wait pending, invariant 4), and each chat that writes
+meanwhile is told once. The next day the sweep's due-work wake starts them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from nanoclaw.channels.base import OutboundPayload
+from nanoclaw.channels.registry import ChannelRegistry
+from nanoclaw.contract.runner_config import RunnerConfig
+from nanoclaw.db.models import SessionRow
+from nanoclaw.db.repository import Repository
+from nanoclaw.errors import NanoclawError, RuntimeUnavailableError
+from nanoclaw.runtime.base import RunnerExit, RunSpec
+from nanoclaw.usage.ledger import UsageLedger
+
+log = logging.getLogger("nanoclaw.usage.budget")
+
+SpecHook = Callable[[RunSpec, RunnerConfig], Awaitable[tuple[RunSpec, RunnerConfig]]]
+
+
+class BudgetExceededError(RuntimeUnavailableError):
+    """The agent group's daily budget is spent; its runners do not start until tomorrow."""
+
+
+class BudgetGuard:
+    def __init__(
+        self,
+        *,
+        repo: Repository,
+        ledger: UsageLedger,
+        channels: ChannelRegistry,
+        stop_session: Callable[[str], Awaitable[None]],
+        running_sessions: Callable[[], set[str]],
+    ) -> None:
+        self.repo = repo
+        self.ledger = ledger
+        self.channels = channels
+        self.stop_session = stop_session
+        self.running_sessions = running_sessions
+        self._told: set[tuple[str, str]] = set()  # (session id, day) already told
+        self._pending: set[asyncio.Future[None]] = set()
+
+    def over_budget(self, agent_group_id: str) -> tuple[float, float] | None:
+        """(spent, budget) when the group's daily budget is spent, else None."""
+        budget = self.repo.container_config(agent_group_id).daily_budget_usd
+        if budget is None or budget <= 0:
+            return None
+        spent = self.ledger.spent(agent_group_id)
+        return (spent, float(budget)) if spent >= budget else None
+
+    def message(self, spent: float, budget: float) -> str:
+        return (
+            f"This agent's daily budget is spent (${spent:.2f} of ${budget:.2f} today)."
+            " It will answer again tomorrow; an operator can raise the budget."
+        )
+
+    # -- hooks -------------------------------------------------------------------------------
+    def wrap_spec_hook(self, inner: SpecHook | None) -> SpecHook:
+        """Refuse a start while the group is over budget, then run the other start hook."""
+
+        async def hook(spec: RunSpec, config: RunnerConfig) -> tuple[RunSpec, RunnerConfig]:
+            over = await asyncio.to_thread(self.over_budget, spec.agent_group_id)
+            if over is not None:
+                task = asyncio.ensure_future(self._tell(spec.session_id, *over))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+                raise BudgetExceededError(
+                    f"daily budget of agent group {spec.agent_group_id} is spent", runtime="any"
+                )
+            if inner is None:
+                return spec, config
+            return await inner(spec, config)
+
+        return hook
+
+    async def on_turn_done(self, session_id: str, message_ids: frozenset[str]) -> None:
+        await self.account(session_id)
+
+    async def on_runner_exit(self, session_id: str, result: RunnerExit) -> None:
+        await self.account(session_id)
+
+    async def account(self, session_id: str) -> None:
+        """Ingest the session's usage; pause the group if that spent its budget."""
+        try:
+            session = await asyncio.to_thread(self.repo.session, session_id)
+            added = await asyncio.to_thread(self.ledger.ingest, session)
+            if not added:
+                return
+            over = await asyncio.to_thread(self.over_budget, session.agent_group_id)
+        except NanoclawError as exc:
+            log.warning("usage of %s not accounted: %s", session_id, exc)
+            return
+        if over is None:
+            return
+        log.warning("agent group %s spent its daily budget; pausing", session.agent_group_id)
+        for sid in self.running_sessions():
+            other = await asyncio.to_thread(self.repo.session, sid)
+            if other.agent_group_id == session.agent_group_id:
+                await self.stop_session(sid)
+        await self._tell(session_id, *over, session=session)
+
+    async def _tell(
+        self, session_id: str, spent: float, budget: float, *, session: SessionRow | None = None
+    ) -> None:
+        key = (session_id, self.ledger.today())
+        if key in self._told:
+            return
+        self._told.add(key)
+        try:
+            session = session or await asyncio.to_thread(self.repo.session, session_id)
+            if not session.messaging_group_id:
+                return
+            mg = await asyncio.to_thread(
+                self.repo.messaging_group_by_id, session.messaging_group_id
+            )
+            adapter = self.channels.get(mg.channel_type) if mg else None
+            if mg is None or adapter is None:
+                return
+            await adapter.deliver(
+                mg.platform_id,
+                session.thread_id,
+                OutboundPayload(kind="chat", content={"text": self.message(spent, budget)}),
+            )
+        except Exception:
+            log.exception("could not tell session %s about its budget", session_id)

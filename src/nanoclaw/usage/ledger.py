@@ -1,0 +1,162 @@
+"""The usage ledger: each runner writes one ``usage`` row per turn into its ``outbound.db``; the
+host copies new rows into the central ``usage_turns`` table (idempotent: one row per
+session and runner row id) and sums them per agent group, session, model and day.
+
+Days are calendar days in the host's time zone (invariant 9: stored instants are UTC; the
+zone applies at the edge, where "today's spending" is asked).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from nanoclaw.contract.timeutil import parse_iso, utc_now
+from nanoclaw.db.models import SessionRow, UsageTurn
+from nanoclaw.db.repository import Repository
+from nanoclaw.sessions.schema import usage as usage_table
+from nanoclaw.sessions.service import SessionService
+from nanoclaw.settings import Settings
+
+log = logging.getLogger("nanoclaw.usage")
+
+GroupBy = Literal["group", "session", "day", "model"]
+
+
+@dataclass(frozen=True)
+class UsageTotal:
+    key: str
+    turns: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost_usd: float
+
+
+class UsageLedger:
+    def __init__(self, *, settings: Settings, repo: Repository, sessions: SessionService) -> None:
+        self.settings = settings
+        self.repo = repo
+        self.sessions = sessions
+        self.zone = ZoneInfo(settings.timezone)
+
+    def day_of(self, moment: datetime) -> str:
+        return moment.astimezone(self.zone).date().isoformat()
+
+    def today(self) -> str:
+        return self.day_of(utc_now())
+
+    # -- ingest ------------------------------------------------------------------------------
+    def ingest(self, session: SessionRow) -> int:
+        """Copy the session's usage rows not yet in the central DB; returns how many were new."""
+        layout = self.sessions.layout(session)
+        if not layout.outbound_db.exists():
+            return 0
+        with self.repo.db.session() as s:
+            last = s.scalar(
+                select(func.max(UsageTurn.runner_row_id)).where(UsageTurn.session_id == session.id)
+            )
+        engine = self.sessions.store.engines.get(layout.outbound_db, readonly=True)
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    select(usage_table)
+                    .where(usage_table.c.id > (last or 0))
+                    .order_by(usage_table.c.id)
+                ).all()
+        except Exception as exc:  # an outbound.db from before the usage table
+            log.debug("no usage rows for %s: %s", session.id, exc)
+            return 0
+        if not rows:
+            return 0
+        values = [
+            {
+                "session_id": session.id,
+                "agent_group_id": session.agent_group_id,
+                "runner_row_id": r.id,
+                "day": self.day_of(parse_iso(r.created_at)),
+                "model": r.model,
+                "input_tokens": r.input_tokens,
+                "output_tokens": r.output_tokens,
+                "cache_read_tokens": r.cache_read_tokens,
+                "cache_write_tokens": r.cache_write_tokens,
+                "cost_usd": r.cost_usd,
+                "occurred_at": parse_iso(r.created_at),
+            }
+            for r in rows
+        ]
+        with self.repo.db.session() as s:
+            stmt = sqlite_insert(UsageTurn).on_conflict_do_nothing(
+                index_elements=["session_id", "runner_row_id"]
+            )
+            s.execute(stmt, values)
+        return len(values)
+
+    def ingest_all(self) -> int:
+        total = 0
+        for session in self.repo.sessions(active_only=False):
+            try:
+                total += self.ingest(session)
+            except Exception:
+                log.exception("usage of session %s could not be read", session.id)
+        return total
+
+    # -- queries -----------------------------------------------------------------------------
+    def spent(self, agent_group_id: str, day: str | None = None) -> float:
+        with self.repo.db.session() as s:
+            total = s.scalar(
+                select(func.coalesce(func.sum(UsageTurn.cost_usd), 0.0)).where(
+                    UsageTurn.agent_group_id == agent_group_id,
+                    UsageTurn.day == (day or self.today()),
+                )
+            )
+        return float(total or 0.0)
+
+    def totals(
+        self,
+        *,
+        by: GroupBy = "group",
+        since: date | None = None,
+        agent_group_ids: Sequence[str] | None = None,
+    ) -> list[UsageTotal]:
+        column = {
+            "group": UsageTurn.agent_group_id,
+            "session": UsageTurn.session_id,
+            "day": UsageTurn.day,
+            "model": UsageTurn.model,
+        }[by]
+        query = select(
+            column,
+            func.count(UsageTurn.id),
+            func.sum(UsageTurn.input_tokens),
+            func.sum(UsageTurn.output_tokens),
+            func.sum(UsageTurn.cache_read_tokens),
+            func.sum(UsageTurn.cache_write_tokens),
+            func.sum(UsageTurn.cost_usd),
+        ).group_by(column)
+        if since is not None:
+            query = query.where(UsageTurn.day >= since.isoformat())
+        if agent_group_ids is not None:
+            query = query.where(UsageTurn.agent_group_id.in_(list(agent_group_ids)))
+        with self.repo.db.session() as s:
+            rows = s.execute(query.order_by(column)).all()
+        return [
+            UsageTotal(
+                key=str(r[0]),
+                turns=int(r[1]),
+                input_tokens=int(r[2] or 0),
+                output_tokens=int(r[3] or 0),
+                cache_read_tokens=int(r[4] or 0),
+                cache_write_tokens=int(r[5] or 0),
+                cost_usd=round(float(r[6] or 0.0), 6),
+            )
+            for r in rows
+        ]
