@@ -10,11 +10,9 @@ from nanoclaw.db.models import ContainerConfig
 
 def with_model_limits(config: RunnerConfig, cfg: ContainerConfig) -> RunnerConfig:
     """Override the runner's defaults with what the group configures (None = keep default)."""
-    changes: dict[str, int] = {}
-    if cfg.max_output_tokens:
-        changes["max_output_tokens"] = cfg.max_output_tokens
-    if cfg.context_limit_tokens:
-        changes["context_limit_tokens"] = cfg.context_limit_tokens
-    if cfg.max_tool_iterations:
-        changes["max_tool_iterations"] = cfg.max_tool_iterations
-    return dataclasses.replace(config, **changes) if changes else config
+    return dataclasses.replace(
+        config,
+        max_output_tokens=cfg.max_output_tokens or config.max_output_tokens,
+        context_limit_tokens=cfg.context_limit_tokens or config.context_limit_tokens,
+        max_tool_iterations=cfg.max_tool_iterations or config.max_tool_iterations,
+    )

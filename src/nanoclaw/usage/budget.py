@@ -116,7 +116,8 @@ class BudgetGuard:
             return
         self._told.add(key)
         try:
-            session = session or await asyncio.to_thread(self.repo.session, session_id)
+            if session is None:
+                session = await asyncio.to_thread(self.repo.session, session_id)
             if not session.messaging_group_id:
                 return
             mg = await asyncio.to_thread(
