@@ -96,20 +96,38 @@ class FakeSlack:
 
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
-            return {"ok": True, "user_id": BOT_USER, "user": BOT_NAME, "team_id": TEAM,
-                    "team": "Test", "bot_id": "B0001", "url": "https://test.slack.com/"}
+            return {
+                "ok": True,
+                "user_id": BOT_USER,
+                "user": BOT_NAME,
+                "team_id": TEAM,
+                "team": "Test",
+                "bot_id": "B0001",
+                "url": "https://test.slack.com/",
+            }
         if method == "apps.connections.open":
             return {"ok": True, "url": self.url.replace("http", "ws", 1) + "/link"}
         if method == "chat.postMessage":
             ts = f"{int(time.time())}.{next(self._ts):06d}"
-            return {"ok": True, "channel": params.get("channel"), "ts": ts,
-                    "message": {"text": params.get("text"), "ts": ts}}
+            return {
+                "ok": True,
+                "channel": params.get("channel"),
+                "ts": ts,
+                "message": {"text": params.get("text"), "ts": ts},
+            }
         if method in ("chat.update", "reactions.add", "reactions.remove", "chat.postEphemeral"):
             return {"ok": True, "channel": params.get("channel"), "ts": params.get("ts")}
         if method == "users.info":
             name = self.users.get(str(params.get("user")), "Someone")
-            return {"ok": True, "user": {"id": params.get("user"), "name": name.lower(),
-                                         "real_name": name, "profile": {"display_name": name}}}
+            return {
+                "ok": True,
+                "user": {
+                    "id": params.get("user"),
+                    "name": name.lower(),
+                    "real_name": name,
+                    "profile": {"display_name": name},
+                },
+            }
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D" + str(params.get("users"))}}
         if method == "files.getUploadURLExternal":
@@ -137,8 +155,11 @@ class FakeSlack:
         await ws.prepare(request)
         self.connections += 1
         self._sockets.append(ws)
-        await ws.send_str(json.dumps({"type": "hello", "num_connections": 1,
-                                      "connection_info": {"app_id": "A0001"}}))
+        await ws.send_str(
+            json.dumps(
+                {"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0001"}}
+            )
+        )
         async for message in ws:
             if message.type == WSMsgType.TEXT:
                 envelope_id = json.loads(message.data).get("envelope_id")
@@ -147,58 +168,82 @@ class FakeSlack:
         self._sockets.remove(ws)
         return ws
 
-    async def wait_connected(self, timeout: float = 10.0) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
+    async def wait_connected(self, within_s: float = 10.0) -> None:
+        deadline = asyncio.get_running_loop().time() + within_s
         while not self._sockets:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError("no Socket Mode connection")
             await asyncio.sleep(0.02)
 
-    async def push(self, kind: str, payload: dict[str, Any], timeout: float = 10.0) -> None:
+    async def push(self, kind: str, payload: dict[str, Any], within_s: float = 10.0) -> None:
         """Send one envelope over Socket Mode and wait for the app's ack."""
-        await self.wait_connected(timeout)
+        await self.wait_connected(within_s)
         envelope_id = uuid.uuid4().hex
         self._acks[envelope_id] = asyncio.Event()
-        await self._sockets[-1].send_str(json.dumps({
-            "envelope_id": envelope_id, "type": kind, "payload": payload,
-            "accepts_response_payload": False,
-        }))
-        await asyncio.wait_for(self._acks[envelope_id].wait(), timeout)
+        await self._sockets[-1].send_str(
+            json.dumps(
+                {
+                    "envelope_id": envelope_id,
+                    "type": kind,
+                    "payload": payload,
+                    "accepts_response_payload": False,
+                }
+            )
+        )
+        await asyncio.wait_for(self._acks[envelope_id].wait(), within_s)
 
     async def push_event(self, event: dict[str, Any]) -> None:
         event.setdefault("event_ts", event.get("ts"))
-        await self.push("events_api", {
-            "token": "verification", "team_id": TEAM, "api_app_id": "A0001", "event": event,
-            "type": "event_callback", "event_id": f"Ev{uuid.uuid4().hex[:10]}",
-            "event_time": int(time.time()), "authorizations": [
-                {"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
-        })
+        await self.push(
+            "events_api",
+            {
+                "token": "verification",
+                "team_id": TEAM,
+                "api_app_id": "A0001",
+                "event": event,
+                "type": "event_callback",
+                "event_id": f"Ev{uuid.uuid4().hex[:10]}",
+                "event_time": int(time.time()),
+                "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
+            },
+        )
 
-    async def click(self, *, user: str, channel: str, message_ts: str, button: dict[str, Any]) -> None:
-        await self.push("interactive", {
-            "type": "block_actions", "team": {"id": TEAM}, "api_app_id": "A0001",
-            "user": {"id": user, "team_id": TEAM}, "channel": {"id": channel},
-            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
-            "message": {"ts": message_ts, "type": "message", "text": "card"},
-            "trigger_id": "t1", "response_url": f"{self.url}/response",
-            "actions": [{**button, "block_id": "b1", "action_ts": str(time.time())}],
-        })
+    async def click(
+        self, *, user: str, channel: str, message_ts: str, button: dict[str, Any]
+    ) -> None:
+        await self.push(
+            "interactive",
+            {
+                "type": "block_actions",
+                "team": {"id": TEAM},
+                "api_app_id": "A0001",
+                "user": {"id": user, "team_id": TEAM},
+                "channel": {"id": channel},
+                "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
+                "message": {"ts": message_ts, "type": "message", "text": "card"},
+                "trigger_id": "t1",
+                "response_url": f"{self.url}/response",
+                "actions": [{**button, "block_id": "b1", "action_ts": str(time.time())}],
+            },
+        )
 
     # -- assertions -----------------------------------------------------------------------------
     def called(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
-    async def wait_for(self, method: str, count: int = 1, timeout: float = 20.0,
-                       where: Any = None) -> list[Call]:
-        deadline = asyncio.get_running_loop().time() + timeout
+    async def wait_for(
+        self, method: str, count: int = 1, within_s: float = 20.0, where: Any = None
+    ) -> list[Call]:
+        deadline = asyncio.get_running_loop().time() + within_s
         while True:
             found = [c for c in self.called(method) if where is None or where(c)]
             if len(found) >= count:
                 return found
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
-                raise TimeoutError(f"{method}: {len(found)}/{count} calls; all: "
-                                   f"{[c.method for c in self.calls]}")
+                raise TimeoutError(
+                    f"{method}: {len(found)}/{count} calls; all: {[c.method for c in self.calls]}"
+                )
             self._changed.clear()
             with __import__("contextlib").suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))

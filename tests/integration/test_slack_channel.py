@@ -1,4 +1,4 @@
-"""Slack end to end: fake Slack (Web API + Socket Mode websocket) → real host → real runner → Slack calls."""
+"""Slack end to end: fake Slack (Web API + Socket Mode) → real host → real runner → Slack calls."""
 
 from __future__ import annotations
 
@@ -53,8 +53,15 @@ async def host(settings: Settings, slack: FakeSlack) -> AsyncIterator[Host]:
     await slack.wait_connected()
     andy = make_agent(instance.repo, "Andy")
     wire_chat(instance.repo, andy, "D1", channel="slack")
-    wire_chat(instance.repo, andy, "C1", channel="slack", is_group=True, engage_mode="mention",
-              engage_pattern=None)
+    wire_chat(
+        instance.repo,
+        andy,
+        "C1",
+        channel="slack",
+        is_group=True,
+        engage_mode="mention",
+        engage_pattern=None,
+    )
     try:
         yield instance
     finally:
@@ -101,7 +108,11 @@ async def test_a_dm_is_answered_with_a_working_indicator_while_the_turn_runs(
     assert reply.params["text"] == f"Andy {MOCK}hello there"
     assert reply.params.get("thread_ts") is None  # a top-level DM is answered in line
     (working,) = await slack.wait_for("reactions.add")
-    assert working.params == {"channel": "D1", "timestamp": event["ts"], "name": "hourglass_flowing_sand"}
+    assert working.params == {
+        "channel": "D1",
+        "timestamp": event["ts"],
+        "name": "hourglass_flowing_sand",
+    }
     (stopped,) = await slack.wait_for("reactions.remove")
     assert stopped.params["timestamp"] == event["ts"]
     assert slack.calls.index(working) < slack.calls.index(reply) < slack.calls.index(stopped)
@@ -136,7 +147,10 @@ async def test_a_thread_reply_joins_the_thread_session(host: Host, slack: FakeSl
     await slack.push_event(follow)
     replies = await slack.wait_for("chat.postMessage", count=2, where=posted_to("C1"))
     assert {c.params["thread_ts"] for c in replies} == {root["ts"]}
-    assert "start / @andy and more" in replies[1].params["text"] or "and more" in replies[1].params["text"]
+    assert (
+        "start / @andy and more" in replies[1].params["text"]
+        or "and more" in replies[1].params["text"]
+    )
     assert len([s for s in host.repo.sessions() if s.thread_id]) == 1
 
 
@@ -163,8 +177,15 @@ async def test_files_in_are_downloaded_with_the_bot_token_and_files_out_use_uplo
     event = message(
         "!file report.txt quarterly numbers",
         subtype="file_share",
-        files=[{"id": "F1", "name": "notes.txt", "mimetype": "text/plain", "size": 8,
-                "url_private_download": slack.file_url("notes.txt")}],
+        files=[
+            {
+                "id": "F1",
+                "name": "notes.txt",
+                "mimetype": "text/plain",
+                "size": 8,
+                "url_private_download": slack.file_url("notes.txt"),
+            }
+        ],
     )
     await slack.push_event(event)
     (complete,) = await slack.wait_for("files.completeUploadExternal")
@@ -188,11 +209,15 @@ async def test_edits_and_reactions_reach_slack(host: Host, slack: FakeSlack) -> 
     assert update.params["channel"] == "D1"
     event = message("!react 👍")
     await slack.push_event(event)
-    reactions = await slack.wait_for("reactions.add", where=lambda c: c.params["name"] == "thumbsup")
+    reactions = await slack.wait_for(
+        "reactions.add", where=lambda c: c.params["name"] == "thumbsup"
+    )
     assert reactions[0].params["timestamp"] == event["ts"]
 
 
-async def test_long_replies_are_split_and_markdown_becomes_mrkdwn(host: Host, slack: FakeSlack) -> None:
+async def test_long_replies_are_split_and_markdown_becomes_mrkdwn(
+    host: Host, slack: FakeSlack
+) -> None:
     long_text = "**Title** see [docs](https://example.com/a?b=1&c=2)\n\n" + ("word " * 1000)
     await slack.push_event(message(long_text))
     # paragraph boundary first, then words: the title, then two chunks of words
@@ -203,7 +228,9 @@ async def test_long_replies_are_split_and_markdown_becomes_mrkdwn(host: Host, sl
     assert joined.count("word") == 1000  # split, never truncated
 
 
-async def test_a_question_card_is_answered_with_a_block_kit_button(host: Host, slack: FakeSlack) -> None:
+async def test_a_question_card_is_answered_with_a_block_kit_button(
+    host: Host, slack: FakeSlack
+) -> None:
     await slack.push_event(message("!ask Which colour? | Red | Blue"))
     (card,) = await slack.wait_for("chat.postMessage", where=lambda c: "blocks" in c.params)
     blocks = card.params["blocks"]
@@ -215,7 +242,9 @@ async def test_a_question_card_is_answered_with_a_block_kit_button(host: Host, s
     (edited,) = await slack.wait_for("chat.update")
     assert edited.params["ts"] == "1.0001"
     assert edited.params["text"] == "Question\n\nBlue\n\nAnswer sent."
-    answers = await slack.wait_for("chat.postMessage", where=lambda c: c.params["text"].startswith("You chose"))
+    answers = await slack.wait_for(
+        "chat.postMessage", where=lambda c: c.params["text"].startswith("You chose")
+    )
     assert answers[0].params["text"] == "You chose: Blue"
 
 
@@ -240,7 +269,9 @@ async def test_a_click_from_someone_without_access_is_not_accepted(
         assert refusal.params["user"] == "U2" and refusal.params["text"] == "Not accepted."
         assert slack.called("chat.update") == []  # the buttons stay for the right person
         await slack.click(user="U1", channel="D1", message_ts="1.0002", button=yes)
-        answers = await slack.wait_for("chat.postMessage", where=lambda c: c.params["text"].startswith("You chose"))
+        answers = await slack.wait_for(
+            "chat.postMessage", where=lambda c: c.params["text"].startswith("You chose")
+        )
         assert answers[0].params["text"] == "You chose: Yes"
     finally:
         await host.stop()
@@ -260,10 +291,18 @@ async def test_rate_limited_calls_are_retried(host: Host, slack: FakeSlack) -> N
     assert [s.attempts for s in states.values()] == [1]  # the SDK retried; delivery saw one success
 
 
-async def test_http_events_mode_verifies_signatures_and_routes(settings: Settings, slack: FakeSlack) -> None:
+async def test_http_events_mode_verifies_signatures_and_routes(
+    settings: Settings, slack: FakeSlack
+) -> None:
     secret = "shh-signing"
-    s = slack_settings(settings, slack, slack_mode="http", slack_app_token=None,
-                       slack_signing_secret=SecretStr(secret), slack_http_port=0)
+    s = slack_settings(
+        settings,
+        slack,
+        slack_mode="http",
+        slack_app_token=None,
+        slack_signing_secret=SecretStr(secret),
+        slack_http_port=0,
+    )
     host = Host(settings=s)
     await host.start()
     try:
@@ -275,18 +314,41 @@ async def test_http_events_mode_verifies_signatures_and_routes(settings: Setting
             await asyncio.sleep(0.02)
         andy = make_agent(host.repo, "Andy")
         wire_chat(host.repo, andy, "D1", channel="slack")
-        body = json.dumps({"type": "event_callback", "team_id": "T0001", "api_app_id": "A0001",
-                           "event": message("over http"), "event_id": "Ev1", "event_time": 1})
+        body = json.dumps(
+            {
+                "type": "event_callback",
+                "team_id": "T0001",
+                "api_app_id": "A0001",
+                "event": message("over http"),
+                "event_id": "Ev1",
+                "event_time": 1,
+            }
+        )
         stamp = str(int(time.time()))
-        good = "v0=" + hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
+        good = (
+            "v0="
+            + hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
+        )
         async with httpx.AsyncClient() as client:
-            forged = await client.post(adapter.http_url, content=body, headers={
-                "Content-Type": "application/json", "X-Slack-Request-Timestamp": stamp,
-                "X-Slack-Signature": "v0=" + "0" * 64})
+            forged = await client.post(
+                adapter.http_url,
+                content=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Slack-Request-Timestamp": stamp,
+                    "X-Slack-Signature": "v0=" + "0" * 64,
+                },
+            )
             assert forged.status_code == 401
-            ok = await client.post(adapter.http_url, content=body, headers={
-                "Content-Type": "application/json", "X-Slack-Request-Timestamp": stamp,
-                "X-Slack-Signature": good})
+            ok = await client.post(
+                adapter.http_url,
+                content=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Slack-Request-Timestamp": stamp,
+                    "X-Slack-Signature": good,
+                },
+            )
             assert ok.status_code == 200
         (reply,) = await slack.wait_for("chat.postMessage")
         assert reply.params["text"] == f"Andy {MOCK}over http"
@@ -298,4 +360,6 @@ def test_markdown_to_mrkdwn() -> None:
     assert to_mrkdwn("**bold** and *it* and ~~gone~~") == "*bold* and _it_ and ~gone~"
     assert to_mrkdwn("# Head\n- one\n- two") == "*Head*\n• one\n• two"
     assert to_mrkdwn("a < b & c") == "a &lt; b &amp; c"
-    assert to_mrkdwn("`**not bold**` ```py\nx = 1 < 2\n```") == "`**not bold**` ```x = 1 &lt; 2\n```"
+    assert (
+        to_mrkdwn("`**not bold**` ```py\nx = 1 < 2\n```") == "`**not bold**` ```x = 1 &lt; 2\n```"
+    )

@@ -16,7 +16,10 @@ _BULLET = re.compile(r"^(\s*)[-*+]\s+", re.MULTILINE)
 
 def _prose(text: str) -> str:
     text = html.escape(text, quote=False)
-    text = _LINK.sub(lambda m: f'<a href="{html.escape(m.group(2))}">{m.group(1)}</a>', text)
+    # the text is escaped already; only a quote could still end the attribute
+    text = _LINK.sub(
+        lambda m: f'<a href="{m.group(2).replace(chr(34), "%22")}">{m.group(1)}</a>', text
+    )
     text = _HEADING.sub(lambda m: f"<b>{m.group(1)}</b>", text)
     text = _BULLET.sub(lambda m: f"{m.group(1)}• ", text)
     text = _BOLD.sub(lambda m: f"<b>{m.group(2)}</b>", text)
