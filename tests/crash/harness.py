@@ -99,9 +99,9 @@ class Observers:
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._watch(c)) for c in self.chats]
 
-    async def all_ready(self, timeout: float) -> None:
+    async def all_ready(self, within_s: float) -> None:
         await asyncio.wait_for(
-            asyncio.gather(*(e.wait() for e in self.ready.values())), timeout=timeout
+            asyncio.gather(*(e.wait() for e in self.ready.values())), timeout=within_s
         )
 
     def not_ready(self) -> None:
@@ -153,7 +153,7 @@ async def send_until_accepted(
     while True:
         if gate is not None:
             with contextlib.suppress(TimeoutError):
-                await gate.all_ready(timeout=30)
+                await gate.all_ready(within_s=30)
         try:
             reader, writer = await asyncio.open_unix_connection(str(socket_path))
         except OSError:

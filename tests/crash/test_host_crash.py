@@ -43,16 +43,18 @@ def _setup_install(settings: Settings) -> Repository:
     return repo
 
 
-async def _wait_for(predicate: object, timeout: float, what: str) -> None:
+async def _wait_for(predicate: object, within_s: float, what: str) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within_s
     while not predicate():  # type: ignore[operator]
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
 
 
-async def test_sigkill_host_during_a_burst_loses_nothing(settings: Settings, tmp_path: Path) -> None:
+async def test_sigkill_host_during_a_burst_loses_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
     _setup_install(settings)
     host = HostProcess(settings, log_dir=tmp_path)
     observers = Observers(settings.cli_socket, CHATS)
@@ -61,7 +63,7 @@ async def test_sigkill_host_during_a_burst_loses_nothing(settings: Settings, tmp
     observers.start()
     kills = 0
     try:
-        await observers.all_ready(timeout=30)
+        await observers.all_ready(within_s=30)
         messages = [(f"m{i:03d}", CHATS[i % len(CHATS)], f"msg-{i:03d}") for i in range(MESSAGES)]
 
         async def burst() -> None:
@@ -78,7 +80,7 @@ async def test_sigkill_host_during_a_burst_loses_nothing(settings: Settings, tmp
             kills += 1
             observers.not_ready()
             host.start()
-            await observers.all_ready(timeout=30)
+            await observers.all_ready(within_s=30)
         await asyncio.wait_for(sender, timeout=120)
 
         expected = {text for _, _, text in messages}
@@ -123,7 +125,7 @@ async def test_recurring_task_due_while_host_was_down_fires_once(
     host.start()
     observers.start()
     try:
-        await observers.all_ready(timeout=30)
+        await observers.all_ready(within_s=30)
         host.kill()  # the machine goes down
         observers.not_ready()
         # While it is down: an hourly task whose last three times passed.
@@ -133,7 +135,7 @@ async def test_recurring_task_due_while_host_was_down_fires_once(
         service = SessionService(repo=repo, store=store)
         mg = repo.messaging_group("cli", "c0")
         assert mg is not None
-        session, layout = service.resolve(
+        _session, layout = service.resolve(
             agent_group_id=repo.agent_group("Andy").id,
             messaging_group_id=mg.id,
             thread_id=None,
@@ -157,7 +159,7 @@ async def test_recurring_task_due_while_host_was_down_fires_once(
             ],
         )
         host.start()
-        await observers.all_ready(timeout=30)
+        await observers.all_ready(within_s=30)
         await _wait_for(
             lambda: any("morning brief" in r for r in observers.replies["c0"]), 30, "the task"
         )
