@@ -39,6 +39,14 @@ def compose_system_prompt(
         )
         parts.append("## Destinations you can message\n" + listed)
     parts.append(
+        "## Memory\n"
+        f"Your memory files are {group_dir / 'CLAUDE.md'} (what you should always know) and"
+        f" {group_dir / 'CLAUDE.local.md'} (your standing instructions). To remember something"
+        " for later conversations, edit them with the text editor tool; what you write is part"
+        " of this prompt from your next turn and in every later session of this agent."
+        f" {global_dir / 'CLAUDE.md'} is shared by all agents and read-only."
+    )
+    parts.append(
         "## Output rules\n"
         f"The user's time zone is {timezone}. Your final text is sent to the chat the message came"
         ' from. To write elsewhere, wrap text in <message to="name">…</message> (several blocks are'

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
+from nanoclaw.channels.cli.protocol import encode
+from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.db.models import AgentGroup, ContainerConfig
 from nanoclaw.host import Host
 from nanoclaw.settings import Settings
@@ -53,3 +60,83 @@ def claude_agent(
             setattr(cfg, key, value)
     wire_chat(host.repo, agent, chat)
     return agent
+
+
+class ChatListener:
+    """A second CLI client subscribed to a chat: sees every frame delivered there, mid-turn."""
+
+    def __init__(self, socket_path: Path, chat: str = "local") -> None:
+        self.socket_path = socket_path
+        self.chat = chat
+        self.frames: list[dict[str, Any]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._arrived = asyncio.Event()
+
+    async def __aenter__(self) -> ChatListener:
+        reader, writer = await asyncio.open_unix_connection(str(self.socket_path))
+        self._writer = writer
+        writer.write(encode({"type": "hello", "chat": self.chat}))
+        await writer.drain()
+
+        async def read() -> None:
+            while line := await reader.readline():
+                self.frames.append(json.loads(line))
+                self._arrived.set()
+
+        self._task = asyncio.create_task(read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None and self._writer is not None
+        self._task.cancel()
+        self._writer.close()
+
+    async def wait_for(self, match: Any, timeout_s: float = 20.0) -> dict[str, Any]:
+        async def until() -> dict[str, Any]:
+            while True:
+                for frame in self.frames:
+                    if match(frame):
+                        return frame
+                self._arrived.clear()
+                await self._arrived.wait()
+
+        return await asyncio.wait_for(until(), timeout_s)
+
+    async def answer(self, question_id: str, value: str, sender: str = "alice") -> None:
+        assert self._writer is not None
+        self._writer.write(
+            encode(
+                {
+                    "type": "action",
+                    "question_id": question_id,
+                    "value": value,
+                    "sender": sender,
+                    "id": "a1",
+                }
+            )
+        )
+        await self._writer.drain()
+
+
+def session_layout(host: Host, agent: AgentGroup) -> SessionLayout:
+    (session,) = [s for s in host.repo.sessions() if s.agent_group_id == agent.id]
+    return host.sessions.layout(session)
+
+
+def inbound_rows(layout: SessionLayout, where: str = "1=1") -> list[dict[str, Any]]:
+    conn = sqlite3.connect(f"file:{layout.inbound_db}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        rows = conn.execute(f"SELECT * FROM messages_in WHERE {where} ORDER BY seq").fetchall()
+    finally:
+        conn.close()
+    return [dict(r) for r in rows]
+
+
+def outbound_query(layout: SessionLayout, sql: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(f"file:{layout.outbound_db}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()

@@ -25,6 +25,7 @@ from nanoclaw.channels.base import (
     OutboundPayload,
     user_id_of,
 )
+from nanoclaw.channels.cards import card_of
 from nanoclaw.channels.cli.protocol import MAX_FRAME_BYTES, encode, parse_client_frame
 from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.errors import ValidationError
@@ -109,6 +110,8 @@ class CliAdapter(ChannelAdapter):
         if payload.kind == "card" and isinstance(payload.content.get("card"), dict):
             # "text" holds the numbered fallback; scripts may answer with an action frame.
             frame["card"] = payload.content["card"]
+        elif (found := card_of(payload)) is not None:  # an agent's ask_user_question
+            frame["card"] = found[0].to_dict()
         targets = [c for c in self._clients if c.chat == platform_id]
         if not targets:
             self._backlog[platform_id].append(frame)
