@@ -27,6 +27,32 @@ def host_running(settings: Settings) -> bool:
     return True
 
 
+def channel_states(settings: Settings) -> list[dict[str, Any]]:
+    """Each channel: its live state from the running host, else whether its credentials are set."""
+    from nanoclaw.channels.registry import STATE_FILE, builtin_specs, read_states
+
+    running = host_running(settings)
+    live = (read_states(settings.data_path / STATE_FILE) or {}).get("channels", {}) if running else {}
+    rows: list[dict[str, Any]] = [{"channel": "cli", "state": "connected" if running else "stopped",
+                                   "detail": str(settings.cli_socket), "since": None}]
+    for spec in builtin_specs():
+        missing = spec.enabled_by(settings)
+        state = live.get(spec.name)
+        if state is not None:
+            detail = state.get("detail") or ""
+            if state.get("state") == "retrying":
+                detail = f"attempt {state.get('attempts')}: {detail}"
+            rows.append({"channel": spec.name, "state": state.get("state"), "detail": detail,
+                         "since": state.get("since")})
+        elif missing:
+            rows.append({"channel": spec.name, "state": "not configured",
+                         "detail": "set " + ", ".join(missing), "since": None})
+        else:
+            rows.append({"channel": spec.name, "state": "configured" if not running else "unknown",
+                         "detail": "starts with the host", "since": None})
+    return rows
+
+
 def gather(settings: Settings) -> dict[str, Any]:
     db = CentralDB(path=settings.central_db_path, migrations_root=settings.migrations_path)
     try:
@@ -38,6 +64,7 @@ def gather(settings: Settings) -> dict[str, Any]:
         provider = settings.effective_provider
         return {
             "host_running": host_running(settings),
+            "channels": channel_states(settings),
             "install_id": settings.install_id,
             "provider": provider,
             "provider_note": (
@@ -92,6 +119,7 @@ def render(data: dict[str, Any], console: Console) -> None:
         ("Agent groups", data["agent_groups"], ["name", "folder", "id"]),
         ("Wirings", data["wirings"], ["chat", "agent", "engage", "session_mode", "ignored", "priority"]),
         ("Sessions", data["sessions"], ["agent", "chat", "thread", "mode", "runner", "last_exit_code", "last_active", "id"]),
+        ("Channels", data.get("channels", []), ["channel", "state", "detail", "since"]),
     ):
         table = Table(title=title, title_justify="left")
         for column in columns:
