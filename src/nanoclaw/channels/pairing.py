@@ -2,7 +2,7 @@
 
 ``nanoclaw channels add`` issues the code (only its SHA-256 is stored, in
 ``data/pairing.json``, with an expiry); the host's ``Pairer`` sees it arrive in a DM, makes
-the sender the owner (a global admin when an owner exists), wires that DM to the chosen
+the sender an owner (the operator on that platform), wires that DM to the chosen
 agent, and routes a welcome request to the agent so the greeting takes the normal pipeline.
 """
 
@@ -166,7 +166,8 @@ class Pairer:
         msg = event.message
         user_id = user_id_of(event.channel_type, msg.sender)
         self.repo.upsert_user(user_id, kind=event.channel_type, display_name=msg.sender_name)
-        role = "admin" if self.repo.has_owner() else "owner"
+        # Only someone with shell access to the host can issue a code: the operator, the owner.
+        role = "owner"
         self.repo.grant_role(user_id, role, granted_by="pairing")
         mg = self.repo.ensure_messaging_group(
             channel_type=event.channel_type,

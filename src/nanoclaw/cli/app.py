@@ -225,6 +225,9 @@ from nanoclaw.cli.usage import app as usage_app  # noqa: E402
 
 app.add_typer(usage_app, name="usage")
 app.command("doctor")(_doctor)
+from nanoclaw.cli.channels import app as channels_app  # noqa: E402
+
+app.add_typer(channels_app, name="channels")
 
 
 def main() -> None:
