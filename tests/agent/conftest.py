@@ -140,3 +140,21 @@ def outbound_query(layout: SessionLayout, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()
     finally:
         conn.close()
+
+
+def make_owner(host: Host, user: str = "cli:alice") -> None:
+    host.repo.upsert_user(user, kind="cli", display_name=None)
+    host.repo.grant_role(user, "owner", granted_by=None)
+
+
+async def eventually(check: Any, timeout_s: float = 10.0) -> Any:
+    """Await until ``check()`` returns something truthy (a condition, not a fixed sleep)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)

@@ -7,14 +7,15 @@ import json
 
 from nanoclaw.db.models import ContainerConfig
 from nanoclaw.host import Host
-from tests.agent.conftest import ChatListener, claude_agent, inbound_rows, session_layout
+from tests.agent.conftest import (
+    ChatListener,
+    claude_agent,
+    inbound_rows,
+    make_owner,
+    session_layout,
+)
 from tests.fakes.anthropic_server import FakeAnthropic, reply, tool_call
 from tests.helpers import say, texts
-
-
-def make_owner(host: Host, user: str = "cli:alice") -> None:
-    host.repo.upsert_user(user, kind="cli", display_name=None)
-    host.repo.grant_role(user, "owner", granted_by=None)
 
 
 async def test_send_message_and_send_file_reach_the_chat(

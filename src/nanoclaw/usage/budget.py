@@ -27,6 +27,11 @@ log = logging.getLogger("nanoclaw.usage.budget")
 SpecHook = Callable[[RunSpec, RunnerConfig], Awaitable[tuple[RunSpec, RunnerConfig]]]
 
 
+def usd(amount: float) -> str:
+    """Cents for amounts of a dollar or more, tenths of a cent below."""
+    return f"${amount:,.2f}" if amount >= 1 else f"${amount:.4f}"
+
+
 class BudgetExceededError(RuntimeUnavailableError):
     """The agent group's daily budget is spent; its runners do not start until tomorrow."""
 
@@ -59,7 +64,7 @@ class BudgetGuard:
 
     def message(self, spent: float, budget: float) -> str:
         return (
-            f"This agent's daily budget is spent (${spent:.2f} of ${budget:.2f} today)."
+            f"This agent's daily budget is spent ({usd(spent)} of {usd(budget)} today)."
             " It will answer again tomorrow; an operator can raise the budget."
         )
 
