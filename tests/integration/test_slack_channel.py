@@ -266,7 +266,8 @@ async def test_a_click_from_someone_without_access_is_not_accepted(
         yes = blocks[1]["elements"][0]
         await slack.click(user="U2", channel="D1", message_ts="1.0002", button=yes)
         (refusal,) = await slack.wait_for("chat.postEphemeral")
-        assert refusal.params["user"] == "U2" and refusal.params["text"] == "Not accepted."
+        assert refusal.params["user"] == "U2"
+        assert refusal.params["text"] == "You may not answer this question."
         assert slack.called("chat.update") == []  # the buttons stay for the right person
         await slack.click(user="U1", channel="D1", message_ts="1.0002", button=yes)
         answers = await slack.wait_for(

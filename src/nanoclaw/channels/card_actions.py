@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from nanoclaw.channels.cards import Refusal
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.db.models import SessionRow
@@ -83,7 +84,7 @@ class QuestionAnswers:
         membership = await asyncio.to_thread(self.repo.membership, user_id)
         if not public and not can_access(membership, session.agent_group_id):
             log.warning("question %s: %s may not answer for this agent", question_id, user_id)
-            return None  # not taken: the card keeps its buttons for someone who may answer
+            return Refusal("You may not answer this question.")  # the buttons stay
         self._answered.add(question_id)
         await self.write_to_agent(
             session,

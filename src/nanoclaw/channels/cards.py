@@ -10,6 +10,15 @@ CARD_BUTTON_PREFIX = "ncq"
 CALLBACK_DATA_MAX_BYTES = 64
 
 
+class Refusal(str):
+    """A click handler's reply that leaves the card open (e.g. the clicker may not answer).
+
+    Adapters show it privately to the clicker and keep the buttons for the right person.
+    """
+
+    __slots__ = ()
+
+
 def card_of(payload: OutboundPayload) -> tuple[Card, dict[str, str]] | None:
     """The card in a payload (``kind="card"`` or upstream ``ask_question``) + selected labels."""
     content = payload.content

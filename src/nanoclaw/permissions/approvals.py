@@ -26,6 +26,7 @@ from nanoclaw.channels.base import (
     InboundMessage,
     OutboundPayload,
 )
+from nanoclaw.channels.cards import Refusal
 from nanoclaw.channels.registry import ChannelRegistry
 from nanoclaw.contract.timeutil import utc_now
 from nanoclaw.db.models import AgentGroup, MessagingGroup, PendingApproval, Wiring
@@ -372,7 +373,7 @@ class ApprovalService:
             agent_group_id=approval.agent_group_id,
         ):
             log.warning("unauthorized answer to %s by %s ignored", approval_id, user_id)
-            return "You may not answer this request."
+            return Refusal("You may not answer this request.")  # the card stays open
         if approval.status != "pending":
             return f"This request is already {approval.status}."
         if approval.expires_at <= utc_now():
@@ -380,7 +381,7 @@ class ApprovalService:
             return "This request has expired."
         values = {o["value"]: o["label"] for o in options_of(approval)}
         if value not in values:
-            return f"Unknown choice {value!r}."
+            return Refusal(f"Unknown choice {value!r}.")
         if approval.kind == "sender":
             return await self._answer_sender(approval, value == APPROVE, user_id)
         if approval.kind == "channel":

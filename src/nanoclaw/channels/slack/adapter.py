@@ -40,7 +40,13 @@ from nanoclaw.channels.base import (
     split_text,
     user_id_of,
 )
-from nanoclaw.channels.cards import answered_text, button_data, card_of, parse_button_data
+from nanoclaw.channels.cards import (
+    Refusal,
+    answered_text,
+    button_data,
+    card_of,
+    parse_button_data,
+)
 from nanoclaw.channels.slack.mrkdwn import escape, to_mrkdwn
 from nanoclaw.errors import ChannelError, DeliveryError
 from nanoclaw.settings import Settings
@@ -345,10 +351,10 @@ class SlackAdapter(ChannelAdapter):
             answer = await self._setup.on_action(
                 question_id, str(meta.get("v") or ""), user_id_of(CHANNEL_TYPE, user)
             )
-        if answer is None:  # not taken (e.g. a clicker without the right): the buttons stay
+        if answer is None or isinstance(answer, Refusal):  # not taken: the buttons stay
             with contextlib.suppress(SlackApiError):
                 await self.client.chat_postEphemeral(
-                    channel=channel, user=user, text="Not accepted."
+                    channel=channel, user=user, text=answer or "Not accepted."
                 )
             return
         card = Card(question_id, str(meta.get("t") or ""), "", ())

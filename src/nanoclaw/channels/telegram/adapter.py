@@ -29,6 +29,7 @@ from nanoclaw.channels.base import (
     user_id_of,
 )
 from nanoclaw.channels.cards import (
+    Refusal,
     answered_text,
     button_data,
     card_of,
@@ -261,7 +262,7 @@ class TelegramAdapter(ChannelAdapter):
                 "answerCallbackQuery",
                 {"callback_query_id": query.get("id"), "text": (answer or "Not accepted.")[:200]},
             )
-        if answer is not None and message_id:
+        if answer is not None and not isinstance(answer, Refusal) and message_id:
             done = answered_text(Card("", title, "", ()), label, answer)
             with contextlib.suppress(TelegramApiError):  # no reply_markup: the buttons go away
                 await self.api.call(
