@@ -364,3 +364,44 @@ def test_markdown_to_mrkdwn() -> None:
     assert (
         to_mrkdwn("`**not bold**` ```py\nx = 1 < 2\n```") == "`**not bold**` ```x = 1 &lt; 2\n```"
     )
+
+
+async def test_an_unknown_sender_is_approved_by_the_owner_with_a_block_kit_button(
+    settings: Settings, slack: FakeSlack
+) -> None:
+    host = Host(settings=slack_settings(settings, slack))
+    await host.start()
+    try:
+        await slack.wait_connected()
+        andy = make_agent(host.repo, "Andy")
+        wire_chat(
+            host.repo,
+            andy,
+            "C1",
+            channel="slack",
+            policy="request_approval",
+            is_group=True,
+            engage_mode="mention",
+            engage_pattern=None,
+        )
+        host.repo.upsert_user("slack:U1", kind="slack", display_name="Alice")
+        host.repo.grant_role("slack:U1", "owner", granted_by="test")
+        asked = message(f"<@{BOT_USER}> can I join?", channel="C1", user="U2")
+        await slack.push_event(asked)
+        (card,) = await slack.wait_for("chat.postMessage", where=lambda c: "blocks" in c.params)
+        assert card.params["channel"] == "DU1"  # the owner's DM, opened with conversations.open
+        blocks = card.params["blocks"]
+        blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+        allow = next(b for b in blocks[1]["elements"] if b["text"]["text"] == "Allow")
+        await slack.click(user="U2", channel="DU1", message_ts="9.0001", button=allow)
+        (refused,) = await slack.wait_for("chat.postEphemeral")
+        assert refused.params["text"] == "You may not answer this request."
+        assert slack.called("chat.update") == []
+        await slack.click(user="U1", channel="DU1", message_ts="9.0001", button=allow)
+        (settled,) = await slack.wait_for("chat.update")
+        assert settled.params["ts"] == "9.0001" and "Allow" in settled.params["text"]
+        replies = await slack.wait_for("chat.postMessage", where=posted_to("C1"))
+        assert replies[0].params["thread_ts"] == asked["ts"]  # the replayed message is answered
+        assert replies[0].params["text"] == f"Andy {MOCK}@andy can I join?"
+    finally:
+        await host.stop()
