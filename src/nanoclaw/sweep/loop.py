@@ -47,6 +47,8 @@ from nanoclaw.sweep.timer import DueTimer
 log = logging.getLogger("nanoclaw.sweep")
 
 PREVIEW_CHARS = 120
+# Nudge a live runner this long after the due time, so its own clock also reads "due".
+NUDGE_LATENESS_S = 0.005
 
 
 @dataclass
@@ -90,6 +92,7 @@ class Sweep:
         )
         self.store.add_insert_listener(self.timer.inserted)
         self._closing = False
+        self._nudges: set[asyncio.Task[None]] = set()
         self.last_report: SweepReport | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -101,10 +104,17 @@ class Sweep:
         """The periodic sweep and the due-work timer, until cancelled."""
         timer = asyncio.create_task(self.timer.run(), name="due-timer")
         try:
-            while True:
+            current = asyncio.current_task()
+            while not self._closing:
                 await asyncio.sleep(self.settings.sweep_interval_s)
                 await self.sweep_once()
+                # Supervisor.stop suppresses CancelledError while it awaits a runner's monitor,
+                # so a cancel that lands there must be honoured here.
+                if current is not None and current.cancelling():
+                    raise asyncio.CancelledError
         finally:
+            for nudge in list(self._nudges):
+                nudge.cancel()
             timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await timer
@@ -285,14 +295,28 @@ class Sweep:
         )
 
     # -- on time ---------------------------------------------------------------------------------
-    async def _on_due(self, session_id: str) -> None:
-        """A delayed row of the session just became due: start its runner, or nudge the live one."""
-        if self.supervisor.is_alive(session_id):
-            layout = self.timer.layout(session_id)
-            if layout is not None:
-                await asyncio.to_thread(ops.nudge, self.store, layout)
+    async def _on_due(self, session_id: str, due: datetime) -> None:
+        """A delayed row is about to become due: start the runner now, nudge it at ``due``."""
+        if not self.supervisor.is_alive(session_id):
+            await self.supervisor.wake(session_id)
+        delay = max(0.0, (due - self.clock()).total_seconds()) + NUDGE_LATENESS_S
+        task = asyncio.create_task(self._nudge_later(session_id, delay), name=f"nudge-{session_id}")
+        self._nudges.add(task)
+        task.add_done_callback(self._nudges.discard)
+
+    async def _nudge_later(self, session_id: str, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        layout = self.timer.layout(session_id)
+        if layout is None:
             return
-        await self.supervisor.wake(session_id)
+        try:
+            if self.supervisor.is_alive(session_id):
+                # The runner wakes on a change of inbound.db: make one, without changing data.
+                await asyncio.to_thread(ops.nudge, self.store, layout)
+            else:
+                await self.supervisor.wake(session_id)
+        except Exception:
+            log.exception("could not start due work of %s", session_id)
 
     async def on_turn_done(self, session_id: str, message_ids: frozenset[str]) -> None:
         """Re-arm a recurring series as soon as its occurrence is done (the sweep is the net)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from nanoclaw.contract.dbwatch import change_signature
 from nanoclaw.contract.layout import SessionLayout
@@ -23,10 +23,11 @@ from nanoclaw.contract.timeutil import parse_iso, to_iso, utc_now
 log = logging.getLogger("nanoclaw.sweep.timer")
 
 SCAN_INTERVAL_S = 1.0
-# Fire a little after the due time so the runner's own clock also reads "due".
-FIRE_LATENESS_S = 0.005
+# Fire this long before the due time: a runner takes a moment to start, and the action
+# nudges the (then live) runner at the due time itself.
+DEFAULT_LEAD_S = 1.0
 
-DueAction = Callable[[str], Awaitable[None]]
+DueAction = Callable[[str, datetime], Awaitable[None]]
 NextDue = Callable[[SessionLayout, str], str | None]
 
 
@@ -37,11 +38,14 @@ class DueTimer:
         on_due: DueAction,
         next_due: NextDue,
         clock: Callable[[], datetime] = utc_now,
+        lead_s: float = DEFAULT_LEAD_S,
     ) -> None:
         self.on_due = on_due
+        self.lead = timedelta(seconds=lead_s)
         self.next_due = next_due
         self.clock = clock
         self._due: dict[str, datetime] = {}
+        self._fired: dict[str, datetime] = {}  # the last due time acted on, per session
         self._layouts: dict[str, SessionLayout] = {}
         self._signatures: dict[str, tuple[int, int] | None] = {}
         self._changed = asyncio.Event()
@@ -61,7 +65,7 @@ class DueTimer:
         else:
             moment = parse_iso(at)
             current = self._due.get(session_id)
-            if current is None or moment < current or current <= self.clock():
+            if current is None or moment < current or current - self.lead <= self.clock():
                 self._due[session_id] = moment
         self._changed.set()
 
@@ -74,12 +78,17 @@ class DueTimer:
         self._layouts.setdefault(session_id, layout)
         loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.refresh(session_id)))
 
-    async def refresh(self, session_id: str) -> None:
+    async def refresh(self, session_id: str, *, after: datetime | None = None) -> None:
+        """Re-read the session's earliest due time later than ``after`` (default: now)."""
         layout = self._layouts.get(session_id)
         if layout is None:
             return
+        since = max(after, self.clock()) if after is not None else self.clock()
+        fired = self._fired.get(session_id)
+        if fired is not None and fired > since:
+            since = fired  # already acted on; only later rows are news
         try:
-            at = await asyncio.to_thread(self.next_due, layout, to_iso(self.clock()))
+            at = await asyncio.to_thread(self.next_due, layout, to_iso(since))
         except Exception as exc:  # one bad session never stops the timer
             log.warning("cannot read due rows of %s: %s", session_id, exc)
             return
@@ -95,26 +104,29 @@ class DueTimer:
         next_scan = self._loop.time() + SCAN_INTERVAL_S
         while True:
             now = self.clock()
-            for session_id in [s for s, at in self._due.items() if at <= now]:
+            for session_id, at in [(s, at) for s, at in self._due.items() if at - self.lead <= now]:
                 self._due.pop(session_id, None)
+                self._fired[session_id] = at
                 try:
-                    await self.on_due(session_id)
+                    await self.on_due(session_id, at)
                 except Exception:
                     log.exception("due work of %s could not start", session_id)
-                await self.refresh(session_id)
+                await self.refresh(session_id, after=at)
             if self._loop.time() >= next_scan:
                 next_scan = self._loop.time() + SCAN_INTERVAL_S
                 await self._scan()
             earliest = self.earliest()
             timeout = max(0.0, next_scan - self._loop.time())
             if earliest is not None:
-                until = (earliest - self.clock()).total_seconds() + FIRE_LATENESS_S
+                until = (earliest - self.lead - self.clock()).total_seconds()
                 timeout = max(0.0, min(timeout, until))
             self._changed.clear()
+            # Not wait_for: on Python 3.11 it can swallow a cancel that races the event.
+            waiter = asyncio.ensure_future(self._changed.wait())
             try:
-                await asyncio.wait_for(self._changed.wait(), timeout=timeout)
-            except TimeoutError:
-                pass
+                await asyncio.wait({waiter}, timeout=timeout)
+            finally:
+                waiter.cancel()
 
     async def _scan(self) -> None:
         for session_id, layout in list(self._layouts.items()):
