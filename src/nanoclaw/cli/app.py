@@ -228,6 +228,17 @@ app.command("doctor")(_doctor)
 from nanoclaw.cli.channels import app as channels_app  # noqa: E402
 
 app.add_typer(channels_app, name="channels")
+from nanoclaw.cli import admin_resources as _admin  # noqa: E402
+
+_admin.add_channel_commands(channels_app)
+app.add_typer(_admin.agents_app, name="agents")
+app.add_typer(_admin.wirings_app, name="wirings")
+app.add_typer(_admin.users_app, name="users")
+app.add_typer(_admin.roles_app, name="roles")
+app.add_typer(_admin.members_app, name="members")
+app.add_typer(_admin.sessions_app, name="sessions")
+app.add_typer(_admin.approvals_app, name="approvals")
+app.add_typer(_admin.dropped_app, name="dropped")
 
 
 def main() -> None:
