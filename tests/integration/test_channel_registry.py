@@ -1,4 +1,4 @@
-"""The channel registry: skip without credentials, lazy imports, retry with backoff, state in status."""
+"""The channel registry: skip without credentials, lazy imports, retry with backoff, status."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``nanoclaw channels add``: the real CLI in a subprocess against fake platforms, paired end to end."""
+"""``nanoclaw channels add``: the real CLI in a subprocess against fake platforms."""
 
 from __future__ import annotations
 
@@ -145,9 +145,7 @@ async def test_add_slack_checks_both_tokens(tmp_path: Path, short_dir: Path) -> 
         out, _ = await asyncio.wait_for(proc.communicate(), 30)
         text = out.decode()
         assert proc.returncode == 0, text
-        assert (
-            fake.bot_token not in text and fake.app_token not in text or len(fake.app_token) <= 12
-        )
+        assert fake.bot_token not in text and fake.app_token not in text
         assert "Pairing code for" in text and "direct message to @andy" in text
         stored = (tmp_path / ".env").read_text()
         assert f"NANOCLAW_SLACK_BOT_TOKEN={fake.bot_token}" in stored

@@ -152,7 +152,7 @@ def add(
     ] = None,
     pair: Annotated[
         bool | None,
-        typer.Option("--pair/--no-pair", help="Pair your DM (default: unless this channel has an owner)."),
+        typer.Option("--pair/--no-pair", help="Pair your DM (default: unless paired)."),
     ] = None,
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Wait for the pairing code to arrive.")
