@@ -199,6 +199,8 @@ async def test_gated_host_actions_wait_for_approval_unless_an_admin_asked(
         assert decision["status"] == "ok" and calls == ["Sneaky"]
     async with ChatClient(sock, "team", "olive") as owner_chat:
         _, layout, olive_msg = await talk(host, owner_chat, "spawn another")
+        start = len(owner_chat.frames)
         out = agent_writes(layout, {"action": "create_agent", "name": "Fine"}, olive_msg)
         (direct,) = await results(layout, out)
+        await owner_chat.reply_containing("heard", start=start)  # the agent's turn on the result
     assert direct["status"] == "ok" and calls == ["Sneaky", "Fine"]
