@@ -181,3 +181,11 @@ async def test_tasks_list_pause_resume_cancel(world: Host) -> None:
     assert "task not found" in await admin(world, "/tasks pause nope")
     assert "Usage: /tasks" in await admin(world, "/tasks explode")
     assert session.id
+
+
+async def test_usage_per_agent(world: Host) -> None:
+    await say(world.settings.cli_socket, "hello", chat="team", sender="olive")
+    text = await admin(world, "/usage")
+    assert text.startswith("Usage, last 30 days:") and "Andy: 1 turns" in text
+    assert "Andy" in await admin(world, "/usage Andy")
+    assert "agent group not found" in await admin(world, "/usage Nobody")

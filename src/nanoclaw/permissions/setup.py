@@ -77,6 +77,14 @@ def build_permissions(host: Host) -> Permissions:
         write_to_agent=host.delivery.write_to_agent,
     )
     gate.install()
+    try:
+        from nanoclaw.admin.usage_chat import register_usage_command
+        from nanoclaw.usage.ledger import UsageLedger
+    except ImportError:  # the usage ledger is optional; /usage then says it is not available
+        pass
+    else:
+        ledger = UsageLedger(settings=host.settings, repo=host.repo, sessions=host.sessions)
+        register_usage_command(commands, ledger)
     return Permissions(store, admin, approvals, commands, gate)
 
 
