@@ -27,6 +27,7 @@ from nanoclaw.settings import Settings
 log = logging.getLogger("nanoclaw.supervisor")
 
 IDLE_CHECK_INTERVAL_S = 5.0
+ORPHAN_REAP_INTERVAL_S = 60.0  # besides start-up, runners no session owns are removed this often
 
 ExitListener = Callable[[str, RunnerExit], Awaitable[None]]
 SpecHook = Callable[[RunSpec, RunnerConfig], Awaitable[tuple[RunSpec, RunnerConfig]]]
@@ -134,7 +135,13 @@ class Supervisor:
         for info in found:
             if info.install_id != self.settings.install_id or info.runner_id in owned:
                 continue
-            await self.runtime.remove(info.runner_id)
+            if info.session_id in self._starting:
+                continue  # being started right now: not an orphan
+            try:
+                await self.runtime.remove(info.runner_id)
+            except Exception:
+                log.exception("cannot remove orphan runner %s", info.runner_id)
+                continue
             removed += 1
         if removed:
             log.info("removed %d orphan runner(s)", removed)
@@ -273,9 +280,13 @@ class Supervisor:
 
     # -- idle -----------------------------------------------------------------------------------
     async def _idle_loop(self) -> None:
+        last_reap = time.monotonic()
         while True:
             await asyncio.sleep(min(IDLE_CHECK_INTERVAL_S, self.settings.idle_timeout_s / 2))
             await self.stop_idle()
+            if time.monotonic() - last_reap >= ORPHAN_REAP_INTERVAL_S:
+                last_reap = time.monotonic()
+                await self.reap_orphans()
 
     async def stop_idle(self) -> list[str]:
         now = self.clock()
