@@ -120,6 +120,18 @@ ENV
   fi
 }
 
+# The sandbox: with Docker, build the agent image (content-tagged: a no-op when unchanged).
+ensure_sandbox() {
+  if docker info >/dev/null 2>&1; then
+    run_step "build the agent image (Docker)" "run \`nanoclaw image build\` to see why; details in $SETUP_LOG" \
+      "$VENV/bin/nanoclaw" image build
+  elif command -v bwrap >/dev/null 2>&1; then
+    ok "sandbox: bubblewrap (no Docker daemon answers)"
+  else
+    warn "no sandbox runtime (Docker or bubblewrap) found; see: nanoclaw doctor"
+  fi
+}
+
 cmd_setup() {
   local agent_name="${NANOCLAW_AGENT_NAME:-}" no_chat="${NANOCLAW_NO_CHAT:-}"
   while [ $# -gt 0 ]; do
@@ -135,6 +147,7 @@ cmd_setup() {
   say "Installing"
   ensure_venv ""
   ensure_env_file
+  ensure_sandbox
   say "Creating your agent"
   local init_args=()
   [ -n "$agent_name" ] && init_args=(--agent-name "$agent_name")
