@@ -258,8 +258,11 @@ class DockerRuntime(RunnerRuntime):
         return DockerHandle(spec=spec, container=container)
 
     def _create_and_start(self, spec: RunSpec, kwargs: dict[str, Any]) -> Any:
-        self._check_image(str(kwargs["image"]))
         client = self.client()
+        try:  # check() pinged the daemon; a group may name its own image
+            client.images.get(kwargs["image"])
+        except docker.errors.ImageNotFound as exc:
+            raise ImageMissingError(image=str(kwargs["image"]), runtime=self.name) from exc
         self._clear_stale(client, spec)
         if self._chown:
             self._hand_over(spec)
