@@ -59,8 +59,14 @@ async def test_a_crashed_runner_is_restarted_by_the_next_message_and_nothing_is_
         await asyncio.sleep(0.05)
     assert session.runner_status == "stopped" and session.last_exit_code == 70
     exchange = await say(host.settings.cli_socket, "are you back?")
-    # The message the crash interrupted is retried together with the new one.
-    assert texts(exchange) == [f"Andy {MOCK}!crash / are you back?"]
+    assert texts(exchange) == [f"Andy {MOCK}are you back?"]
+    # The message the crash interrupted is not lost: it waits, pending, for its retry.
+    conn = sqlite3.connect(host.sessions.layout(session).inbound_db)
+    status, tries, retry_at = conn.execute(
+        "SELECT status, tries, process_after FROM messages_in WHERE json_extract(content, '$.text') = '!crash'"
+    ).fetchone()
+    conn.close()
+    assert (status, tries) == ("pending", 1) and retry_at is not None
 
 
 async def test_unwired_chats_get_a_clear_notice(host: Host) -> None:
