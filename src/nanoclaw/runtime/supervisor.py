@@ -107,9 +107,9 @@ class Supervisor:
             self._idle_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._idle_task
-        for task in list(self._starting.values()):
+        while self._starting:
             with contextlib.suppress(Exception):
-                await task
+                await asyncio.gather(*self._starting.values(), return_exceptions=True)
         await asyncio.gather(
             *(self.stop(sid) for sid in list(self._running)), return_exceptions=True
         )
@@ -167,10 +167,14 @@ class Supervisor:
         self._queue.pop(session_id, None)
         task = asyncio.create_task(self._start(session_id), name=f"start-{session_id}")
         self._starting[session_id] = task
-        try:
-            return await asyncio.shield(task)
-        finally:
-            self._starting.pop(session_id, None)
+        # The start outlives a cancelled waker (shield); it leaves ``_starting`` only when it
+        # is done, so ``close`` always finds and awaits it and no runner is started unowned.
+        task.add_done_callback(lambda done, sid=session_id: self._forget_start(sid, done))
+        return await asyncio.shield(task)
+
+    def _forget_start(self, session_id: str, task: asyncio.Task[bool]) -> None:
+        if self._starting.get(session_id) is task:
+            del self._starting[session_id]
 
     async def _start(self, session_id: str) -> bool:
         try:
