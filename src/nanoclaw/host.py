@@ -108,7 +108,9 @@ class Host:
         self.actions = SystemActions()
         self.actions.register("notify_agent", self._notify_agent_action)
         TaskActions(settings=settings, sessions=self.sessions).install(self.actions)
-        AgentActions(settings=settings, repo=self.repo, sessions=self.sessions).install(self.actions)
+        AgentActions(settings=settings, repo=self.repo, sessions=self.sessions).install(
+            self.actions
+        )
         self.delivery = DeliveryLoop(
             settings=settings,
             repo=self.repo,
@@ -171,7 +173,6 @@ class Host:
         )
         self.supervisor.spec_hook = self.budget.wrap_spec_hook(self.supervisor.spec_hook)
         self.delivery.on_turn_done(self.budget.on_turn_done)
-        self.supervisor.on_exit(self.budget.on_runner_exit)
         self._tasks: set[asyncio.Task[None]] = set()
         self._started = False
 

@@ -1,8 +1,8 @@
 """Daily budgets per agent group: when today's spending reaches the cap, the group's turns pause.
 
-After each turn the host ingests the session's usage; a group whose spending has reached
-``container_configs.daily_budget_usd`` has its runners stopped (the turn is already acked
-and delivered) and the chat is told. While the day lasts no runner of the group starts
+After each turn (acked and delivered) the host ingests the session's usage; a group that
+has spent its ``container_configs.daily_budget_usd`` today has its runners stopped and the
+chat is told. While the day lasts no runner of the group starts
 (the start hook refuses, so messages wait pending, invariant 4), and each chat that writes
 meanwhile is told once. The next day the sweep's due-work wake starts them again.
 """
@@ -19,7 +19,7 @@ from nanoclaw.contract.runner_config import RunnerConfig
 from nanoclaw.db.models import SessionRow
 from nanoclaw.db.repository import Repository
 from nanoclaw.errors import NanoclawError, RuntimeUnavailableError
-from nanoclaw.runtime.base import RunnerExit, RunSpec
+from nanoclaw.runtime.base import RunSpec
 from nanoclaw.usage.ledger import UsageLedger
 
 log = logging.getLogger("nanoclaw.usage.budget")
@@ -88,9 +88,6 @@ class BudgetGuard:
         return hook
 
     async def on_turn_done(self, session_id: str, message_ids: frozenset[str]) -> None:
-        await self.account(session_id)
-
-    async def on_runner_exit(self, session_id: str, result: RunnerExit) -> None:
         await self.account(session_id)
 
     async def account(self, session_id: str) -> None:

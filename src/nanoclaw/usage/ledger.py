@@ -9,9 +9,11 @@ zone applies at the edge, where "today's spending" is asked).
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -21,13 +23,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from nanoclaw.contract.timeutil import parse_iso, utc_now
 from nanoclaw.db.models import SessionRow, UsageTurn
 from nanoclaw.db.repository import Repository
-from nanoclaw.sessions.schema import usage as usage_table
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.settings import Settings
 
 log = logging.getLogger("nanoclaw.usage")
 
 GroupBy = Literal["group", "session", "day", "model"]
+READ_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,27 @@ class UsageTotal:
     cache_read_tokens: int
     cache_write_tokens: int
     cost_usd: float
+
+
+def _read_usage(path: Path, *, after_id: int) -> list[sqlite3.Row]:
+    """A fresh read-only read (invariant 2), closed at once; never rolls back a hot journal."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=READ_TIMEOUT_S)
+    except sqlite3.Error:
+        return []
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA mmap_size=0")
+        return conn.execute(
+            "SELECT id, model, input_tokens, output_tokens, cache_read_tokens,"
+            " cache_write_tokens, cost_usd, created_at FROM usage WHERE id > ? ORDER BY id",
+            (after_id,),
+        ).fetchall()
+    except sqlite3.Error as exc:  # busy, or an outbound.db from before the usage table
+        log.debug("usage of %s not readable now: %s", path, exc)
+        return []
+    finally:
+        conn.close()
 
 
 class UsageLedger:
@@ -64,32 +87,22 @@ class UsageLedger:
             last = s.scalar(
                 select(func.max(UsageTurn.runner_row_id)).where(UsageTurn.session_id == session.id)
             )
-        engine = self.sessions.store.engines.get(layout.outbound_db, readonly=True)
-        try:
-            with engine.connect() as conn:
-                rows = conn.execute(
-                    select(usage_table)
-                    .where(usage_table.c.id > (last or 0))
-                    .order_by(usage_table.c.id)
-                ).all()
-        except Exception as exc:  # an outbound.db from before the usage table
-            log.debug("no usage rows for %s: %s", session.id, exc)
-            return 0
+        rows = _read_usage(layout.outbound_db, after_id=last or 0)
         if not rows:
             return 0
         values = [
             {
                 "session_id": session.id,
                 "agent_group_id": session.agent_group_id,
-                "runner_row_id": r.id,
-                "day": self.day_of(parse_iso(r.created_at)),
-                "model": r.model,
-                "input_tokens": r.input_tokens,
-                "output_tokens": r.output_tokens,
-                "cache_read_tokens": r.cache_read_tokens,
-                "cache_write_tokens": r.cache_write_tokens,
-                "cost_usd": r.cost_usd,
-                "occurred_at": parse_iso(r.created_at),
+                "runner_row_id": r["id"],
+                "day": self.day_of(parse_iso(r["created_at"])),
+                "model": r["model"],
+                "input_tokens": r["input_tokens"],
+                "output_tokens": r["output_tokens"],
+                "cache_read_tokens": r["cache_read_tokens"],
+                "cache_write_tokens": r["cache_write_tokens"],
+                "cost_usd": r["cost_usd"],
+                "occurred_at": parse_iso(r["created_at"]),
             }
             for r in rows
         ]
