@@ -56,8 +56,17 @@ class FakeClient:
             def run(self, *a: object, **kw: object) -> None:
                 outer.calls.append(("containers.run", a))
 
+        class Api:
+            def containers(self, **kw: Any) -> list[dict[str, Any]]:
+                outer.calls.append(("api.containers", kw))
+                return [{"Id": c.id, "State": c.status, "Labels": c.labels} for c in outer.existing]
+
+            def remove_container(self, cid: str, force: bool = False) -> None:
+                outer.calls.append(("api.remove_container", cid))
+
         self.images = Images()
         self.containers = Containers()
+        self.api = Api()
 
     def ping(self) -> bool:
         self.calls.append(("ping", None))
@@ -100,10 +109,18 @@ async def test_a_dead_container_of_the_session_is_removed_first(tmp_path: Path) 
     dead = FakeContainer("old", "exited", {"nanoclaw.session": "sess-1"})
     client = FakeClient(images={"nanoclaw-agent:abc"}, existing=[dead])
     handle = await runtime(client).start(make_spec(tmp_path))
-    assert dead.calls == ["remove"]
+    assert ("api.remove_container", "old") in client.calls
     assert handle.runner_id == "new-container-id"
-    listed = next(kw for name, kw in client.calls if name == "containers.list")
+    listed = next(kw for name, kw in client.calls if name == "api.containers")
     assert listed["filters"]["label"] == ["nanoclaw.install=abc123", "nanoclaw.session=sess-1"]
+
+
+async def test_runners_are_listed_from_one_call_by_install_label() -> None:
+    mine = FakeContainer("c1", "running", {"nanoclaw.install": "i1", "nanoclaw.session": "s1"})
+    other = FakeContainer("c2", "running", {"nanoclaw.install": "i2", "nanoclaw.session": "s2"})
+    client = FakeClient(images=set(), existing=[mine, other])
+    found = await runtime(client).list_runners(install_id="i1")
+    assert [(r.runner_id, r.session_id, r.running) for r in found] == [("c1", "s1", True)]
 
 
 async def test_runners_use_the_hosts_uid_or_a_non_root_one_for_a_root_host() -> None:

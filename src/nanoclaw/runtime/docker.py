@@ -282,23 +282,15 @@ class DockerRuntime(RunnerRuntime):
 
     def _clear_stale(self, client: Any, spec: RunSpec) -> None:
         """One container per session, by the daemon's view: refuse a live one, drop a dead one."""
-        found = client.containers.list(
-            all=True,
-            filters={
-                "label": [
-                    f"{LABEL_INSTALL}={spec.install_id}",
-                    f"{LABEL_SESSION}={spec.session_id}",
-                ]
-            },
-        )
-        for container in found:
-            if container.status in ("running", "restarting", "paused"):
+        labels = [f"{LABEL_INSTALL}={spec.install_id}", f"{LABEL_SESSION}={spec.session_id}"]
+        for summary in _summaries(client, labels):
+            if summary.get("State") in ("running", "restarting", "paused"):
                 raise RunnerError(
-                    f"a container ({container.short_id}) already runs for this session",
+                    f"a container ({str(summary.get('Id'))[:12]}) already runs for this session",
                     session_id=spec.session_id,
                 )
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-                container.remove(force=True)
+                client.api.remove_container(summary["Id"], force=True)
 
     def _hand_over(self, spec: RunSpec) -> None:
         """Give the runner's uid the folders it writes (the host runs as root)."""
@@ -312,19 +304,17 @@ class DockerRuntime(RunnerRuntime):
         return await asyncio.to_thread(self._list, install_id)
 
     def _list(self, install_id: str) -> list[RunnerInfo]:
-        client = self.client()
-        found = client.containers.list(all=True, filters={"label": f"{LABEL_INSTALL}={install_id}"})
         infos = []
-        for container in found:
-            labels = container.labels or {}
+        for summary in _summaries(self.client(), [f"{LABEL_INSTALL}={install_id}"]):
+            labels = summary.get("Labels") or {}
             if labels.get(LABEL_INSTALL) != install_id:
                 continue
             infos.append(
                 RunnerInfo(
-                    runner_id=str(container.id),
+                    runner_id=str(summary["Id"]),
                     session_id=str(labels.get(LABEL_SESSION, "")),
                     install_id=install_id,
-                    running=container.status == "running",
+                    running=summary.get("State") == "running",
                 )
             )
         return infos
@@ -339,6 +329,13 @@ class DockerRuntime(RunnerRuntime):
             container.remove(force=True)
         except docker.errors.NotFound:
             return
+
+
+def _summaries(client: Any, labels: list[str]) -> list[dict[str, Any]]:
+    """Containers matching every label, from one list call (no per-container lookups that
+    could race with a removal)."""
+    found = client.api.containers(all=True, filters={"label": labels})
+    return [c for c in found if isinstance(c, dict) and "Id" in c]
 
 
 def _chown_tree(top: Path, uid: int, gid: int) -> None:
