@@ -120,8 +120,8 @@ class Supervisor:
             return
         await running.handle.stop(grace_s=self.settings.runner_stop_grace_s)
         if running.monitor is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await running.monitor
+            # ``wait`` neither raises the monitor's own cancellation nor swallows ours.
+            await asyncio.wait({running.monitor})
 
     async def reap_orphans(self) -> int:
         """Remove runners of this install that no live session of ours owns (never another install's)."""
