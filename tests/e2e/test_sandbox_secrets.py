@@ -4,6 +4,7 @@ A runner with the anthropic provider answers through the credential proxy (Unix 
 network) from a fake Messages API that sees the real key. Then we look for the key everywhere
 a sandbox could see it: the container's configuration, every process's environment and argv
 from inside (``/proc/1/environ`` included), and every readable file in the sandbox.
+Without a key, no sandbox starts and the message stays pending.
 """
 
 from __future__ import annotations
@@ -167,3 +168,24 @@ async def test_no_secret_enters_the_sandbox_yet_the_model_answers(
     config = json.loads(runner_json)
     assert config["model_token"].startswith("ncp-") and secret not in runner_json
     assert config["model_socket"] == "/run/nanoclaw/model.sock"
+
+
+async def test_without_a_key_no_sandbox_starts_and_the_message_stays_pending(
+    make_settings: Any, fake_api: FakeAnthropic
+) -> None:
+    from nanoclaw.channels.cli.client import NoReply
+
+    host = Host(settings=make_settings(provider="anthropic", anthropic_base_url=fake_api.base_url))
+    await host.start()
+    try:
+        wire_chat(host.repo, make_agent(host.repo, "Andy"), "local")
+        with pytest.raises(NoReply):
+            await say(host.settings.cli_socket, "hello", timeout=1.5)
+        assert await live_runners(host) == []
+        session = (await asyncio.to_thread(host.repo.sessions))[0]
+        layout = host.sessions.layout(session)
+        counts = await asyncio.to_thread(host.reader.pending_counts, layout)
+    finally:
+        await host.stop()
+    assert counts == {"pending": 1}
+    assert fake_api.requests == []
