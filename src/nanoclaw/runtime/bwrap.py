@@ -164,6 +164,9 @@ def stage_app(root: Path) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
     for path in [target, *target.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
+    for old in root.iterdir():  # earlier versions: their runners died with the host that used them
+        if old != target and not old.name.startswith(".") and (old / ".complete").is_file():
+            shutil.rmtree(old, ignore_errors=True)
     return target
 
 
