@@ -59,6 +59,10 @@ class RunnerContext:
             )
         dest = self.destinations.get(to)
         if dest is None:
+            # The host may have added one mid-turn (create_agent re-projects destinations).
+            self.destinations = {d.name: d for d in self.db.destinations()}
+            dest = self.destinations.get(to)
+        if dest is None:
             raise UnknownDestination(to, list(self.destinations))
         if dest.type == "agent":
             return OutboundMessage(

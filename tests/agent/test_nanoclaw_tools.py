@@ -10,11 +10,12 @@ from nanoclaw.host import Host
 from tests.agent.conftest import (
     ChatListener,
     claude_agent,
+    eventually,
     inbound_rows,
     make_owner,
     session_layout,
 )
-from tests.fakes.anthropic_server import FakeAnthropic, reply, tool_call
+from tests.fakes.anthropic_server import FakeAnthropic, Recorded, reply, tool_call
 from tests.helpers import say, texts
 
 
@@ -214,8 +215,9 @@ async def test_create_agent_makes_a_group_its_files_and_both_destinations(
     fake_api.push(
         tool_call("create_agent", {"name": "Researcher", "instructions": "You dig into facts."}),
         reply('<message to="researcher">find the moon distance</message>'),
+        reply("<internal>nothing to say back</internal>"),  # the child's turn
     )
-    exchange = await say(agent_host.settings.cli_socket, "make a helper")
+    await say(agent_host.settings.cli_socket, "make a helper")
     (result,) = fake_api.requests[1].tool_results()
     assert result["is_error"] is False, result
     assert 'Agent "Researcher" created' in result["content"]
@@ -226,10 +228,14 @@ async def test_create_agent_makes_a_group_its_files_and_both_destinations(
     child_dests = {d.local_name: d.target_id for d in agent_host.repo.destinations(child.id)}
     assert parent_dests["researcher"] == child.id and child_dests["parent"] == parent.id
     assert agent_host.repo.container_config(child.id).provider == "anthropic"
-    assert exchange.replies == []  # the only output went to the new agent, not the chat
-    # The child's session got the message (and answers through the fake, too).
-    requests = await fake_api.wait_requests(3)
-    assert "find the moon distance" in requests[2].all_text()
+    # The parent's <message to="researcher"> reached the new agent's own session and runner.
+    def child_request() -> Recorded | None:
+        found = [r for r in fake_api.requests if "# You are Researcher" in r.system_text]
+        return found[0] if found else None
+
+    request = await eventually(child_request)
+    assert "find the moon distance" in request.all_text()
+    assert "You dig into facts." in request.system_text
 
 
 async def test_install_packages_is_validated_and_recorded(
