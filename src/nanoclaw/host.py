@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from nanoclaw.channels.base import ChannelAdapter, ChannelSetup, InboundEvent, RouteReceipt
 from nanoclaw.channels.card_actions import CardActions, QuestionAnswers
@@ -173,7 +174,7 @@ class Host:
         )
         self.supervisor.spec_hook = self.budget.wrap_spec_hook(self.supervisor.spec_hook)
         self.delivery.on_turn_done(self.budget.on_turn_done)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -208,13 +209,12 @@ class Host:
         self.db.dispose()
         log.info("host stopped")
 
-    def _spawn(self, coro: object, name: str) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
-        task.set_name(name)
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task: asyncio.Task[Any] = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("task %s died", task.get_name(), exc_info=task.exception())

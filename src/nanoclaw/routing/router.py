@@ -190,9 +190,10 @@ class Router:
             if reason == "no_agent_engaged":
                 await self._drop(event, reason, mg, user_id)
             outcome.dropped = reason
-        for delivery in outcome.deliveries:
-            if delivery.trigger:
-                await self.waker.wake(delivery.session_id)
+        # Fanned-out sessions start side by side, not one after another.
+        await asyncio.gather(
+            *(self.waker.wake(d.session_id) for d in outcome.deliveries if d.trigger)
+        )
         return outcome
 
     async def _consider(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -169,7 +170,7 @@ class Supervisor:
         self._starting[session_id] = task
         # The start outlives a cancelled waker (shield); it leaves ``_starting`` only when it
         # is done, so ``close`` always finds and awaits it and no runner is started unowned.
-        task.add_done_callback(lambda done, sid=session_id: self._forget_start(sid, done))
+        task.add_done_callback(functools.partial(self._forget_start, session_id))
         return await asyncio.shield(task)
 
     def _forget_start(self, session_id: str, task: asyncio.Task[bool]) -> None:

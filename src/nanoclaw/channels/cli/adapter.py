@@ -13,7 +13,7 @@ import itertools
 import logging
 import os
 import re
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from nanoclaw.ids import new_id
 log = logging.getLogger("nanoclaw.channels.cli")
 
 BACKLOG_PER_CHAT = 100
+RECENT_DONE_KEPT = 4096  # finished turn ids remembered for clients told about them late
 CHANNEL_TYPE = "cli"
 DM_PREFIX = "dm-"  # the DM of cli user <handle> is the chat named dm-<handle>
 
@@ -63,6 +64,7 @@ class CliAdapter(ChannelAdapter):
             lambda: deque(maxlen=BACKLOG_PER_CHAT)
         )
         self._counter = itertools.count(1)
+        self._recent_done: OrderedDict[str, None] = OrderedDict()
 
     async def setup(self, setup: ChannelSetup) -> None:
         self._setup = setup
@@ -128,6 +130,12 @@ class CliAdapter(ChannelAdapter):
 
     async def turn_done(self, message_ids: frozenset[str]) -> None:
         """Tell waiting clients that the turn answering their message is complete."""
+        # A turn can finish before its client has been told what to wait for (fan-out:
+        # one agent answers while another is still being woken), so remember it.
+        for message_id in message_ids:
+            self._recent_done[message_id] = None
+        while len(self._recent_done) > RECENT_DONE_KEPT:
+            self._recent_done.popitem(last=False)
         for client in list(self._clients):
             finished = client.waiting & message_ids
             if finished:
@@ -210,5 +218,9 @@ class CliAdapter(ChannelAdapter):
         outcome = await self._setup.on_inbound(event)
         if outcome is None:
             return
-        await client.send(outcome.to_frame(client_id))
-        client.waiting |= set(outcome.waiting_ids)
+        waiting = set(outcome.waiting_ids)
+        finished = {m for m in waiting if m in self._recent_done}
+        client.waiting |= waiting - finished
+        await client.send(outcome.to_frame(client_id))  # written before any later "done"
+        if finished:
+            await client.send({"type": "done", "ids": sorted(finished)})

@@ -1,0 +1,39 @@
+"""The CLI channel adapter against its real client, with a scripted router behind it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nanoclaw.channels.base import ChannelSetup, InboundEvent, OutboundPayload, RouteReceipt
+from nanoclaw.channels.cli.adapter import CliAdapter
+from nanoclaw.channels.cli.client import send_once
+
+
+async def test_a_turn_that_finishes_before_the_client_knows_of_it_still_ends_the_wait(
+    short_dir: Path,
+) -> None:
+    adapter = CliAdapter(socket_path=short_dir / "cli.sock")
+
+    async def on_inbound(event: InboundEvent) -> RouteReceipt:
+        ids = (f"{event.message.id}:a", f"{event.message.id}:b")
+        # Agent "a" answers and finishes while the router is still waking agent "b".
+        await adapter.deliver(event.platform_id, None, OutboundPayload("chat", {"text": "from a"}))
+        await adapter.turn_done(frozenset({ids[0]}))
+        return RouteReceipt(delivered_to=2, waiting_ids=ids)
+
+    await adapter.setup(ChannelSetup(on_inbound=on_inbound))
+    try:
+        import asyncio
+
+        async def finish_b_later() -> None:
+            await asyncio.sleep(0.2)
+            await adapter.deliver("local", None, OutboundPayload("chat", {"text": "from b"}))
+            pending = {m for c in adapter._clients for m in c.waiting}
+            await adapter.turn_done(frozenset(pending))
+
+        task = asyncio.create_task(finish_b_later())
+        exchange = await send_once(adapter.socket_path, chat="local", sender="al", text="hi", timeout_s=5)
+        await task
+    finally:
+        await adapter.teardown()
+    assert [r["text"] for r in exchange.replies] == ["from a", "from b"]
