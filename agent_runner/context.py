@@ -11,7 +11,7 @@ from agent_runner.heartbeat import Heartbeat
 from agent_runner.rows import Destination, InboundRow, Routing
 
 
-class UnknownDestination(Exception):
+class UnknownDestinationError(Exception):
     def __init__(self, name: str, known: Sequence[str]) -> None:
         listed = ", ".join(known) or "none"
         super().__init__(f"unknown destination {name!r}; known destinations: {listed}")
@@ -48,7 +48,7 @@ class RunnerContext:
         """Resolve a destination name (None = origin) into an outbound chat row."""
         if to is None:
             if self.origin is None:
-                raise UnknownDestination("(origin)", list(self.destinations))
+                raise UnknownDestinationError("(origin)", list(self.destinations))
             return OutboundMessage(
                 kind="chat",
                 content=content,
@@ -63,7 +63,7 @@ class RunnerContext:
             self.destinations = {d.name: d for d in self.db.destinations()}
             dest = self.destinations.get(to)
         if dest is None:
-            raise UnknownDestination(to, list(self.destinations))
+            raise UnknownDestinationError(to, list(self.destinations))
         if dest.type == "agent":
             return OutboundMessage(
                 kind="chat",
@@ -122,7 +122,11 @@ def _origin(batch: Sequence[InboundRow], session_routing: Routing | None) -> Rou
         if row.channel_type and row.channel_type != "agent" and row.platform_id:
             return Routing(row.channel_type, row.platform_id, row.thread_id)
     for row in batch:
-        if row.channel_type == "agent" and row.platform_id and row.content.get("sender") != "system":
+        if (
+            row.channel_type == "agent"
+            and row.platform_id
+            and row.content.get("sender") != "system"
+        ):
             return Routing("agent", row.platform_id, None)
     if session_routing and session_routing.platform_id:
         return session_routing

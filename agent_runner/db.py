@@ -24,7 +24,7 @@ from nanoclaw.contract.timeutil import now_iso
 BUSY_TIMEOUT_MS = 5000
 
 
-class SchemaMismatch(Exception):
+class SchemaMismatchError(Exception):
     """The session DBs are not at the schema revision the host announced."""
 
 
@@ -127,7 +127,7 @@ class SessionDB:
         with write_outbound(self.outbound_path) as conn:
             found_out = conn.execute("SELECT version_num FROM alembic_version").fetchone()
         if (found_in and found_in[0]) != inbound or (found_out and found_out[0]) != outbound:
-            raise SchemaMismatch(
+            raise SchemaMismatchError(
                 f"session DBs at ({found_in}, {found_out}); host expects ({inbound}, {outbound})"
             )
 

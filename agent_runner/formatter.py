@@ -35,9 +35,12 @@ def source_name(row: InboundRow, destinations: Sequence[Destination]) -> str:
             row.platform_id,
         ):
             return dest.name
-        if dest.type == "agent" and row.channel_type == "agent":
-            if dest.agent_group_id == row.platform_id:
-                return dest.name
+        if (
+            dest.type == "agent"
+            and row.channel_type == "agent"
+            and dest.agent_group_id == row.platform_id
+        ):
+            return dest.name
     if row.channel_type == "agent":
         return "system"
     return f"unknown:{row.channel_type}:{row.platform_id}"
@@ -97,7 +100,9 @@ def format_batch(
         elif row.kind == "webhook":
             source = escape(str(row.content.get("source", "")))
             event = escape(str(row.content.get("event", "")))
-            others.append(f'<webhook source="{source}" event="{event}">{escape(row.text)}</webhook>')
+            others.append(
+                f'<webhook source="{source}" event="{event}">{escape(row.text)}</webhook>'
+            )
         elif row.kind == "system":
             others.append(_system(row))
     parts = [f'<context timezone="{escape(tz_name)}" />']

@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from agent_runner.db import SchemaMismatch, SessionDB
+from agent_runner.db import SchemaMismatchError, SessionDB
 from agent_runner.heartbeat import Heartbeat
 from agent_runner.poll import PollLoop
 from agent_runner.providers.base import Provider
@@ -31,7 +31,9 @@ EXIT_BAD_CONFIG = 4
 
 def make_provider(config: RunnerConfig) -> Provider:
     if config.provider == "anthropic":
-        from agent_runner.providers.anthropic import AnthropicProvider  # heavy import, only when used
+        from agent_runner.providers.anthropic import (
+            AnthropicProvider,
+        )  # heavy import, only when used
 
         return AnthropicProvider.from_config(config)
     return MockProvider(assistant_name=config.assistant_name)
@@ -63,7 +65,7 @@ def main() -> int:
     db = SessionDB(inbound_path=layout.inbound_db, outbound_path=layout.outbound_db)
     try:
         db.check_schema(inbound=config.inbound_schema, outbound=config.outbound_schema)
-    except SchemaMismatch as exc:
+    except SchemaMismatchError as exc:
         logging.error("%s", exc)
         return EXIT_SCHEMA_MISMATCH
     poll = PollLoop(

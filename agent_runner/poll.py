@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-from agent_runner.context import RunnerContext, UnknownDestination
+from agent_runner.context import RunnerContext, UnknownDestinationError
 from agent_runner.db import OutboundMessage, SessionDB, UsageRecord
 from agent_runner.formatter import format_batch
 from agent_runner.heartbeat import Heartbeat
@@ -144,7 +144,7 @@ class PollLoop:
         for reply in parse_output(result.text):
             try:
                 messages.append(ctx.address(reply.to, {"text": reply.text}))
-            except UnknownDestination as exc:
+            except UnknownDestinationError as exc:
                 # Never silently dropped: the host turns this into a notice for the agent.
                 log.warning("%s", exc)
                 messages.append(

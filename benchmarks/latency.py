@@ -47,7 +47,11 @@ def summary(values_ms: list[float]) -> dict[str, float]:
 async def round_trip(socket_path: Path, chat: str, text: str) -> float:
     reader, writer = await asyncio.open_unix_connection(str(socket_path))
     start = time.perf_counter()
-    writer.write((json.dumps({"type": "message", "chat": chat, "sender": "bench", "text": text}) + "\n").encode())
+    writer.write(
+        (
+            json.dumps({"type": "message", "chat": chat, "sender": "bench", "text": text}) + "\n"
+        ).encode()
+    )
     await writer.drain()
     try:
         while True:
@@ -98,7 +102,9 @@ def main() -> None:
     subprocess.run([*cli, "init"], env=env, check=True, capture_output=True)
     for c in range(args.parallel_chats):
         if c:
-            subprocess.run([*cli, "wire", f"c{c}", "Andy"], env=env, check=True, capture_output=True)
+            subprocess.run(
+                [*cli, "wire", f"c{c}", "Andy"], env=env, check=True, capture_output=True
+            )
     subprocess.run([*cli, "wire", "c0", "Andy"], env=env, check=True, capture_output=True)
     host = subprocess.Popen([*cli, "run", "--log-level", "WARNING"], env=env)
     socket_path = scratch / "cli.sock"
@@ -116,7 +122,11 @@ def main() -> None:
     report = {
         "benchmark": "latency",
         "what": "send → reply through CLI socket, router, process runner (mock model), delivery",
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
         "goal": {"p50_ms_below": 50, "p99_ms_below": 250},
         "upstream_baseline_note": "upstream polls the DB every 1 s in the runner and 1 s in delivery (~1 s added)",
         **results,

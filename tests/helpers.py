@@ -10,7 +10,12 @@ from nanoclaw.db.repository import Repository
 
 
 async def say(
-    socket_path: Path, text: str, *, chat: str = "local", sender: str = "alice", timeout: float = 20.0
+    socket_path: Path,
+    text: str,
+    *,
+    chat: str = "local",
+    sender: str = "alice",
+    timeout: float = 20.0,  # noqa: ASYNC109 - passed on to the client's own deadline
 ) -> Exchange:
     return await send_once(socket_path, chat=chat, sender=sender, text=text, timeout_s=timeout)
 
@@ -34,7 +39,10 @@ def wire_chat(
     **wiring: object,
 ) -> tuple[MessagingGroup, Wiring]:
     mg = repo.ensure_messaging_group(
-        channel_type=channel, platform_id=chat, name=chat, is_group=is_group,
+        channel_type=channel,
+        platform_id=chat,
+        name=chat,
+        is_group=is_group,
         unknown_sender_policy=policy,
     )
     defaults: dict[str, object] = {"engage_mode": "pattern", "engage_pattern": "."}

@@ -34,20 +34,18 @@ class MockProvider(Provider):
                 return done
         if last.startswith("!sleep"):
             seconds = float(last.split()[1]) if len(last.split()) > 1 else 1.0
-            deadline = asyncio.get_running_loop().time() + seconds
-            while asyncio.get_running_loop().time() < deadline:
-                await asyncio.sleep(min(0.5, seconds))
+            await asyncio.sleep(seconds)  # a turn that hangs: no heartbeat, no progress
         if last.startswith("!crash"):
             os._exit(CRASH_EXIT_CODE)
         if last.startswith("!to "):
             _, name, *rest = last.split(maxsplit=2)
             return TurnResult(text=f'<message to="{name}">{" ".join(rest)}</message>')
         heard = " / ".join(texts) if texts else "(nothing)"
-        reply = (
-            f"{self.assistant_name} (mock model, no API key configured) heard: {heard}"
-        )
+        reply = f"{self.assistant_name} (mock model, no API key configured) heard: {heard}"
         if last.startswith("!internal"):
             reply = f"<internal>{reply}</internal>"
         ctx.touch()
-        usage = Usage(model="mock", input_tokens=len(request.prompt) // 4, output_tokens=len(reply) // 4)
+        usage = Usage(
+            model="mock", input_tokens=len(request.prompt) // 4, output_tokens=len(reply) // 4
+        )
         return TurnResult(text=reply, usage=usage)

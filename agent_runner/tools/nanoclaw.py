@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent_runner.context import UnknownDestination
+from agent_runner.context import UnknownDestinationError
 from agent_runner.db import OutboundMessage, new_out_id
 from agent_runner.rows import InboundRow
 from agent_runner.tools.base import (
@@ -61,7 +61,7 @@ def _schema(required: list[str], **props: dict[str, Any]) -> dict[str, Any]:
 def _send(env: ToolEnv, to: str | None, content: dict[str, Any], out_id: str | None = None) -> int:
     try:
         message = env.ctx.address(to, content)
-    except UnknownDestination as exc:
+    except UnknownDestinationError as exc:
         raise ToolError(str(exc)) from exc
     if out_id is not None:
         message = dataclasses.replace(message, id=out_id)
@@ -298,8 +298,10 @@ class AskUserQuestion(FunctionTool):
         )
         row = await _wait_for(
             env,
-            lambda r: r.content.get("type") == "question_response"
-            and question_id in (r.content.get("questionId"), r.content.get("question_id")),
+            lambda r: (
+                r.content.get("type") == "question_response"
+                and question_id in (r.content.get("questionId"), r.content.get("question_id"))
+            ),
             timeout_s=timeout,
             tool=self.name,
         )

@@ -1,19 +1,19 @@
 """The one rooted exception tree of NanoClaw.
 
-    NanoclawError
-    ├── ConfigError                 bad settings or a missing prerequisite
-    ├── ValidationError(field)      bad input from a user, an adapter or an agent
-    │   └── UnsafePathError(path)   a path that would leave its confinement
-    ├── NotFoundError(kind, key)    an entity that does not exist
-    ├── StorageError(path)          a central or session DB that cannot be used
-    │   └── SchemaVersionError(expected, found)
-    ├── RuntimeUnavailableError(runtime)   the sandbox runtime cannot start runners
-    │   └── ImageMissingError(image)
-    ├── RunnerError(session_id, exit_code)
-    ├── DeliveryError(retryable)    a message that could not be handed to a channel
-    │   └── UnauthorizedDestinationError
-    ├── ChannelError(channel)       an adapter that cannot connect or send
-    └── PermissionDeniedError(user_id, action)
+NanoclawError
+├── ConfigError                 bad settings or a missing prerequisite
+├── ValidationError(field)      bad input from a user, an adapter or an agent
+│   └── UnsafePathError(path)   a path that would leave its confinement
+├── NotFoundError(kind, key)    an entity that does not exist
+├── StorageError(path)          a central or session DB that cannot be used
+│   └── SchemaVersionError(expected, found)
+├── RuntimeUnavailableError(runtime)   the sandbox runtime cannot start runners
+│   └── ImageMissingError(image)
+├── RunnerError(session_id, exit_code)
+├── DeliveryError(retryable)    a message that could not be handed to a channel
+│   └── UnauthorizedDestinationError
+├── ChannelError(channel)       an adapter that cannot connect or send
+└── PermissionDeniedError(user_id, action)
 """
 
 from __future__ import annotations
@@ -64,9 +64,7 @@ class SchemaVersionError(StorageError):
     """A database's schema revision is not the one this code expects."""
 
     def __init__(self, *, path: str, expected: str, found: str | None) -> None:
-        super().__init__(
-            f"{path}: schema revision {found!r}, expected {expected!r}", path=path
-        )
+        super().__init__(f"{path}: schema revision {found!r}, expected {expected!r}", path=path)
         self.expected = expected
         self.found = found
 

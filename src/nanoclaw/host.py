@@ -55,7 +55,9 @@ class _AdapterReplier:
             return
         try:
             await adapter.deliver(
-                event.platform_id, event.thread_id, OutboundPayload(kind="chat", content={"text": text})
+                event.platform_id,
+                event.thread_id,
+                OutboundPayload(kind="chat", content={"text": text}),
             )
         except Exception:
             log.exception("host reply on %s/%s failed", event.channel_type, event.platform_id)
@@ -82,7 +84,9 @@ class Host:
         self.sessions = SessionService(repo=self.repo, store=self.store)
         self.runtime = runtime or select_runtime(settings).runtime
         self.sandbox = SandboxServices(  # credential proxy, per-runner tokens, extra mounts
-            settings=settings, repo=self.repo, default_runtime=self.runtime.name,
+            settings=settings,
+            repo=self.repo,
+            default_runtime=self.runtime.name,
             proxy=build_proxy(settings),
         )
         self.supervisor = Supervisor(

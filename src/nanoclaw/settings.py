@@ -38,7 +38,7 @@ def detect_host_timezone() -> str:
     except OSError:
         pass
     try:
-        target = os.readlink("/etc/localtime")
+        target = str(Path("/etc/localtime").readlink())
         if "zoneinfo/" in target:
             candidates.append(target.split("zoneinfo/", 1)[1])
     except OSError:
@@ -201,7 +201,9 @@ class Settings(BaseSettings):
 
     @property
     def has_model_credential(self) -> bool:
-        return self.anthropic_api_key is not None and bool(self.anthropic_api_key.get_secret_value())
+        return self.anthropic_api_key is not None and bool(
+            self.anthropic_api_key.get_secret_value()
+        )
 
     @property
     def effective_provider(self) -> Literal["anthropic", "mock"]:

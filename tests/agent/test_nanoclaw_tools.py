@@ -228,6 +228,7 @@ async def test_create_agent_makes_a_group_its_files_and_both_destinations(
     child_dests = {d.local_name: d.target_id for d in agent_host.repo.destinations(child.id)}
     assert parent_dests["researcher"] == child.id and child_dests["parent"] == parent.id
     assert agent_host.repo.container_config(child.id).provider == "anthropic"
+
     # The parent's <message to="researcher"> reached the new agent's own session and runner.
     def child_request() -> Recorded | None:
         found = [r for r in fake_api.requests if "# You are Researcher" in r.system_text]

@@ -161,8 +161,15 @@ async def send_until_accepted(
             continue
         try:
             writer.write(
-                encode({"type": "message", "chat": chat, "sender": "alice", "text": text,
-                        "id": message_id})
+                encode(
+                    {
+                        "type": "message",
+                        "chat": chat,
+                        "sender": "alice",
+                        "text": text,
+                        "id": message_id,
+                    }
+                )
             )
             await writer.drain()
             while True:

@@ -97,8 +97,10 @@ async def test_sigkill_host_during_a_burst_loses_nothing(
         counts = seen()
         missing = expected - set(counts)
         duplicates = sum(n - 1 for n in counts.values() if n > 1)
-        print(f"kills={kills} replies={sum(len(r) for r in observers.replies.values())} "
-              f"duplicates={duplicates}")
+        print(
+            f"kills={kills} replies={sum(len(r) for r in observers.replies.values())} "
+            f"duplicates={duplicates}"
+        )
         assert not missing, f"unanswered: {sorted(missing)}"
         assert duplicates <= kills, f"{duplicates} duplicate replies after {kills} kills: {counts}"
         # Runners of a killed host outlive it; the next host stopped them before starting its own.

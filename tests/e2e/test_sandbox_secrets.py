@@ -173,13 +173,13 @@ async def test_no_secret_enters_the_sandbox_yet_the_model_answers(
 async def test_without_a_key_no_sandbox_starts_and_the_message_stays_pending(
     make_settings: Any, fake_api: FakeAnthropic
 ) -> None:
-    from nanoclaw.channels.cli.client import NoReply
+    from nanoclaw.channels.cli.client import NoReplyError
 
     host = Host(settings=make_settings(provider="anthropic", anthropic_base_url=fake_api.base_url))
     await host.start()
     try:
         wire_chat(host.repo, make_agent(host.repo, "Andy"), "local")
-        with pytest.raises(NoReply):
+        with pytest.raises(NoReplyError):
             await say(host.settings.cli_socket, "hello", timeout=1.5)
         assert await live_runners(host) == []
         session = (await asyncio.to_thread(host.repo.sessions))[0]

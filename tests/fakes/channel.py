@@ -36,7 +36,9 @@ class FakeAdapter(ChannelAdapter):
     def is_connected(self) -> bool:
         return True
 
-    async def deliver(self, platform_id: str, thread_id: str | None, payload: OutboundPayload) -> str | None:
+    async def deliver(
+        self, platform_id: str, thread_id: str | None, payload: OutboundPayload
+    ) -> str | None:
         self.attempts += 1
         if self.delay_s:
             await asyncio.sleep(self.delay_s)

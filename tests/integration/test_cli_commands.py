@@ -32,8 +32,12 @@ def env(tmp_path: Path, short_dir: Path) -> dict[str, str]:
     return base
 
 
-def nanoclaw(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*NANOCLAW, *args], env=env, capture_output=True, text=True, timeout=timeout)
+def nanoclaw(
+    env: dict[str, str], *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*NANOCLAW, *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture
@@ -52,7 +56,9 @@ def running_host(env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Pop
         proc.wait()
 
 
-def test_init_is_idempotent_and_says_the_mock_is_in_use(env: dict[str, str], tmp_path: Path) -> None:
+def test_init_is_idempotent_and_says_the_mock_is_in_use(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     first = nanoclaw(env, "init", "--agent-name", "Robin")
     assert first.returncode == 0, first.stderr
     assert "Created agent Robin" in first.stdout and "mock model" in first.stdout
@@ -65,7 +71,9 @@ def test_init_is_idempotent_and_says_the_mock_is_in_use(env: dict[str, str], tmp
     assert status["provider"] == "mock" and "no API key" in status["provider_note"]
 
 
-def test_chat_once_prints_the_reply_and_exits_zero(env: dict[str, str], running_host: subprocess.Popen[bytes]) -> None:
+def test_chat_once_prints_the_reply_and_exits_zero(
+    env: dict[str, str], running_host: subprocess.Popen[bytes]
+) -> None:
     result = nanoclaw(env, "chat", "-m", "hello", "--timeout", "30")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "Robin (mock model, no API key configured) heard: hello"
@@ -74,7 +82,9 @@ def test_chat_once_prints_the_reply_and_exits_zero(env: dict[str, str], running_
     assert [s["runner"] for s in status["sessions"]] == ["running"]
 
 
-def test_named_chats_and_senders(env: dict[str, str], running_host: subprocess.Popen[bytes]) -> None:
+def test_named_chats_and_senders(
+    env: dict[str, str], running_host: subprocess.Popen[bytes]
+) -> None:
     unwired = nanoclaw(env, "chat", "--chat", "work", "-m", "hi", "--timeout", "10")
     assert unwired.returncode == 1 and "not wired" in unwired.stderr
     assert nanoclaw(env, "wire", "work", "Robin").returncode == 0
@@ -86,7 +96,9 @@ def test_named_chats_and_senders(env: dict[str, str], running_host: subprocess.P
     assert bad.returncode == 2 and "invalid chat name" in bad.stderr
 
 
-def test_no_reply_within_the_timeout_exits_non_zero(env: dict[str, str], running_host: subprocess.Popen[bytes]) -> None:
+def test_no_reply_within_the_timeout_exits_non_zero(
+    env: dict[str, str], running_host: subprocess.Popen[bytes]
+) -> None:
     result = nanoclaw(env, "chat", "-m", "!sleep 5", "--timeout", "1")
     assert result.returncode == 4 and "no reply within 1 s" in result.stderr
 

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from nanoclaw.channels.cli.client import NoReply, NotDelivered
+from nanoclaw.channels.cli.client import NoReplyError, NotDeliveredError
 from nanoclaw.host import Host
 from tests.helpers import make_agent, say, texts, wire_chat
 
@@ -38,7 +38,9 @@ async def test_fan_out_answers_from_every_wired_agent(host: Host) -> None:
 
 async def test_accumulated_context_is_seen_with_the_next_engaging_message(host: Host) -> None:
     andy = make_agent(host.repo, "Andy")
-    wire_chat(host.repo, andy, "room", engage_pattern=r"(?i)\bandy\b", ignored_message_policy="accumulate")
+    wire_chat(
+        host.repo, andy, "room", engage_pattern=r"(?i)\bandy\b", ignored_message_policy="accumulate"
+    )
     quiet = await say(host.settings.cli_socket, "the meeting moved to 3pm", chat="room")
     assert quiet.replies == []
     assert host.supervisor.running_sessions() == set()  # context never wakes a runner
@@ -46,10 +48,12 @@ async def test_accumulated_context_is_seen_with_the_next_engaging_message(host: 
     assert texts(exchange) == [f"Andy {MOCK}the meeting moved to 3pm / andy, when is the meeting?"]
 
 
-async def test_a_crashed_runner_is_restarted_by_the_next_message_and_nothing_is_lost(host: Host) -> None:
+async def test_a_crashed_runner_is_restarted_by_the_next_message_and_nothing_is_lost(
+    host: Host,
+) -> None:
     andy = make_agent(host.repo, "Andy")
     wire_chat(host.repo, andy, "local")
-    with pytest.raises(NoReply):
+    with pytest.raises(NoReplyError):
         await say(host.settings.cli_socket, "!crash", timeout=3)
     (session,) = host.repo.sessions()
     for _ in range(100):
@@ -71,7 +75,7 @@ async def test_a_crashed_runner_is_restarted_by_the_next_message_and_nothing_is_
 
 async def test_unwired_chats_get_a_clear_notice(host: Host) -> None:
     make_agent(host.repo, "Andy")
-    with pytest.raises(NotDelivered) as info:
+    with pytest.raises(NotDeliveredError) as info:
         await say(host.settings.cli_socket, "hello?", chat="nowhere")
     assert info.value.reason == "no_agent_wired"
     assert [d.reason for d in host.repo.dropped()] == ["no_agent_wired"]
@@ -81,8 +85,12 @@ async def test_malformed_frames_get_an_error_and_the_connection_survives(host: H
     andy = make_agent(host.repo, "Andy")
     wire_chat(host.repo, andy, "local")
     reader, writer = await asyncio.open_unix_connection(str(host.settings.cli_socket))
-    for bad in (b"not json\n", b"[1,2]\n", b'{"type":"message","chat":"../x","sender":"a","text":"x"}\n',
-                b'{"type":"message","chat":"local","sender":"a","text":""}\n'):
+    for bad in (
+        b"not json\n",
+        b"[1,2]\n",
+        b'{"type":"message","chat":"../x","sender":"a","text":"x"}\n',
+        b'{"type":"message","chat":"local","sender":"a","text":""}\n',
+    ):
         writer.write(bad)
         await writer.drain()
         line = await asyncio.wait_for(reader.readline(), 5)
@@ -95,7 +103,7 @@ async def test_malformed_frames_get_an_error_and_the_connection_survives(host: H
 async def test_replies_sent_while_no_client_listens_wait_for_the_next_one(host: Host) -> None:
     andy = make_agent(host.repo, "Andy")
     wire_chat(host.repo, andy, "local")
-    with pytest.raises(NoReply):
+    with pytest.raises(NoReplyError):
         await say(host.settings.cli_socket, "!sleep 0.5", timeout=0.1)
     await asyncio.sleep(1.5)
     reader, writer = await asyncio.open_unix_connection(str(host.settings.cli_socket))

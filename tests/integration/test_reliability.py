@@ -70,9 +70,7 @@ def _row(host: Host, layout: SessionLayout, message_id: str) -> dict[str, object
 
 def _processing(host: Host, layout: SessionLayout) -> dict[str, ops.Claim]:
     return {
-        k: c
-        for k, c in ops.read_claims(host.store, layout).items()
-        if c.status == "processing"
+        k: c for k, c in ops.read_claims(host.store, layout).items() if c.status == "processing"
     }
 
 
@@ -124,8 +122,10 @@ async def test_hung_runner_is_killed_within_thresholds_retried_then_failed_with_
         killed_after = (utc_now() - first_claim).total_seconds()
         # tolerance + one sweep interval + the stop grace, plus scheduling slack
         limit = (
-            settings.stuck_claim_tolerance_s + settings.sweep_interval_s
-            + settings.runner_stop_grace_s + 1.5
+            settings.stuck_claim_tolerance_s
+            + settings.sweep_interval_s
+            + settings.runner_stop_grace_s
+            + 1.5
         )
         assert killed_after <= limit, f"killed {killed_after:.2f} s after the claim"
         # Retried: a new runner claims it again after the backoff …

@@ -18,9 +18,12 @@ from tests.helpers import make_agent, wire_chat
 
 def run(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [NANOCLAW, "tasks", *args], env=host_env(settings, COLUMNS="200"), capture_output=True,
+        [NANOCLAW, "tasks", *args],
+        env=host_env(settings, COLUMNS="200"),
+        capture_output=True,
         text=True,
-        timeout=60, check=False,
+        timeout=60,
+        check=False,
     )
 
 
@@ -37,11 +40,19 @@ def test_tasks_cli_lists_and_controls_series(settings: Settings) -> None:
     _, layout = SessionService(repo=repo, store=store).resolve(
         agent_group_id=agent.id, messaging_group_id=mg.id, thread_id=None, mode="shared"
     )
-    store.insert_messages(layout, [
-        InboundMessage(id="brief", kind="task", content={"prompt": "morning brief"},
-                       process_after=to_iso(utc_now() + timedelta(hours=1)),
-                       recurrence="0 8 * * *", recurrence_tz="Europe/Paris"),
-    ])
+    store.insert_messages(
+        layout,
+        [
+            InboundMessage(
+                id="brief",
+                kind="task",
+                content={"prompt": "morning brief"},
+                process_after=to_iso(utc_now() + timedelta(hours=1)),
+                recurrence="0 8 * * *",
+                recurrence_tz="Europe/Paris",
+            ),
+        ],
+    )
     listed = json.loads(run(settings, "list", "--json").stdout)
     assert [(t["series_id"], t["status"], t["recurrence_tz"]) for t in listed] == [
         ("brief", "pending", "Europe/Paris")

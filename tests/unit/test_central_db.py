@@ -36,7 +36,9 @@ def test_migrating_twice_is_harmless(repo: Repository) -> None:
     assert [g.folder for g in repo.agent_groups()] == ["andy"]
 
 
-@pytest.mark.parametrize("folder", ["", "global", "../x", "a/b", "-lead", "x" * 65, "sp ace", "a\x00"])
+@pytest.mark.parametrize(
+    "folder", ["", "global", "../x", "a/b", "-lead", "x" * 65, "sp ace", "a\x00"]
+)
 def test_invalid_folders_are_refused(folder: str) -> None:
     with pytest.raises(ValidationError):
         validate_folder(folder)
@@ -48,7 +50,9 @@ def test_folder_is_unique(repo: Repository) -> None:
         repo.create_agent_group(name="Other", folder="andy")
 
 
-def test_a_wiring_creates_one_channel_destination_with_collision_safe_names(repo: Repository) -> None:
+def test_a_wiring_creates_one_channel_destination_with_collision_safe_names(
+    repo: Repository,
+) -> None:
     ag = repo.create_agent_group(name="Andy", folder="andy")
     first = repo.ensure_messaging_group(channel_type="cli", platform_id="a", name="Team Chat")
     second = repo.ensure_messaging_group(channel_type="slack", platform_id="C1", name="team chat!")
@@ -89,7 +93,9 @@ def test_enumerated_columns_reject_unknown_values(repo: Repository) -> None:
     with pytest.raises(IntegrityError):
         repo.create_wiring(messaging_group_id=mg.id, agent_group_id=ag.id, engage_mode="always")
     with pytest.raises(IntegrityError):
-        repo.ensure_messaging_group(channel_type="cli", platform_id="b", unknown_sender_policy="open")
+        repo.ensure_messaging_group(
+            channel_type="cli", platform_id="b", unknown_sender_policy="open"
+        )
 
 
 def test_owner_is_global_and_grants_are_unique(repo: Repository) -> None:
@@ -118,9 +124,16 @@ def test_foreign_keys_cascade_from_agent_groups(repo: Repository) -> None:
 
 def test_drop_audit_counts_repeats_per_chat_sender_and_reason(repo: Repository) -> None:
     for _ in range(3):
-        repo.record_drop(channel_type="cli", platform_id="x", reason="no_agent_wired",
-                         user_id="cli:eve", text="hello")
-    repo.record_drop(channel_type="cli", platform_id="x", reason="no_agent_engaged", user_id="cli:eve")
+        repo.record_drop(
+            channel_type="cli",
+            platform_id="x",
+            reason="no_agent_wired",
+            user_id="cli:eve",
+            text="hello",
+        )
+    repo.record_drop(
+        channel_type="cli", platform_id="x", reason="no_agent_engaged", user_id="cli:eve"
+    )
     rows = {(d.reason, d.message_count) for d in repo.dropped()}
     assert rows == {("no_agent_wired", 3), ("no_agent_engaged", 1)}
 

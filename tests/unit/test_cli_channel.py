@@ -32,7 +32,9 @@ async def test_a_turn_that_finishes_before_the_client_knows_of_it_still_ends_the
             await adapter.turn_done(frozenset(pending))
 
         task = asyncio.create_task(finish_b_later())
-        exchange = await send_once(adapter.socket_path, chat="local", sender="al", text="hi", timeout_s=5)
+        exchange = await send_once(
+            adapter.socket_path, chat="local", sender="al", text="hi", timeout_s=5
+        )
         await task
     finally:
         await adapter.teardown()

@@ -8,8 +8,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from agent_runner.db import OutboundMessage, SessionDB
+
 from nanoclaw.channels.registry import ChannelRegistry
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.models import SessionRow
@@ -32,7 +32,9 @@ class Rig:
         db.migrate()
         self.repo = Repository(db)
         engines = EngineCache()
-        self.store = SessionStore(sessions_root=tmp / "s", migrations_root=REPO_ROOT / "migrations", engines=engines)
+        self.store = SessionStore(
+            sessions_root=tmp / "s", migrations_root=REPO_ROOT / "migrations", engines=engines
+        )
         self.sessions = SessionService(repo=self.repo, store=self.store)
         self.adapter = FakeAdapter()
         self.channels = ChannelRegistry()
@@ -45,29 +47,58 @@ class Rig:
         self.agent = make_agent(self.repo, "Andy")
         self.mg, _ = wire_chat(self.repo, self.agent, "room", channel="fake")
         self.session, self.layout = self.sessions.resolve(
-            agent_group_id=self.agent.id, messaging_group_id=self.mg.id, thread_id=None, mode="shared")
+            agent_group_id=self.agent.id,
+            messaging_group_id=self.mg.id,
+            thread_id=None,
+            mode="shared",
+        )
         self.store.prepare_outbound(self.layout)
-        self.runner = SessionDB(inbound_path=self.layout.inbound_db, outbound_path=self.layout.outbound_db)
+        self.runner = SessionDB(
+            inbound_path=self.layout.inbound_db, outbound_path=self.layout.outbound_db
+        )
 
     def new_loop(self) -> DeliveryLoop:
-        return DeliveryLoop(settings=self.settings, repo=self.repo, sessions=self.sessions, reader=self.reader,
-                            channels=self.channels, actions=self.actions, wake=self.woken.append,
-                            running_sessions=set)
+        return DeliveryLoop(
+            settings=self.settings,
+            repo=self.repo,
+            sessions=self.sessions,
+            reader=self.reader,
+            channels=self.channels,
+            actions=self.actions,
+            wake=self.woken.append,
+            running_sessions=set,
+        )
 
-    def reply(self, text: str, *, to: str = "room", channel: str = "fake", in_reply_to: str | None = None) -> int:
-        return self.runner.send(OutboundMessage(kind="chat", content={"text": text}, channel_type=channel,
-                                                platform_id=to, in_reply_to=in_reply_to))
+    def reply(
+        self, text: str, *, to: str = "room", channel: str = "fake", in_reply_to: str | None = None
+    ) -> int:
+        return self.runner.send(
+            OutboundMessage(
+                kind="chat",
+                content={"text": text},
+                channel_type=channel,
+                platform_id=to,
+                in_reply_to=in_reply_to,
+            )
+        )
 
     def delivered(self) -> dict[str, tuple[str, int]]:
         conn = sqlite3.connect(self.layout.inbound_db)
-        rows = {r[0]: (r[1], r[2]) for r in conn.execute("SELECT message_out_id, status, attempts FROM delivered")}
+        rows = {
+            r[0]: (r[1], r[2])
+            for r in conn.execute("SELECT message_out_id, status, attempts FROM delivered")
+        }
         conn.close()
         return rows
 
     def agent_notices(self) -> list[str]:
         conn = sqlite3.connect(self.layout.inbound_db)
-        rows = [json.loads(r[0]).get("text", "") for r in conn.execute(
-            "SELECT content FROM messages_in WHERE channel_type = 'agent' ORDER BY seq")]
+        rows = [
+            json.loads(r[0]).get("text", "")
+            for r in conn.execute(
+                "SELECT content FROM messages_in WHERE channel_type = 'agent' ORDER BY seq"
+            )
+        ]
         conn.close()
         return rows
 
@@ -115,14 +146,23 @@ async def test_a_destination_row_grants_sending_to_another_chat(rig: Rig) -> Non
     assert rig.adapter.sent == []
     with rig.repo.db.session() as s:
         from nanoclaw.db.models import AgentDestination
-        s.add(AgentDestination(agent_group_id=rig.agent.id, local_name="side", target_type="channel",
-                               target_id=other.id))
+
+        s.add(
+            AgentDestination(
+                agent_group_id=rig.agent.id,
+                local_name="side",
+                target_type="channel",
+                target_id=other.id,
+            )
+        )
     rig.reply("now allowed", to="side")
     await rig.loop.drain(rig.session.id)
     assert [(s.platform_id, s.payload.text) for s in rig.adapter.sent] == [("side", "now allowed")]
 
 
-async def test_attempts_persist_and_the_third_failure_is_final(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_attempts_persist_and_the_third_failure_is_final(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rig.adapter.fail_times = 10
     rig.reply("doomed")
     await rig.loop.drain(rig.session.id)
@@ -175,15 +215,26 @@ async def test_system_rows_run_actions_and_answer_the_agent(rig: Rig) -> None:
     await rig.loop.drain(rig.session.id)
     assert seen == ["42"]
     conn = sqlite3.connect(rig.layout.inbound_db)
-    results = [json.loads(r[0]) for r in conn.execute("SELECT content FROM messages_in WHERE kind = 'system'")]
+    results = [
+        json.loads(r[0])
+        for r in conn.execute("SELECT content FROM messages_in WHERE kind = 'system'")
+    ]
     conn.close()
     assert [(r["status"], r["text"]) for r in results] == [
-        ("ok", "done: 42"), ("error", "unknown action 'no-such-action'")]
+        ("ok", "done: 42"),
+        ("error", "unknown action 'no-such-action'"),
+    ]
 
 
 async def test_outbox_files_are_sent_and_symlinks_refused(rig: Rig, tmp_path: Path) -> None:
-    seq = rig.runner.send(OutboundMessage(kind="chat", content={"text": "file", "files": ["a.txt"]},
-                                          channel_type="fake", platform_id="room"))
+    seq = rig.runner.send(
+        OutboundMessage(
+            kind="chat",
+            content={"text": "file", "files": ["a.txt"]},
+            channel_type="fake",
+            platform_id="room",
+        )
+    )
     conn = sqlite3.connect(rig.layout.outbound_db)
     (out_id,) = conn.execute("SELECT id FROM messages_out WHERE seq = ?", (seq,)).fetchone()
     conn.close()
@@ -192,8 +243,14 @@ async def test_outbox_files_are_sent_and_symlinks_refused(rig: Rig, tmp_path: Pa
     (folder / "a.txt").write_text("content")
     secret = tmp_path / "secret"
     secret.write_text("do not send")
-    seq2 = rig.runner.send(OutboundMessage(kind="chat", content={"text": "evil", "files": ["link"]},
-                                           channel_type="fake", platform_id="room"))
+    seq2 = rig.runner.send(
+        OutboundMessage(
+            kind="chat",
+            content={"text": "evil", "files": ["link"]},
+            channel_type="fake",
+            platform_id="room",
+        )
+    )
     conn = sqlite3.connect(rig.layout.outbound_db)
     (out2,) = conn.execute("SELECT id FROM messages_out WHERE seq = ?", (seq2,)).fetchone()
     conn.close()
@@ -201,6 +258,7 @@ async def test_outbox_files_are_sent_and_symlinks_refused(rig: Rig, tmp_path: Pa
     (rig.layout.outbox / out2 / "link").symlink_to(secret)
     await rig.loop.drain(rig.session.id)
     assert [(s.payload.text, [f.data for f in s.payload.files]) for s in rig.adapter.sent] == [
-        ("file", [b"content"])]
+        ("file", [b"content"])
+    ]
     assert not folder.exists()  # cleaned after a successful send
     assert rig.delivered()[out2][0] == "failed"

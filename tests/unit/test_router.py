@@ -25,26 +25,49 @@ class World:
         db = CentralDB(path=tmp / "central.db", migrations_root=REPO_ROOT / "migrations")
         db.migrate()
         self.repo = Repository(db)
-        self.store = SessionStore(sessions_root=tmp / "sessions", migrations_root=REPO_ROOT / "migrations")
+        self.store = SessionStore(
+            sessions_root=tmp / "sessions", migrations_root=REPO_ROOT / "migrations"
+        )
         self.sessions = SessionService(repo=self.repo, store=self.store)
         self.waker = RecordingWaker()
         self.replier = RecordingReplier()
         self.approvals = RecordingApprovals()
         self.router = Router(
-            repo=self.repo, sessions=self.sessions, waker=self.waker, replier=self.replier,
-            approvals=self.approvals, threaded_channels=threaded,
+            repo=self.repo,
+            sessions=self.sessions,
+            waker=self.waker,
+            replier=self.replier,
+            approvals=self.approvals,
+            threaded_channels=threaded,
         )
         self._n = 0
 
     def event(
-        self, text: str, *, chat: str = "room", channel: str = "cli", sender: str = "alice",
-        mention: bool = False, group: bool = True, thread: str | None = None,
+        self,
+        text: str,
+        *,
+        chat: str = "room",
+        channel: str = "cli",
+        sender: str = "alice",
+        mention: bool = False,
+        group: bool = True,
+        thread: str | None = None,
         attachments: tuple[Attachment, ...] = (),
     ) -> InboundEvent:
         self._n += 1
-        return InboundEvent(channel, chat, thread, InboundMessage(
-            id=f"m{self._n}", text=text, sender=sender, is_mention=mention, is_group=group,
-            attachments=attachments))
+        return InboundEvent(
+            channel,
+            chat,
+            thread,
+            InboundMessage(
+                id=f"m{self._n}",
+                text=text,
+                sender=sender,
+                is_mention=mention,
+                is_group=group,
+                attachments=attachments,
+            ),
+        )
 
     def rows(self, agent: AgentGroup) -> list[dict[str, object]]:
         out: list[dict[str, object]] = []
@@ -53,7 +76,10 @@ class World:
                 continue
             conn = sqlite3.connect(self.sessions.layout(session).inbound_db)
             conn.row_factory = sqlite3.Row
-            out += [dict(r) | {"session": session.id} for r in conn.execute("SELECT * FROM messages_in ORDER BY seq")]
+            out += [
+                dict(r) | {"session": session.id}
+                for r in conn.execute("SELECT * FROM messages_in ORDER BY seq")
+            ]
             conn.close()
         return out
 
@@ -94,12 +120,16 @@ async def test_mention_mode_needs_a_mention(world: World) -> None:
 
 async def test_mention_sticky_follows_up_in_a_group_once_a_session_exists(world: World) -> None:
     andy = make_agent(world.repo, "Andy")
-    wire_chat(world.repo, andy, "room", engage_mode="mention-sticky", engage_pattern=None, is_group=True)
+    wire_chat(
+        world.repo, andy, "room", engage_mode="mention-sticky", engage_pattern=None, is_group=True
+    )
     assert (await world.router.route(world.event("before"))).deliveries == []
     assert len((await world.router.route(world.event("@andy", mention=True))).deliveries) == 1
     assert len((await world.router.route(world.event("follow-up"))).deliveries) == 1
     # In a direct chat (not a group) stickiness does not apply.
-    wire_chat(world.repo, andy, "dm", engage_mode="mention-sticky", engage_pattern=None, is_group=False)
+    wire_chat(
+        world.repo, andy, "dm", engage_mode="mention-sticky", engage_pattern=None, is_group=False
+    )
     await world.router.route(world.event("@andy", chat="dm", mention=True, group=False))
     assert (await world.router.route(world.event("x", chat="dm", group=False))).deliveries == []
 
@@ -114,10 +144,18 @@ async def test_fan_out_gives_each_agent_its_own_session_and_message_id(world: Wo
     assert sorted(world.waker.woken) == sorted(d.session_id for d in outcome.deliveries)
 
 
-async def test_accumulate_stores_context_without_waking_and_drop_writes_nothing(world: World) -> None:
+async def test_accumulate_stores_context_without_waking_and_drop_writes_nothing(
+    world: World,
+) -> None:
     andy, bob = make_agent(world.repo, "Andy"), make_agent(world.repo, "Bob")
-    wire_chat(world.repo, andy, "room", engage_mode="mention", engage_pattern=None,
-              ignored_message_policy="accumulate")
+    wire_chat(
+        world.repo,
+        andy,
+        "room",
+        engage_mode="mention",
+        engage_pattern=None,
+        ignored_message_policy="accumulate",
+    )
     wire_chat(world.repo, bob, "room", engage_mode="mention", engage_pattern=None)
     outcome = await world.router.route(world.event("just chatting"))
     assert [d.trigger for d in outcome.deliveries] == [0]
@@ -158,7 +196,9 @@ async def test_unknown_chat_without_mention_is_ignored_without_writes(world: Wor
     assert world.repo.dropped() == []
 
 
-async def test_unwired_chat_mention_is_audited_and_handed_to_the_approval_seam(world: World) -> None:
+async def test_unwired_chat_mention_is_audited_and_handed_to_the_approval_seam(
+    world: World,
+) -> None:
     outcome = await world.router.route(world.event("hi", chat="new", mention=True))
     assert outcome.dropped == "no_agent_wired"
     mg = world.repo.messaging_group("cli", "new")
@@ -174,8 +214,12 @@ async def test_unknown_sender_policies(world: World) -> None:
     wire_chat(world.repo, andy, "strict", policy="strict")
     wire_chat(world.repo, andy, "ask", policy="request_approval")
     wire_chat(world.repo, andy, "open", policy="public")
-    assert (await world.router.route(world.event("hi", chat="strict"))).dropped == "unknown_sender_strict"
-    assert (await world.router.route(world.event("hi", chat="ask"))).dropped == "unknown_sender_request_approval"
+    assert (
+        await world.router.route(world.event("hi", chat="strict"))
+    ).dropped == "unknown_sender_strict"
+    assert (
+        await world.router.route(world.event("hi", chat="ask"))
+    ).dropped == "unknown_sender_request_approval"
     assert world.approvals.unknown_senders == [("ask", "cli:alice")]
     assert len((await world.router.route(world.event("hi", chat="open"))).deliveries) == 1
     world.repo.add_member("cli:alice", andy.id, added_by=None)
@@ -222,10 +266,13 @@ async def test_users_are_upserted_with_channel_prefixed_ids(world: World) -> Non
 async def test_attachments_are_saved_confined_with_hostile_names_replaced(world: World) -> None:
     andy = make_agent(world.repo, "Andy")
     wire_chat(world.repo, andy, "room")
-    event = world.event("files", attachments=(
-        Attachment(name="../../etc/passwd", data=b"evil"),
-        Attachment(name="notes.txt", data=b"ok", mime="text/plain"),
-    ))
+    event = world.event(
+        "files",
+        attachments=(
+            Attachment(name="../../etc/passwd", data=b"evil"),
+            Attachment(name="notes.txt", data=b"ok", mime="text/plain"),
+        ),
+    )
     outcome = await world.router.route(event)
     (row,) = world.rows(andy)
     attachments = json.loads(str(row["content"]))["attachments"]

@@ -6,7 +6,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
 from agent_runner.db import SessionDB
 from agent_runner.formatter import format_batch, local_time
 from agent_runner.heartbeat import Heartbeat
@@ -14,28 +13,55 @@ from agent_runner.output import Reply, parse_output
 from agent_runner.poll import CLEARED_TEXT, PollLoop
 from agent_runner.providers.base import Provider, TurnContext, TurnRequest, TurnResult
 from agent_runner.rows import Destination, InboundRow
+
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.runner_config import RunnerConfig
 from nanoclaw.sessions.store import InboundMessage, RoutingRow, SessionStore
 from tests.conftest import REPO_ROOT
 
 
-def row(seq: int, text: str, *, kind: str = "chat", trigger: int = 1, ts: str = "2026-01-05T21:03:00.000000Z",
-        channel: str = "cli", platform: str = "local", sender: str = "alice") -> InboundRow:
-    return InboundRow(id=f"r{seq}", seq=seq, kind=kind, timestamp=ts, status="pending", process_after=None,
-                      trigger=trigger, channel_type=channel, platform_id=platform, thread_id=None,
-                      content={"text": text, "sender": sender, "prompt": text}, on_wake=0,
-                      series_id=None, source_session_id=None)
+def row(
+    seq: int,
+    text: str,
+    *,
+    kind: str = "chat",
+    trigger: int = 1,
+    ts: str = "2026-01-05T21:03:00.000000Z",
+    channel: str = "cli",
+    platform: str = "local",
+    sender: str = "alice",
+) -> InboundRow:
+    return InboundRow(
+        id=f"r{seq}",
+        seq=seq,
+        kind=kind,
+        timestamp=ts,
+        status="pending",
+        process_after=None,
+        trigger=trigger,
+        channel_type=channel,
+        platform_id=platform,
+        thread_id=None,
+        content={"text": text, "sender": sender, "prompt": text},
+        on_wake=0,
+        series_id=None,
+        source_session_id=None,
+    )
 
 
 DESTS = [Destination("local", "terminal", "channel", "cli", "local", None)]
 
 
 def test_formatter_escapes_names_times_and_sources() -> None:
-    prompt = format_batch([row(2, 'a <b> & "c"'), row(4, "second", platform="other")], DESTS, "America/New_York")
+    prompt = format_batch(
+        [row(2, 'a <b> & "c"'), row(4, "second", platform="other")], DESTS, "America/New_York"
+    )
     assert prompt.startswith('<context timezone="America/New_York" />')
     assert "<messages>" in prompt
-    assert 'id="2" from="local" sender="alice" time="Jan 5, 2026, 4:03 PM">a &lt;b&gt; &amp; &quot;c&quot;' in prompt
+    assert (
+        'id="2" from="local" sender="alice" time="Jan 5, 2026, 4:03 PM">a &lt;b&gt; &amp; &quot;c&quot;'
+        in prompt
+    )
     assert 'from="unknown:cli:other"' in prompt
 
 
@@ -56,9 +82,14 @@ def test_local_time_is_twelve_hour() -> None:
         ("plain answer", [Reply(None, "plain answer")]),
         ("<internal>thinking</internal>visible", [Reply(None, "visible")]),
         ("<internal>only thoughts</internal>", []),
-        ('hi <message to="team">for team</message> bye',
-         [Reply(None, "hi  bye"), Reply("team", "for team")]),
-        ('<message to="a">1</message><message to="b">2</message>', [Reply("a", "1"), Reply("b", "2")]),
+        (
+            'hi <message to="team">for team</message> bye',
+            [Reply(None, "hi  bye"), Reply("team", "for team")],
+        ),
+        (
+            '<message to="a">1</message><message to="b">2</message>',
+            [Reply("a", "1"), Reply("b", "2")],
+        ),
         ("<internal>unterminated", []),
     ],
 )
@@ -92,17 +123,38 @@ def session(tmp_path: Path) -> tuple[SessionStore, SessionLayout]:
 
 
 def make_loop(layout: SessionLayout, provider: Provider, tmp_path: Path, n: int = 10) -> PollLoop:
-    config = RunnerConfig(session_id="s1", agent_group_id="ag", assistant_name="Andy", provider="x",
-                          model="m", timezone="UTC", max_messages_per_prompt=n,
-                          inbound_schema="", outbound_schema="")
-    return PollLoop(config=config, db=SessionDB(inbound_path=layout.inbound_db, outbound_path=layout.outbound_db),
-                    provider=provider, session_dir=layout.root, group_dir=tmp_path, global_dir=tmp_path,
-                    heartbeat=Heartbeat(layout.heartbeat))
+    config = RunnerConfig(
+        session_id="s1",
+        agent_group_id="ag",
+        assistant_name="Andy",
+        provider="x",
+        model="m",
+        timezone="UTC",
+        max_messages_per_prompt=n,
+        inbound_schema="",
+        outbound_schema="",
+    )
+    return PollLoop(
+        config=config,
+        db=SessionDB(inbound_path=layout.inbound_db, outbound_path=layout.outbound_db),
+        provider=provider,
+        session_dir=layout.root,
+        group_dir=tmp_path,
+        global_dir=tmp_path,
+        heartbeat=Heartbeat(layout.heartbeat),
+    )
 
 
 def msg(mid: str, text: str, trigger: int = 1, on_wake: int = 0) -> InboundMessage:
-    return InboundMessage(id=mid, kind="chat", content={"text": text}, channel_type="cli",
-                          platform_id="local", trigger=trigger, on_wake=on_wake)
+    return InboundMessage(
+        id=mid,
+        kind="chat",
+        content={"text": text},
+        channel_type="cli",
+        platform_id="local",
+        trigger=trigger,
+        on_wake=on_wake,
+    )
 
 
 async def test_accumulate_gate_waits_for_a_trigger_then_sends_context_along(
@@ -111,7 +163,9 @@ async def test_accumulate_gate_waits_for_a_trigger_then_sends_context_along(
     store, layout = session
     provider = ScriptedProvider()
     loop = make_loop(layout, provider, tmp_path)
-    store.insert_messages(layout, [msg("ctx1", "earlier", trigger=0), msg("ctx2", "more", trigger=0)])
+    store.insert_messages(
+        layout, [msg("ctx1", "earlier", trigger=0), msg("ctx2", "more", trigger=0)]
+    )
     assert await loop.poll_once() is False
     assert provider.requests == []
     store.insert_messages(layout, [msg("go", "now answer")])
@@ -143,6 +197,7 @@ async def test_clear_resets_the_provider_and_says_so(
     await loop.poll_once()
     assert provider.resets == 1 and provider.requests == []
     import sqlite3
+
     conn = sqlite3.connect(layout.outbound_db)
     texts = [r[0] for r in conn.execute("SELECT json_extract(content, '$.text') FROM messages_out")]
     conn.close()
@@ -162,6 +217,7 @@ async def test_a_provider_crash_becomes_an_error_reply_and_a_failed_ack(
     await loop.poll_once()
     db = SessionDB(inbound_path=layout.inbound_db, outbound_path=layout.outbound_db)
     import sqlite3
+
     conn = sqlite3.connect(layout.outbound_db)
     acks = dict(conn.execute("SELECT message_id, status FROM processing_ack"))
     texts = [r[0] for r in conn.execute("SELECT json_extract(content, '$.text') FROM messages_out")]
@@ -180,6 +236,7 @@ async def test_unknown_destination_is_reported_back_not_dropped(
     await loop.poll_once()
     import json
     import sqlite3
+
     conn = sqlite3.connect(layout.outbound_db)
     rows = [(k, json.loads(c)) for k, c in conn.execute("SELECT kind, content FROM messages_out")]
     conn.close()

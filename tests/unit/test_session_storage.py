@@ -8,9 +8,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from agent_runner.db import OutboundMessage, SessionDB, read_inbound
 from sqlalchemy.exc import IntegrityError
 
-from agent_runner.db import OutboundMessage, SessionDB, read_inbound
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.seq import next_host_seq, next_runner_seq
 from nanoclaw.db.migrate import current_revision, head_revision
@@ -35,8 +35,14 @@ def layout(store: SessionStore) -> SessionLayout:
 
 
 def chat(mid: str, text: str = "hi", trigger: int = 1) -> InboundMessage:
-    return InboundMessage(id=mid, kind="chat", content={"text": text}, trigger=trigger,
-                          channel_type="cli", platform_id="local")
+    return InboundMessage(
+        id=mid,
+        kind="chat",
+        content={"text": text},
+        trigger=trigger,
+        channel_type="cli",
+        platform_id="local",
+    )
 
 
 def runner_db(layout: SessionLayout) -> SessionDB:
@@ -118,11 +124,16 @@ def test_a_reader_created_before_a_write_sees_it_on_its_next_poll(
 
 
 def test_a_write_through_the_read_only_reader_fails(layout: SessionLayout) -> None:
-    with read_inbound(layout.inbound_db) as conn, pytest.raises(sqlite3.OperationalError, match="readonly"):
+    with (
+        read_inbound(layout.inbound_db) as conn,
+        pytest.raises(sqlite3.OperationalError, match="readonly"),
+    ):
         conn.execute("DELETE FROM messages_in")
 
 
-def test_host_writes_take_the_write_lock_up_front(store: SessionStore, layout: SessionLayout) -> None:
+def test_host_writes_take_the_write_lock_up_front(
+    store: SessionStore, layout: SessionLayout
+) -> None:
     """BEGIN IMMEDIATE: while the host's transaction is open, no other writer can start one."""
     with store.write(layout):
         other = sqlite3.connect(layout.inbound_db, timeout=0, isolation_level=None)
@@ -135,7 +146,7 @@ def test_host_writes_take_the_write_lock_up_front(store: SessionStore, layout: S
 
 def test_host_writes_close_their_connection(store: SessionStore, layout: SessionLayout) -> None:
     store.insert_messages(layout, [chat("a")])
-    open_files = {os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")}
+    open_files = {os.path.realpath(fd) for fd in Path("/proc/self/fd").iterdir()}
     assert str(layout.inbound_db.resolve()) not in open_files
 
 
@@ -169,7 +180,9 @@ def test_claims_hide_rows_from_the_next_poll_and_stale_claims_are_released(
     assert [r.id for r in db.pending(now="9999", include_on_wake=False)] == ["a", "b"]
 
 
-def test_acks_complete_host_rows_only_once_synced(store: SessionStore, layout: SessionLayout) -> None:
+def test_acks_complete_host_rows_only_once_synced(
+    store: SessionStore, layout: SessionLayout
+) -> None:
     store.insert_messages(layout, [chat("a"), chat("b")])
     db = runner_db(layout)
     db.claim(["a", "b"])

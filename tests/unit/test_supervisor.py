@@ -28,20 +28,25 @@ class Rig:
         db.migrate()
         self.repo = Repository(db)
         engines = EngineCache()
-        store = SessionStore(sessions_root=tmp / "s", migrations_root=REPO_ROOT / "migrations", engines=engines)
+        store = SessionStore(
+            sessions_root=tmp / "s", migrations_root=REPO_ROOT / "migrations", engines=engines
+        )
         self.sessions = SessionService(repo=self.repo, store=store)
         self.runtime = runtime
         self.supervisor = Supervisor(
             settings=settings.model_copy(update={"max_concurrent_runners": cap}),
-            runtime=runtime, repo=self.repo, sessions=self.sessions,
+            runtime=runtime,
+            repo=self.repo,
+            sessions=self.sessions,
             reader=SessionReader(engines=engines),
         )
         self.agent = make_agent(self.repo, "Andy")
 
     def session(self, chat: str) -> str:
         mg, _ = wire_chat(self.repo, self.agent, chat)
-        row, _ = self.sessions.resolve(agent_group_id=self.agent.id, messaging_group_id=mg.id,
-                                       thread_id=None, mode="shared")
+        row, _ = self.sessions.resolve(
+            agent_group_id=self.agent.id, messaging_group_id=mg.id, thread_id=None, mode="shared"
+        )
         return row.id
 
 
@@ -66,7 +71,9 @@ async def test_wake_never_raises_and_reports_false_when_the_runtime_is_down(
     assert await rig.supervisor.wake(sid) is True
 
 
-async def test_over_the_cap_sessions_wait_and_start_in_arrival_order(tmp_path: Path, settings: Settings) -> None:
+async def test_over_the_cap_sessions_wait_and_start_in_arrival_order(
+    tmp_path: Path, settings: Settings
+) -> None:
     rig = Rig(tmp_path, settings, FakeRuntime(), cap=2)
     a, b, c, d = (rig.session(x) for x in "abcd")
     assert [await rig.supervisor.wake(s) for s in (a, b, c, d)] == [True, True, False, False]
@@ -107,7 +114,9 @@ async def test_an_exit_is_recorded_with_its_code(tmp_path: Path, settings: Setti
     assert (row.runner_status, row.last_exit_code) == ("stopped", 70)
 
 
-async def test_close_waits_for_a_start_whose_waker_was_cancelled(tmp_path: Path, settings: Settings) -> None:
+async def test_close_waits_for_a_start_whose_waker_was_cancelled(
+    tmp_path: Path, settings: Settings
+) -> None:
     rig = Rig(tmp_path, settings, FakeRuntime(start_delay_s=0.2))
     sid = rig.session("a")
     waker = asyncio.create_task(rig.supervisor.wake(sid))
@@ -115,7 +124,9 @@ async def test_close_waits_for_a_start_whose_waker_was_cancelled(tmp_path: Path,
     waker.cancel()
     await rig.supervisor.close()
     assert rig.runtime.starts == [sid]
-    assert not rig.runtime.handles[sid].is_running()  # started, then stopped by close: none left unowned
+    assert not rig.runtime.handles[
+        sid
+    ].is_running()  # started, then stopped by close: none left unowned
 
 
 async def test_the_process_runtime_refuses_unless_enabled() -> None:

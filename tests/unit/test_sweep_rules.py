@@ -87,14 +87,23 @@ def store(tmp_path: Path) -> SessionStore:
 def test_reset_counts_a_try_backs_off_and_fails_at_max_tries(store: SessionStore) -> None:
     layout = store.ensure("andy", "sess-1")
     store.prepare_outbound(layout)
-    store.insert_messages(layout, [InboundMessage(id="m1", kind="chat", content={"text": "x"},
-                                                  channel_type="cli", platform_id="local")])
+    store.insert_messages(
+        layout,
+        [
+            InboundMessage(
+                id="m1", kind="chat", content={"text": "x"}, channel_type="cli", platform_id="local"
+            )
+        ],
+    )
     delays = []
     now = NOW
     for attempt in range(1, 6):
         with store.engines.get(layout.outbound_db).begin() as conn:
-            conn.execute(processing_ack.insert().values(
-                message_id="m1", status="processing", status_changed=to_iso(now)))
+            conn.execute(
+                processing_ack.insert().values(
+                    message_id="m1", status="processing", status_changed=to_iso(now)
+                )
+            )
         result = ops.reset_stuck_rows(store, layout, ["m1"], now=now, backoff_base_s=5, max_tries=5)
         assert result.released == 1
         if attempt < 5:

@@ -412,7 +412,7 @@ def approvals_get(approval_id: str, as_json: JsonOpt = False) -> None:
 
 def _answer(approval_id: str, option: int | None, deny: bool, as_json: bool) -> None:
     from nanoclaw.admin.bootstrap import operator_handle
-    from nanoclaw.channels.cli.client import HostNotRunning
+    from nanoclaw.channels.cli.client import HostNotRunningError
     from nanoclaw.permissions.approvals import DENY, REJECT, options_of
 
     with admin_service() as a:
@@ -430,7 +430,7 @@ def _answer(approval_id: str, option: int | None, deny: bool, as_json: bool) -> 
     settings = load_settings()
     try:
         text = asyncio.run(_send_action(settings.cli_socket, operator_handle(), approval_id, value))
-    except HostNotRunning as exc:
+    except HostNotRunningError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_HOST_DOWN) from exc
     ok = not text.startswith(("You may not", "No request", "Unknown choice", "Not accepted"))

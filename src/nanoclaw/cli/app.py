@@ -7,7 +7,7 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -49,7 +49,9 @@ def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
 
 @app.command()
 def run(
-    log_file: Annotated[Optional[Path], typer.Option(help="Write the log here instead of stderr.")] = None,
+    log_file: Annotated[
+        Path | None, typer.Option(help="Write the log here instead of stderr.")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
 ) -> None:
     """Run the host in the foreground until SIGINT or SIGTERM."""
@@ -78,14 +80,27 @@ def run(
 
 @app.command()
 def chat(
-    message: Annotated[Optional[str], typer.Option("-m", "--message", help="Send one message, print the reply, exit.")] = None,
-    chat_name: Annotated[str, typer.Option("--chat", help="Which terminal chat (each is its own conversation).")] = "local",
-    sender: Annotated[Optional[str], typer.Option("--as", help="Sender handle (default: your user name).")] = None,
+    message: Annotated[
+        str | None,
+        typer.Option("-m", "--message", help="Send one message, print the reply, exit."),
+    ] = None,
+    chat_name: Annotated[
+        str, typer.Option("--chat", help="Which terminal chat (each is its own conversation).")
+    ] = "local",
+    sender: Annotated[
+        str | None, typer.Option("--as", help="Sender handle (default: your user name).")
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the reply with -m.")] = 120.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print replies as JSON lines.")] = False,
 ) -> None:
     """Chat with your agent from the terminal."""
-    from nanoclaw.channels.cli.client import HostNotRunning, NoReply, NotDelivered, interactive, send_once
+    from nanoclaw.channels.cli.client import (
+        HostNotRunningError,
+        NoReplyError,
+        NotDeliveredError,
+        interactive,
+        send_once,
+    )
     from nanoclaw.channels.cli.protocol import validate_chat, validate_handle
     from nanoclaw.errors import ValidationError
 
@@ -98,16 +113,20 @@ def chat(
     socket_path = settings().cli_socket
     try:
         if message is None:
-            asyncio.run(interactive(socket_path, chat=chat_name, sender=handle, name=settings().assistant_name))
+            asyncio.run(
+                interactive(
+                    socket_path, chat=chat_name, sender=handle, name=settings().assistant_name
+                )
+            )
             return
         exchange = asyncio.run(
             send_once(socket_path, chat=chat_name, sender=handle, text=message, timeout_s=timeout)
         )
-    except HostNotRunning as exc:
+    except HostNotRunningError as exc:
         raise fail(str(exc), EXIT_HOST_DOWN) from exc
-    except NoReply as exc:
+    except NoReplyError as exc:
         raise fail(str(exc), EXIT_NO_REPLY) from exc
-    except NotDelivered as exc:
+    except NotDeliveredError as exc:
         raise fail(f"{exc} ({exc.reason})", EXIT_FAILURE) from exc
     except NanoclawError as exc:
         raise fail(str(exc)) from exc
@@ -119,7 +138,9 @@ def chat(
 
 
 @app.command()
-def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
     """Show agent groups, wirings, sessions and running runners."""
     from nanoclaw.cli.status import gather, render
 
@@ -132,7 +153,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
 
 @app.command()
 def init(
-    agent_name: Annotated[Optional[str], typer.Option(help="Name of the first agent.")] = None,
+    agent_name: Annotated[str | None, typer.Option(help="Name of the first agent.")] = None,
 ) -> None:
     """Create the first agent and wire the local terminal chat to it (idempotent)."""
     from nanoclaw.admin.bootstrap import initialize
@@ -160,13 +181,21 @@ def wire(
     agent: Annotated[str, typer.Argument(help="Agent name, folder or id.")],
     channel: Annotated[str, typer.Option(help="Channel type of the chat.")] = "cli",
     engage: Annotated[str, typer.Option(help="pattern, mention or mention-sticky.")] = "pattern",
-    pattern: Annotated[Optional[str], typer.Option(help="Regex for engage=pattern ('.' = always).")] = ".",
-    session_mode: Annotated[str, typer.Option(help="shared, per-thread or agent-shared.")] = "shared",
-    accumulate: Annotated[bool, typer.Option(help="Keep non-engaging messages as context.")] = False,
+    pattern: Annotated[
+        str | None, typer.Option(help="Regex for engage=pattern ('.' = always).")
+    ] = ".",
+    session_mode: Annotated[
+        str, typer.Option(help="shared, per-thread or agent-shared.")
+    ] = "shared",
+    accumulate: Annotated[
+        bool, typer.Option(help="Keep non-engaging messages as context.")
+    ] = False,
     priority: Annotated[int, typer.Option(help="Higher wirings are considered first.")] = 0,
     policy: Annotated[
-        Optional[str],
-        typer.Option(help="Unknown senders: strict, request_approval or public (cli default: public)."),
+        str | None,
+        typer.Option(
+            help="Unknown senders: strict, request_approval or public (cli default: public)."
+        ),
     ] = None,
 ) -> None:
     """Wire a chat to an agent (creating the chat's record if needed)."""

@@ -32,9 +32,17 @@ def channel_states(settings: Settings) -> list[dict[str, Any]]:
     from nanoclaw.channels.registry import STATE_FILE, builtin_specs, read_states
 
     running = host_running(settings)
-    live = (read_states(settings.data_path / STATE_FILE) or {}).get("channels", {}) if running else {}
-    rows: list[dict[str, Any]] = [{"channel": "cli", "state": "connected" if running else "stopped",
-                                   "detail": str(settings.cli_socket), "since": None}]
+    live = (
+        (read_states(settings.data_path / STATE_FILE) or {}).get("channels", {}) if running else {}
+    )
+    rows: list[dict[str, Any]] = [
+        {
+            "channel": "cli",
+            "state": "connected" if running else "stopped",
+            "detail": str(settings.cli_socket),
+            "since": None,
+        }
+    ]
     for spec in builtin_specs():
         missing = spec.enabled_by(settings)
         state = live.get(spec.name)
@@ -42,14 +50,32 @@ def channel_states(settings: Settings) -> list[dict[str, Any]]:
             detail = state.get("detail") or ""
             if state.get("state") == "retrying":
                 detail = f"attempt {state.get('attempts')}: {detail}"
-            rows.append({"channel": spec.name, "state": state.get("state"), "detail": detail,
-                         "since": state.get("since")})
+            rows.append(
+                {
+                    "channel": spec.name,
+                    "state": state.get("state"),
+                    "detail": detail,
+                    "since": state.get("since"),
+                }
+            )
         elif missing:
-            rows.append({"channel": spec.name, "state": "not configured",
-                         "detail": "set " + ", ".join(missing), "since": None})
+            rows.append(
+                {
+                    "channel": spec.name,
+                    "state": "not configured",
+                    "detail": "set " + ", ".join(missing),
+                    "since": None,
+                }
+            )
         else:
-            rows.append({"channel": spec.name, "state": "configured" if not running else "unknown",
-                         "detail": "starts with the host", "since": None})
+            rows.append(
+                {
+                    "channel": spec.name,
+                    "state": "configured" if not running else "unknown",
+                    "detail": "starts with the host",
+                    "since": None,
+                }
+            )
     return rows
 
 
@@ -73,9 +99,7 @@ def gather(settings: Settings) -> dict[str, Any]:
                 else "Anthropic Messages API"
             ),
             "runtime": settings.runtime,
-            "agent_groups": [
-                {"id": g.id, "name": g.name, "folder": g.folder} for g in groups
-            ],
+            "agent_groups": [{"id": g.id, "name": g.name, "folder": g.folder} for g in groups],
             "wirings": [
                 {
                     "id": w.id,
@@ -83,8 +107,7 @@ def gather(settings: Settings) -> dict[str, Any]:
                     if w.messaging_group_id in mgs
                     else w.messaging_group_id,
                     "agent": names.get(w.agent_group_id, w.agent_group_id),
-                    "engage": w.engage_mode
-                    + (f" {w.engage_pattern}" if w.engage_pattern else ""),
+                    "engage": w.engage_mode + (f" {w.engage_pattern}" if w.engage_pattern else ""),
                     "session_mode": w.session_mode,
                     "ignored": w.ignored_message_policy,
                     "priority": w.priority,
@@ -117,8 +140,16 @@ def render(data: dict[str, Any], console: Console) -> None:
     console.print(f"Model: {data['provider']} ({data['provider_note']})")
     for title, rows, columns in (
         ("Agent groups", data["agent_groups"], ["name", "folder", "id"]),
-        ("Wirings", data["wirings"], ["chat", "agent", "engage", "session_mode", "ignored", "priority"]),
-        ("Sessions", data["sessions"], ["agent", "chat", "thread", "mode", "runner", "last_exit_code", "last_active", "id"]),
+        (
+            "Wirings",
+            data["wirings"],
+            ["chat", "agent", "engage", "session_mode", "ignored", "priority"],
+        ),
+        (
+            "Sessions",
+            data["sessions"],
+            ["agent", "chat", "thread", "mode", "runner", "last_exit_code", "last_active", "id"],
+        ),
         ("Channels", data.get("channels", []), ["channel", "state", "detail", "since"]),
     ):
         table = Table(title=title, title_justify="left")

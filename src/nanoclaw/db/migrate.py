@@ -51,21 +51,20 @@ def upgrade(engine: Engine, migrations_root: Path, env: Environment) -> None:
     if current_revision(engine) == head:
         return
     cfg = _config(migrations_root, env)
-    with _ALEMBIC_LOCK:
-        with engine.connect() as conn:
-            # Batch migrations copy tables; foreign keys must be off, and the pragma
-            # cannot change inside a transaction, so it goes to the driver connection
-            # before SQLAlchemy begins one.
-            raw = conn.connection.dbapi_connection
-            assert raw is not None
-            raw.execute("PRAGMA foreign_keys=OFF")
-            try:
-                with conn.begin():
-                    cfg.attributes["connection"] = conn
-                    command.upgrade(cfg, "head")
-            finally:
-                cfg.attributes.pop("connection", None)
-                raw.execute("PRAGMA foreign_keys=ON")
+    with _ALEMBIC_LOCK, engine.connect() as conn:
+        # Batch migrations copy tables; foreign keys must be off, and the pragma
+        # cannot change inside a transaction, so it goes to the driver connection
+        # before SQLAlchemy begins one.
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        finally:
+            cfg.attributes.pop("connection", None)
+            raw.execute("PRAGMA foreign_keys=ON")
     found = current_revision(engine)
     if found != head:
         raise StorageError(f"migration of {env} stopped at {found}, expected {head}")

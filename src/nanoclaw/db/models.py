@@ -282,7 +282,9 @@ class PendingApproval(CentralBase):
     kind: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="pending")
     dedup_key: Mapped[str | None] = mapped_column(String(600), unique=True)
-    stage: Mapped[str | None] = mapped_column(String(32))  # e.g. "name" while awaiting a new agent's name
+    stage: Mapped[str | None] = mapped_column(
+        String(32)
+    )  # e.g. "name" while awaiting a new agent's name
     messaging_group_id: Mapped[str | None] = mapped_column(String(64))
     agent_group_id: Mapped[str | None] = mapped_column(String(64))
     session_id: Mapped[str | None] = mapped_column(String(64))

@@ -307,7 +307,10 @@ class Repository:
             if exists is None:
                 s.add(
                     UserRole(
-                        user_id=user_id, role=role, agent_group_id=agent_group_id, granted_by=granted_by
+                        user_id=user_id,
+                        role=role,
+                        agent_group_id=agent_group_id,
+                        granted_by=granted_by,
                     )
                 )
 
@@ -315,16 +318,25 @@ class Repository:
         with self.db.session() as s:
             if s.get(AgentGroupMember, (user_id, agent_group_id)) is None:
                 s.add(
-                    AgentGroupMember(user_id=user_id, agent_group_id=agent_group_id, added_by=added_by)
+                    AgentGroupMember(
+                        user_id=user_id, agent_group_id=agent_group_id, added_by=added_by
+                    )
                 )
 
     def has_owner(self) -> bool:
         with self.db.session() as s:
-            return s.scalar(select(UserRole.id).where(UserRole.role == "owner").limit(1)) is not None
+            return (
+                s.scalar(select(UserRole.id).where(UserRole.role == "owner").limit(1)) is not None
+            )
 
     # -- sessions -------------------------------------------------------------------------------
     def find_session(
-        self, *, agent_group_id: str, messaging_group_id: str | None, thread_id: str | None, mode: str
+        self,
+        *,
+        agent_group_id: str,
+        messaging_group_id: str | None,
+        thread_id: str | None,
+        mode: str,
     ) -> SessionRow | None:
         with self.db.session() as s:
             query = select(SessionRow).where(

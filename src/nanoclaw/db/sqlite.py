@@ -20,10 +20,7 @@ BUSY_TIMEOUT_MS = 5000
 
 def make_engine(path: Path, *, readonly: bool = False, wal: bool = False) -> Engine:
     """An engine whose every transaction starts with ``BEGIN`` (read-only) or ``BEGIN IMMEDIATE``."""
-    if readonly:
-        url = f"sqlite:///file:{path}?mode=ro&uri=true"
-    else:
-        url = f"sqlite:///{path}"
+    url = f"sqlite:///file:{path}?mode=ro&uri=true" if readonly else f"sqlite:///{path}"
     engine = create_engine(
         url,
         poolclass=None if wal else NullPool,

@@ -180,7 +180,11 @@ class DeliveryLoop:
 
     # -- one row ----------------------------------------------------------------------------------
     async def _deliver_one(
-        self, session: SessionRow, layout: SessionLayout, row: OutboundRow, state: DeliveryState | None
+        self,
+        session: SessionRow,
+        layout: SessionLayout,
+        row: OutboundRow,
+        state: DeliveryState | None,
     ) -> bool:
         """Try one row; return whether it reached a terminal state."""
         store = self.sessions.store
@@ -212,9 +216,16 @@ class DeliveryLoop:
                 log.warning("delivery of %s failed (attempt %d): %s", row.id, attempts, exc)
                 return False
             await asyncio.to_thread(
-                store.record_delivery, layout, row.id, status="failed", attempts=attempts, error=str(exc)
+                store.record_delivery,
+                layout,
+                row.id,
+                status="failed",
+                attempts=attempts,
+                error=str(exc),
             )
-            log.error("delivery of %s failed for good after %d attempt(s): %s", row.id, attempts, exc)
+            log.error(
+                "delivery of %s failed for good after %d attempt(s): %s", row.id, attempts, exc
+            )
             await self._tell_agent_of_failure(session, layout, row, str(exc))
             return True
         await asyncio.to_thread(
@@ -235,9 +246,7 @@ class DeliveryLoop:
             raise UnauthorizedDestinationError(f"message {row.id} has no destination")
         mg = await asyncio.to_thread(self.repo.messaging_group, row.channel_type, row.platform_id)
         if mg is None:
-            raise UnauthorizedDestinationError(
-                f"unknown chat {row.channel_type}/{row.platform_id}"
-            )
+            raise UnauthorizedDestinationError(f"unknown chat {row.channel_type}/{row.platform_id}")
         if mg.id != session.messaging_group_id:
             allowed = {
                 d.target_id
@@ -292,7 +301,9 @@ class DeliveryLoop:
         self.wake(target_session.id)
         return message_id
 
-    async def _run_action(self, session: SessionRow, layout: SessionLayout, row: OutboundRow) -> None:
+    async def _run_action(
+        self, session: SessionRow, layout: SessionLayout, row: OutboundRow
+    ) -> None:
         result = await self.actions.run(session, row)
         if not result.reply_to_agent:
             return

@@ -147,7 +147,9 @@ class Router:
         msg = event.message
         if event.channel_type not in self.threaded_channels and event.thread_id is not None:
             event = InboundEvent(event.channel_type, event.platform_id, None, msg)
-        mg = await asyncio.to_thread(self.repo.messaging_group, event.channel_type, event.platform_id)
+        mg = await asyncio.to_thread(
+            self.repo.messaging_group, event.channel_type, event.platform_id
+        )
         if mg is None:
             if not msg.is_mention:
                 return RouteOutcome(dropped="unknown_chat")
@@ -161,7 +163,10 @@ class Router:
         user_id = user_id_for(event)
         if user_id is not None:
             await asyncio.to_thread(
-                self.repo.upsert_user, user_id, kind=event.channel_type, display_name=msg.sender_name
+                self.repo.upsert_user,
+                user_id,
+                kind=event.channel_type,
+                display_name=msg.sender_name,
             )
         membership = await asyncio.to_thread(self.repo.membership, user_id)
         if self.commands is not None and await self.commands.handle(event, mg, membership):

@@ -181,9 +181,7 @@ class ProcessRuntime(RunnerRuntime):
                 start_new_session=True,
             )
         except OSError as exc:
-            raise RunnerError(
-                f"cannot start runner: {exc}", session_id=spec.session_id
-            ) from exc
+            raise RunnerError(f"cannot start runner: {exc}", session_id=spec.session_id) from exc
         handle = ProcessHandle(spec=spec, process=process)
         self._handles[handle.runner_id] = handle
         return handle

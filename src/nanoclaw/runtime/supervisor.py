@@ -81,9 +81,7 @@ class Supervisor:
     def is_alive(self, session_id: str) -> bool:
         """Whether a runner for the session is running or being started by this host."""
         running = self._running.get(session_id)
-        return session_id in self._starting or (
-            running is not None and running.handle.is_running()
-        )
+        return session_id in self._starting or (running is not None and running.handle.is_running())
 
     def note_activity(self, session_id: str) -> None:
         running = self._running.get(session_id)
@@ -162,8 +160,12 @@ class Supervisor:
         if len(self._running) + len(self._starting) >= self.cap:
             if session_id not in self._queue:
                 self._queue[session_id] = None
-                log.info("runner cap %d reached; %s waits (position %d)",
-                         self.cap, session_id, len(self._queue))
+                log.info(
+                    "runner cap %d reached; %s waits (position %d)",
+                    self.cap,
+                    session_id,
+                    len(self._queue),
+                )
             return False
         self._queue.pop(session_id, None)
         task = asyncio.create_task(self._start(session_id), name=f"start-{session_id}")
@@ -193,7 +195,9 @@ class Supervisor:
             return False
         entry = _Running(handle=handle, last_activity=self.clock())
         self._running[session_id] = entry
-        entry.monitor = asyncio.create_task(self._monitor(session_id, entry), name=f"mon-{session_id}")
+        entry.monitor = asyncio.create_task(
+            self._monitor(session_id, entry), name=f"mon-{session_id}"
+        )
         await asyncio.to_thread(self.repo.set_runner_status, session_id, "running")
         log.info("runner %s started for %s", handle.runner_id, session_id)
         return True
@@ -273,9 +277,7 @@ class Supervisor:
 
     def _promote_later(self) -> None:
         if self._queue and not self._closing:
-            asyncio.get_running_loop().call_soon(
-                lambda: asyncio.ensure_future(self._promote())
-            )
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._promote()))
 
     async def _promote(self) -> None:
         """Start queued sessions, oldest first, while slots are free."""

@@ -138,9 +138,7 @@ def next_fire(expression: str, timezone: str, after: datetime) -> datetime:
             if instant > after and (best is None or instant < best):
                 best = instant
     if best is None:
-        raise ValidationError(
-            f"cron expression {expression!r} has no next run", field="recurrence"
-        )
+        raise ValidationError(f"cron expression {expression!r} has no next run", field="recurrence")
     return best
 
 

@@ -194,6 +194,9 @@ def catch_up_overdue(
                 .values(process_after=to_iso(nxt))
             )
             moved[row.id] = to_iso(nxt)
-            log.info("task %s missed its time while the host was down; skipped to %s",
-                     row.id, to_iso(nxt))
+            log.info(
+                "task %s missed its time while the host was down; skipped to %s",
+                row.id,
+                to_iso(nxt),
+            )
     return moved

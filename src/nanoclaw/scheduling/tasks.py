@@ -87,12 +87,16 @@ def control_task(store: SessionStore, layout: SessionLayout, key: str, action: T
         messages_in.c.kind == "task",
     )
     if action == "pause":
-        stmt = update(messages_in).where(*match, messages_in.c.status == "pending").values(
-            status="paused"
+        stmt = (
+            update(messages_in)
+            .where(*match, messages_in.c.status == "pending")
+            .values(status="paused")
         )
     elif action == "resume":
-        stmt = update(messages_in).where(*match, messages_in.c.status == "paused").values(
-            status="pending"
+        stmt = (
+            update(messages_in)
+            .where(*match, messages_in.c.status == "paused")
+            .values(status="pending")
         )
     else:
         stmt = (

@@ -10,7 +10,13 @@ from sqlalchemy import select
 
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.db.sqlite import EngineCache
-from nanoclaw.sessions.schema import delivered, messages_in, messages_out, processing_ack, runner_state
+from nanoclaw.sessions.schema import (
+    delivered,
+    messages_in,
+    messages_out,
+    processing_ack,
+    runner_state,
+)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from nanoclaw.errors import UnsafePathError
@@ -16,7 +15,7 @@ def safe_name(name: str) -> str:
         or "/" in name
         or "\\" in name
         or "\x00" in name
-        or os.path.basename(name) != name
+        or Path(name).name != name
     ):
         raise UnsafePathError(f"unsafe file name {name!r}", path=name)
     return name

@@ -102,9 +102,7 @@ class SessionStore:
 
     # -- folders ------------------------------------------------------------------------------
     def layout(self, agent_folder: str, session_id: str) -> SessionLayout:
-        return SessionLayout(
-            self.sessions_root / safe_name(agent_folder) / safe_name(session_id)
-        )
+        return SessionLayout(self.sessions_root / safe_name(agent_folder) / safe_name(session_id))
 
     def ensure(self, agent_folder: str, session_id: str) -> SessionLayout:
         """Create the folder and both DBs at their schema heads (idempotent)."""
@@ -140,7 +138,9 @@ class SessionStore:
         with self._lock(layout), self.engines.get(layout.inbound_db).begin() as conn:
             yield conn
 
-    def insert_messages(self, layout: SessionLayout, messages: Sequence[InboundMessage]) -> list[int]:
+    def insert_messages(
+        self, layout: SessionLayout, messages: Sequence[InboundMessage]
+    ) -> list[int]:
         """Insert rows with fresh even seqs; a row whose id exists is skipped (idempotent)."""
         seqs: list[int] = []
         with self.write(layout) as conn:

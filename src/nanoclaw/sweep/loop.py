@@ -242,8 +242,13 @@ class Sweep:
                     max_tries=self.settings.max_tries,
                 )
                 for mid, after in reset.retried.items():
-                    log.warning("message %s of %s will be retried at %s (runner exit %s)",
-                                mid, session_id, after, result.exit_code)
+                    log.warning(
+                        "message %s of %s will be retried at %s (runner exit %s)",
+                        mid,
+                        session_id,
+                        after,
+                        result.exit_code,
+                    )
                 for row in reset.failed:
                     await self._tell_failure(session, layout, row)
             if not self.supervisor.is_alive(session_id) and await asyncio.to_thread(

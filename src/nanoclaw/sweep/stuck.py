@@ -80,9 +80,9 @@ def decide_stuck_action(
             continue
         if now_s - claimed_at <= tolerance:
             continue
-        alive_since_claim = bool(heartbeat_mtime) and (
-            heartbeat_mtime or 0.0
-        ) > claimed_at + CLAIM_TOUCH_SLACK_S
+        alive_since_claim = (
+            bool(heartbeat_mtime) and (heartbeat_mtime or 0.0) > claimed_at + CLAIM_TOUCH_SLACK_S
+        )
         if not alive_since_claim:
             stuck.append(mid)
     if stuck:

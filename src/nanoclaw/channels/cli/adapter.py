@@ -78,7 +78,7 @@ class CliAdapter(ChannelAdapter):
             )
         finally:
             os.umask(old_umask)
-        os.chmod(self.socket_path, 0o600)
+        self.socket_path.chmod(0o600)
         log.info("CLI channel listening on %s", self.socket_path)
 
     async def teardown(self) -> None:

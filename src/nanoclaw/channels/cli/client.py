@@ -14,7 +14,7 @@ from nanoclaw.channels.cli.protocol import MAX_FRAME_BYTES, encode
 from nanoclaw.errors import ChannelError
 
 
-class HostNotRunning(ChannelError):
+class HostNotRunningError(ChannelError):
     def __init__(self, socket_path: Path) -> None:
         super().__init__(
             f"the NanoClaw host is not running (no socket at {socket_path}); "
@@ -23,12 +23,12 @@ class HostNotRunning(ChannelError):
         )
 
 
-class NoReply(ChannelError):
+class NoReplyError(ChannelError):
     def __init__(self, timeout_s: float) -> None:
         super().__init__(f"no reply within {timeout_s:g} s", channel="cli")
 
 
-class NotDelivered(ChannelError):
+class NotDeliveredError(ChannelError):
     def __init__(self, reason: str, text: str) -> None:
         super().__init__(text, channel="cli")
         self.reason = reason
@@ -43,7 +43,7 @@ async def connect(socket_path: Path) -> tuple[asyncio.StreamReader, asyncio.Stre
     try:
         return await asyncio.open_unix_connection(str(socket_path), limit=MAX_FRAME_BYTES + 1)
     except (FileNotFoundError, ConnectionRefusedError) as exc:
-        raise HostNotRunning(socket_path) from exc
+        raise HostNotRunningError(socket_path) from exc
 
 
 async def send_once(
@@ -61,11 +61,11 @@ async def send_once(
         while waiting is None or waiting:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise NoReply(timeout_s)
+                raise NoReplyError(timeout_s)
             try:
                 line = await asyncio.wait_for(reader.readline(), timeout=remaining)
             except TimeoutError as exc:
-                raise NoReply(timeout_s) from exc
+                raise NoReplyError(timeout_s) from exc
             if not line:
                 raise ChannelError("the host closed the connection", channel="cli")
             frame = json.loads(line)
@@ -73,14 +73,13 @@ async def send_once(
             if kind == "error":
                 raise ChannelError(str(frame.get("error")), channel="cli")
             if kind == "notice":
-                raise NotDelivered(str(frame.get("reason")), str(frame.get("text")))
+                raise NotDeliveredError(str(frame.get("reason")), str(frame.get("text")))
             if kind == "accepted":
                 waiting = set(frame.get("waiting") or [])
             elif kind == "reply":
                 exchange.replies.append(frame)
-            elif kind == "done":
-                if waiting is not None:
-                    waiting -= set(frame.get("ids") or [])
+            elif kind == "done" and waiting is not None:
+                waiting -= set(frame.get("ids") or [])
         return exchange
     finally:
         writer.close()
@@ -120,7 +119,11 @@ async def interactive(socket_path: Path, *, chat: str, sender: str, name: str) -
             if not text.strip():
                 print("> ", end="", flush=True)
                 continue
-            writer.write(encode({"type": "message", "chat": chat, "sender": sender, "text": text.rstrip("\n")}))
+            writer.write(
+                encode(
+                    {"type": "message", "chat": chat, "sender": sender, "text": text.rstrip("\n")}
+                )
+            )
             await writer.drain()
     finally:
         task.cancel()
