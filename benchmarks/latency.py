@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,44 +23,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.common import round_trip, summary  # noqa: E402 - needs the path above
+
 RESULTS = REPO / "benchmarks" / "results" / "latency.json"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def summary(values_ms: list[float]) -> dict[str, float]:
-    return {
-        "n": len(values_ms),
-        "p50_ms": round(percentile(values_ms, 50), 2),
-        "p95_ms": round(percentile(values_ms, 95), 2),
-        "p99_ms": round(percentile(values_ms, 99), 2),
-        "mean_ms": round(statistics.fmean(values_ms), 2),
-        "max_ms": round(max(values_ms), 2),
-    }
-
-
-async def round_trip(socket_path: Path, chat: str, text: str) -> float:
-    reader, writer = await asyncio.open_unix_connection(str(socket_path))
-    start = time.perf_counter()
-    writer.write(
-        (
-            json.dumps({"type": "message", "chat": chat, "sender": "bench", "text": text}) + "\n"
-        ).encode()
-    )
-    await writer.drain()
-    try:
-        while True:
-            frame = json.loads(await asyncio.wait_for(reader.readline(), 30))
-            if frame["type"] == "reply":
-                return (time.perf_counter() - start) * 1000
-            if frame["type"] in ("notice", "error"):
-                raise RuntimeError(frame)
-    finally:
-        writer.close()
 
 
 async def measure(socket_path: Path, messages: int, chats: int) -> dict[str, object]:

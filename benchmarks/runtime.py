@@ -19,14 +19,16 @@ import os
 import platform
 import secrets
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.common import round_trip, summary  # noqa: E402 - needs the path above
+
 sys.path.insert(0, str(REPO / "src"))
 RESULTS = REPO / "benchmarks" / "results" / "runtime.json"
 REPLY_TIMEOUT_S = 60.0
@@ -35,39 +37,6 @@ GOALS = {
     "bwrap_cold_p50_ms_below": 300,
     "warm_p50_within_ms_of_process": 20,
 }
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def summary(values_ms: list[float]) -> dict[str, float]:
-    return {
-        "n": len(values_ms),
-        "p50_ms": round(percentile(values_ms, 50), 1),
-        "p95_ms": round(percentile(values_ms, 95), 1),
-        "mean_ms": round(statistics.fmean(values_ms), 1),
-        "max_ms": round(max(values_ms), 1),
-    }
-
-
-async def round_trip(socket_path: Path, chat: str, text: str) -> float:
-    reader, writer = await asyncio.open_unix_connection(str(socket_path))
-    frame_out = {"type": "message", "chat": chat, "sender": "bench", "text": text}
-    start = time.perf_counter()
-    writer.write((json.dumps(frame_out) + "\n").encode())
-    await writer.drain()
-    try:
-        while True:
-            frame = json.loads(await asyncio.wait_for(reader.readline(), REPLY_TIMEOUT_S))
-            if frame["type"] == "reply":
-                return (time.perf_counter() - start) * 1000
-            if frame["type"] in ("notice", "error"):
-                raise RuntimeError(frame)
-    finally:
-        writer.close()
 
 
 def build_image() -> str:
@@ -119,20 +88,31 @@ async def measure(runtime: str, cold_n: int, warm_n: int, image: str | None) -> 
             engage_mode="pattern",
             engage_pattern=".",
         )
-        first = await round_trip(settings.cli_socket, "bench", "first message")
+        first = await round_trip(
+            settings.cli_socket, "bench", "first message", reply_timeout_s=REPLY_TIMEOUT_S
+        )
         session_id = next(iter(host.supervisor.running_sessions()))
         cold: list[float] = []
         for i in range(cold_n):
             await host.supervisor.stop(session_id)
-            cold.append(await round_trip(settings.cli_socket, "bench", f"cold {i}"))
-        warm = [await round_trip(settings.cli_socket, "bench", f"warm {i}") for i in range(warm_n)]
+            cold.append(
+                await round_trip(
+                    settings.cli_socket, "bench", f"cold {i}", reply_timeout_s=REPLY_TIMEOUT_S
+                )
+            )
+        warm = [
+            await round_trip(
+                settings.cli_socket, "bench", f"warm {i}", reply_timeout_s=REPLY_TIMEOUT_S
+            )
+            for i in range(warm_n)
+        ]
     finally:
         await host.stop()
         shutil.rmtree(scratch, ignore_errors=True)
     return {
         "first_message_ms": round(first, 1),
-        "cold": summary(cold),
-        "warm": summary(warm),
+        "cold": summary(cold, digits=1),
+        "warm": summary(warm, digits=1),
     }
 
 

@@ -21,6 +21,17 @@ class ActionResult:
     reply_to_agent: bool = True
 
 
+def action_result_content(row: OutboundRow, status: str, text: str) -> dict[str, object]:
+    """The inbound ``system`` row that answers an agent's action request."""
+    return {
+        "type": "action_result",
+        "action": row.content.get("action"),
+        "request_id": row.id,
+        "status": status,
+        "text": text,
+    }
+
+
 ActionHandler = Callable[[SessionRow, OutboundRow], Awaitable[ActionResult]]
 # None = allowed; a string = refused with that text; an ActionResult = the outcome instead of
 # running the handler now (e.g. "pending" while an approval card waits for an admin).

@@ -24,7 +24,7 @@ from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.timeutil import now_iso, to_iso, utc_now
 from nanoclaw.db.models import SessionRow
 from nanoclaw.db.repository import Repository
-from nanoclaw.delivery.actions import SystemActions
+from nanoclaw.delivery.actions import SystemActions, action_result_content
 from nanoclaw.errors import DeliveryError, NanoclawError, UnauthorizedDestinationError
 from nanoclaw.ids import new_id
 from nanoclaw.sessions.outbound_reader import DeliveryState, OutboundRow, SessionReader
@@ -310,13 +310,7 @@ class DeliveryLoop:
         await self.write_to_agent(
             session,
             layout,
-            {
-                "type": "action_result",
-                "action": row.content.get("action"),
-                "request_id": row.id,
-                "status": result.status,
-                "text": result.text,
-            },
+            action_result_content(row, result.status, result.text),
             kind="system",
             trigger=1,
             id_hint=f"result-{row.id}",

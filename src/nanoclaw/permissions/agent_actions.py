@@ -26,7 +26,7 @@ from nanoclaw.admin.store import AdminStore
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.db.models import PendingApproval, SessionRow
 from nanoclaw.db.repository import Repository
-from nanoclaw.delivery.actions import ActionResult, SystemActions
+from nanoclaw.delivery.actions import ActionResult, SystemActions, action_result_content
 from nanoclaw.errors import NanoclawError, NotFoundError
 from nanoclaw.permissions.access import is_admin_of
 from nanoclaw.permissions.approvals import ApprovalService
@@ -305,13 +305,7 @@ class ActionGate:
         await self.write_to_agent(
             session,
             layout,
-            {
-                "type": "action_result",
-                "action": row.content.get("action"),
-                "request_id": row.id,
-                "status": status,
-                "text": text,
-            },
+            action_result_content(row, status, text),
             kind="system",
             trigger=1,
             id_hint=f"decision-{row.id}",
