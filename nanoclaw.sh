@@ -109,15 +109,35 @@ ensure_env_file() {
 # NanoClaw settings (NANOCLAW_* variables). This file is never mounted into a sandbox.
 # ANTHROPIC_API_KEY=sk-ant-...        # without it the agent uses the mock model
 NANOCLAW_RUNTIME=auto
-# Until a sandbox runtime (Docker or bubblewrap) is available, runners may run as plain
-# processes. Remove this line to require a sandbox.
-NANOCLAW_ALLOW_PROCESS_RUNTIME=1
 ENV
     chmod 600 .env
     ok "wrote .env (no credential in it; add ANTHROPIC_API_KEY to use Claude)"
   else
     ok ".env present"
   fi
+}
+
+# On Linux without Docker, bubblewrap is the sandbox: install it when we can.
+ensure_bubblewrap() {
+  docker info >/dev/null 2>&1 && return 0
+  command -v bwrap >/dev/null 2>&1 && return 0
+  [ "$(uname -s)" = Linux ] || return 0
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    run_step "install bubblewrap (apt)" "install bubblewrap or Docker yourself" \
+      bash -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap'
+  fi
+}
+
+# With no sandbox at all, runners may only run as plain processes, and only if the user
+# agrees (NANOCLAW_ALLOW_PROCESS_RUNTIME=1); setup says so rather than deciding silently.
+check_sandbox_or_allow_process() {
+  if docker info >/dev/null 2>&1 || command -v bwrap >/dev/null 2>&1; then return 0; fi
+  if grep -q '^NANOCLAW_ALLOW_PROCESS_RUNTIME=1' .env 2>/dev/null || [ "${NANOCLAW_ALLOW_PROCESS_RUNTIME:-}" = 1 ]; then
+    warn "no sandbox: agents run as plain processes (NANOCLAW_ALLOW_PROCESS_RUNTIME=1)"
+    return 0
+  fi
+  die "no sandbox runtime: install Docker (https://docs.docker.com/engine/install/) or bubblewrap" \
+    "or, for development only, run again with NANOCLAW_ALLOW_PROCESS_RUNTIME=1 (no isolation)"
 }
 
 # The sandbox: with Docker, build the agent image (content-tagged: a no-op when unchanged).
@@ -147,6 +167,8 @@ cmd_setup() {
   say "Installing"
   ensure_venv ""
   ensure_env_file
+  ensure_bubblewrap
+  check_sandbox_or_allow_process
   ensure_sandbox
   say "Creating your agent"
   local init_args=()

@@ -66,7 +66,13 @@ class PollLoop:
             log.info("released %d stale claims for retry", released)
         last_signature = None
         loop = asyncio.get_running_loop()
+        parent = os.getppid()
         while not self.stopping.is_set():
+            if os.getppid() != parent:
+                # The process that started us (the host, or the sandbox wrapper) is gone: a
+                # runner nobody supervises must not keep polling. Claims are released on restart.
+                log.warning("parent process %d is gone; exiting", parent)
+                return
             last_signature = change_signature(self.db.inbound_path)
             self.heartbeat.touch()
             handled = await self.poll_once()
