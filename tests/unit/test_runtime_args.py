@@ -186,3 +186,19 @@ def test_bwrap_environment_is_built_from_scratch(tmp_path: Path) -> None:
     assert not any("KEY" in k or "TOKEN" in k for k in env)
     with pytest.raises(RunnerError):
         bwrap_argv(make_spec(tmp_path, env={"ANTHROPIC_API_KEY": SECRET}))
+
+
+def test_an_interpreter_under_tmp_stays_visible_past_the_private_tmp(tmp_path: Path) -> None:
+    """A checkout in /tmp (or a venv under a home folder) must not be hidden by the tmpfs."""
+    venv = Path("/tmp/checkout/.venv")
+    argv = build_bwrap_argv(
+        make_spec(tmp_path),
+        bwrap="/usr/bin/bwrap",
+        python=PythonLayout(executable=f"{venv}/bin/python", prefixes=(venv,)),
+        app_dir=Path("/srv/app"),
+        uid=1000,
+        gid=1000,
+    )
+    tmpfs_at = max(i for i, a in enumerate(argv) if a == "--tmpfs")
+    bind_at = next(i for i, a in enumerate(argv) if a == "--ro-bind" and argv[i + 1] == str(venv))
+    assert bind_at > tmpfs_at

@@ -111,8 +111,6 @@ def build_bwrap_argv(
             argv += ["--ro-bind", directory, directory]
     for item in ETC_FILES:
         argv += ["--ro-bind-try", item, item]
-    for prefix in python.prefixes:
-        argv += ["--ro-bind", str(prefix), str(prefix)]
     argv += [
         "--proc",
         "/proc",
@@ -128,6 +126,10 @@ def build_bwrap_argv(
         str(app_dir),
         APP_DIR,
     ]
+    # After the private /tmp and $HOME: an interpreter living under either (a checkout in
+    # /tmp, a venv in a home folder) must stay visible, so its binds come last.
+    for prefix in python.prefixes:
+        argv += ["--ro-bind", str(prefix), str(prefix)]
     for mount in sandbox_mounts(spec):
         argv += ["--ro-bind" if mount.read_only else "--bind", str(mount.source), mount.target]
     env = sandbox_env(spec)
