@@ -6,7 +6,6 @@ import asyncio
 import logging
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 
 import pytest
 from pydantic import SecretStr
@@ -19,16 +18,6 @@ from tests.fakes.telegram import FakeTelegram
 from tests.helpers import make_agent, say, texts, wire_chat
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
 
 
 async def test_channels_without_credentials_are_skipped_with_a_log_line(

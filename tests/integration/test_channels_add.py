@@ -7,7 +7,6 @@ import os
 import re
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,16 +18,6 @@ from tests.fakes.telegram import BOT_USERNAME, FakeTelegram
 
 pytestmark = pytest.mark.timeout(90)
 CODE = re.compile(r"Pairing code for \w+: ([A-Z0-9]{4}-[A-Z0-9]{4})")
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
 
 
 def cli_env(tmp_path: Path, short_dir: Path, **extra: str) -> dict[str, str]:

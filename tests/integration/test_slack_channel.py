@@ -25,16 +25,6 @@ MOCK = "(mock model, no API key configured) heard: "
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    fake = FakeSlack()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-
-
 def slack_settings(settings: Settings, fake: FakeSlack, **extra: Any) -> Settings:
     return settings.model_copy(
         update={

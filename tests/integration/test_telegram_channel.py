@@ -22,16 +22,6 @@ GROUP = -1001
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-
-
 def tg_settings(settings: Settings, fake: FakeTelegram, **extra: Any) -> Settings:
     return settings.model_copy(
         update={
