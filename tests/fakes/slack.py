@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.call_log import CallLog
+
 BOT_USER = "UBOT"
 BOT_NAME = "andy"
 TEAM = "T0001"
@@ -27,7 +29,7 @@ class Call:
 
 
 @dataclass
-class FakeSlack:
+class FakeSlack(CallLog):
     bot_token: str = "xoxb-test"
     app_token: str = "xapp-test"
     calls: list[Call] = field(default_factory=list)
@@ -228,22 +230,3 @@ class FakeSlack:
         )
 
     # -- assertions -----------------------------------------------------------------------------
-    def called(self, method: str) -> list[Call]:
-        return [c for c in self.calls if c.method == method]
-
-    async def wait_for(
-        self, method: str, count: int = 1, within_s: float = 20.0, where: Any = None
-    ) -> list[Call]:
-        deadline = asyncio.get_running_loop().time() + within_s
-        while True:
-            found = [c for c in self.called(method) if where is None or where(c)]
-            if len(found) >= count:
-                return found
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                raise TimeoutError(
-                    f"{method}: {len(found)}/{count} calls; all: {[c.method for c in self.calls]}"
-                )
-            self._changed.clear()
-            with __import__("contextlib").suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))

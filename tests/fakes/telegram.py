@@ -13,6 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.call_log import CallLog
+
 BOT_ID = 999
 BOT_USERNAME = "andy_bot"
 
@@ -25,7 +27,7 @@ class Call:
 
 
 @dataclass
-class FakeTelegram:
+class FakeTelegram(CallLog):
     token: str = "123456:TEST-token"
     calls: list[Call] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)  # file_id → bytes
@@ -156,27 +158,6 @@ class FakeTelegram:
         file_id = request.match_info["path"].rsplit("/", 1)[-1]
         data = self.files.get(file_id)
         return web.Response(body=data) if data is not None else web.Response(status=404)
-
-    # -- assertions -----------------------------------------------------------------------------
-    def called(self, method: str) -> list[Call]:
-        return [c for c in self.calls if c.method == method]
-
-    async def wait_for(
-        self, method: str, count: int = 1, within_s: float = 20.0, where: Any = None
-    ) -> list[Call]:
-        deadline = asyncio.get_running_loop().time() + within_s
-        while True:
-            found = [c for c in self.called(method) if where is None or where(c)]
-            if len(found) >= count:
-                return found
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                raise TimeoutError(
-                    f"{method}: {len(found)}/{count}; all: {[c.method for c in self.calls]}"
-                )
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))
 
 
 def markup(call: Call) -> dict[str, Any]:
