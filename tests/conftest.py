@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from nanoclaw.settings import Settings
+from tests.fakes.anthropic_server import FakeAnthropic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SECRET_PREFIXES = ("NANOCLAW_", "ANTHROPIC_", "SLACK_", "TELEGRAM_")
@@ -58,3 +59,13 @@ async def host(settings: Settings) -> AsyncIterator[object]:
         yield instance
     finally:
         await instance.stop()
+
+
+@pytest.fixture
+async def fake_api() -> AsyncIterator[FakeAnthropic]:
+    fake = FakeAnthropic()
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()

@@ -78,6 +78,13 @@ def require_str(tool_input: dict[str, Any], key: str) -> str:
     return value
 
 
+def require_int(tool_input: dict[str, Any], key: str) -> int:
+    value = tool_input.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ToolError(f"'{key}' must be an integer")
+    return value
+
+
 def optional_str(tool_input: dict[str, Any], key: str) -> str | None:
     value = tool_input.get(key)
     if value is None:

@@ -29,6 +29,7 @@ from agent_runner.tools.base import (
     ToolError,
     ToolOutput,
     optional_str,
+    require_int,
     require_str,
     string_list,
 )
@@ -223,9 +224,7 @@ class EditMessage(FunctionTool):
     )
 
     async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
-        seq = tool_input.get("message_id")
-        if not isinstance(seq, int):
-            raise ToolError("'message_id' must be an integer")
+        seq = require_int(tool_input, "message_id")
         text = require_str(tool_input, "text")
         _operation(env, seq, {"operation": "edit", "text": text})
         return ToolOutput(f"Message {seq} edited.")
@@ -241,9 +240,7 @@ class AddReaction(FunctionTool):
     )
 
     async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
-        seq = tool_input.get("message_id")
-        if not isinstance(seq, int):
-            raise ToolError("'message_id' must be an integer")
+        seq = require_int(tool_input, "message_id")
         emoji = require_str(tool_input, "emoji")
         _operation(env, seq, {"operation": "reaction", "emoji": emoji, "text": emoji})
         return ToolOutput(f"Reacted to {seq} with {emoji}.")

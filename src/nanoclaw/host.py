@@ -14,7 +14,6 @@ from nanoclaw.channels.cli.adapter import CliAdapter
 from nanoclaw.channels.pairing import PAIRING_FILE, Pairer, PairingCodes
 from nanoclaw.channels.registry import STATE_FILE, ChannelRegistry, build_adapters
 from nanoclaw.channels.typing import TypingKeeper
-from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.models import SessionRow
 from nanoclaw.db.repository import Repository
@@ -47,20 +46,7 @@ class _AdapterReplier:
         self.channels = channels
 
     async def reply(self, event: InboundEvent, text: str) -> None:
-        from nanoclaw.channels.base import OutboundPayload
-
-        adapter = self.channels.get(event.channel_type)
-        if adapter is None:
-            log.warning("no adapter to reply on %s", event.channel_type)
-            return
-        try:
-            await adapter.deliver(
-                event.platform_id,
-                event.thread_id,
-                OutboundPayload(kind="chat", content={"text": text}),
-            )
-        except Exception:
-            log.exception("host reply on %s/%s failed", event.channel_type, event.platform_id)
+        await self.channels.notify(event.channel_type, event.platform_id, event.thread_id, text)
 
 
 class Host:
@@ -237,18 +223,12 @@ class Host:
             await self.channels.keep_connecting(adapter, setup)
 
     async def _recover(self) -> None:
-        """After a restart: deliver what runners wrote while we were down, wake due work."""
-        sessions = await asyncio.to_thread(self.repo.sessions)
-        for session in sessions:
+        """After a restart: deliver what runners wrote while we were down.
+
+        Due work was already woken by the sweep's recovery pass (``sweep.recover``).
+        """
+        for session in await asyncio.to_thread(self.repo.sessions):
             self.delivery.watch(session.id)
-            layout = self.sessions.layout(session)
-            try:
-                due = await asyncio.to_thread(self.reader.has_due_trigger, layout, now=now_iso())
-            except Exception:
-                log.exception("session %s unreadable at start-up", session.id)
-                continue
-            if due:
-                await self.supervisor.wake(session.id)
 
     # -- callbacks -------------------------------------------------------------------------------
     async def on_inbound(self, event: InboundEvent) -> RouteReceipt:

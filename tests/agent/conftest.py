@@ -24,16 +24,6 @@ FAKE_API_KEY = "sk-ant-test-not-a-real-key"
 
 
 @pytest.fixture
-async def fake_api() -> AsyncIterator[FakeAnthropic]:
-    fake = FakeAnthropic()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-
-
-@pytest.fixture
 async def agent_host(settings: Settings, fake_api: FakeAnthropic) -> AsyncIterator[Host]:
     # The runner reaches the fake through the host's credential proxy, which adds this key.
     settings.anthropic_api_key = SecretStr(FAKE_API_KEY)

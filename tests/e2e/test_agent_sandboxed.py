@@ -5,10 +5,8 @@ surviving a restart of the sandbox."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from pydantic import SecretStr
 
 from nanoclaw.db.models import ContainerConfig
@@ -18,14 +16,6 @@ from tests.fakes.anthropic_server import FakeAnthropic, reply, tool_call
 from tests.helpers import make_agent, say, texts, wire_chat
 
 KEY = "sk-ant-e2e-not-a-real-key"
-
-
-@pytest.fixture
-async def fake_api() -> AsyncIterator[FakeAnthropic]:
-    fake = FakeAnthropic()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 async def test_the_agent_works_inside_the_sandbox_and_resumes_after_a_restart(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nanoclaw.channels.base import ChannelAdapter, ChannelSetup
+from nanoclaw.channels.base import ChannelAdapter, ChannelSetup, OutboundPayload
 from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.errors import ConfigError
 from nanoclaw.settings import Settings
@@ -100,6 +100,28 @@ class ChannelRegistry:
 
     def add(self, adapter: ChannelAdapter) -> None:
         self._adapters[adapter.channel_type] = adapter
+
+    async def notify(
+        self, channel_type: str | None, platform_id: str | None, thread_id: str | None, text: str
+    ) -> bool:
+        """Send a host notice (a denial, a failure, a budget stop) straight through the adapter.
+
+        Never raises: a notice that cannot be sent is logged, and the caller goes on.
+        """
+        if not channel_type or not platform_id:
+            return False
+        adapter = self.get(channel_type)
+        if adapter is None:
+            log.warning("no %s adapter to send a notice to %s", channel_type, platform_id)
+            return False
+        try:
+            await adapter.deliver(
+                platform_id, thread_id, OutboundPayload(kind="chat", content={"text": text})
+            )
+        except Exception:
+            log.exception("notice to %s/%s failed", channel_type, platform_id)
+            return False
+        return True
 
     def get(self, channel_type: str) -> ChannelAdapter | None:
         return self._adapters.get(channel_type)

@@ -265,13 +265,15 @@ class Repository:
             )
 
     # -- users and roles -----------------------------------------------------------------------
-    def upsert_user(self, user_id: str, *, kind: str, display_name: str | None) -> None:
+    def upsert_user(self, user_id: str, *, kind: str, display_name: str | None) -> Membership:
+        """Create or rename the user; return its roles and memberships (one transaction)."""
         with self.db.session() as s:
             user = s.get(User, user_id)
             if user is None:
                 s.add(User(id=user_id, kind=kind, display_name=display_name))
             elif display_name and user.display_name != display_name:
                 user.display_name = display_name
+            return self._membership(s, user_id)
 
     def membership(self, user_id: str | None) -> Membership | None:
         if user_id is None:
@@ -279,12 +281,16 @@ class Repository:
         with self.db.session() as s:
             if s.get(User, user_id) is None:
                 return None
-            roles = s.execute(
-                select(UserRole.role, UserRole.agent_group_id).where(UserRole.user_id == user_id)
-            ).all()
-            member_of = s.scalars(
-                select(AgentGroupMember.agent_group_id).where(AgentGroupMember.user_id == user_id)
-            ).all()
+            return self._membership(s, user_id)
+
+    @staticmethod
+    def _membership(s: Session, user_id: str) -> Membership:
+        roles = s.execute(
+            select(UserRole.role, UserRole.agent_group_id).where(UserRole.user_id == user_id)
+        ).all()
+        member_of = s.scalars(
+            select(AgentGroupMember.agent_group_id).where(AgentGroupMember.user_id == user_id)
+        ).all()
         return Membership(
             user_id=user_id,
             roles=tuple((r, ag) for r, ag in roles),

@@ -24,7 +24,6 @@ from nanoclaw.channels.base import (
     CardOption,
     InboundEvent,
     InboundMessage,
-    OutboundPayload,
 )
 from nanoclaw.channels.cards import Refusal
 from nanoclaw.channels.registry import ChannelRegistry
@@ -293,17 +292,7 @@ class ApprovalService:
         return mg
 
     async def say(self, channel_type: str | None, platform_id: str | None, text: str) -> None:
-        if not channel_type or not platform_id:
-            return
-        adapter = self.channels.get(channel_type)
-        if adapter is None:
-            return
-        try:
-            await adapter.deliver(
-                platform_id, None, OutboundPayload(kind="chat", content={"text": text})
-            )
-        except Exception:
-            log.exception("notice to %s/%s failed", channel_type, platform_id)
+        await self.channels.notify(channel_type, platform_id, None, text)
 
     # -- answers -----------------------------------------------------------------------------------
     async def on_action(self, question_id: str, value: str, user_id: str) -> str | None:

@@ -161,14 +161,14 @@ class Router:
                 unknown_sender_policy="request_approval",
             )
         user_id = user_id_for(event)
+        membership = None
         if user_id is not None:
-            await asyncio.to_thread(
+            membership = await asyncio.to_thread(
                 self.repo.upsert_user,
                 user_id,
                 kind=event.channel_type,
                 display_name=msg.sender_name,
             )
-        membership = await asyncio.to_thread(self.repo.membership, user_id)
         if self.commands is not None and await self.commands.handle(event, mg, membership):
             return RouteOutcome(consumed=True)
 

@@ -27,7 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from nanoclaw.channels.base import OutboundPayload
 from nanoclaw.channels.registry import ChannelRegistry
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.timeutil import to_iso, utc_now
@@ -104,14 +103,9 @@ class Sweep:
         """The periodic sweep and the due-work timer, until cancelled."""
         timer = asyncio.create_task(self.timer.run(), name="due-timer")
         try:
-            current = asyncio.current_task()
             while not self._closing:
                 await asyncio.sleep(self.settings.sweep_interval_s)
                 await self.sweep_once()
-                # Supervisor.stop suppresses CancelledError while it awaits a runner's monitor,
-                # so a cancel that lands there must be honoured here.
-                if current is not None and current.cancelling():
-                    raise asyncio.CancelledError
         finally:
             for nudge in list(self._nudges):
                 nudge.cancel()
@@ -127,10 +121,6 @@ class Sweep:
     async def sweep_once(self) -> SweepReport:
         report = SweepReport()
         started = time.monotonic()
-        try:
-            await self.supervisor.reap_orphans()
-        except Exception:
-            log.exception("orphan runner reaping failed")
         try:
             sessions = await asyncio.to_thread(self.repo.sessions)
         except Exception:
@@ -268,23 +258,12 @@ class Sweep:
         preview = text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
         log.error("message %s of %s failed after %d tries", row.id, session.id, row.tries)
         if row.channel_type and row.platform_id and row.channel_type != "agent":
-            adapter = self.channels.get(row.channel_type)
             what = "scheduled task" if row.kind == "task" else "message"
             notice = (
                 f"Sorry: I could not process your {what} “{preview}” after {row.tries} attempts, "
                 "so I gave up on it. Please try again later."
             )
-            if adapter is None:
-                log.error("no %s adapter to tell the user that %s failed", row.channel_type, row.id)
-            else:
-                try:
-                    await adapter.deliver(
-                        row.platform_id,
-                        row.thread_id,
-                        OutboundPayload(kind="chat", content={"text": notice}),
-                    )
-                except Exception:
-                    log.exception("could not tell the user that %s failed", row.id)
+            await self.channels.notify(row.channel_type, row.platform_id, row.thread_id, notice)
         if row.id.startswith(NOTICE_PREFIX):
             return  # a failed failure notice is not noticed again: that would loop
         await self.delivery.write_to_agent(

@@ -13,7 +13,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from nanoclaw.channels.base import OutboundPayload
 from nanoclaw.channels.registry import ChannelRegistry
 from nanoclaw.contract.runner_config import RunnerConfig
 from nanoclaw.db.models import SessionRow
@@ -125,13 +124,10 @@ class BudgetGuard:
             mg = await asyncio.to_thread(
                 self.repo.messaging_group_by_id, session.messaging_group_id
             )
-            adapter = self.channels.get(mg.channel_type) if mg else None
-            if mg is None or adapter is None:
+            if mg is None:
                 return
-            await adapter.deliver(
-                mg.platform_id,
-                session.thread_id,
-                OutboundPayload(kind="chat", content={"text": self.message(spent, budget)}),
+            await self.channels.notify(
+                mg.channel_type, mg.platform_id, session.thread_id, self.message(spent, budget)
             )
         except Exception:
             log.exception("could not tell session %s about its budget", session_id)
