@@ -15,12 +15,14 @@ import pytest
 from agent_runner.db import OutboundMessage, SessionDB
 
 from nanoclaw.admin.service import Actor
+from nanoclaw.channels.base import OutboundPayload
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.db.models import AgentGroup, SessionRow
 from nanoclaw.delivery.actions import ActionResult
 from nanoclaw.host import Host
 from nanoclaw.sessions.outbound_reader import OutboundRow
 from tests.chat_client import ChatClient
+from tests.fakes.channel import FakeAdapter
 from tests.helpers import make_agent, wire_chat
 
 OWNER = "cli:olive"
@@ -204,3 +206,46 @@ async def test_gated_host_actions_wait_for_approval_unless_an_admin_asked(
         (direct,) = await results(layout, out)
         await owner_chat.reply_containing("heard", start=start)  # the agent's turn on the result
     assert direct["status"] == "ok" and calls == ["Sneaky", "Fine"]
+
+
+class InstantApprover(FakeAdapter):
+    """An approver's channel where the click lands before the card's send even returns."""
+
+    def __init__(self, host: Host) -> None:
+        super().__init__(channel_type="fake", name="fake")
+        self.host = host
+        self.answers: list[str] = []
+
+    async def deliver(
+        self, platform_id: str, thread_id: str | None, payload: OutboundPayload
+    ) -> str | None:
+        card = payload.content.get("card")
+        if card is not None:
+            approvals = self.host.permissions.approvals
+            membership = self.host.repo.membership("fake:olive")
+            self.answers.append(
+                await approvals.answer(
+                    card["question_id"], "approve", user_id="fake:olive", membership=membership
+                )
+            )
+        return await super().deliver(platform_id, thread_id, payload)
+
+
+async def test_the_agent_hears_pending_before_the_decision_however_fast_the_click(
+    host: Host,
+) -> None:
+    host.repo.upsert_user("fake:olive", kind="fake", display_name="olive")
+    host.repo.grant_role("fake:olive", "owner", granted_by="test")
+    approver = InstantApprover(host)
+    host.channels.add(approver)
+    andy = make_agent(host.repo, "Andy")
+    wire_chat(host.repo, andy, "team", policy="public")
+    async with ChatClient(host.settings.cli_socket, "team", "bob") as bob:
+        _, layout, msg = await talk(host, bob, "add eve please")
+        out = agent_writes(layout, {"action": "admin_request", "op": "members.add",
+                                    "args": {"user": "cli:eve"}}, msg)  # fmt: skip
+        first, second = await results(layout, out, count=2)
+    assert len(approver.answers) == 1 and "Approved" in approver.answers[0]
+    assert (first["status"], second["status"]) == ("pending", "ok")
+    membership = host.repo.membership("cli:eve")
+    assert membership is not None and andy.id in membership.member_of

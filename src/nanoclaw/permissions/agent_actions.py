@@ -241,6 +241,18 @@ class ActionGate:
     async def _request_approval(
         self, session: SessionRow, row: OutboundRow, action: str, user_id: str | None
     ) -> ActionResult:
+        async def tell_pending(opened: PendingApproval) -> None:
+            # Written before the card goes out: an approver can answer at once, and the
+            # agent must see "pending" before the decision, never after it.
+            await self._result(
+                session,
+                self.sessions.layout(session),
+                row,
+                "pending",
+                f"{action} needs an admin's approval; request {opened.id} was sent.",
+                id_hint=f"result-{row.id}",
+            )
+
         approval = await self.approvals.request_action(
             agent_group_id=session.agent_group_id,
             session_id=session.id,
@@ -249,6 +261,7 @@ class ActionGate:
             payload={"row": _row_to_json(row)},
             requester_user_id=user_id,
             origin_channel_type=row.channel_type,
+            before_card=tell_pending,
         )
         if approval is None:
             await self.approvals.say(
@@ -259,9 +272,7 @@ class ActionGate:
             return ActionResult(
                 "error", f"{action} failed: it needs an admin's approval and no admin is reachable."
             )
-        return ActionResult(
-            "pending", f"{action} needs an admin's approval; request {approval.id} was sent."
-        )
+        return ActionResult("pending", f"request {approval.id} was sent", reply_to_agent=False)
 
     # -- after a card is answered ----------------------------------------------------------------
     async def decided(self, approval: PendingApproval, approved: bool | None, by: str) -> str:
@@ -300,7 +311,14 @@ class ActionGate:
         return f"✅ Approved: {result.text}"
 
     async def _result(
-        self, session: SessionRow, layout: SessionLayout, row: OutboundRow, status: str, text: str
+        self,
+        session: SessionRow,
+        layout: SessionLayout,
+        row: OutboundRow,
+        status: str,
+        text: str,
+        *,
+        id_hint: str | None = None,
     ) -> None:
         await self.write_to_agent(
             session,
@@ -308,7 +326,7 @@ class ActionGate:
             action_result_content(row, status, text),
             kind="system",
             trigger=1,
-            id_hint=f"decision-{row.id}",
+            id_hint=id_hint or f"decision-{row.id}",
         )
 
     # -- the admin_request action ----------------------------------------------------------------

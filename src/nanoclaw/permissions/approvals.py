@@ -188,8 +188,13 @@ class ApprovalService:
         payload: dict[str, Any],
         requester_user_id: str | None,
         origin_channel_type: str | None,
+        before_card: Callable[[PendingApproval], Awaitable[None]] | None = None,
     ) -> PendingApproval | None:
-        """Open a card for a host action an agent asked for; None when no approver is reachable."""
+        """Open a card for a host action an agent asked for; None when no approver is reachable.
+
+        ``before_card`` runs once the request exists and before any card is sent, so whatever
+        it records (the "pending" result) precedes any answer to the card.
+        """
         agent = await asyncio.to_thread(self.repo.agent_group, agent_group_id)
         who = requester_user_id or "no known user (a task or another agent)"
         new = NewApproval(
@@ -204,11 +209,17 @@ class ApprovalService:
             requester_user_id=requester_user_id,
             action=action,
         )
-        return await self._open(new, origin_channel_type=origin_channel_type)
+        return await self._open(
+            new, origin_channel_type=origin_channel_type, before_card=before_card
+        )
 
     # -- cards -------------------------------------------------------------------------------------
     async def _open(
-        self, new: NewApproval, *, origin_channel_type: str | None
+        self,
+        new: NewApproval,
+        *,
+        origin_channel_type: str | None,
+        before_card: Callable[[PendingApproval], Awaitable[None]] | None = None,
     ) -> PendingApproval | None:
         grants = await asyncio.to_thread(self.store.role_grants)
         approvers = order_for_delivery(
@@ -220,6 +231,8 @@ class ApprovalService:
         approval = await asyncio.to_thread(self.store.create_approval, new)
         if approval is None:
             return None  # already pending (deduplicated)
+        if before_card is not None:
+            await before_card(approval)
         for approver in approvers:
             if await self._deliver_card(approval, approver):
                 return await asyncio.to_thread(self.store.approval, approval.id)
