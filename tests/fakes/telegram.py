@@ -24,6 +24,7 @@ class Call:
     method: str
     params: dict[str, Any]
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    result: Any = None  # what the fake answered (e.g. the sent message, with its message_id)
 
 
 @dataclass
@@ -101,8 +102,9 @@ class FakeTelegram(CallLog):
                     files[key] = (value.filename, value.file.read())
                 else:
                     params[key] = value
+        call = Call(method, params, files)
         if method != "getUpdates":
-            self.calls.append(Call(method, params, files))
+            self.calls.append(call)
             self._changed.set()
         if request.match_info["token"] != self.token:
             return web.json_response(
@@ -124,7 +126,8 @@ class FakeTelegram(CallLog):
                 },
                 status=400,
             )
-        return web.json_response({"ok": True, "result": self._answer(method, params, files)})
+        call.result = self._answer(method, params, files)
+        return web.json_response({"ok": True, "result": call.result})
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         offset = int(params.get("offset") or 0)

@@ -200,6 +200,77 @@ async def test_a_question_card_is_an_inline_keyboard_answered_by_a_callback(
     assert replies[0].params["text"] == "You chose: Yes, ship"
 
 
+async def card_recorded(host: Host) -> None:
+    for _ in range(250):
+        if any(a.card_message_id for a in host.permissions.store.approvals()):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the approval card's message id was never recorded")
+
+
+def click(tg: FakeTelegram, card: Any, index: int, *, query_id: str, user_id: int = 42) -> Any:
+    """The callback_query Telegram sends when ``user_id`` presses button ``index`` of ``card``."""
+    keyboard = markup(card)["inline_keyboard"]
+    message = {
+        "message_id": card.result["message_id"],
+        "chat": {"id": int(card.params["chat_id"]), "type": "private"},
+        "date": 1,
+        "text": card.params["text"],
+        "reply_markup": markup(card),
+    }
+    return {
+        "callback_query": {
+            "id": query_id,
+            "from": {"id": user_id, "is_bot": False, "first_name": "Olive"},
+            "message": message,
+            "chat_instance": "x",
+            "data": keyboard[index][0]["callback_data"],
+        }
+    }
+
+
+async def test_an_approval_card_is_answered_by_its_button_even_after_a_host_restart(
+    settings: Settings, tg: FakeTelegram
+) -> None:
+    config = tg_settings(settings, tg)
+    first = Host(settings=config)
+    await first.start()
+    try:
+        await connected(first)
+        first.repo.upsert_user("telegram:42", kind="telegram", display_name="Olive")
+        first.repo.grant_role("telegram:42", "owner", granted_by="test")
+        andy = make_agent(first.repo, "Andy")
+        group = {"chat_id": -1002, "chat_type": "supergroup"}
+        wire_chat(first.repo, andy, "-1002", channel="telegram", is_group=True,
+                  policy="request_approval", engage_mode="mention", engage_pattern=None)  # fmt: skip
+        await tg.push({"message": tg.message(f"@{BOT_USERNAME} hi there", user_id=55,
+                                             first_name="Sam", **group)})  # fmt: skip
+        (card,) = await tg.wait_for("sendMessage", where=lambda c: "reply_markup" in c.params)
+        assert int(card.params["chat_id"]) == 42  # the owner's DM
+        assert [r[0]["text"] for r in markup(card)["inline_keyboard"]] == ["Allow", "Deny"]
+        unknown = first.repo.membership("telegram:55")
+        assert unknown is not None and not unknown.member_of  # known, not yet a member
+        await card_recorded(first)  # the send has returned: stopping now is a clean shutdown
+    finally:
+        await first.stop()
+    second = Host(settings=config)  # a new host process's view: only what is on disk
+    await second.start()
+    try:
+        await connected(second)
+        await tg.push(click(tg, card, 0, query_id="cb-approve"))
+        (answer,) = await tg.wait_for("answerCallbackQuery")
+        assert "Approved" in answer.params["text"]
+        (edited,) = await tg.wait_for("editMessageText")
+        assert edited.params["message_id"] == card.result["message_id"]
+        assert "Allow" in edited.params["text"] and "reply_markup" not in edited.params
+        replay = await tg.wait_for("sendMessage", where=to_chat(-1002))
+        assert replay[0].params["text"] == f"Andy {MOCK}@{BOT_USERNAME} hi there"
+        membership = second.repo.membership("telegram:55")
+        assert membership is not None and andy.id in membership.member_of
+    finally:
+        await second.stop()
+
+
 async def test_pairing_code_makes_the_sender_owner_wires_the_dm_and_welcomes(
     settings: Settings, tg: FakeTelegram
 ) -> None:

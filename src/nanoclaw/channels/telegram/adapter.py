@@ -4,7 +4,8 @@ In groups a message engages when it mentions the bot (``@username``, a text ment
 ``/command@bot``) or replies to one of the bot's messages. Photos and documents are
 downloaded through ``getFile``. Replies are Markdown → HTML split at 4,096 characters;
 a 400 parse error resends the chunk as plain text, so formatting can never break a send.
-Cards are inline keyboards whose callback data (``ncq:<qid>:<i>``) fits in 64 bytes.
+Cards are inline keyboards whose callback data (``ncq:<qid>:<i>``) fits in 64 bytes; the
+option values live in a ``CardMemory`` file, so buttons keep working across restarts.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from nanoclaw.channels.base import (
     split_text,
     user_id_of,
 )
+from nanoclaw.channels.card_memory import CardMemory
 from nanoclaw.channels.cards import (
     Refusal,
     answered_text,
@@ -66,6 +68,7 @@ EMOJI_BY_NAME = {
     "thinking_face": "🤔",
 }
 PERMANENT_CODES = frozenset({400, 401, 403, 404})
+CARD_MEMORY_FILE = "telegram-cards.json"
 
 
 def reaction_emoji(emoji: str) -> str:
@@ -87,6 +90,7 @@ class TelegramAdapter(ChannelAdapter):
         api_base_url: str = "https://api.telegram.org",
         poll_timeout_s: int = 30,
         http_client: httpx.AsyncClient | None = None,
+        card_memory: CardMemory | None = None,
     ) -> None:
         self.api = TelegramApi(token=bot_token, base_url=api_base_url, client=http_client)
         self.poll_timeout_s = poll_timeout_s
@@ -96,7 +100,7 @@ class TelegramAdapter(ChannelAdapter):
         self.bot_id: int | None = None
         self.username: str | None = None
         self._offset: int | None = None
-        self._cards: dict[tuple[str, int], tuple[Card, dict[str, str]]] = {}
+        self._cards = card_memory or CardMemory(path=None)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TelegramAdapter:
@@ -105,6 +109,7 @@ class TelegramAdapter(ChannelAdapter):
             bot_token=settings.telegram_bot_token.get_secret_value(),
             api_base_url=settings.telegram_api_base_url,
             poll_timeout_s=settings.telegram_poll_timeout_s,
+            card_memory=CardMemory(path=settings.data_path / "channels" / CARD_MEMORY_FILE),
         )
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -240,7 +245,7 @@ class TelegramAdapter(ChannelAdapter):
         title = ""
         if parsed is not None and self._setup is not None and self._setup.on_action is not None:
             question_id, index = parsed
-            known = self._cards.get((chat_id, message_id))
+            known = self._cards.recall(chat_id, str(message_id))
             if known is not None and index < len(known[0].options):
                 card, selected = known
                 option = card.options[index]
@@ -249,7 +254,7 @@ class TelegramAdapter(ChannelAdapter):
                     selected.get(option.value, option.label),
                     card.title,
                 )
-            else:  # after a restart: the button's own label is all we have
+            else:  # a card sent before the memory existed: its button's label is all we have
                 for row in (message.get("reply_markup") or {}).get("inline_keyboard") or []:
                     for button in row:
                         if button.get("callback_data") == data:
@@ -268,7 +273,7 @@ class TelegramAdapter(ChannelAdapter):
                 await self.api.call(
                     "editMessageText", {"chat_id": chat_id, "message_id": message_id, "text": done}
                 )
-            self._cards.pop((chat_id, message_id), None)
+            await asyncio.to_thread(self._cards.forget, chat_id, str(message_id))
 
     # -- outbound ---------------------------------------------------------------------------------
     async def deliver(
@@ -356,7 +361,9 @@ class TelegramAdapter(ChannelAdapter):
                 "reply_markup": {"inline_keyboard": keyboard},
             },
         )
-        self._cards[(chat_id, int(sent["message_id"]))] = (card, selected)
+        await asyncio.to_thread(
+            self._cards.remember, chat_id, str(sent["message_id"]), card, selected
+        )
         return str(sent["message_id"])
 
     async def set_typing(self, platform_id: str, thread_id: str | None, on: bool) -> None:
