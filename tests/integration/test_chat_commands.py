@@ -105,6 +105,30 @@ async def test_wire_engage_policy_unwire(world: Host) -> None:
     )
 
 
+def runner_pid(host: Host) -> int:
+    (session,) = host.repo.sessions()
+    with sqlite3.connect(host.sessions.layout(session).outbound_db) as conn:
+        (pid,) = conn.execute("SELECT pid FROM runner_state WHERE id = 1").fetchone()
+    return int(pid)
+
+
+async def test_a_chat_wired_while_the_runner_runs_is_reachable_without_a_restart(
+    world: Host,
+) -> None:
+    sock = world.settings.cli_socket
+    async with ChatClient(sock, "team", "bob") as team, ChatClient(sock, "lab", "lee") as lab:
+        await team.say("hello")
+        await team.reply_containing("heard: hello")
+        pid = runner_pid(world)
+        assert await admin(world, "/wire lab Andy mention") == (
+            "Wired cli/lab to Andy (mention, shared)."
+        )
+        await team.say("!to lab the lab is open")
+        arrived = await lab.reply_containing("the lab is open")
+    assert arrived["chat"] == "lab"
+    assert runner_pid(world) == pid  # the same runner: it was not restarted to learn the name
+
+
 async def test_usage_errors_are_clear(world: Host) -> None:
     assert (await admin(world, "/wire")).startswith("Name a chat and an agent.\nUsage: /wire")
     assert "Usage: /wire" in await admin(world, "/wire lab Andy sometimes")

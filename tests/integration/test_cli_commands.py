@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -94,6 +95,23 @@ def test_named_chats_and_senders(
     assert reply["chat"] == "work" and reply["text"].endswith("hi from sam")
     bad = nanoclaw(env, "chat", "--chat", "../etc", "-m", "x")
     assert bad.returncode == 2 and "invalid chat name" in bad.stderr
+
+
+def test_wire_refuses_bad_options_before_writing_anything(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    assert nanoclaw(env, "init", "--agent-name", "Robin").returncode == 0
+    bad_regex = nanoclaw(env, "wire", "lab", "Robin", "--pattern", "(unclosed")
+    assert bad_regex.returncode == 2 and "not a valid regular expression" in bad_regex.stderr
+    bad_mode = nanoclaw(env, "wire", "lab", "Robin", "--engage", "sometimes")
+    assert bad_mode.returncode == 2 and "unknown engage mode" in bad_mode.stderr
+    status = json.loads(nanoclaw(env, "status", "--json").stdout)
+    assert [w["chat"] for w in status["wirings"]] == ["cli/local"]
+    with sqlite3.connect(tmp_path / "data" / "nanoclaw.db") as conn:
+        chats = [p for (p,) in conn.execute("SELECT platform_id FROM messaging_groups")]
+    assert chats == ["local"]  # not even the chat's record was created
+    missing = nanoclaw(env, "wire", "lab", "Nobody")
+    assert missing.returncode == 5 and "not found" in missing.stderr
 
 
 def test_no_reply_within_the_timeout_exits_non_zero(

@@ -161,7 +161,8 @@ class AdminService:
         self.repo = repo
         self.store = store
         self.groups_path = groups_path
-        self.session_service = sessions  # needed for tasks (they live in each session's inbound.db)
+        # Tasks live in each session's inbound.db; wiring changes re-project destinations there.
+        self.session_service = sessions
 
     # -- lookups -------------------------------------------------------------------------------
     def agent(self, key: str) -> AgentGroup:
@@ -372,12 +373,7 @@ class AdminService:
     ) -> str:
         if not actor.can_write(agent.id):
             raise _deny(actor, "wire", f"agent {agent.name}")
-        _check_engage(engage_mode, engage_pattern)
-        if session_mode not in SESSION_MODES:
-            raise ValidationError(
-                f"unknown session mode {session_mode!r}; use {', '.join(SESSION_MODES)}",
-                field="session_mode",
-            )
+        check_wiring_options(engage_mode, engage_pattern, session_mode)
         wiring = self.repo.create_wiring(
             messaging_group_id=chat.id,
             agent_group_id=agent.id,
@@ -390,7 +386,17 @@ class AdminService:
         )
         if chat.denied_at is not None:
             self.store.set_denied(chat.id, False)
+        self._reproject(agent.id)
         return wiring.id
+
+    def _reproject(self, agent_group_id: str) -> None:
+        """Rewrite the agent's destinations into its live sessions: a running runner re-reads
+        them when it meets an unknown name, so a new wiring works without a restart."""
+        if self.session_service is None:
+            return
+        for live in self.repo.sessions():
+            if live.agent_group_id == agent_group_id:
+                self.session_service.project(live)
 
     def unwire(self, actor: Actor, chat: MessagingGroup, agent: AgentGroup) -> None:
         if not actor.can_write(agent.id):
@@ -399,6 +405,7 @@ class AdminService:
         if wiring is None:
             raise NotFoundError("wiring", f"{chat.channel_type}/{chat.platform_id} → {agent.name}")
         self.repo.delete_wiring(wiring.id)
+        self._reproject(agent.id)
 
     def update_wiring(
         self, actor: Actor, chat: MessagingGroup, agent: AgentGroup, **fields: Any
@@ -425,6 +432,7 @@ class AdminService:
         if not actor.can_write(wiring.agent_group_id):
             raise _deny(actor, "delete", f"wiring {wiring_id}")
         self.repo.delete_wiring(wiring_id)
+        self._reproject(wiring.agent_group_id)
 
     # -- users, roles, members -----------------------------------------------------------------
     def users(self, actor: Actor) -> Table:
@@ -702,6 +710,16 @@ def _scoped_groups(actor: Actor) -> set[str]:
     if actor.kind == "agent" and actor.agent_group_id:
         return {actor.agent_group_id}
     return set(admin_groups(actor.membership))
+
+
+def check_wiring_options(engage_mode: str, engage_pattern: str | None, session_mode: str) -> None:
+    """Raise ``ValidationError`` for an unknown mode or an invalid regex (before any write)."""
+    _check_engage(engage_mode, engage_pattern)
+    if session_mode not in SESSION_MODES:
+        raise ValidationError(
+            f"unknown session mode {session_mode!r}; use {', '.join(SESSION_MODES)}",
+            field="session_mode",
+        )
 
 
 def _check_engage(mode: str, pattern: str | None) -> None:

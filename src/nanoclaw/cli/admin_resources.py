@@ -23,6 +23,8 @@ from nanoclaw.admin.store import AdminStore
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.repository import Repository
 from nanoclaw.errors import NanoclawError, NotFoundError, ValidationError
+from nanoclaw.sessions.service import SessionService
+from nanoclaw.sessions.store import SessionStore
 from nanoclaw.settings import load_settings
 
 EXIT_FAILURE, EXIT_USAGE, EXIT_HOST_DOWN, EXIT_NOT_FOUND = 1, 2, 3, 5
@@ -43,7 +45,15 @@ def admin_service() -> Iterator[AdminService]:
     try:
         db.migrate()
         repo = Repository(db)
-        yield AdminService(repo=repo, store=AdminStore(db), groups_path=settings.groups_path)
+        store = SessionStore(
+            sessions_root=settings.sessions_path, migrations_root=settings.migrations_path
+        )
+        yield AdminService(
+            repo=repo,
+            store=AdminStore(db),
+            groups_path=settings.groups_path,
+            sessions=SessionService(repo=repo, store=store),
+        )
     except NotFoundError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_NOT_FOUND) from exc

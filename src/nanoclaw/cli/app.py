@@ -199,47 +199,39 @@ def wire(
     ] = None,
 ) -> None:
     """Wire a chat to an agent (creating the chat's record if needed)."""
-    from nanoclaw.db.central import CentralDB
-    from nanoclaw.db.repository import Repository
-    from nanoclaw.routing.engage import pattern_is_valid
+    from nanoclaw.admin.service import check_wiring_options
+    from nanoclaw.cli.admin_resources import OPERATOR, admin_service
+    from nanoclaw.errors import ValidationError
 
-    if engage not in ("pattern", "mention", "mention-sticky"):
-        raise fail(f"unknown engage mode {engage!r}", EXIT_USAGE)
-    if session_mode not in ("shared", "per-thread", "agent-shared"):
-        raise fail(f"unknown session mode {session_mode!r}", EXIT_USAGE)
+    try:
+        check_wiring_options(engage, pattern if engage == "pattern" else None, session_mode)
+    except ValidationError as exc:
+        raise fail(str(exc), EXIT_USAGE) from exc
     if policy is None and channel == "cli":
         policy = "public"  # the CLI socket is private to the operator's own account
     if policy not in (None, "strict", "request_approval", "public"):
         raise fail(f"unknown policy {policy!r}", EXIT_USAGE)
-    if engage == "pattern" and pattern and not pattern_is_valid(pattern):
-        err.print(f"[yellow]warning:[/] {pattern!r} is not a valid regex; it will match everything")
-    s = settings()
-    db = CentralDB(path=s.central_db_path, migrations_root=s.migrations_path)
-    try:
-        db.migrate()
-        repo = Repository(db)
-        group = repo.agent_group(agent)
-        mg = repo.ensure_messaging_group(
+    # The same checks and effects as the /wire chat command: one implementation.
+    with admin_service() as admin:
+        group = admin.agent(agent)
+        mg = admin.repo.ensure_messaging_group(
             channel_type=channel,
             platform_id=chat_name,
             name=chat_name,
             unknown_sender_policy=policy or "strict",
         )
         if policy is not None and mg.unknown_sender_policy != policy:
-            repo.set_unknown_sender_policy(mg.id, policy)
-        repo.create_wiring(
-            messaging_group_id=mg.id,
-            agent_group_id=group.id,
+            admin.repo.set_unknown_sender_policy(mg.id, policy)
+        admin.wire(
+            OPERATOR,
+            mg,
+            group,
             engage_mode=engage,
-            engage_pattern=pattern if engage == "pattern" else None,
+            engage_pattern=pattern,
             session_mode=session_mode,
             ignored_message_policy="accumulate" if accumulate else "drop",
             priority=priority,
         )
-    except NanoclawError as exc:
-        raise fail(str(exc)) from exc
-    finally:
-        db.dispose()
     console.print(f"Wired {channel}/{chat_name} to {group.name}.")
 
 
