@@ -390,13 +390,8 @@ class AdminService:
         return wiring.id
 
     def _reproject(self, agent_group_id: str) -> None:
-        """Rewrite the agent's destinations into its live sessions: a running runner re-reads
-        them when it meets an unknown name, so a new wiring works without a restart."""
-        if self.session_service is None:
-            return
-        for live in self.repo.sessions():
-            if live.agent_group_id == agent_group_id:
-                self.session_service.project(live)
+        if self.session_service is not None:
+            self.session_service.project_agent(agent_group_id)
 
     def unwire(self, actor: Actor, chat: MessagingGroup, agent: AgentGroup) -> None:
         if not actor.can_write(agent.id):

@@ -81,9 +81,7 @@ class AgentActions:
         self.repo.add_agent_destination(
             agent_group_id=group.id, name=PARENT_DESTINATION, target_id=creator
         )
-        for live in self.repo.sessions():
-            if live.agent_group_id == creator:
-                self.sessions.project(live)  # the new destination, visible from the next turn
+        self.sessions.project_agent(creator)  # the new destination, usable at once
         return (
             f'Agent "{name}" created. You can now message it with '
             f'<message to="{local}">...</message>.'

@@ -32,6 +32,7 @@ from nanoclaw.db.models import AgentGroup, MessagingGroup, PendingApproval, Wiri
 from nanoclaw.db.repository import Membership, Repository
 from nanoclaw.errors import NanoclawError
 from nanoclaw.permissions.access import can_answer, order_for_delivery, pick_approvers
+from nanoclaw.sessions.service import SessionService
 
 log = logging.getLogger("nanoclaw.approvals")
 
@@ -94,9 +95,11 @@ class ApprovalService:
         store: AdminStore,
         channels: ChannelRegistry,
         create_agent: AgentFactory,
+        sessions: SessionService | None = None,
         ttl_s: float = APPROVAL_TTL_S,
     ) -> None:
         self.repo = repo
+        self.sessions = sessions  # to re-project destinations after connecting a chat
         self.store = store
         self.channels = channels
         self.create_agent = create_agent
@@ -464,6 +467,8 @@ class ApprovalService:
             ignored_message_policy="accumulate",
             session_mode="shared",
         )
+        if self.sessions is not None:
+            await asyncio.to_thread(self.sessions.project_agent, agent.id)
         if approval.requester_user_id:
             await asyncio.to_thread(
                 self.repo.add_member, approval.requester_user_id, agent.id, added_by=by

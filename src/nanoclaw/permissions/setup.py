@@ -63,7 +63,11 @@ def build_permissions(host: Host) -> Permissions:
         repo=host.repo, store=store, groups_path=groups_path, sessions=host.sessions
     )
     approvals = ApprovalService(
-        repo=host.repo, store=store, channels=host.channels, create_agent=create_agent
+        repo=host.repo,
+        store=store,
+        channels=host.channels,
+        create_agent=create_agent,
+        sessions=host.sessions,
     )
     commands = ChatCommands(admin=admin, approvals=approvals, reply=_reply_via(host))
     gate = ActionGate(

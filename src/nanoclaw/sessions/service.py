@@ -51,6 +51,16 @@ class SessionService:
         self.project(session, layout)
         return session, layout
 
+    def project_agent(self, agent_group_id: str) -> None:
+        """Re-project into every live session of an agent (after a wiring or destination change).
+
+        A running runner re-reads its destinations when it meets an unknown name, so the change
+        works without a restart.
+        """
+        for live in self.repo.sessions():
+            if live.agent_group_id == agent_group_id:
+                self.project(live)
+
     def project(self, session: SessionRow, layout: SessionLayout | None = None) -> None:
         """Write the agent's destinations and the session's reply address into ``inbound.db``."""
         layout = layout or self.layout(session)
