@@ -21,6 +21,7 @@ from nanoclaw.db.sqlite import EngineCache
 from nanoclaw.delivery.actions import ActionResult, SystemActions
 from nanoclaw.delivery.agent_actions import AgentActions
 from nanoclaw.delivery.loop import DeliveryLoop
+from nanoclaw.delivery.notices import NoticeOutbox, Notifier
 from nanoclaw.delivery.task_actions import TaskActions
 from nanoclaw.permissions.setup import build_permissions
 from nanoclaw.routing.router import Router
@@ -39,14 +40,14 @@ from nanoclaw.usage.ledger import UsageLedger
 log = logging.getLogger("nanoclaw.host")
 
 
-class _AdapterReplier:
-    """Sends host replies (denials, notices) straight through the event's adapter."""
+class NoticeReplier:
+    """Sends host replies (denials, command answers) to the event's chat through the outbox."""
 
-    def __init__(self, channels: ChannelRegistry) -> None:
-        self.channels = channels
+    def __init__(self, notices: Notifier) -> None:
+        self.notices = notices
 
     async def reply(self, event: InboundEvent, text: str) -> None:
-        await self.channels.notify(event.channel_type, event.platform_id, event.thread_id, text)
+        await self.notices.notify(event.channel_type, event.platform_id, event.thread_id, text)
 
 
 class Host:
@@ -87,6 +88,7 @@ class Host:
             state_path=settings.data_path / STATE_FILE,
             retry_delays_s=settings.channel_retry_delays_s,
         )
+        self.notices = NoticeOutbox(db=self.db, sender=self.channels)
         self.cli = CliAdapter(socket_path=settings.cli_socket)
         if adapters is None:  # built from settings: each channel is switched on by its credentials
             built, skipped = build_adapters(settings)
@@ -118,7 +120,7 @@ class Host:
             repo=self.repo,
             sessions=self.sessions,
             waker=self.supervisor,
-            replier=_AdapterReplier(self.channels),
+            replier=NoticeReplier(self.notices),
             approvals=self.permissions.approvals,
             commands=self.permissions.commands,
             threaded_channels=self.channels.threaded(),
@@ -149,7 +151,7 @@ class Host:
             reader=self.reader,
             supervisor=self.supervisor,
             delivery=self.delivery,
-            channels=self.channels,
+            notices=self.notices,
         )
         self.supervisor.on_exit(self.sweep.on_runner_exit)
         self.delivery.on_turn_done(self.sweep.on_turn_done)
@@ -158,7 +160,7 @@ class Host:
         self.budget = BudgetGuard(
             repo=self.repo,
             ledger=self.usage,
-            channels=self.channels,
+            notices=self.notices,
             stop_session=self.supervisor.stop,
             running_sessions=self.supervisor.running_sessions,
         )
@@ -181,6 +183,7 @@ class Host:
             await self._setup_adapter(adapter)
         self._spawn(self.delivery.run(), "delivery")
         self._spawn(self.sweep.run(), "sweep")
+        self._spawn(self.notices.run(), "notices")
         self._spawn(self.permissions.approvals.run_expiry(), "approval-expiry")
         await self._recover()
         log.info("host up (install %s, runtime %s)", self.settings.install_id, self.runtime.name)

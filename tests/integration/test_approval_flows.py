@@ -174,6 +174,8 @@ async def test_rejected_chat_stays_silent_from_then_on(host: Host) -> None:
         ChatClient(sock, "dm-olive", "olive") as olive,
     ):
         await bob.say("buy now")
+        # the first message's own notice comes first, so it cannot pass for the second's
+        await bob.wait_for(lambda f: f.get("type") == "notice")
         await olive.card()
         await olive.say("3")
         await olive.reply_containing("Rejected")

@@ -339,3 +339,27 @@ class UsageTurn(CentralBase):
     cache_write_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+NoticeStatus = Literal["pending", "sent", "failed"]
+
+
+class HostNotice(CentralBase):
+    """A notice the host owes a chat (a failure, a denial, a budget stop), retried until sent."""
+
+    __tablename__ = "host_notices"
+    __table_args__ = (
+        CheckConstraint(_in("status", NoticeStatus), name="status"),
+        Index("ix_host_notices_status_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel_type: Mapped[str] = mapped_column(String(32))
+    platform_id: Mapped[str] = mapped_column(String(256))
+    thread_id: Mapped[str | None] = mapped_column(String(256))
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -30,6 +30,7 @@ from nanoclaw.channels.registry import ChannelRegistry
 from nanoclaw.contract.timeutil import utc_now
 from nanoclaw.db.models import AgentGroup, MessagingGroup, PendingApproval, Wiring
 from nanoclaw.db.repository import Membership, Repository
+from nanoclaw.delivery.notices import Notifier
 from nanoclaw.errors import NanoclawError
 from nanoclaw.permissions.access import can_answer, order_for_delivery, pick_approvers
 from nanoclaw.sessions.service import SessionService
@@ -96,12 +97,14 @@ class ApprovalService:
         channels: ChannelRegistry,
         create_agent: AgentFactory,
         sessions: SessionService | None = None,
+        notices: Notifier | None = None,
         ttl_s: float = APPROVAL_TTL_S,
     ) -> None:
         self.repo = repo
         self.sessions = sessions  # to re-project destinations after connecting a chat
         self.store = store
         self.channels = channels
+        self.notices: Notifier = notices or channels  # denials and results to chats
         self.create_agent = create_agent
         self.ttl_s = ttl_s
         self._route: RouteFn | None = None
@@ -308,7 +311,7 @@ class ApprovalService:
         return mg
 
     async def say(self, channel_type: str | None, platform_id: str | None, text: str) -> None:
-        await self.channels.notify(channel_type, platform_id, None, text)
+        await self.notices.notify(channel_type, platform_id, None, text)
 
     # -- answers -----------------------------------------------------------------------------------
     async def on_action(self, question_id: str, value: str, user_id: str) -> str | None:

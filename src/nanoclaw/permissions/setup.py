@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 from nanoclaw.admin.commands import ChatCommands
 from nanoclaw.admin.service import AdminService, create_agent_files
 from nanoclaw.admin.store import AdminStore
+from nanoclaw.admin.usage_chat import register_usage_command
 from nanoclaw.db.models import AgentGroup
 from nanoclaw.permissions.agent_actions import ActionGate
 from nanoclaw.permissions.approvals import ApprovalService
+from nanoclaw.usage.ledger import UsageLedger
 
 if TYPE_CHECKING:
     from nanoclaw.host import Host
@@ -68,6 +70,7 @@ def build_permissions(host: Host) -> Permissions:
         channels=host.channels,
         create_agent=create_agent,
         sessions=host.sessions,
+        notices=host.notices,
     )
     commands = ChatCommands(admin=admin, approvals=approvals, reply=_reply_via(host))
     gate = ActionGate(
@@ -81,18 +84,12 @@ def build_permissions(host: Host) -> Permissions:
         write_to_agent=host.delivery.write_to_agent,
     )
     gate.install()
-    try:
-        from nanoclaw.admin.usage_chat import register_usage_command
-        from nanoclaw.usage.ledger import UsageLedger
-    except ImportError:  # the usage ledger is optional; /usage then says it is not available
-        pass
-    else:
-        ledger = UsageLedger(settings=host.settings, repo=host.repo, sessions=host.sessions)
-        register_usage_command(commands, ledger)
+    ledger = UsageLedger(settings=host.settings, repo=host.repo, sessions=host.sessions)
+    register_usage_command(commands, ledger)
     return Permissions(store, admin, approvals, commands, gate)
 
 
 def _reply_via(host: Host) -> Any:
-    from nanoclaw.host import _AdapterReplier
+    from nanoclaw.host import NoticeReplier
 
-    return _AdapterReplier(host.channels).reply
+    return NoticeReplier(host.notices).reply

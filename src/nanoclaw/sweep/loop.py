@@ -27,12 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from nanoclaw.channels.registry import ChannelRegistry
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.timeutil import to_iso, utc_now
 from nanoclaw.db.models import SessionRow
 from nanoclaw.db.repository import Repository
 from nanoclaw.delivery.loop import NOTICE_PREFIX, DeliveryLoop
+from nanoclaw.delivery.notices import Notifier
 from nanoclaw.runtime.base import RunnerExit
 from nanoclaw.runtime.supervisor import Supervisor
 from nanoclaw.scheduling.recurrence import catch_up_overdue, rearm_ended
@@ -72,7 +72,7 @@ class Sweep:
         reader: SessionReader,
         supervisor: Supervisor,
         delivery: DeliveryLoop,
-        channels: ChannelRegistry,
+        notices: Notifier,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.settings = settings
@@ -82,7 +82,7 @@ class Sweep:
         self.reader = reader
         self.supervisor = supervisor
         self.delivery = delivery
-        self.channels = channels
+        self.notices = notices  # durable: the user's failure notice is retried until sent
         self.clock = clock
         self.timer = DueTimer(
             on_due=self._on_due,
@@ -263,7 +263,7 @@ class Sweep:
                 f"Sorry: I could not process your {what} “{preview}” after {row.tries} attempts, "
                 "so I gave up on it. Please try again later."
             )
-            await self.channels.notify(row.channel_type, row.platform_id, row.thread_id, notice)
+            await self.notices.notify(row.channel_type, row.platform_id, row.thread_id, notice)
         if row.id.startswith(NOTICE_PREFIX):
             return  # a failed failure notice is not noticed again: that would loop
         await self.delivery.write_to_agent(

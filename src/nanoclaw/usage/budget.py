@@ -13,10 +13,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from nanoclaw.channels.registry import ChannelRegistry
 from nanoclaw.contract.runner_config import RunnerConfig
 from nanoclaw.db.models import SessionRow
 from nanoclaw.db.repository import Repository
+from nanoclaw.delivery.notices import Notifier
 from nanoclaw.errors import NanoclawError, RuntimeUnavailableError
 from nanoclaw.runtime.base import RunSpec
 from nanoclaw.usage.ledger import UsageLedger
@@ -41,13 +41,13 @@ class BudgetGuard:
         *,
         repo: Repository,
         ledger: UsageLedger,
-        channels: ChannelRegistry,
+        notices: Notifier,
         stop_session: Callable[[str], Awaitable[None]],
         running_sessions: Callable[[], set[str]],
     ) -> None:
         self.repo = repo
         self.ledger = ledger
-        self.channels = channels
+        self.notices = notices
         self.stop_session = stop_session
         self.running_sessions = running_sessions
         self._told: set[tuple[str, str]] = set()  # (session id, day) already told
@@ -126,7 +126,7 @@ class BudgetGuard:
             )
             if mg is None:
                 return
-            await self.channels.notify(
+            await self.notices.notify(
                 mg.channel_type, mg.platform_id, session.thread_id, self.message(spent, budget)
             )
         except Exception:

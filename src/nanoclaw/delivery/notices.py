@@ -1,0 +1,164 @@
+"""The durable outbox of host notices: recorded first, sent, and retried until a chat has them.
+
+A host notice (a failed message, a denial, a budget stop) must reach its chat even when the
+channel is down at that moment or the host is killed right after deciding to send it. Each
+notice is a ``host_notices`` row before the first attempt; a failed attempt is retried with
+backoff ``NOTICE_RETRY_BASE_S·2^n`` (capped) by the retry loop, which also resumes a previous
+run's pending notices at start-up. After ``MAX_NOTICE_ATTEMPTS`` the row ends ``failed`` (logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import delete, select
+
+from nanoclaw.contract.timeutil import utc_now
+from nanoclaw.db.central import CentralDB
+from nanoclaw.db.models import HostNotice
+
+log = logging.getLogger("nanoclaw.delivery.notices")
+
+NOTICE_RETRY_BASE_S = 2.0
+NOTICE_RETRY_MAX_S = 300.0
+MAX_NOTICE_ATTEMPTS = 12  # about half an hour of retries
+NOTICE_POLL_S = 1.0
+SENT_NOTICES_KEPT_FOR_S = 7 * 24 * 3600.0
+
+
+class Notifier(Protocol):
+    """Anything that can send a host notice to a chat; True when the platform accepted it."""
+
+    async def notify(
+        self, channel_type: str | None, platform_id: str | None, thread_id: str | None, text: str
+    ) -> bool: ...
+
+
+def retry_delay_s(attempts: int) -> float:
+    """The wait after the ``attempts``-th failed attempt (1-based)."""
+    return float(min(NOTICE_RETRY_MAX_S, NOTICE_RETRY_BASE_S * 2 ** max(0, attempts - 1)))
+
+
+class NoticeOutbox:
+    """A ``Notifier`` that records each notice and retries it through ``sender`` until sent."""
+
+    def __init__(
+        self,
+        *,
+        db: CentralDB,
+        sender: Notifier,
+        clock: Callable[[], datetime] = utc_now,
+        poll_s: float = NOTICE_POLL_S,
+    ) -> None:
+        self.db = db
+        self.sender = sender
+        self.clock = clock
+        self.poll_s = poll_s
+        self._lock = asyncio.Lock()  # one attempt at a time per host: a notice is never sent twice
+
+    async def notify(
+        self, channel_type: str | None, platform_id: str | None, thread_id: str | None, text: str
+    ) -> bool:
+        """Record the notice and try it now; False means it is queued for a retry."""
+        if not channel_type or not platform_id:
+            return False
+        notice_id = await asyncio.to_thread(
+            self._record, channel_type, platform_id, thread_id, text
+        )
+        async with self._lock:
+            return await self._attempt(notice_id)
+
+    async def run(self) -> None:
+        """Retry due notices until cancelled (start-up included: a killed host's are resumed)."""
+        await asyncio.to_thread(self._prune)
+        while True:
+            await self.retry_due()
+            await asyncio.sleep(self.poll_s)
+
+    async def retry_due(self) -> int:
+        """Attempt every pending notice whose time has come; returns how many were sent."""
+        due = await asyncio.to_thread(self._due_ids)
+        sent = 0
+        async with self._lock:
+            for notice_id in due:
+                sent += await self._attempt(notice_id)
+        return sent
+
+    def pending(self) -> list[HostNotice]:
+        with self.db.session() as s:
+            query = select(HostNotice).where(HostNotice.status == "pending")
+            return list(s.scalars(query.order_by(HostNotice.id)))
+
+    # -- internals -----------------------------------------------------------------------------
+    async def _attempt(self, notice_id: int) -> bool:
+        notice = await asyncio.to_thread(self._load_pending, notice_id)
+        if notice is None:
+            return False  # sent or given up meanwhile
+        ok = await self.sender.notify(
+            notice.channel_type, notice.platform_id, notice.thread_id, notice.text
+        )
+        await asyncio.to_thread(self._after_attempt, notice_id, ok)
+        return ok
+
+    def _record(self, channel_type: str, platform_id: str, thread_id: str | None, text: str) -> int:
+        with self.db.session() as s:
+            notice = HostNotice(
+                channel_type=channel_type,
+                platform_id=platform_id,
+                thread_id=thread_id,
+                text=text,
+                next_attempt_at=self.clock(),
+                created_at=self.clock(),
+            )
+            s.add(notice)
+            s.flush()
+            return int(notice.id)
+
+    def _load_pending(self, notice_id: int) -> HostNotice | None:
+        with self.db.session() as s:
+            notice = s.get(HostNotice, notice_id)
+            return notice if notice is not None and notice.status == "pending" else None
+
+    def _after_attempt(self, notice_id: int, ok: bool) -> None:
+        now = self.clock()
+        with self.db.session() as s:
+            notice = s.get(HostNotice, notice_id)
+            if notice is None:
+                return
+            notice.attempts += 1
+            if ok:
+                notice.status, notice.sent_at = "sent", now
+            elif notice.attempts >= MAX_NOTICE_ATTEMPTS:
+                notice.status = "failed"
+                log.error(
+                    "notice %s to %s/%s given up after %d attempts",
+                    notice_id,
+                    notice.channel_type,
+                    notice.platform_id,
+                    notice.attempts,
+                )
+            else:
+                notice.next_attempt_at = now + timedelta(seconds=retry_delay_s(notice.attempts))
+                log.warning("notice %s not delivered; retry %d", notice_id, notice.attempts)
+
+    def _due_ids(self) -> list[int]:
+        with self.db.session() as s:
+            query = (
+                select(HostNotice.id)
+                .where(HostNotice.status == "pending", HostNotice.next_attempt_at <= self.clock())
+                .order_by(HostNotice.id)
+            )
+            return [int(i) for i in s.scalars(query)]
+
+    def _prune(self) -> None:
+        cutoff = self.clock() - timedelta(seconds=SENT_NOTICES_KEPT_FOR_S)
+        with self.db.session() as s:
+            s.execute(
+                delete(HostNotice).where(
+                    HostNotice.status != "pending", HostNotice.created_at < cutoff
+                )
+            )
