@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -10,9 +11,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.chat_client import ChatClient
 
 NANOCLAW = [sys.executable, "-m", "nanoclaw.cli"]
 
@@ -41,8 +45,9 @@ def nanoclaw(
     )
 
 
-@pytest.fixture
-def running_host(env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+@contextmanager
+def host_process(env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``nanoclaw init`` then ``nanoclaw run`` in a child process, up once its socket exists."""
     assert nanoclaw(env, "init", "--agent-name", "Robin").returncode == 0
     proc = subprocess.Popen([*NANOCLAW, "run", "--log-file", str(tmp_path / "host.log")], env=env)
     socket_path = Path(env["NANOCLAW_CLI_SOCKET_PATH"])
@@ -51,10 +56,18 @@ def running_host(env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Pop
         assert proc.poll() is None, (tmp_path / "host.log").read_text()
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    yield proc
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def running_host(env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with host_process(env, tmp_path) as proc:
+        yield proc
 
 
 def test_init_is_idempotent_and_says_the_mock_is_in_use(
@@ -112,6 +125,34 @@ def test_wire_refuses_bad_options_before_writing_anything(
     assert chats == ["local"]  # not even the chat's record was created
     missing = nanoclaw(env, "wire", "lab", "Nobody")
     assert missing.returncode == 5 and "not found" in missing.stderr
+
+
+def test_a_failed_message_is_listed_and_answered_once_retried(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    env.update(NANOCLAW_MAX_TRIES="1", NANOCLAW_RETRY_BACKOFF_BASE_S="0.1")
+    with host_process(env, tmp_path):
+        fault = tmp_path / "fault"
+        fault.touch()
+        text = f"!crash-while {fault}"
+        first = nanoclaw(env, "chat", "-m", text, "--timeout", "30")
+        assert "could not process your message" in first.stdout, first.stdout + first.stderr
+        listed = nanoclaw(env, "messages", "failed", "--json")
+        assert listed.returncode == 0, listed.stderr
+        (failed,) = json.loads(listed.stdout)
+        assert (failed["text"], failed["tries"], failed["agent"]) == (text, 1, "Robin")
+        assert nanoclaw(env, "messages", "retry", "no-such-id").returncode == 5
+        fault.unlink()  # the operator repairs the cause, then retries
+
+        async def retried() -> str:
+            async with ChatClient(Path(env["NANOCLAW_CLI_SOCKET_PATH"]), "local", "me") as me:
+                again = nanoclaw(env, "messages", "retry", failed["id"])
+                assert again.returncode == 0, again.stderr
+                reply = await me.reply_containing(f"heard: {text}", within_s=20)
+                return str(reply["text"])
+
+        assert asyncio.run(retried()).endswith(f"heard: {text}")
+        assert json.loads(nanoclaw(env, "messages", "failed", "--json").stdout) == []
 
 
 def test_no_reply_within_the_timeout_exits_non_zero(

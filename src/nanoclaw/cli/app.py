@@ -242,6 +242,9 @@ app.add_typer(image_app, name="image")
 from nanoclaw.cli.tasks import app as tasks_app  # noqa: E402
 
 app.add_typer(tasks_app, name="tasks")
+from nanoclaw.cli.messages import app as messages_app  # noqa: E402
+
+app.add_typer(messages_app, name="messages")
 from nanoclaw.cli.usage import app as usage_app  # noqa: E402
 
 app.add_typer(usage_app, name="usage")

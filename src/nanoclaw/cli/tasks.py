@@ -3,53 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from nanoclaw.contract.layout import SessionLayout
-from nanoclaw.db.central import CentralDB
-from nanoclaw.db.repository import Repository
+from nanoclaw.cli.session_dbs import session_folders
 from nanoclaw.scheduling.tasks import TaskControl, control_task, list_tasks
-from nanoclaw.sessions.service import SessionService
-from nanoclaw.sessions.store import SessionStore
 
 app = typer.Typer(help="Scheduled tasks: list, pause, resume, cancel (a task id or its series id).")
 console = Console()
 err = Console(stderr=True)
-
-
-@dataclass(frozen=True)
-class _Session:
-    id: str
-    agent: str
-    layout: SessionLayout
-
-
-@contextmanager
-def _sessions() -> Iterator[tuple[SessionStore, list[_Session]]]:
-    from nanoclaw.cli.app import settings
-
-    s = settings()
-    db = CentralDB(path=s.central_db_path, migrations_root=s.migrations_path)
-    try:
-        db.migrate()
-        repo = Repository(db)
-        store = SessionStore(sessions_root=s.sessions_path, migrations_root=s.migrations_path)
-        service = SessionService(repo=repo, store=store)
-        names = {g.id: g.name for g in repo.agent_groups()}
-        found = [
-            _Session(row.id, names.get(row.agent_group_id, row.agent_group_id), service.layout(row))
-            for row in repo.sessions(active_only=False)
-        ]
-        yield store, found
-    finally:
-        db.dispose()
 
 
 @app.command("list")
@@ -61,7 +26,7 @@ def list_(
 ) -> None:
     """List scheduled tasks, one row per live occurrence (a series has at most one)."""
     rows: list[dict[str, Any]] = []
-    with _sessions() as (store, sessions):
+    with session_folders() as (store, sessions):
         for session in sessions:
             try:
                 tasks = list_tasks(store, session.layout, include_ended=include_ended)
@@ -93,7 +58,7 @@ def list_(
 
 def _control(task_id: str, action: TaskControl, as_json: bool) -> None:
     changed: list[dict[str, Any]] = []
-    with _sessions() as (store, sessions):
+    with session_folders() as (store, sessions):
         for session in sessions:
             try:
                 count = control_task(store, session.layout, task_id, action)

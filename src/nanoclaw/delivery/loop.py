@@ -164,9 +164,16 @@ class DeliveryLoop:
         return handled
 
     async def _report_done(self, session_id: str, acks: dict[str, str]) -> None:
+        finished = {mid for mid, status in acks.items() if status in ("completed", "failed")}
+        await self.report_done(session_id, finished)
+
+    async def report_done(self, session_id: str, finished: set[str]) -> None:
+        """Tell turn-done listeners (typing, waiting CLI clients, tasks, budget) once per message.
+
+        Also used for a message the sweep gave up on: no turn will ever complete it.
+        """
         if not self._turn_done_listeners:
             return
-        finished = {mid for mid, status in acks.items() if status in ("completed", "failed")}
         reported = self._done_reported.setdefault(session_id, set())
         new = frozenset(finished - reported)
         if not new:

@@ -40,7 +40,8 @@ class TaskRow:
         return asdict(self)
 
 
-def _prompt(raw: str) -> str:
+def message_text(raw: str) -> str:
+    """The text of a row's JSON content: a task's prompt, a chat's text."""
     try:
         content = json.loads(raw)
     except ValueError:
@@ -70,7 +71,7 @@ def list_tasks(
             recurrence_tz=r.recurrence_tz,
             catch_up=r.catch_up,
             tries=r.tries,
-            prompt=_prompt(r.content),
+            prompt=message_text(r.content),
             channel_type=r.channel_type,
             platform_id=r.platform_id,
         )

@@ -264,6 +264,7 @@ class Sweep:
                 "so I gave up on it. Please try again later."
             )
             await self.notices.notify(row.channel_type, row.platform_id, row.thread_id, notice)
+        await self.delivery.report_done(session.id, {row.id})  # after the notice: it is the answer
         if row.id.startswith(NOTICE_PREFIX):
             return  # a failed failure notice is not noticed again: that would loop
         await self.delivery.write_to_agent(

@@ -1,0 +1,75 @@
+"""``nanoclaw messages``: list inbound messages that ended ``failed``, and retry one."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nanoclaw.cli.session_dbs import session_folders
+from nanoclaw.sessions.failed import list_failed, retry_failed
+
+app = typer.Typer(help="Inbound messages: list the failed ones, retry one.")
+console = Console()
+err = Console(stderr=True)
+PREVIEW_CHARS = 50
+
+
+@app.command("failed")
+def failed(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List messages the agent gave up on (its runner crashed or hung on each try)."""
+    rows: list[dict[str, Any]] = []
+    with session_folders() as (store, sessions):
+        for session in sessions:
+            try:
+                found = list_failed(store, session.layout)
+            except Exception as exc:  # one damaged session DB never hides the others
+                err.print(f"[yellow]warning:[/] session {session.id} unreadable: {exc}")
+                continue
+            rows += [
+                {**m.to_dict(), "session_id": session.id, "agent": session.agent} for m in found
+            ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        console.print("No failed messages.")
+        return
+    table = Table("id", "kind", "received (UTC)", "tries", "chat", "agent", "text")
+    for r in rows:
+        text = (
+            r["text"] if len(r["text"]) <= PREVIEW_CHARS else r["text"][: PREVIEW_CHARS - 1] + "…"
+        )
+        chat = f"{r['channel_type']}/{r['platform_id']}" if r["channel_type"] else "-"
+        table.add_row(r["id"], r["kind"], r["timestamp"], str(r["tries"]), chat, r["agent"], text)
+    console.print(table)
+    console.print("Retry one with: nanoclaw messages retry <id>")
+
+
+@app.command("retry")
+def retry(
+    message_id: Annotated[str, typer.Argument(help="The failed message's id (see `failed`).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Put a failed message back in its session's queue with a fresh try count."""
+    retried: list[str] = []
+    with session_folders() as (store, sessions):
+        for session in sessions:
+            try:
+                if retry_failed(store, session.layout, message_id):
+                    retried.append(session.id)
+            except Exception as exc:
+                err.print(f"[yellow]warning:[/] session {session.id} unwritable: {exc}")
+    if as_json:
+        print(json.dumps({"id": message_id, "sessions": retried}))
+    if not retried:
+        if not as_json:
+            err.print(f"[red]error:[/] no failed chat or task message has id {message_id!r}")
+        raise typer.Exit(5)
+    if not as_json:
+        console.print(f"Queued {message_id} again; the agent will pick it up within a second.")
