@@ -83,6 +83,8 @@ def test_init_is_idempotent_and_says_the_mock_is_in_use(
     assert [g["name"] for g in status["agent_groups"]] == ["Robin"]
     assert [w["chat"] for w in status["wirings"]] == ["cli/local"]
     assert status["provider"] == "mock" and "no API key" in status["provider_note"]
+    (agent,) = json.loads(nanoclaw(env, "agents", "list", "--json").stdout)
+    assert agent["admin_scope"] == "global"  # the owner's DM agent (upstream §8)
 
 
 def test_chat_once_prints_the_reply_and_exits_zero(

@@ -292,6 +292,7 @@ async def test_pairing_code_makes_the_sender_owner_wires_the_dm_and_welcomes(
         assert welcome.params["text"] == f"Andy {MOCK}{WELCOME_PROMPT}"
         membership = host.repo.membership("telegram:7")
         assert membership is not None and ("owner", None) in membership.roles
+        assert host.permissions.store.admin_scope(andy.id) == "global"  # the owner's DM agent
         mg = host.repo.messaging_group("telegram", "7")
         assert mg is not None and [w.agent_group_id for w in host.repo.wirings_for(mg.id)] == [
             andy.id

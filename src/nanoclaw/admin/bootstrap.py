@@ -92,6 +92,8 @@ def initialize(settings: Settings, *, agent_name: str | None = None) -> InitRepo
             owner = f"cli:{operator_handle()}"
             repo.upsert_user(owner, kind="cli", display_name=operator_handle())
             repo.grant_role(owner, "owner", granted_by="setup")
+            # The owner's DM agent reads everything; writes still need the owner's own role.
+            repo.set_admin_scope(group.id, "global")
         return InitReport(
             agent_name=group.name,
             agent_folder=group.folder,

@@ -169,6 +169,8 @@ class Pairer:
         # Only someone with shell access to the host can issue a code: the operator, the owner.
         role = "owner"
         self.repo.grant_role(user_id, role, granted_by="pairing")
+        # The owner's DM agent reads everything; writes still need the owner's own role.
+        self.repo.set_admin_scope(agent_group_id, "global")
         mg = self.repo.ensure_messaging_group(
             channel_type=event.channel_type,
             platform_id=event.platform_id,

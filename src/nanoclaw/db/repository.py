@@ -96,6 +96,15 @@ class Repository:
                 s.add(config)
         return config
 
+    def set_admin_scope(self, agent_group_id: str, scope: str) -> None:
+        """``disabled`` | ``group`` | ``global`` (a CHECK constraint rejects anything else)."""
+        with self.db.session() as s:
+            config = s.get(ContainerConfig, agent_group_id)
+            if config is None:
+                config = ContainerConfig(agent_group_id=agent_group_id)
+                s.add(config)
+            config.admin_scope = scope
+
     # -- messaging groups and wirings ---------------------------------------------------------
     def messaging_group(self, channel_type: str, platform_id: str) -> MessagingGroup | None:
         with self.db.session() as s:
