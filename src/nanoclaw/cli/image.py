@@ -1,4 +1,4 @@
-"""``nanoclaw image build``: build the agent image (content-tagged; no-op when unchanged)."""
+"""``nanoclaw image build|prune``: the content-tagged agent image, and removing old ones."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+
+from nanoclaw.runtime.image import ImageBuilder
 
 image_app = typer.Typer(help="The agent image that runs in Docker.", no_args_is_help=True)
 console = Console()
@@ -24,32 +26,14 @@ def build(
         bool, typer.Option("--quiet-if-current", help="One line of output when nothing changed.")
     ] = False,
 ) -> None:
-    """Build the agent image from agent_runner/Dockerfile (no network needed inside the build)."""
-    import docker
-    import docker.errors
+    """Build the agent image from agent_runner/Dockerfile (no network needed inside the build).
 
-    from nanoclaw.cli.app import settings
+    After a build, older ``nanoclaw-agent`` images are removed (those a container uses stay).
+    """
     from nanoclaw.errors import NanoclawError
-    from nanoclaw.runtime.image import ImageBuilder
 
-    s = settings()
-    try:
-        client = docker.from_env(timeout=600)
-        client.ping()
-    except docker.errors.DockerException as exc:
-        err.print(f"[red]error:[/] the Docker daemon does not answer: {exc}")
-        err.print(
-            "       start Docker (e.g. `sudo dockerd &` or `systemctl start docker`) and retry"
-        )
-        raise typer.Exit(1) from exc
     started = time.monotonic()
-    builder = ImageBuilder(
-        client=client,
-        wheelhouse=s.root / ".wheelhouse",
-        base_image=s.base_image,
-        debian_mirror=s.debian_mirror,
-        progress=lambda line: console.print(f"    {line}", markup=False, highlight=False),
-    )
+    builder = _builder()
     tag = builder.tag()
     if not quiet_if_current:
         console.print(f"==> agent image {tag}")
@@ -70,3 +54,47 @@ def build(
         "debootstrap (cached)": f"on {result.base}, the locally made debootstrap base",
     }[result.base_source]
     console.print(f"    ✓ built {result.image} {how} in {elapsed:.0f} s")
+    _report_prune(builder, keep=result.image)
+
+
+@image_app.command("prune")
+def prune() -> None:
+    """Remove agent images of older sources (the current one and those in use stay)."""
+    builder = _builder()
+    _report_prune(builder, keep=builder.tag())
+
+
+def _report_prune(builder: ImageBuilder, *, keep: str) -> None:
+    result = builder.prune(keep=keep)
+    for tag in result.removed:
+        console.print(f"    ✓ removed the old image {tag}", highlight=False)
+    for tag in result.in_use:
+        console.print(f"    · kept {tag}: a container still uses it", highlight=False)
+    if not result.removed and not result.in_use:
+        console.print("    ✓ no old agent images", highlight=False)
+
+
+def _builder() -> ImageBuilder:
+    import docker
+    import docker.errors
+
+    from nanoclaw.cli.app import settings
+
+    s = settings()
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        err.print(f"[red]error:[/] the Docker daemon does not answer: {exc}")
+        err.print(
+            "       start Docker (e.g. `sudo dockerd &` or `systemctl start docker`) and retry"
+        )
+        raise typer.Exit(1) from exc
+    return ImageBuilder(
+        client=client,
+        wheelhouse=s.root / ".wheelhouse",
+        base_image=s.base_image,
+        debian_mirror=s.debian_mirror,
+        progress=lambda line: console.print(f"    {line}", markup=False, highlight=False),
+        install_id=s.install_id,
+    )

@@ -105,8 +105,8 @@ class AgentActions:
         listed = ", ".join(added) if added else "nothing new"
         return ActionResult(
             "ok",
-            f"Packages recorded for this agent ({listed}); they are installed when the agent"
-            " image is rebuilt (nanoclaw image build) and the session restarts.",
+            f"Packages recorded for this agent ({listed}), but not installed: the agent image"
+            " does not add per-agent packages yet. Tell the user an operator must add them.",
         )
 
     def _record_packages(self, agent_group_id: str, packages: list[str]) -> list[str]:

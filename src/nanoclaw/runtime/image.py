@@ -29,6 +29,8 @@ from nanoclaw.errors import ConfigError, RuntimeUnavailableError
 log = logging.getLogger("nanoclaw.runtime.image")
 
 IMAGE_REPOSITORY = "nanoclaw-agent"
+LATEST_TAG = f"{IMAGE_REPOSITORY}:latest"
+INSTALL_REPOSITORY = "nanoclaw-install"  # one tag per install: the image it runs on
 LOCAL_BASE_IMAGE = "nanoclaw-base:bookworm-minbase"
 DEBOOTSTRAP_SUITE = "bookworm"
 DEBOOTSTRAP_PACKAGES = ("python3", "python3-venv", "ca-certificates")
@@ -99,6 +101,12 @@ def content_tag(*, base_image: str) -> str:
     return f"{IMAGE_REPOSITORY}:{digest.hexdigest()[:12]}"
 
 
+@dataclass(frozen=True)
+class PruneResult:
+    removed: tuple[str, ...]
+    in_use: tuple[str, ...]
+
+
 class ImageBuilder:
     """Builds the agent image with a docker client; every step reports through ``progress``."""
 
@@ -111,7 +119,9 @@ class ImageBuilder:
         debian_mirror: str,
         progress: Progress,
         python: str = sys.executable,
+        install_id: str | None = None,
     ) -> None:
+        self.install_id = install_id
         self.client = client
         self.wheelhouse = wheelhouse
         self.base_image = base_image
@@ -134,6 +144,7 @@ class ImageBuilder:
     def build(self, *, offline_base: bool = False, force: bool = False) -> BuildResult:
         tag = self.tag()
         if not force and self.exists(tag):
+            self.claim(tag)
             return BuildResult(
                 image=tag, base=self.base_image, base_source="unchanged", built=False
             )
@@ -145,7 +156,46 @@ class ImageBuilder:
             self.progress(f"building {tag} on {base}")
             self._docker_build(context, tag=tag, base=base)
         self.client.images.get(tag).tag(IMAGE_REPOSITORY, "latest")
+        self.claim(tag)
         return BuildResult(image=tag, base=base, base_source=source, built=True)
+
+    def claim(self, image: str) -> None:
+        """Tag ``image`` as this install's (``nanoclaw-install:<install id>``), moving the claim.
+
+        Content tags are shared by every checkout on the daemon; the claims tell ``prune``
+        which images some install still runs on.
+        """
+        if self.install_id:
+            self.client.images.get(image).tag(INSTALL_REPOSITORY, self.install_id)
+
+    def prune(self, *, keep: str) -> PruneResult:
+        """Remove ``nanoclaw-agent`` images no install claims (``keep`` and ``latest`` stay).
+
+        Another checkout's current image carries its claim tag, so it is never removed here.
+        An image a container still uses is left alone and reported, never forced away.
+        """
+        import docker.errors
+
+        protected = {self.client.images.get(keep).id}
+        for image in self.client.images.list(name=INSTALL_REPOSITORY):
+            protected.add(image.id)
+        removed: list[str] = []
+        in_use: list[str] = []
+        for image in self.client.images.list(name=IMAGE_REPOSITORY):
+            if image.id in protected:
+                continue
+            for tag in image.tags:
+                if not tag.startswith(f"{IMAGE_REPOSITORY}:") or tag == LATEST_TAG:
+                    continue
+                try:
+                    self.client.images.remove(tag)
+                except docker.errors.APIError as exc:
+                    if exc.status_code != 409:  # 409: a container still uses it
+                        raise
+                    in_use.append(tag)
+                    continue
+                removed.append(tag)
+        return PruneResult(removed=tuple(removed), in_use=tuple(in_use))
 
     # -- base ----------------------------------------------------------------------------------
     def ensure_base(self, *, offline_base: bool) -> tuple[str, str]:
