@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     model_proxy: Literal["unix", "tcp"] = "unix"
     model_proxy_host: str = "127.0.0.1"
     model_proxy_port: int = Field(default=0, ge=0, le=65535)
+    # Model requests per agent group per minute through the credential proxy (0 = no limit).
+    model_requests_per_minute: int = Field(default=300, ge=0)
     # Extra mounts allowlist: outside the project and never mounted into a sandbox.
     mount_allowlist_path: Path = Field(
         default_factory=lambda: Path("~/.config/nanoclaw/mount-allowlist.json").expanduser()

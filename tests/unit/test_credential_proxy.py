@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import anthropic
@@ -13,7 +14,7 @@ from pydantic import SecretStr
 from nanoclaw.contract.runner_config import RunnerConfig
 from nanoclaw.errors import RuntimeUnavailableError
 from nanoclaw.runtime.base import RunSpec
-from nanoclaw.runtime.proxy import CredentialProxy
+from nanoclaw.runtime.proxy import CredentialProxy, RequestRateLimit
 from nanoclaw.runtime.sandbox import PROXY_SOCKET_BASE_URL, SandboxServices
 from nanoclaw.settings import Settings
 from tests.fakes.anthropic_server import FakeAnthropic, reply
@@ -243,3 +244,46 @@ async def test_no_key_or_no_proxy_means_no_runner_starts(
         await services(settings, stopped, "docker").spec_hook(
             *spec_and_config(tmp_path, "anthropic")
         )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_an_agent_over_its_request_rate_gets_a_429_the_sdk_understands(
+    fake_api: FakeAnthropic, short_dir: Path
+) -> None:
+    clock = Clock()
+    limited = CredentialProxy(
+        api_key=SecretStr(KEY),
+        upstream_url=fake_api.base_url,
+        socket_dir=short_dir / "limited",
+        rate_limit=RequestRateLimit(per_minute=2, clock=clock),
+    )
+    await limited.start()
+    try:
+        busy = sdk_client(limited, limited.issue(agent_group_id="ag-busy", session_id="s-1"))
+        calm = sdk_client(limited, limited.issue(agent_group_id="ag-calm", session_id="s-2"))
+        ask: dict[str, Any] = {"model": "m", "max_tokens": 5, "messages": [
+            {"role": "user", "content": "hi"}]}  # fmt: skip
+        for _ in range(3):
+            fake_api.push(reply("ok"))
+        await busy.messages.create(**ask)
+        clock.now += 30
+        await busy.messages.create(**ask)
+        with pytest.raises(anthropic.RateLimitError) as refused:
+            await busy.messages.create(**ask)
+        assert refused.value.response.headers["retry-after"] == "30"  # the first leaves at 60 s
+        assert "2 model requests a minute" in str(refused.value)
+        await calm.messages.create(**ask)  # another agent group has its own budget
+        clock.now += 31
+        fake_api.push(reply("ok again"))
+        again = await busy.messages.create(**ask)
+        assert again.content[0].text == "ok again"  # type: ignore[union-attr]
+        assert len(fake_api.requests) == 4  # the refused request never reached the model
+    finally:
+        await limited.stop()

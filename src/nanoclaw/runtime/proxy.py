@@ -13,8 +13,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import secrets
 import tempfile
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +37,7 @@ UNIX_PATH_MAX_BYTES = 100
 UPSTREAM_CONNECT_TIMEOUT_S = 10.0
 UPSTREAM_TOTAL_TIMEOUT_S = 900.0
 TOKEN_BYTES = 32
+RATE_WINDOW_S = 60.0
 # Never forwarded in either direction.
 HOP_BY_HOP = frozenset(
     {
@@ -100,6 +104,28 @@ class _UsageScan:
                         self.usage[key] = max(self.usage.get(key, 0), value)
 
 
+class RequestRateLimit:
+    """At most ``per_minute`` requests per agent group in any 60 s window (0 = no limit)."""
+
+    def __init__(self, *, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self._recent: dict[str, deque[float]] = {}
+
+    def wait_s(self, agent_group_id: str) -> float:
+        """0 and the request is counted, or the seconds until the oldest one leaves the window."""
+        if self.per_minute <= 0:
+            return 0.0
+        now = self.clock()
+        recent = self._recent.setdefault(agent_group_id, deque())
+        while recent and recent[0] <= now - RATE_WINDOW_S:
+            recent.popleft()
+        if len(recent) >= self.per_minute:
+            return recent[0] + RATE_WINDOW_S - now
+        recent.append(now)
+        return 0.0
+
+
 class CredentialProxy:
     def __init__(
         self,
@@ -110,7 +136,10 @@ class CredentialProxy:
         tcp_host: str | None = None,
         tcp_port: int = 0,
         session_factory: Callable[[], aiohttp.ClientSession] | None = None,
+        rate_limit: RequestRateLimit | None = None,
     ) -> None:
+        # A runaway agent loop cannot spend faster than this; the SDK honours retry-after.
+        self.rate_limit = rate_limit or RequestRateLimit(per_minute=0)
         if socket_dir is None and tcp_host is None:
             raise ValueError("the proxy needs a socket folder or a TCP host")
         self._api_key = api_key
@@ -211,6 +240,15 @@ class CredentialProxy:
             return _error(503, "api_error", "the host has no model credential configured")
         if not request.path.startswith("/v1/"):
             return _error(404, "not_found_error", "only /v1/ is proxied")
+        wait_s = self.rate_limit.wait_s(grant.agent_group_id)
+        if wait_s > 0:
+            refused = _error(
+                429,
+                "rate_limit_error",
+                f"this agent is limited to {self.rate_limit.per_minute} model requests a minute",
+            )
+            refused.headers["retry-after"] = str(max(1, math.ceil(wait_s)))
+            return refused
         usage = self.usage.setdefault(grant.agent_group_id, GroupUsage())
         usage.requests += 1
         headers = {

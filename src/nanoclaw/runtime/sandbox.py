@@ -19,7 +19,7 @@ from nanoclaw.errors import ConfigError, RuntimeUnavailableError, ValidationErro
 from nanoclaw.runtime.base import Mount, RunnerExit, RunSpec
 from nanoclaw.runtime.mounts import load_allowlist, parse_requests, resolve_extra_mounts
 from nanoclaw.runtime.plan import CONTAINER_PROXY_DIR, PROXY_SOCKET_NAME
-from nanoclaw.runtime.proxy import CredentialProxy
+from nanoclaw.runtime.proxy import CredentialProxy, RequestRateLimit
 from nanoclaw.settings import Settings
 
 log = logging.getLogger("nanoclaw.runtime.sandbox")
@@ -35,11 +35,13 @@ def build_proxy(settings: Settings) -> CredentialProxy:
             upstream_url=settings.anthropic_base_url,
             tcp_host=settings.model_proxy_host,
             tcp_port=settings.model_proxy_port,
+            rate_limit=RequestRateLimit(per_minute=settings.model_requests_per_minute),
         )
     return CredentialProxy(
         api_key=settings.anthropic_api_key,
         upstream_url=settings.anthropic_base_url,
         socket_dir=settings.data_path / "proxy",
+        rate_limit=RequestRateLimit(per_minute=settings.model_requests_per_minute),
     )
 
 
