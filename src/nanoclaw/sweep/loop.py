@@ -253,10 +253,25 @@ class Sweep:
     async def _tell_failure(
         self, session: SessionRow, layout: SessionLayout, row: ops.FailedRow
     ) -> None:
-        """Both the user (at the row's reply address) and the agent learn the message failed."""
+        """Both the agent and the user (at the row's reply address) learn the message failed.
+
+        The agent's notice is written first, so whoever sees the user's notice can rely on it.
+        """
         text = str(row.content.get("text") or row.content.get("prompt") or "")
         preview = text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
         log.error("message %s of %s failed after %d tries", row.id, session.id, row.tries)
+        if not row.id.startswith(NOTICE_PREFIX):  # a failed notice is not noticed: that would loop
+            await self.delivery.write_to_agent(
+                session,
+                layout,
+                {
+                    "text": (
+                        f"The {row.kind} message {row.id} failed {row.tries} times (your runner "
+                        f"crashed or hung while handling it) and was dropped: {preview}"
+                    )
+                },
+                id_hint=f"{NOTICE_PREFIX}failed-in-{row.id}",
+            )
         if row.channel_type and row.platform_id and row.channel_type != "agent":
             what = "scheduled task" if row.kind == "task" else "message"
             notice = (
@@ -265,19 +280,6 @@ class Sweep:
             )
             await self.notices.notify(row.channel_type, row.platform_id, row.thread_id, notice)
         await self.delivery.report_done(session.id, {row.id})  # after the notice: it is the answer
-        if row.id.startswith(NOTICE_PREFIX):
-            return  # a failed failure notice is not noticed again: that would loop
-        await self.delivery.write_to_agent(
-            session,
-            layout,
-            {
-                "text": (
-                    f"The {row.kind} message {row.id} failed {row.tries} times (your runner "
-                    f"crashed or hung while handling it) and was dropped: {preview}"
-                )
-            },
-            id_hint=f"{NOTICE_PREFIX}failed-in-{row.id}",
-        )
 
     # -- on time ---------------------------------------------------------------------------------
     async def _on_due(self, session_id: str, due: datetime) -> None:
