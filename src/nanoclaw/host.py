@@ -89,6 +89,7 @@ class Host:
             retry_delays_s=settings.channel_retry_delays_s,
         )
         self.notices = NoticeOutbox(db=self.db, sender=self.channels)
+        self.replier = NoticeReplier(self.notices)  # the router's and the chat commands' replies
         self.cli = CliAdapter(socket_path=settings.cli_socket)
         if adapters is None:  # built from settings: each channel is switched on by its credentials
             built, skipped = build_adapters(settings)
@@ -120,7 +121,7 @@ class Host:
             repo=self.repo,
             sessions=self.sessions,
             waker=self.supervisor,
-            replier=NoticeReplier(self.notices),
+            replier=self.replier,
             approvals=self.permissions.approvals,
             commands=self.permissions.commands,
             threaded_channels=self.channels.threaded(),

@@ -67,6 +67,14 @@ async def results(layout: SessionLayout, out_id: str, count: int = 1) -> list[di
     raise AssertionError(f"no result for {out_id}")
 
 
+async def agent_asks_to_add_eve(host: Host, bob: ChatClient) -> tuple[SessionLayout, str]:
+    """Bob asks; the agent requests the write ``members.add cli:eve``; returns its request id."""
+    _, layout, msg = await talk(host, bob, "add eve please")
+    out = agent_writes(layout, {"action": "admin_request", "op": "members.add",
+                                "args": {"user": "cli:eve"}}, msg)  # fmt: skip
+    return layout, out
+
+
 async def test_group_scope_agent_cannot_grant_global_roles_or_widen_its_scope(
     host: Host, andy: AgentGroup
 ) -> None:
@@ -100,9 +108,7 @@ async def test_write_by_a_non_admin_needs_a_card_and_a_denial_reaches_everyone(
         ChatClient(sock, "team", "bob") as bob,
         ChatClient(sock, "dm-olive", "olive") as olive,
     ):
-        _, layout, msg = await talk(host, bob, "add eve please")
-        out = agent_writes(layout, {"action": "admin_request", "op": "members.add",
-                                    "args": {"user": "cli:eve"}}, msg)  # fmt: skip
+        layout, out = await agent_asks_to_add_eve(host, bob)
         (pending,) = await results(layout, out)
         assert pending["status"] == "pending"
         card = await olive.card()
@@ -125,9 +131,7 @@ async def test_write_approved_on_the_card_runs_as_the_approver(
         ChatClient(sock, "team", "bob") as bob,
         ChatClient(sock, "dm-olive", "olive") as olive,
     ):
-        _, layout, msg = await talk(host, bob, "add eve please")
-        out = agent_writes(layout, {"action": "admin_request", "op": "members.add",
-                                    "args": {"user": "cli:eve"}}, msg)  # fmt: skip
+        layout, out = await agent_asks_to_add_eve(host, bob)
         card = await olive.card()
         assert "Approved" in (await olive.click(card["question_id"], "approve"))["text"]
         _, decision = await results(layout, out, count=2)
@@ -241,9 +245,7 @@ async def test_the_agent_hears_pending_before_the_decision_however_fast_the_clic
     andy = make_agent(host.repo, "Andy")
     wire_chat(host.repo, andy, "team", policy="public")
     async with ChatClient(host.settings.cli_socket, "team", "bob") as bob:
-        _, layout, msg = await talk(host, bob, "add eve please")
-        out = agent_writes(layout, {"action": "admin_request", "op": "members.add",
-                                    "args": {"user": "cli:eve"}}, msg)  # fmt: skip
+        layout, out = await agent_asks_to_add_eve(host, bob)
         first, second = await results(layout, out, count=2)
     assert len(approver.answers) == 1 and "Approved" in approver.answers[0]
     assert (first["status"], second["status"]) == ("pending", "ok")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -98,3 +99,32 @@ async def test_a_notice_without_an_address_is_not_recorded(db: CentralDB) -> Non
 def test_the_backoff_doubles_and_is_capped() -> None:
     assert [retry_delay_s(n) for n in (1, 2, 3)] == [2.0, 4.0, 8.0]
     assert retry_delay_s(50) == 300.0
+
+
+class SlowChannel(FlakyChannel):
+    """Accepts, but only once ``release`` is set: the platform is slow to answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.called = asyncio.Event()
+
+    async def notify(
+        self, channel_type: str | None, platform_id: str | None, thread_id: str | None, text: str
+    ) -> bool:
+        self.calls.append((channel_type, platform_id, thread_id, text))
+        self.called.set()
+        await self.release.wait()
+        self.accepted.append(text)
+        return True
+
+
+async def test_a_notice_being_sent_is_not_sent_again_by_the_retry_loop(db: CentralDB) -> None:
+    channel = SlowChannel()
+    outbox = NoticeOutbox(db=db, sender=channel)
+    sending = asyncio.create_task(outbox.notify("slack", "C1", None, "slow"))
+    await asyncio.wait_for(channel.called.wait(), timeout=5)
+    assert await outbox.retry_due() == 0  # due, but already in flight
+    channel.release.set()
+    assert await sending is True
+    assert channel.accepted == ["slow"] and outbox.pending() == []

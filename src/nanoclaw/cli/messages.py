@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from nanoclaw.cli.session_dbs import session_folders
+from nanoclaw.cli.session_dbs import rows_of_every_session, session_folders
 from nanoclaw.sessions.failed import list_failed, retry_failed
 
 app = typer.Typer(help="Inbound messages: list the failed ones, retry one.")
@@ -23,17 +23,7 @@ def failed(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List messages the agent gave up on (its runner crashed or hung on each try)."""
-    rows: list[dict[str, Any]] = []
-    with session_folders() as (store, sessions):
-        for session in sessions:
-            try:
-                found = list_failed(store, session.layout)
-            except Exception as exc:  # one damaged session DB never hides the others
-                err.print(f"[yellow]warning:[/] session {session.id} unreadable: {exc}")
-                continue
-            rows += [
-                {**m.to_dict(), "session_id": session.id, "agent": session.agent} for m in found
-            ]
+    rows = rows_of_every_session(list_failed, err=err)
     if as_json:
         print(json.dumps(rows, indent=2))
         return

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, Protocol
+
+from rich.console import Console
 
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.db.central import CentralDB
@@ -42,3 +45,26 @@ def session_folders() -> Iterator[tuple[SessionStore, list[SessionFolder]]]:
         yield store, found
     finally:
         db.dispose()
+
+
+class _Row(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def rows_of_every_session(
+    read: Callable[[SessionStore, SessionLayout], Sequence[_Row]], *, err: Console
+) -> list[dict[str, Any]]:
+    """``read`` on every session, each row tagged with its session and agent; a session that
+    cannot be read is reported and skipped, so one damaged DB never hides the others."""
+    rows: list[dict[str, Any]] = []
+    with session_folders() as (store, sessions):
+        for session in sessions:
+            try:
+                found = read(store, session.layout)
+            except Exception as exc:
+                err.print(f"[yellow]warning:[/] session {session.id} unreadable: {exc}")
+                continue
+            rows += [
+                {**r.to_dict(), "session_id": session.id, "agent": session.agent} for r in found
+            ]
+    return rows

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from nanoclaw.cli.session_dbs import session_folders
+from nanoclaw.cli.session_dbs import rows_of_every_session, session_folders
 from nanoclaw.scheduling.tasks import TaskControl, control_task, list_tasks
 
 app = typer.Typer(help="Scheduled tasks: list, pause, resume, cancel (a task id or its series id).")
@@ -25,16 +25,9 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List scheduled tasks, one row per live occurrence (a series has at most one)."""
-    rows: list[dict[str, Any]] = []
-    with session_folders() as (store, sessions):
-        for session in sessions:
-            try:
-                tasks = list_tasks(store, session.layout, include_ended=include_ended)
-            except Exception as exc:  # one damaged session DB never hides the others
-                err.print(f"[yellow]warning:[/] session {session.id} unreadable: {exc}")
-                continue
-            for task in tasks:
-                rows.append({**task.to_dict(), "session_id": session.id, "agent": session.agent})
+    rows = rows_of_every_session(
+        lambda store, layout: list_tasks(store, layout, include_ended=include_ended), err=err
+    )
     if as_json:
         print(json.dumps(rows, indent=2))
         return

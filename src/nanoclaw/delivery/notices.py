@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -38,6 +39,15 @@ class Notifier(Protocol):
     ) -> bool: ...
 
 
+@dataclass(frozen=True)
+class Notice:
+    id: int
+    channel_type: str
+    platform_id: str
+    thread_id: str | None
+    text: str
+
+
 def retry_delay_s(attempts: int) -> float:
     """The wait after the ``attempts``-th failed attempt (1-based)."""
     return float(min(NOTICE_RETRY_MAX_S, NOTICE_RETRY_BASE_S * 2 ** max(0, attempts - 1)))
@@ -58,7 +68,8 @@ class NoticeOutbox:
         self.sender = sender
         self.clock = clock
         self.poll_s = poll_s
-        self._lock = asyncio.Lock()  # one attempt at a time per host: a notice is never sent twice
+        # Ids being attempted right now: the retry loop skips them, so no notice goes twice.
+        self._in_flight: set[int] = set()
 
     async def notify(
         self, channel_type: str | None, platform_id: str | None, thread_id: str | None, text: str
@@ -66,11 +77,9 @@ class NoticeOutbox:
         """Record the notice and try it now; False means it is queued for a retry."""
         if not channel_type or not platform_id:
             return False
-        notice_id = await asyncio.to_thread(
-            self._record, channel_type, platform_id, thread_id, text
-        )
-        async with self._lock:
-            return await self._attempt(notice_id)
+        notice = Notice(0, channel_type, platform_id, thread_id, text)
+        notice_id = await asyncio.to_thread(self._record, notice)
+        return await self._attempt(replace(notice, id=notice_id))
 
     async def run(self) -> None:
         """Retry due notices until cancelled (start-up included: a killed host's are resumed)."""
@@ -81,11 +90,11 @@ class NoticeOutbox:
 
     async def retry_due(self) -> int:
         """Attempt every pending notice whose time has come; returns how many were sent."""
-        due = await asyncio.to_thread(self._due_ids)
+        due = await asyncio.to_thread(self._due)
         sent = 0
-        async with self._lock:
-            for notice_id in due:
-                sent += await self._attempt(notice_id)
+        for notice in due:
+            if notice.id not in self._in_flight:
+                sent += await self._attempt(notice)
         return sent
 
     def pending(self) -> list[HostNotice]:
@@ -94,34 +103,30 @@ class NoticeOutbox:
             return list(s.scalars(query.order_by(HostNotice.id)))
 
     # -- internals -----------------------------------------------------------------------------
-    async def _attempt(self, notice_id: int) -> bool:
-        notice = await asyncio.to_thread(self._load_pending, notice_id)
-        if notice is None:
-            return False  # sent or given up meanwhile
-        ok = await self.sender.notify(
-            notice.channel_type, notice.platform_id, notice.thread_id, notice.text
-        )
-        await asyncio.to_thread(self._after_attempt, notice_id, ok)
+    async def _attempt(self, notice: Notice) -> bool:
+        self._in_flight.add(notice.id)
+        try:
+            ok = await self.sender.notify(
+                notice.channel_type, notice.platform_id, notice.thread_id, notice.text
+            )
+            await asyncio.to_thread(self._after_attempt, notice.id, ok)
+        finally:
+            self._in_flight.discard(notice.id)
         return ok
 
-    def _record(self, channel_type: str, platform_id: str, thread_id: str | None, text: str) -> int:
+    def _record(self, notice: Notice) -> int:
         with self.db.session() as s:
-            notice = HostNotice(
-                channel_type=channel_type,
-                platform_id=platform_id,
-                thread_id=thread_id,
-                text=text,
+            row = HostNotice(
+                channel_type=notice.channel_type,
+                platform_id=notice.platform_id,
+                thread_id=notice.thread_id,
+                text=notice.text,
                 next_attempt_at=self.clock(),
                 created_at=self.clock(),
             )
-            s.add(notice)
+            s.add(row)
             s.flush()
-            return int(notice.id)
-
-    def _load_pending(self, notice_id: int) -> HostNotice | None:
-        with self.db.session() as s:
-            notice = s.get(HostNotice, notice_id)
-            return notice if notice is not None and notice.status == "pending" else None
+            return int(row.id)
 
     def _after_attempt(self, notice_id: int, ok: bool) -> None:
         now = self.clock()
@@ -145,14 +150,17 @@ class NoticeOutbox:
                 notice.next_attempt_at = now + timedelta(seconds=retry_delay_s(notice.attempts))
                 log.warning("notice %s not delivered; retry %d", notice_id, notice.attempts)
 
-    def _due_ids(self) -> list[int]:
+    def _due(self) -> list[Notice]:
         with self.db.session() as s:
             query = (
-                select(HostNotice.id)
+                select(HostNotice)
                 .where(HostNotice.status == "pending", HostNotice.next_attempt_at <= self.clock())
                 .order_by(HostNotice.id)
             )
-            return [int(i) for i in s.scalars(query)]
+            return [
+                Notice(int(r.id), r.channel_type, r.platform_id, r.thread_id, r.text)
+                for r in s.scalars(query)
+            ]
 
     def _prune(self) -> None:
         cutoff = self.clock() - timedelta(seconds=SENT_NOTICES_KEPT_FOR_S)

@@ -72,7 +72,7 @@ def build_permissions(host: Host) -> Permissions:
         sessions=host.sessions,
         notices=host.notices,
     )
-    commands = ChatCommands(admin=admin, approvals=approvals, reply=_reply_via(host))
+    commands = ChatCommands(admin=admin, approvals=approvals, reply=host.replier.reply)
     gate = ActionGate(
         repo=host.repo,
         store=store,
@@ -87,9 +87,3 @@ def build_permissions(host: Host) -> Permissions:
     ledger = UsageLedger(settings=host.settings, repo=host.repo, sessions=host.sessions)
     register_usage_command(commands, ledger)
     return Permissions(store, admin, approvals, commands, gate)
-
-
-def _reply_via(host: Host) -> Any:
-    from nanoclaw.host import NoticeReplier
-
-    return NoticeReplier(host.notices).reply

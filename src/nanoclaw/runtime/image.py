@@ -176,9 +176,10 @@ class ImageBuilder:
         """
         import docker.errors
 
-        protected = {self.client.images.get(keep).id}
-        for image in self.client.images.list(name=INSTALL_REPOSITORY):
-            protected.add(image.id)
+        claimed = self.client.images.list(name=INSTALL_REPOSITORY)
+        protected = {image.id for image in claimed}
+        if self.exists(keep):  # `image prune` before the current sources were ever built
+            protected.add(self.client.images.get(keep).id)
         removed: list[str] = []
         in_use: list[str] = []
         for image in self.client.images.list(name=IMAGE_REPOSITORY):
