@@ -4,6 +4,7 @@ NanoclawError
 ├── ConfigError                 bad settings or a missing prerequisite
 ├── ValidationError(field)      bad input from a user, an adapter or an agent
 │   └── UnsafePathError(path)   a path that would leave its confinement
+│       └── SandboxFileError(problem)  a sandbox-writable name that is not a plain file
 ├── NotFoundError(kind, key)    an entity that does not exist
 ├── StorageError(path)          a central or session DB that cannot be used
 │   └── SchemaVersionError(expected, found)
@@ -17,6 +18,8 @@ NanoclawError
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 
 class NanoclawError(Exception):
@@ -41,6 +44,30 @@ class UnsafePathError(ValidationError):
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(message, field="path")
         self.path = path
+
+
+class SandboxFileProblem(StrEnum):
+    """Why a name under a sandbox-writable folder was refused (see ``nanoclaw.contract.confined``)."""
+
+    SYMLINK = "symbolic link"
+    FIFO = "FIFO"
+    DEVICE = "device"
+    SOCKET = "socket"
+    FOLDER = "folder"
+    NOT_A_FOLDER = "not a folder"
+    TOO_LARGE = "too large"
+    ESCAPES = "leaves its folder"
+    UNSAFE_NAME = "unsafe name"
+    TIMEOUT = "open timed out"
+    SWAPPED = "changed while it was opened"
+
+
+class SandboxFileError(UnsafePathError):
+    """A name a sandbox can write was not a regular file of bounded size, reached without links."""
+
+    def __init__(self, message: str, *, path: str, problem: SandboxFileProblem) -> None:
+        super().__init__(message, path=path)
+        self.problem = problem
 
 
 class NotFoundError(NanoclawError):

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import getpass
+import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
+from nanoclaw.contract.confined import ensure_file
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.repository import Repository
+from nanoclaw.errors import SandboxFileError
 from nanoclaw.settings import Settings
+
+log = logging.getLogger("nanoclaw.admin.bootstrap")
 
 DEFAULT_CHAT = "local"
 
@@ -47,16 +53,26 @@ def operator_handle() -> str:
     return re.sub(r"[^A-Za-z0-9_.@+-]", "-", user) or "operator"
 
 
+def ensure_memory_file(groups_path: Path, folder: str, name: str, text: str) -> None:
+    """Create a group's memory file unless present, through the groups folder's descriptor.
+
+    The group folder is writable by its sandbox: a planted symlink (dangling or not) is
+    refused and logged, never followed, so root never writes where an agent points.
+    """
+    try:
+        ensure_file(groups_path, folder, name, data=text.encode("utf-8"))
+    except SandboxFileError as exc:
+        log.warning("left %s/%s alone: %s", folder, name, exc)
+
+
 def initialize(settings: Settings, *, agent_name: str | None = None) -> InitReport:
     """Idempotent: creates only what is missing."""
     db = CentralDB(path=settings.central_db_path, migrations_root=settings.migrations_path)
     try:
         db.migrate()
         repo = Repository(db)
-        settings.groups_path.joinpath("global").mkdir(parents=True, exist_ok=True)
-        global_md = settings.groups_path / "global" / "CLAUDE.md"
-        if not global_md.exists():
-            global_md.write_text(GLOBAL_MD)
+        settings.groups_path.mkdir(parents=True, exist_ok=True)
+        ensure_memory_file(settings.groups_path, "global", "CLAUDE.md", GLOBAL_MD)
         groups = repo.agent_groups()
         created = False
         if groups:
@@ -65,11 +81,10 @@ def initialize(settings: Settings, *, agent_name: str | None = None) -> InitRepo
             name = agent_name or settings.assistant_name
             group = repo.create_agent_group(name=name, folder=folder_for(name), assistant_name=name)
             created = True
-        group_dir = settings.groups_path / group.folder
-        group_dir.mkdir(parents=True, exist_ok=True)
-        if not (group_dir / "CLAUDE.md").exists():
-            (group_dir / "CLAUDE.md").write_text(CLAUDE_MD_TEMPLATE.format(name=group.name))
-        (group_dir / "CLAUDE.local.md").touch(exist_ok=True)
+        ensure_memory_file(
+            settings.groups_path, group.folder, "CLAUDE.md", CLAUDE_MD_TEMPLATE.format(name=group.name)
+        )
+        ensure_memory_file(settings.groups_path, group.folder, "CLAUDE.local.md", "")
 
         mg = repo.ensure_messaging_group(
             channel_type="cli",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from nanoclaw.admin.bootstrap import CLAUDE_MD_TEMPLATE, folder_for
+from nanoclaw.admin.bootstrap import CLAUDE_MD_TEMPLATE, ensure_memory_file, folder_for
 from nanoclaw.admin.store import AdminStore
 from nanoclaw.db.models import AgentGroup, MessagingGroup, PendingApproval
 from nanoclaw.db.repository import Membership, Repository
@@ -141,11 +141,9 @@ def create_agent_files(
     group_dir = groups_path / group.folder
     if group_dir.resolve().parent != groups_path.resolve():
         raise ValidationError(f"agent folder {group.folder!r} leaves groups/", field="folder")
-    group_dir.mkdir(parents=True, exist_ok=True)
-    claude = group_dir / "CLAUDE.md"
-    if not claude.exists():
-        claude.write_text(CLAUDE_MD_TEMPLATE.format(name=name))
-    (group_dir / "CLAUDE.local.md").touch(exist_ok=True)
+    groups_path.mkdir(parents=True, exist_ok=True)
+    ensure_memory_file(groups_path, group.folder, "CLAUDE.md", CLAUDE_MD_TEMPLATE.format(name=name))
+    ensure_memory_file(groups_path, group.folder, "CLAUDE.local.md", "")
     return group
 
 

@@ -2,7 +2,9 @@
 
 Invariant 2: session DBs use ``journal_mode=DELETE`` and NullPool (open, write, close per
 operation) with ``BEGIN IMMEDIATE``; read-only engines use ``mode=ro`` and ``mmap_size=0``.
-The central DB, never mounted into a sandbox, uses WAL.
+The central DB, never mounted into a sandbox, uses WAL. Session DB engines (``confined``)
+open every connection through ``contract.dbprobe`` (invariant 6): probed through the folder's
+descriptor, never resolved by name.
 """
 
 from __future__ import annotations
@@ -15,17 +17,33 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import NullPool
 
+from nanoclaw.contract.dbprobe import connect_session_db
+
 BUSY_TIMEOUT_MS = 5000
 
 
-def make_engine(path: Path, *, readonly: bool = False, wal: bool = False) -> Engine:
-    """An engine whose every transaction starts with ``BEGIN`` (read-only) or ``BEGIN IMMEDIATE``."""
-    url = f"sqlite:///file:{path}?mode=ro&uri=true" if readonly else f"sqlite:///{path}"
-    engine = create_engine(
-        url,
-        poolclass=None if wal else NullPool,
-        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-    )
+def make_engine(
+    path: Path, *, readonly: bool = False, wal: bool = False, confined: bool = False
+) -> Engine:
+    """An engine whose every transaction starts with ``BEGIN`` (read-only) or ``BEGIN IMMEDIATE``.
+
+    ``confined``: a session DB a sandbox can reach; each connection is probed first.
+    """
+    if confined:
+        engine = create_engine(
+            "sqlite://",
+            poolclass=NullPool,
+            creator=lambda: connect_session_db(
+                path, readonly=readonly, timeout_s=BUSY_TIMEOUT_MS / 1000
+            ),
+        )
+    else:
+        url = f"sqlite:///file:{path}?mode=ro&uri=true" if readonly else f"sqlite:///{path}"
+        engine = create_engine(
+            url,
+            poolclass=None if wal else NullPool,
+            connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        )
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -65,7 +83,7 @@ class EngineCache:
         with self._lock:
             engine = self._engines.pop(key, None)
             if engine is None:
-                engine = make_engine(path, readonly=readonly)
+                engine = make_engine(path, readonly=readonly, confined=True)
             self._engines[key] = engine
             while len(self._engines) > self.size:
                 self._engines.pop(next(iter(self._engines))).dispose()

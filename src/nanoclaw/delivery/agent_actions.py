@@ -13,12 +13,13 @@ import re
 from typing import Any
 
 from nanoclaw.admin.service import create_agent_files
+from nanoclaw.contract.confined import replace_file
 from nanoclaw.db.models import ContainerConfig, SessionRow
 from nanoclaw.db.repository import Repository, normalize_destination_name
 from nanoclaw.delivery.actions import ActionResult, SystemActions
 from nanoclaw.errors import NanoclawError, ValidationError
 from nanoclaw.sessions.outbound_reader import OutboundRow
-from nanoclaw.sessions.paths import confined
+from nanoclaw.sessions.paths import safe_name
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.settings import Settings
 
@@ -72,9 +73,11 @@ class AgentActions:
             raise ValidationError(f"you already have a destination named {local!r}", field="name")
         group = create_agent_files(self.repo, self.settings.groups_path, name)
         if instructions:
-            group_dir = confined(self.settings.groups_path, group.folder)
-            (group_dir / "CLAUDE.local.md").write_text(
-                instructions.strip() + "\n", encoding="utf-8"
+            replace_file(
+                self.settings.groups_path,
+                safe_name(group.folder),
+                "CLAUDE.local.md",
+                data=(instructions.strip() + "\n").encode("utf-8"),
             )
         self._inherit_model(creator, group.id)
         self.repo.add_agent_destination(agent_group_id=creator, name=local, target_id=group.id)

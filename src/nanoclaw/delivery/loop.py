@@ -6,6 +6,11 @@ the safety net. A per-session lock means overlapping passes never send a row twi
 is recorded in ``delivered`` right after the adapter accepts it, so a host crash between
 the two re-sends it at most once. Attempts are persisted; after the last one the row
 ends ``failed`` and the agent is told.
+
+Outbox files are read through ``contract.confined`` (invariant 6): the agent can swap any name
+in its outbox at any moment, so a file is opened beneath the session folder's descriptor with no
+link followed, checked with ``fstat`` and read through that descriptor. A refused file fails the
+row for good and the agent is told why.
 """
 
 from __future__ import annotations
@@ -13,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from nanoclaw.channels.base import OutboundFile, OutboundPayload
 from nanoclaw.channels.registry import ChannelRegistry
+from nanoclaw.contract.confined import ConfinedDir
 from nanoclaw.contract.dbwatch import change_signature
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.timeutil import now_iso, to_iso, utc_now
@@ -28,7 +33,7 @@ from nanoclaw.delivery.actions import SystemActions, action_result_content
 from nanoclaw.errors import DeliveryError, NanoclawError, UnauthorizedDestinationError
 from nanoclaw.ids import new_id
 from nanoclaw.sessions.outbound_reader import DeliveryState, OutboundRow, SessionReader
-from nanoclaw.sessions.paths import confined, regular_file_inside
+from nanoclaw.sessions.paths import safe_name
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import InboundMessage
 from nanoclaw.settings import Settings
@@ -36,6 +41,7 @@ from nanoclaw.settings import Settings
 log = logging.getLogger("nanoclaw.delivery")
 
 NOTICE_PREFIX = "notice-"
+MAX_OUTBOX_FILE_BYTES = 50 * 1024 * 1024  # Telegram's bot upload limit; Slack's is higher
 
 TurnDoneListener = Callable[[str, frozenset[str]], Awaitable[None]]
 
@@ -369,15 +375,33 @@ class DeliveryLoop:
         names = row.content.get("files") or []
         if not names:
             return ()
-        folder = confined(layout.outbox, row.id)
-        files = []
-        for name in names:
-            path = regular_file_inside(layout.outbox, confined(folder, str(name)))
-            files.append(OutboundFile(filename=str(name), data=path.read_bytes()))
-        return tuple(files)
+        if not isinstance(names, list):
+            raise DeliveryError(f"message {row.id}: 'files' is not a list", retryable=False)
+        return read_outbox_files(layout, row.id, [str(name) for name in names])
 
     def _clean_outbox(self, layout: SessionLayout, row: OutboundRow) -> None:
         if not row.content.get("files"):
             return
-        with contextlib.suppress(Exception):  # cleanup failure must never cause a resend
-            shutil.rmtree(confined(layout.outbox, row.id))
+        # A cleanup failure must never cause a resend.
+        with contextlib.suppress(Exception), ConfinedDir.open(layout.root, "outbox") as outbox:
+            outbox.remove_tree(safe_name(row.id))
+
+
+def read_outbox_files(
+    layout: SessionLayout, message_id: str, names: list[str]
+) -> tuple[OutboundFile, ...]:
+    """The files of one outbound message, each opened beneath the session folder's descriptor."""
+    try:
+        with ConfinedDir.open(layout.root, "outbox", safe_name(message_id)) as folder:
+            return tuple(
+                OutboundFile(
+                    filename=name,
+                    data=folder.read_bytes(safe_name(name), max_bytes=MAX_OUTBOX_FILE_BYTES),
+                )
+                for name in names
+            )
+    except FileNotFoundError as exc:
+        raise DeliveryError(
+            f"file {exc.filename or '?'} of message {message_id} is not in the outbox",
+            retryable=False,
+        ) from exc

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from nanoclaw.channels.base import InboundEvent, RouteReceipt
+from nanoclaw.contract.confined import create_file
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.db.models import MessagingGroup, Wiring
 from nanoclaw.db.repository import Membership, Repository
@@ -22,7 +23,7 @@ from nanoclaw.errors import NanoclawError
 from nanoclaw.permissions.access import can_access, is_admin_of
 from nanoclaw.routing.command_gate import gate
 from nanoclaw.routing.engage import engages
-from nanoclaw.sessions.paths import confined, safe_name
+from nanoclaw.sessions.paths import safe_name
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import InboundMessage
 
@@ -339,14 +340,11 @@ class Router:
                 name = f"attachment-{index}"
             entry: dict[str, str | None] = {"name": name, "mime": att.mime}
             if att.data is not None:
-                target_dir = confined(layout.inbox, folder)
-                target_dir.mkdir(parents=True, exist_ok=True)
-                target = confined(target_dir, name)
-                try:
-                    with open(target, "xb") as handle:  # exclusive: never follows or overwrites
-                        handle.write(att.data)
-                except FileExistsError:
-                    log.info("attachment %s already saved (a re-delivered event)", target)
+                # Through the session folder's descriptor, O_EXCL: never follows or overwrites.
+                if not create_file(
+                    layout.root, "inbox", safe_name(folder), name, data=att.data, make_dirs=True
+                ):
+                    log.info("attachment %s/%s already saved (a re-delivered event)", folder, name)
                 entry["path"] = f"inbox/{folder}/{name}"
             elif att.url:
                 entry["url"] = att.url

@@ -61,7 +61,10 @@ def runner_sources() -> list[tuple[Path, str]]:
     """(host file, path inside the build context's ``app/``) for everything the runner imports."""
     runner = _package_dir("agent_runner")
     nanoclaw = _package_dir("nanoclaw")
-    files: list[tuple[Path, str]] = [(nanoclaw / "__init__.py", "nanoclaw/__init__.py")]
+    files: list[tuple[Path, str]] = [
+        (nanoclaw / "__init__.py", "nanoclaw/__init__.py"),
+        (nanoclaw / "errors.py", "nanoclaw/errors.py"),  # contract.confined raises its errors
+    ]
     for base, prefix in ((runner, "agent_runner"), (nanoclaw / "contract", "nanoclaw/contract")):
         for path in sorted(base.rglob("*")):
             if (

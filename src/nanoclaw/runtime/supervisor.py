@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from nanoclaw.contract.confined import ConfinedDir
 from nanoclaw.contract.runner_config import RunnerConfig
 from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.db.repository import Repository
@@ -214,7 +215,8 @@ class Supervisor:
         # journal by opening read-write) is the host's one permitted write to outbound.db.
         store.clear_orphan_claims(layout)
         self.sessions.project(session, layout)
-        layout.heartbeat.unlink(missing_ok=True)
+        with ConfinedDir.open(layout.root, "outbound") as outbound:  # never through a link
+            outbound.unlink(layout.heartbeat.name)
         group_dir = self.settings.groups_path / group.folder
         group_dir.mkdir(parents=True, exist_ok=True)
         global_dir = self.settings.groups_path / "global"

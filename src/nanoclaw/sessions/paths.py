@@ -31,14 +31,3 @@ def confined(root: Path, *parts: str) -> Path:
     if resolved != real_root and real_root not in resolved.parents:
         raise UnsafePathError(f"{candidate} escapes {real_root}", path=str(candidate))
     return candidate
-
-
-def regular_file_inside(root: Path, candidate: Path) -> Path:
-    """A file a container wrote: must be a regular file (no symlink) whose real path is under root."""
-    if candidate.is_symlink() or not candidate.is_file():
-        raise UnsafePathError(f"{candidate} is not a regular file", path=str(candidate))
-    real_root = root.resolve()
-    resolved = candidate.resolve()
-    if real_root not in resolved.parents:
-        raise UnsafePathError(f"{candidate} escapes {real_root}", path=str(candidate))
-    return resolved

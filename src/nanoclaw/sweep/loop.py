@@ -27,12 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from nanoclaw.contract.confined import ConfinedDir
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.timeutil import to_iso, utc_now
 from nanoclaw.db.models import SessionRow
 from nanoclaw.db.repository import Repository
 from nanoclaw.delivery.loop import NOTICE_PREFIX, DeliveryLoop
 from nanoclaw.delivery.notices import Notifier
+from nanoclaw.errors import SandboxFileError
 from nanoclaw.runtime.base import RunnerExit
 from nanoclaw.runtime.supervisor import Supervisor
 from nanoclaw.scheduling.recurrence import catch_up_overdue, rearm_ended
@@ -191,10 +193,7 @@ class Sweep:
         claims: dict[str, Claim],
         report: SweepReport,
     ) -> None:
-        try:
-            mtime: float | None = layout.heartbeat.stat().st_mtime
-        except FileNotFoundError:
-            mtime = None
+        mtime = heartbeat_mtime(layout)
         state = await asyncio.to_thread(self.reader.runner_state, layout)
         decision = decide_stuck_action(
             self.clock(),
@@ -323,3 +322,17 @@ class Sweep:
                 await self.timer.refresh(session_id)
         except Exception:
             log.exception("re-arming series of %s failed", session_id)
+
+
+def heartbeat_mtime(layout: SessionLayout) -> float | None:
+    """The runner's heartbeat time: ``lstat`` beneath the session folder's descriptor.
+
+    The heartbeat lives in a sandbox-writable folder; a link or any non-regular entry there
+    counts as no heartbeat (never followed, never opened).
+    """
+    try:
+        with ConfinedDir.open(layout.root, "outbound") as outbound:
+            st = outbound.stat_regular(layout.heartbeat.name)
+    except (FileNotFoundError, SandboxFileError):
+        return None
+    return None if st is None else st.st_mtime
