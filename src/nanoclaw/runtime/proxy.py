@@ -6,6 +6,11 @@ agent group (usage is attributed per group), replaces it with the real ``x-api-k
 the request to the model API, streaming the answer back. Tokens are revoked when their runner
 exits, so a stolen token dies with its container. The proxy listens on a Unix socket whose
 folder is mounted read-only into each sandbox (or on TCP where sockets cannot cross the mount).
+
+The proxy forwards only what it checked: the upstream URL is built from the raw request target
+after validation (:func:`upstream_target`), never from a decoded or re-normalised form. Anything
+that could climb out of ``/v1/`` once decoded (``.``/``..`` segments, encoded or not, ``%2f``,
+backslashes, ``//``, NUL) and absolute-form targets are refused with a 400.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import math
 import secrets
 import tempfile
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +32,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from pydantic import SecretStr
+from yarl import URL
 
 from nanoclaw.runtime.plan import PROXY_SOCKET_NAME
 
@@ -55,6 +62,35 @@ HOP_BY_HOP = frozenset(
     }
 )
 CLIENT_CREDENTIAL_HEADERS = frozenset({"x-api-key", "authorization", "cookie"})
+PROXIED_PREFIX = "/v1/"
+
+
+class UnsafeTargetError(ValueError):
+    """A request target the proxy will not forward; the message says why."""
+
+
+def upstream_target(raw_target: str) -> str:
+    """The checked path (and query) to forward, from a request's raw, undecoded target.
+
+    The path must be origin-form under ``/v1/`` and every segment, once percent-decoded,
+    a plain name: not empty, not ``.`` or ``..``, no ``/``, ``\\`` or NUL. The path is
+    forwarded exactly as received (still encoded), so what was checked is what the
+    upstream sees.
+    """
+    if not raw_target.startswith("/") or raw_target.startswith("//"):
+        raise UnsafeTargetError("only origin-form request targets are proxied")
+    path, sep, query = raw_target.partition("?")
+    if "#" in raw_target:
+        raise UnsafeTargetError("a request target has no fragment")
+    if not path.startswith(PROXIED_PREFIX):
+        raise UnsafeTargetError("only /v1/ is proxied")
+    if "\\" in path:
+        raise UnsafeTargetError("backslashes are not allowed in the path")
+    for segment in path[1:].split("/"):
+        decoded = urllib.parse.unquote(segment, errors="strict")
+        if not segment or decoded in (".", "..") or any(c in decoded for c in "/\\\x00"):
+            raise UnsafeTargetError(f"path segment {segment!r} is not allowed")
+    return path + sep + query
 
 
 @dataclass
@@ -238,8 +274,11 @@ class CredentialProxy:
             return _error(401, "authentication_error", "unknown or expired sandbox token")
         if not self.has_key or self._session is None:
             return _error(503, "api_error", "the host has no model credential configured")
-        if not request.path.startswith("/v1/"):
-            return _error(404, "not_found_error", "only /v1/ is proxied")
+        try:
+            target = upstream_target(request.raw_path)
+        except (UnsafeTargetError, UnicodeDecodeError) as exc:
+            log.warning("proxy: group %s refused target: %s", grant.agent_group_id, exc)
+            return _error(400, "invalid_request_error", f"refused request target: {exc}")
         wait_s = self.rate_limit.wait_s(grant.agent_group_id)
         if wait_s > 0:
             refused = _error(
@@ -260,7 +299,7 @@ class CredentialProxy:
         headers["x-api-key"] = self._api_key.get_secret_value()
         headers["accept-encoding"] = "identity"
         body = await request.read()
-        url = self.upstream_url + request.path_qs
+        url = URL(self.upstream_url + target, encoded=True)  # as checked, never re-normalised
         try:
             async with self._session.request(
                 request.method, url, headers=headers, data=body, allow_redirects=False
