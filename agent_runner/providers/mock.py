@@ -1,7 +1,8 @@
 """A deterministic provider for tests and key-free demos; every reply says it is the mock.
 
 Directives (mock only, for tests and demos): a chat text starting with ``!sleep <s>``
-holds the turn that long, ``!crash`` ends the process with exit code 70 (``!crash-while <path>``:
+holds the turn that long (``!hold-while <path>``: while that file exists),
+``!crash`` ends the process with exit code 70 (``!crash-while <path>``:
 only while that file exists), ``!to <name> <text>``
 answers with a ``<message to="name">`` block, and ``!internal`` wraps the reply in ``<internal>``.
 ``!file``, ``!edit``, ``!react`` and ``!ask`` exercise the channels (``mock_channel.py``).
@@ -37,6 +38,11 @@ class MockProvider(Provider):
         if last.startswith("!sleep"):
             seconds = float(last.split()[1]) if len(last.split()) > 1 else 1.0
             await asyncio.sleep(seconds)  # a turn that hangs: no heartbeat, no progress
+        if last.startswith("!hold-while "):
+            held = Path(last.split(maxsplit=1)[1])
+            while await asyncio.to_thread(held.exists):  # a turn in progress, alive
+                ctx.touch()
+                await asyncio.sleep(0.02)
         if last.startswith("!crash-while "):
             fault = Path(last.split(maxsplit=1)[1])
             if await asyncio.to_thread(fault.exists):  # a fault the operator can repair

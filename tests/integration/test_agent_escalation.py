@@ -7,8 +7,10 @@ The test writes ``system`` rows into a live session's outbound.db exactly as a r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,6 +48,35 @@ async def talk(host: Host, chat: ChatClient, text: str) -> tuple[SessionRow, Ses
     return session, host.sessions.layout(session), f"{client_id}:{session.agent_group_id}"
 
 
+async def held_turn(
+    host: Host, chat: ChatClient, release: Path
+) -> tuple[SessionRow, SessionLayout, str]:
+    """A user message whose turn stays in progress until ``release`` is removed.
+
+    A real agent's request is written during the turn that asked for it: the host attributes it
+    to that turn's user only while the turn is unfinished (nanoclaw.delivery.origin).
+    """
+    await asyncio.to_thread(release.touch)
+    client_id = await chat.say(f"!hold-while {release}")
+    for _ in range(750):
+        sessions = host.repo.sessions()
+        if sessions:
+            layout = host.sessions.layout(sessions[0])
+            msg = f"{client_id}:{sessions[0].agent_group_id}"
+            with (
+                contextlib.suppress(sqlite3.OperationalError),
+                sqlite3.connect(f"file:{layout.outbound_db}?mode=ro", uri=True) as conn,
+            ):
+                claimed = conn.execute(
+                    "SELECT 1 FROM processing_ack WHERE message_id = ? AND status = 'processing'",
+                    (msg,),
+                ).fetchone()
+                if claimed:
+                    return sessions[0], layout, msg
+        await asyncio.sleep(0.02)
+    raise AssertionError("the held turn never started")
+
+
 def agent_writes(layout: SessionLayout, content: dict[str, Any], in_reply_to: str | None) -> str:
     db = SessionDB(inbound_path=layout.inbound_db, outbound_path=layout.outbound_db)
     out_id = f"out-test-{abs(hash((json.dumps(content), in_reply_to)))}"
@@ -67,9 +98,18 @@ async def results(layout: SessionLayout, out_id: str, count: int = 1) -> list[di
     raise AssertionError(f"no result for {out_id}")
 
 
-async def agent_asks_to_add_eve(host: Host, bob: ChatClient) -> tuple[SessionLayout, str]:
-    """Bob asks; the agent requests the write ``members.add cli:eve``; returns its request id."""
-    _, layout, msg = await talk(host, bob, "add eve please")
+async def agent_asks_to_add_eve(
+    host: Host, bob: ChatClient, hold: Path | None = None
+) -> tuple[SessionLayout, str]:
+    """Bob asks; the agent requests the write ``members.add cli:eve``; returns its request id.
+
+    With ``hold`` the request is written during bob's turn (so the card names him); without,
+    after it (so it is nobody's request, and still needs a card).
+    """
+    if hold is None:
+        _, layout, msg = await talk(host, bob, "add eve please")
+    else:
+        _, layout, msg = await held_turn(host, bob, hold)
     out = agent_writes(layout, {"action": "admin_request", "op": "members.add",
                                 "args": {"user": "cli:eve"}}, msg)  # fmt: skip
     return layout, out
@@ -101,19 +141,21 @@ async def test_group_scope_agent_cannot_grant_global_roles_or_widen_its_scope(
 
 
 async def test_write_by_a_non_admin_needs_a_card_and_a_denial_reaches_everyone(
-    host: Host, andy: AgentGroup
+    host: Host, andy: AgentGroup, tmp_path: Path
 ) -> None:
     sock = host.settings.cli_socket
     async with (
         ChatClient(sock, "team", "bob") as bob,
         ChatClient(sock, "dm-olive", "olive") as olive,
     ):
-        layout, out = await agent_asks_to_add_eve(host, bob)
+        hold = tmp_path / "hold"
+        layout, out = await agent_asks_to_add_eve(host, bob, hold)
         (pending,) = await results(layout, out)
         assert pending["status"] == "pending"
         card = await olive.card()
         assert "admin_request members.add" in card["title"] and "cli:bob" in card["question"]
         assert host.repo.membership("cli:eve") is None  # nothing happened yet
+        await asyncio.to_thread(hold.unlink)
         start = len(bob.frames)
         await olive.say("2")
         await olive.reply_containing("Denied")
@@ -141,15 +183,18 @@ async def test_write_approved_on_the_card_runs_as_the_approver(
 
 
 async def test_an_admin_s_own_request_runs_at_once_but_a_borrowed_reference_does_not(
-    host: Host, andy: AgentGroup
+    host: Host, andy: AgentGroup, tmp_path: Path
 ) -> None:
     sock = host.settings.cli_socket
     async with ChatClient(sock, "team", "olive") as olive, ChatClient(sock, "team", "bob") as bob:
-        _, layout, olive_msg = await talk(host, olive, "add eve")
+        release = tmp_path / "hold"
+        _, layout, olive_msg = await held_turn(host, olive, release)
         direct = agent_writes(layout, {"action": "admin_request", "op": "members.add",
                                        "args": {"user": "cli:eve"}}, olive_msg)  # fmt: skip
         (ok,) = await results(layout, direct)
         assert ok["status"] == "ok"
+        await asyncio.to_thread(release.unlink)
+        await olive.reply_containing("heard: !hold-while")
         # bob speaks next; the agent points at olive's older message to borrow her role
         await talk(host, bob, "now add mallory")
         borrowed = agent_writes(layout, {"action": "admin_request", "op": "members.add",
@@ -179,7 +224,7 @@ async def test_reads_stay_within_the_admin_scope(host: Host, andy: AgentGroup) -
 
 
 async def test_gated_host_actions_wait_for_approval_unless_an_admin_asked(
-    host: Host, andy: AgentGroup
+    host: Host, andy: AgentGroup, tmp_path: Path
 ) -> None:
     calls: list[str] = []
 
@@ -204,11 +249,13 @@ async def test_gated_host_actions_wait_for_approval_unless_an_admin_asked(
         _, decision = await results(layout, out, count=2)
         assert decision["status"] == "ok" and calls == ["Sneaky"]
     async with ChatClient(sock, "team", "olive") as owner_chat:
-        _, layout, olive_msg = await talk(host, owner_chat, "spawn another")
+        release = tmp_path / "hold"
         start = len(owner_chat.frames)
+        _, layout, olive_msg = await held_turn(host, owner_chat, release)
         out = agent_writes(layout, {"action": "create_agent", "name": "Fine"}, olive_msg)
         (direct,) = await results(layout, out)
-        await owner_chat.reply_containing("heard", start=start)  # the agent's turn on the result
+        await asyncio.to_thread(release.unlink)
+        await owner_chat.reply_containing("heard", start=start)  # the turn ends, then the result
     assert direct["status"] == "ok" and calls == ["Sneaky", "Fine"]
 
 

@@ -30,6 +30,7 @@ from nanoclaw.contract.timeutil import now_iso, to_iso, utc_now
 from nanoclaw.db.models import SessionRow
 from nanoclaw.db.repository import Repository
 from nanoclaw.delivery.actions import SystemActions, action_result_content
+from nanoclaw.delivery.origin import OriginLedger
 from nanoclaw.errors import DeliveryError, NanoclawError, UnauthorizedDestinationError
 from nanoclaw.ids import new_id
 from nanoclaw.sessions.outbound_reader import DeliveryState, OutboundRow, SessionReader
@@ -59,6 +60,7 @@ class DeliveryLoop:
         wake: Callable[[str], object],
         running_sessions: Callable[[], set[str]],
         note_activity: Callable[[str], None] = lambda _sid: None,
+        origins: OriginLedger | None = None,
     ) -> None:
         self.settings = settings
         self.repo = repo
@@ -69,6 +71,8 @@ class DeliveryLoop:
         self.wake = wake
         self.running_sessions = running_sessions
         self.note_activity = note_activity
+        # Who asked for each system row, decided from host facts when the row is first read.
+        self.origins = origins or OriginLedger(engines=reader.engines)
         self._locks: dict[str, asyncio.Lock] = {}
         self._floor: dict[str, int] = {}  # every row at or below is terminal
         self._signatures: dict[str, tuple[int, int] | None] = {}
@@ -130,10 +134,15 @@ class DeliveryLoop:
         acks = await asyncio.to_thread(self.reader.acks, layout)
         if acks:
             await asyncio.to_thread(self.sessions.store.sync_acks, layout, acks)
+        # Order matters (nanoclaw.delivery.origin): the session's state is observed before
+        # messages_out is read, and each request's origin is decided when it is first read.
+        await asyncio.to_thread(self.origins.observe, session_id, layout, acks)
         floor = self._floor.get(session_id, 0)
         rows = await asyncio.to_thread(
             self.reader.outbound_rows, layout, due_before=now_iso(), after_seq=floor
         )
+        requests = [(r.id, r.in_reply_to) for r in rows if r.kind == "system"]
+        await asyncio.to_thread(self.origins.first_sight, session_id, layout, requests)
         if not rows:
             if session_id not in self.running_sessions():
                 self._extra.discard(session_id)

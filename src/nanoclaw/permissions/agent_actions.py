@@ -1,10 +1,11 @@
 """Host actions requested by agents, authorized by the ORIGINATING user's role (invariant 7).
 
 ``ActionGate.authorize`` is the one authorizer installed on ``SystemActions``. The
-originating user is the sender of the inbound row the system row answers (``in_reply_to``),
-and only when every triggering chat row from that one up to the system row came from that
-same user (so an agent cannot point ``in_reply_to`` at an old admin message, and a mixed
-batch counts as nobody). Gated actions run at once for an admin of the agent group, and
+originating user is decided by ``nanoclaw.delivery.origin`` from facts the host recorded
+when it first read the request (which inbound rows it had written, from whom, and which it
+had seen finished before): never from the request's seq, timestamps or other runner-written
+fields, and any ambiguity (a mixed batch, another user's queued row) counts as nobody.
+Gated actions run at once for an admin of the agent group, and
 otherwise go through an approval card; refusals and denials are reported to the agent and
 to the chat. ``admin_request`` gives admin-scoped agents reads within their scope and
 writes through the same gate; no agent can change an admin scope.
@@ -15,11 +16,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
-
-from sqlalchemy import select
 
 from nanoclaw.admin.service import Actor, AdminService, Table
 from nanoclaw.admin.store import AdminStore
@@ -27,11 +26,11 @@ from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.db.models import PendingApproval, SessionRow
 from nanoclaw.db.repository import Repository
 from nanoclaw.delivery.actions import ActionResult, SystemActions, action_result_content
+from nanoclaw.delivery.origin import OriginLedger
 from nanoclaw.errors import NanoclawError, NotFoundError
 from nanoclaw.permissions.access import is_admin_of
 from nanoclaw.permissions.approvals import ApprovalService
 from nanoclaw.sessions.outbound_reader import OutboundRow, SessionReader
-from nanoclaw.sessions.schema import messages_in
 from nanoclaw.sessions.service import SessionService
 
 log = logging.getLogger("nanoclaw.permissions.actions")
@@ -82,41 +81,6 @@ WriteToAgent = Callable[..., Awaitable[None]]
 Say = Callable[[str | None, str | None, str], Awaitable[None]]
 
 
-def originating_user(
-    rows: Sequence[dict[str, Any]], ref_id: str | None, before_seq: int
-) -> str | None:
-    """Pure: the one user behind the triggering chat rows from ``ref_id`` up to ``before_seq``.
-
-    ``rows`` are ``messages_in`` rows as dicts (id, seq, kind, trigger, channel_type, content).
-    """
-    if not ref_id:
-        return None
-    ref = next((r for r in rows if r["id"] == ref_id), None)
-    if ref is None or ref["kind"] != "chat" or ref["seq"] > before_seq:
-        return None
-    senders: set[str | None] = set()
-    for r in rows:
-        if not (ref["seq"] <= r["seq"] < before_seq) or not r["trigger"] or r["kind"] == "system":
-            continue
-        if r["kind"] != "chat" or r["channel_type"] == "agent":
-            senders.add(None)  # a task, webhook or another agent: nobody's authority
-            continue
-        content = r["content"] if isinstance(r["content"], dict) else _json(r["content"])
-        sender = content.get("sender_id")
-        senders.add(str(sender) if sender else None)
-    if len(senders) != 1:
-        return None
-    return next(iter(senders))
-
-
-def _json(raw: Any) -> dict[str, Any]:
-    try:
-        value = json.loads(raw)
-    except (TypeError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _row_to_json(row: OutboundRow) -> dict[str, Any]:
     return asdict(row)
 
@@ -143,6 +107,7 @@ class ActionGate:
         reader: SessionReader,
         actions: SystemActions,
         write_to_agent: WriteToAgent,
+        origins: OriginLedger,
         gated: frozenset[str] = GATED_ACTIONS,
     ) -> None:
         self.repo = repo
@@ -153,6 +118,7 @@ class ActionGate:
         self.reader = reader
         self.actions = actions
         self.write_to_agent = write_to_agent
+        self.origins = origins
         self.gated = set(gated)
         self._acting: dict[str, Actor] = {}  # system row id → who the approved action runs as
 
@@ -167,20 +133,8 @@ class ActionGate:
 
     # -- who asked -----------------------------------------------------------------------------
     def origin_user_sync(self, session: SessionRow, row: OutboundRow) -> str | None:
-        layout = self.sessions.layout(session)
-        with self.reader.engines.get(layout.inbound_db, readonly=True).connect() as conn:
-            found = conn.execute(
-                select(
-                    messages_in.c.id,
-                    messages_in.c.seq,
-                    messages_in.c.kind,
-                    messages_in.c.trigger,
-                    messages_in.c.channel_type,
-                    messages_in.c.content,
-                ).where(messages_in.c.seq < row.seq)
-            ).all()
-        rows = [dict(r._mapping) for r in found]
-        return originating_user(rows, row.in_reply_to, row.seq)
+        # Decided by the delivery pass that first read the row; only the row's id is used.
+        return self.origins.origin(session.id, row.id)
 
     # -- the authorizer ------------------------------------------------------------------------
     async def authorize(self, session: SessionRow, row: OutboundRow) -> str | ActionResult | None:

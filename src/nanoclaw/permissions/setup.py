@@ -82,6 +82,7 @@ def build_permissions(host: Host) -> Permissions:
         reader=host.reader,
         actions=host.actions,
         write_to_agent=host.delivery.write_to_agent,
+        origins=host.delivery.origins,
     )
     gate.install()
     ledger = UsageLedger(settings=host.settings, repo=host.repo, sessions=host.sessions)

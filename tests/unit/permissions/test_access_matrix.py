@@ -19,7 +19,6 @@ from nanoclaw.permissions.access import (
     pick_approvers,
     scope_allows,
 )
-from nanoclaw.permissions.agent_actions import originating_user
 
 
 def m(
@@ -113,41 +112,3 @@ def test_approvers_scoped_admins_then_global_admins_then_owners_oldest_first() -
         "cli:ga1",
         "cli:owner",
     ]
-
-
-def _row(
-    seq: int, sender: str | None, *, kind: str = "chat", trigger: int = 1, channel: str = "cli"
-) -> dict[str, object]:
-    return {
-        "id": f"m{seq}",
-        "seq": seq,
-        "kind": kind,
-        "trigger": trigger,
-        "channel_type": channel,
-        "content": {"text": "x", "sender_id": sender},
-    }
-
-
-def test_originating_user_is_the_sender_of_the_answered_row() -> None:
-    rows = [_row(2, "cli:admin"), _row(4, "cli:bob")]
-    assert originating_user(rows, "m4", before_seq=5) == "cli:bob"
-    assert originating_user(rows, "m2", before_seq=3) == "cli:admin"
-
-
-def test_pointing_at_an_old_admin_message_does_not_borrow_the_admin_role() -> None:
-    rows = [_row(2, "cli:admin"), _row(4, "cli:bob")]
-    assert originating_user(rows, "m2", before_seq=5) is None
-
-
-def test_tasks_agents_unknown_and_missing_references_have_no_user() -> None:
-    rows = [_row(2, None, kind="task"), _row(4, "cli:x", channel="agent"), _row(6, "cli:bob")]
-    assert originating_user(rows, "m2", before_seq=3) is None
-    assert originating_user(rows, "m4", before_seq=5) is None
-    assert originating_user(rows, "nope", before_seq=9) is None
-    assert originating_user(rows, None, before_seq=9) is None
-    assert originating_user(rows, "m6", before_seq=5) is None  # the reference is from the future
-
-
-def test_context_rows_and_host_results_do_not_count() -> None:
-    rows = [_row(2, "cli:admin"), _row(4, "cli:bob", trigger=0), _row(6, None, kind="system")]
-    assert originating_user(rows, "m2", before_seq=7) == "cli:admin"

@@ -1,0 +1,194 @@
+"""Who asked: the originating user of an agent's request, from facts the host recorded.
+
+Invariant (DESIGN §2.6/§2.7): the user behind a ``system`` row is derived only from what the
+host itself knows — which ``messages_in`` rows it wrote (their host-assigned ``seq`` and their
+sender), and which of them it had already seen finished at its PREVIOUS look at the session
+(``messages_in.status`` and the runner's acks as read then). Nothing the runner writes into the
+request (``seq``, ``timestamp``, ``in_reply_to`` beyond naming a row, destination, content) and
+no ack written after that previous look can widen a user's authority.
+
+Why "finished at the previous look" is sound: every delivery pass reads the session's state
+(inbound rows + acks) BEFORE it reads ``messages_out``. A row seen finished at pass ``d-1``
+finished before pass ``d-1`` read ``messages_out``; a request first seen at pass ``d`` was not
+there then, so it was written after that row's turn ended and cannot belong to it. Every other
+row the host had written when it first read the request (in progress, queued, context rows)
+may have reached the agent: if they do not all come from one user, the answer is "nobody", and
+the request goes to an approval card. After a host restart nothing is known finished, so every
+row counts (more cards, never fewer).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from nanoclaw.contract.layout import SessionLayout
+from nanoclaw.contract.timeutil import now_iso
+from nanoclaw.db.sqlite import EngineCache
+from nanoclaw.sessions.schema import messages_in
+
+FINISHED_STATUSES = frozenset({"completed", "failed"})
+# Decisions kept per session for requests not yet authorized; an evicted one reads as
+# "nobody" (an approval card), never as someone.
+DECISIONS_KEPT_PER_SESSION = 1024
+
+
+@dataclass(frozen=True)
+class InboundFact:
+    """One ``messages_in`` row as the host wrote it (``seq`` and sender are host-assigned)."""
+
+    id: str
+    seq: int
+    kind: str
+    channel_type: str | None
+    sender_id: str | None
+    status: str = "pending"
+    process_after: str | None = None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The session as one delivery pass saw it before reading ``messages_out``."""
+
+    high_seq: int  # the highest inbound seq the host had written
+    unfinished: frozenset[str]  # inbound ids at or below it not yet finished
+
+
+def sender_of(fact: InboundFact) -> str | None:
+    """The user whose words a row carries; None for tasks, webhooks, agents and host notices."""
+    if fact.kind != "chat" or fact.channel_type in (None, "agent"):
+        return None
+    return fact.sender_id
+
+
+def decide_origin(
+    facts: Sequence[InboundFact],
+    *,
+    named: str | None,
+    before: Observation | None,
+    high_seq: int,
+    now: str,
+) -> str | None:
+    """Pure: the one user behind every row that may have reached the agent, else None.
+
+    ``facts`` are the inbound rows the host had written; ``high_seq`` bounds them to what was
+    written when the request was first read; ``before`` is the previous pass (None: unknown,
+    so every row counts); ``named`` is the request's ``in_reply_to``, which must name one of
+    the candidate rows and is used for nothing else. A paused row, or one not due at
+    ``now`` (a scheduled task waiting for its time), is not handed to a turn and is left out.
+    """
+    if not named:
+        return None
+    candidates = [
+        f
+        for f in facts
+        if f.seq <= high_seq
+        and f.kind != "system"  # host-written action results carry nobody's words
+        and f.status != "paused"
+        and not (f.process_after is not None and f.process_after > now)
+        and (before is None or f.seq > before.high_seq or f.id in before.unfinished)
+    ]
+    if not any(f.id == named for f in candidates):
+        return None  # an old, finished, unknown or future row: it names nobody's turn
+    senders = {sender_of(f) for f in candidates}
+    if len(senders) != 1:
+        return None
+    return next(iter(senders))
+
+
+def _sender_id(raw: Any) -> str | None:
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return None
+    sender = value.get("sender_id") if isinstance(value, dict) else None
+    return str(sender) if sender else None
+
+
+class OriginLedger:
+    """Per session: the previous pass's observation and the origin decided at first sight.
+
+    The delivery loop calls ``observe`` before it reads ``messages_out`` and ``first_sight``
+    with the rows it read; the action gate asks ``origin``. All three run in worker threads
+    under the delivery loop's per-session lock, never two at once for one session.
+    """
+
+    def __init__(self, *, engines: EngineCache) -> None:
+        self.engines = engines
+        self._previous: dict[str, Observation] = {}
+        self._current: dict[str, Observation] = {}
+        self._decided: dict[str, OrderedDict[str, str | None]] = {}
+
+    def observe(self, session_id: str, layout: SessionLayout, acks: Mapping[str, str]) -> None:
+        """Record what the host had written and seen finished, before reading requests."""
+        with self.engines.get(layout.inbound_db, readonly=True).connect() as conn:
+            high = conn.execute(select(func.max(messages_in.c.seq))).scalar()
+            open_rows = conn.execute(
+                select(messages_in.c.id).where(messages_in.c.status.not_in(FINISHED_STATUSES))
+            ).all()
+        done = {mid for mid, status in acks.items() if status in FINISHED_STATUSES}
+        self._current[session_id] = Observation(
+            high_seq=int(high or 0),
+            unfinished=frozenset(r.id for r in open_rows if r.id not in done),
+        )
+
+    def first_sight(
+        self, session_id: str, layout: SessionLayout, requests: Iterable[tuple[str, str | None]]
+    ) -> None:
+        """Decide the origin of each request (id, in_reply_to) read for the first time."""
+        current = self._current.pop(session_id, None)
+        if current is None:
+            return  # no observation this pass: nothing decided, so nobody (a card)
+        decided = self._decided.setdefault(session_id, OrderedDict())
+        new = [(rid, named) for rid, named in requests if rid not in decided]
+        if new:
+            facts = self._facts(layout, current.high_seq)
+            before = self._previous.get(session_id)
+            for rid, named in new:
+                decided[rid] = decide_origin(
+                    facts, named=named, before=before, high_seq=current.high_seq, now=now_iso()
+                )
+            while len(decided) > DECISIONS_KEPT_PER_SESSION:
+                decided.popitem(last=False)
+        self._previous[session_id] = current
+
+    def origin(self, session_id: str, request_id: str) -> str | None:
+        """The user decided at first sight; None when the host never decided it."""
+        decided = self._decided.get(session_id)
+        return decided.get(request_id) if decided is not None else None
+
+    def forget(self, session_id: str) -> None:
+        self._previous.pop(session_id, None)
+        self._current.pop(session_id, None)
+        self._decided.pop(session_id, None)
+
+    def _facts(self, layout: SessionLayout, high_seq: int) -> list[InboundFact]:
+        with self.engines.get(layout.inbound_db, readonly=True).connect() as conn:
+            rows = conn.execute(
+                select(
+                    messages_in.c.id,
+                    messages_in.c.seq,
+                    messages_in.c.kind,
+                    messages_in.c.channel_type,
+                    messages_in.c.content,
+                    messages_in.c.status,
+                    messages_in.c.process_after,
+                ).where(messages_in.c.seq <= high_seq)
+            ).all()
+        return [
+            InboundFact(
+                id=r.id,
+                seq=r.seq,
+                kind=r.kind,
+                channel_type=r.channel_type,
+                sender_id=_sender_id(r.content),
+                status=r.status,
+                process_after=r.process_after,
+            )
+            for r in rows
+        ]
