@@ -24,7 +24,7 @@ from nanoclaw.delivery.loop import DeliveryLoop
 from nanoclaw.delivery.notices import NoticeOutbox, Notifier
 from nanoclaw.delivery.task_actions import TaskActions
 from nanoclaw.permissions.setup import build_permissions
-from nanoclaw.routing.router import Router
+from nanoclaw.routing.router import RouteOutcome, Router
 from nanoclaw.runtime.base import RunnerExit, RunnerRuntime
 from nanoclaw.runtime.sandbox import SandboxServices, build_proxy
 from nanoclaw.runtime.select import select_runtime
@@ -116,7 +116,25 @@ class Host:
             running_sessions=self.supervisor.running_sessions,
             note_activity=self.supervisor.note_activity,
         )
-        self.permissions = build_permissions(self)  # approvals, admin chat commands, action gate
+        self.card_actions = CardActions()
+        # Usage per turn into the central DB; a spent daily budget pauses the group's turns.
+        self.usage = UsageLedger(settings=settings, repo=self.repo, sessions=self.sessions)
+        self.permissions = build_permissions(  # approvals, admin chat commands, action gate
+            db=self.db,
+            repo=self.repo,
+            groups_path=settings.groups_path,
+            sessions=self.sessions,
+            reader=self.reader,
+            channels=self.channels,
+            notices=self.notices,
+            reply=self.replier.reply,
+            actions=self.actions,
+            card_actions=self.card_actions,
+            ledger=self.usage,
+            write_to_agent=self.delivery.write_to_agent,
+            origins=self.delivery.origins,
+            route=self._reroute,  # an approved sender's message goes through the router again
+        )
         self.router = Router(
             repo=self.repo,
             sessions=self.sessions,
@@ -126,7 +144,6 @@ class Host:
             commands=self.permissions.commands,
             threaded_channels=self.channels.threaded(),
         )
-        self.card_actions = CardActions()
         self.card_actions.add(
             QuestionAnswers(
                 repo=self.repo,
@@ -141,7 +158,6 @@ class Host:
             repo=self.repo,
             route=self._route_and_type,
         )
-        self.permissions.bind(self, self.router)
         self.supervisor.on_exit(self._on_runner_exit)
         self.supervisor.on_exit(self.sandbox.on_runner_exit)
         self.delivery.on_turn_done(self._on_turn_done)
@@ -156,8 +172,6 @@ class Host:
         )
         self.supervisor.on_exit(self.sweep.on_runner_exit)
         self.delivery.on_turn_done(self.sweep.on_turn_done)
-        # Usage per turn into the central DB; a spent daily budget pauses the group's turns.
-        self.usage = UsageLedger(settings=settings, repo=self.repo, sessions=self.sessions)
         self.budget = BudgetGuard(
             repo=self.repo,
             ledger=self.usage,
@@ -239,6 +253,9 @@ class Host:
         if event.channel_type != self.cli.channel_type and await self.pairer.try_pair(event):
             return RouteReceipt(0, (), consumed=True)
         return await self._route_and_type(event)
+
+    async def _reroute(self, event: InboundEvent) -> RouteOutcome:
+        return await self.router.route(event)
 
     async def _route_and_type(self, event: InboundEvent) -> RouteReceipt:
         outcome = await self.router.route(event)

@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 
 from nanoclaw.admin.bootstrap import operator_handle
+from nanoclaw.cli.context import _State, settings
 from nanoclaw.errors import NanoclawError
-from nanoclaw.settings import Settings, load_settings
 
 app = typer.Typer(
     name="nanoclaw",
@@ -32,14 +32,8 @@ EXIT_HOST_DOWN = 3
 EXIT_NO_REPLY = 4
 
 
-class _State:
-    settings: Settings | None = None
-
-
-def settings() -> Settings:
-    if _State.settings is None:
-        _State.settings = load_settings()
-    return _State.settings
+# The settings live in cli.context so command modules never import this module back.
+__all__ = ["_State", "settings"]
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:

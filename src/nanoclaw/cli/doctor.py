@@ -22,7 +22,7 @@ class Check:
 
 def gather() -> tuple[str | None, str, list[Check]]:
     """(runtime in use or None, why, checks). Never prints or returns a secret."""
-    from nanoclaw.cli.app import settings
+    from nanoclaw.cli.context import settings
     from nanoclaw.errors import ConfigError
     from nanoclaw.runtime.bwrap import bwrap_works
     from nanoclaw.runtime.image import agent_image

@@ -78,7 +78,7 @@ def _builder() -> ImageBuilder:
     import docker
     import docker.errors
 
-    from nanoclaw.cli.app import settings
+    from nanoclaw.cli.context import settings
 
     s = settings()
     try:

@@ -26,7 +26,7 @@ class SessionFolder:
 @contextmanager
 def session_folders() -> Iterator[tuple[SessionStore, list[SessionFolder]]]:
     """The session store and every session (ended ones included), with its agent's name."""
-    from nanoclaw.cli.app import settings
+    from nanoclaw.cli.context import settings
 
     s = settings()
     db = CentralDB(path=s.central_db_path, migrations_root=s.migrations_path)

@@ -28,7 +28,7 @@ err = Console(stderr=True)
 
 @contextmanager
 def _ledger() -> Iterator[tuple[Repository, UsageLedger]]:
-    from nanoclaw.cli.app import settings
+    from nanoclaw.cli.context import settings
 
     s = settings()
     db = CentralDB(path=s.central_db_path, migrations_root=s.migrations_path)

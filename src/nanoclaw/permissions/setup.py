@@ -2,32 +2,32 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
 
-from nanoclaw.admin.commands import ChatCommands
+from nanoclaw.admin.commands import ChatCommands, Reply
 from nanoclaw.admin.service import AdminService, create_agent_files
 from nanoclaw.admin.store import AdminStore
 from nanoclaw.admin.usage_chat import register_usage_command
+from nanoclaw.channels.card_actions import CardActions
+from nanoclaw.channels.registry import ChannelRegistry
+from nanoclaw.db.central import CentralDB
 from nanoclaw.db.models import AgentGroup
-from nanoclaw.permissions.agent_actions import ActionGate
-from nanoclaw.permissions.approvals import ApprovalService
+from nanoclaw.db.repository import Repository
+from nanoclaw.delivery.actions import SystemActions
+from nanoclaw.delivery.notices import Notifier
+from nanoclaw.delivery.origin import OriginLedger
+from nanoclaw.permissions.agent_actions import ActionGate, WriteToAgent
+from nanoclaw.permissions.approvals import ApprovalService, RouteFn
+from nanoclaw.sessions.outbound_reader import SessionReader
+from nanoclaw.sessions.service import SessionService
 from nanoclaw.usage.ledger import UsageLedger
-
-if TYPE_CHECKING:
-    from nanoclaw.host import Host
-    from nanoclaw.routing.router import Router
 
 log = logging.getLogger("nanoclaw.permissions")
 
-# Optional chat commands provided by other modules: (module, function name). Each function
-# is called as ``register_chat_commands(commands, host)`` when the module exists.
-OPTIONAL_COMMAND_PROVIDERS = (("nanoclaw.admin.usage", "register_chat_commands"),)
 
-
-@dataclass
+@dataclass(frozen=True)
 class Permissions:
     store: AdminStore
     admin: AdminService
@@ -35,56 +35,53 @@ class Permissions:
     commands: ChatCommands
     gate: ActionGate
 
-    def bind(self, host: Host, router: Router) -> None:
-        """Connect what needs the router or the host's card dispatcher."""
-        self.approvals.bind(route=router.route)
-        card_actions: Any = getattr(host, "card_actions", None)
-        if card_actions is not None:
-            card_actions.add(self.approvals.on_action, first=True)
-        for module_name, attr in OPTIONAL_COMMAND_PROVIDERS:
-            try:
-                module = importlib.import_module(module_name)
-            except ImportError:
-                continue
-            register = getattr(module, attr, None)
-            if register is not None:
-                try:
-                    register(self.commands, host)
-                except Exception:
-                    log.exception("chat commands of %s failed to register", module_name)
 
-
-def build_permissions(host: Host) -> Permissions:
-    store = AdminStore(host.db)
-    groups_path = host.settings.groups_path
+def build_permissions(
+    *,
+    db: CentralDB,
+    repo: Repository,
+    groups_path: Path,
+    sessions: SessionService,
+    reader: SessionReader,
+    channels: ChannelRegistry,
+    notices: Notifier,
+    reply: Reply,
+    actions: SystemActions,
+    card_actions: CardActions,
+    ledger: UsageLedger,
+    write_to_agent: WriteToAgent,
+    origins: OriginLedger,
+    route: RouteFn,
+) -> Permissions:
+    """Approvals (first in line for card clicks), admin chat commands and the action gate."""
+    store = AdminStore(db)
 
     def create_agent(name: str) -> AgentGroup:
-        return create_agent_files(host.repo, groups_path, name)
+        return create_agent_files(repo, groups_path, name)
 
-    admin = AdminService(
-        repo=host.repo, store=store, groups_path=groups_path, sessions=host.sessions
-    )
+    admin = AdminService(repo=repo, store=store, groups_path=groups_path, sessions=sessions)
     approvals = ApprovalService(
-        repo=host.repo,
+        repo=repo,
         store=store,
-        channels=host.channels,
+        channels=channels,
         create_agent=create_agent,
-        sessions=host.sessions,
-        notices=host.notices,
+        sessions=sessions,
+        notices=notices,
     )
-    commands = ChatCommands(admin=admin, approvals=approvals, reply=host.replier.reply)
+    approvals.bind(route=route)
+    card_actions.add(approvals.on_action, first=True)
+    commands = ChatCommands(admin=admin, approvals=approvals, reply=reply)
     gate = ActionGate(
-        repo=host.repo,
+        repo=repo,
         store=store,
         admin=admin,
         approvals=approvals,
-        sessions=host.sessions,
-        reader=host.reader,
-        actions=host.actions,
-        write_to_agent=host.delivery.write_to_agent,
-        origins=host.delivery.origins,
+        sessions=sessions,
+        reader=reader,
+        actions=actions,
+        write_to_agent=write_to_agent,
+        origins=origins,
     )
     gate.install()
-    ledger = UsageLedger(settings=host.settings, repo=host.repo, sessions=host.sessions)
     register_usage_command(commands, ledger)
     return Permissions(store, admin, approvals, commands, gate)
