@@ -1,8 +1,13 @@
-"""Waking (invariant 4): never raises, joins in-flight starts, one runner per session, FIFO cap."""
+"""Waking (invariant 4): never raises, joins in-flight starts, one runner per session, FIFO cap.
+
+Over the cap, the least recently active idle runner makes room; a mid-turn one never does.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -18,7 +23,7 @@ from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import SessionStore
 from nanoclaw.settings import Settings
 from tests.conftest import REPO_ROOT
-from tests.fakes.runtime import FakeRuntime
+from tests.fakes.runtime import FakeHandle, FakeRuntime
 from tests.helpers import make_agent, wire_chat
 
 
@@ -76,7 +81,10 @@ async def test_over_the_cap_sessions_wait_and_start_in_arrival_order(
 ) -> None:
     rig = Rig(tmp_path, settings, FakeRuntime(), cap=2)
     a, b, c, d = (rig.session(x) for x in "abcd")
-    assert [await rig.supervisor.wake(s) for s in (a, b, c, d)] == [True, True, False, False]
+    assert await rig.supervisor.wake(a) and await rig.supervisor.wake(b)
+    _claim(rig, a, "m-a")  # both mid-turn: no idle runner can make room
+    _claim(rig, b, "m-b")
+    assert [await rig.supervisor.wake(s) for s in (c, d)] == [False, False]
     assert rig.supervisor.queued_sessions() == [c, d]
     rig.runtime.handles[a].finish(0)
     for _ in range(100):
@@ -133,3 +141,79 @@ async def test_the_process_runtime_refuses_unless_enabled() -> None:
     runtime = ProcessRuntime(python="python3", enabled=False)
     with pytest.raises(RuntimeUnavailableError, match="NANOCLAW_ALLOW_PROCESS_RUNTIME"):
         await runtime.check()
+
+
+def _claim(rig: Rig, session_id: str, message_id: str) -> None:
+    """Write a ``processing`` claim into the session's outbound.db, as a runner mid-turn does."""
+    layout = rig.sessions.layout(rig.repo.session(session_id))
+    conn = sqlite3.connect(layout.outbound_db)
+    with conn:
+        conn.execute(
+            "INSERT INTO processing_ack (message_id, status, status_changed) VALUES (?, ?, ?)",
+            (message_id, "processing", "2026-01-01T00:00:00Z"),
+        )
+    conn.close()
+
+
+async def _until(predicate: Callable[[], bool]) -> None:
+    for _ in range(300):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition never became true")
+
+
+async def test_over_the_cap_the_least_recently_active_idle_runner_makes_room(
+    tmp_path: Path, settings: Settings
+) -> None:
+    rig = Rig(tmp_path, settings, FakeRuntime(), cap=2)
+    a, b, c = (rig.session(x) for x in "abc")
+    assert await rig.supervisor.wake(a) and await rig.supervisor.wake(b)
+    _claim(rig, a, "m-a")  # a is mid-turn (least recently active, but never evicted)
+    assert await rig.supervisor.wake(c) is False  # queued; room is being made
+    await _until(lambda: c in rig.supervisor.running_sessions())
+    assert rig.supervisor.running_sessions() == {a, c}
+    assert rig.runtime.handles[a].is_running()
+    assert not rig.runtime.handles[b].is_running()
+    assert rig.supervisor.queued_sessions() == []
+    await rig.supervisor.close()
+
+
+async def test_over_the_cap_no_mid_turn_runner_is_stopped(
+    tmp_path: Path, settings: Settings
+) -> None:
+    rig = Rig(tmp_path, settings, FakeRuntime(), cap=2)
+    a, b, c = (rig.session(x) for x in "abc")
+    assert await rig.supervisor.wake(a) and await rig.supervisor.wake(b)
+    _claim(rig, a, "m-a")
+    _claim(rig, b, "m-b")
+    assert await rig.supervisor.wake(c) is False
+    assert rig.supervisor.queued_sessions() == [c]
+    assert rig.runtime.handles[a].is_running() and rig.runtime.handles[b].is_running()
+    rig.runtime.handles[b].finish(0)  # b's turn ended and it exited: c takes the slot
+    await _until(lambda: c in rig.supervisor.running_sessions())
+    assert rig.runtime.handles[a].is_running()
+    await rig.supervisor.close()
+
+
+async def test_a_wake_for_a_runner_being_evicted_queues_it_again(
+    tmp_path: Path, settings: Settings
+) -> None:
+    rig = Rig(tmp_path, settings, FakeRuntime(), cap=1)
+    a, b = rig.session("a"), rig.session("b")
+    assert await rig.supervisor.wake(a)
+    rig.runtime.handles[a].stop = _slow_stop(rig.runtime.handles[a])  # type: ignore[method-assign]
+    assert await rig.supervisor.wake(b) is False
+    assert await rig.supervisor.wake(a) is False  # being stopped: it waits behind b
+    assert rig.supervisor.queued_sessions() == [b, a]
+    await _until(lambda: b in rig.supervisor.running_sessions())
+    assert rig.supervisor.queued_sessions() == [a]
+    await rig.supervisor.close()
+
+
+def _slow_stop(handle: FakeHandle) -> Callable[..., Awaitable[None]]:
+    async def stop(*, grace_s: float) -> None:
+        await asyncio.sleep(0.05)
+        handle.finish(-15)
+
+    return stop

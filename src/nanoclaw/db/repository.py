@@ -372,10 +372,11 @@ class Repository:
         messaging_group_id: str | None,
         thread_id: str | None,
         mode: str,
+        session_id: str | None = None,
     ) -> SessionRow:
         with self.db.session() as s:
             row = SessionRow(
-                id=new_id("sess"),
+                id=session_id or new_id("sess"),
                 agent_group_id=agent_group_id,
                 messaging_group_id=messaging_group_id,
                 thread_id=thread_id if mode == "per-thread" else None,

@@ -2,7 +2,13 @@
 
 Invariant 4: ``wake`` never raises, joins a start already under way, and leaves the
 messages pending when it cannot start (cap reached, runtime down, no credentials).
-Over the cap, sessions queue and start in arrival order as slots free.
+Over the cap, sessions queue and start in arrival order as slots free, and a slot is made at
+once (DESIGN §4): the least recently active runner that is idle is stopped. Idle means no row
+is claimed (``processing``) and no due triggering row waits; a runner that is starting is never
+chosen. A runner blocked in ``ask_user_question`` holds its batch's claim, so it counts as
+mid-turn and is never evicted: its turn cannot resume after a restart (the batch would run
+again from the start and ask again). A runner whose system action awaits an approval card is
+idle (the decision arrives as a new inbound row that wakes it), so it may be evicted.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ class _Running:
     handle: RunnerHandle
     last_activity: float
     monitor: asyncio.Task[None] | None = None
+    evicting: bool = False  # being stopped to make room; a wake in the meantime queues
 
 
 class Supervisor:
@@ -68,6 +75,7 @@ class Supervisor:
         self._exit_listeners: list[ExitListener] = []
         self._idle_task: asyncio.Task[None] | None = None
         self._closing = False
+        self._evictions: set[asyncio.Future[None]] = set()
 
     # -- public -------------------------------------------------------------------------------
     def on_exit(self, listener: ExitListener) -> None:
@@ -150,6 +158,10 @@ class Supervisor:
     # -- waking -------------------------------------------------------------------------------
     async def _wake(self, session_id: str) -> bool:
         running = self._running.get(session_id)
+        if running is not None and running.evicting:
+            # Its runner is being stopped to make room: start it again when a slot frees.
+            self._queue.setdefault(session_id, None)
+            return False
         if running is not None and running.handle.is_running():
             running.last_activity = self.clock()
             return True
@@ -167,6 +179,7 @@ class Supervisor:
                     session_id,
                     len(self._queue),
                 )
+            await self._make_room()
             return False
         self._queue.pop(session_id, None)
         task = asyncio.create_task(self._start(session_id), name=f"start-{session_id}")
@@ -286,6 +299,63 @@ class Supervisor:
         while self._queue and len(self._running) + len(self._starting) < self.cap:
             session_id, _ = self._queue.popitem(last=False)
             await self.wake(session_id)
+
+    # -- eviction -------------------------------------------------------------------------------
+    async def _make_room(self) -> None:
+        """Stop idle runners, least recently active first, until each waiting session has a slot."""
+        while True:
+            evicting = sum(1 for e in self._running.values() if e.evicting)
+            if evicting >= len(self._queue) or self._closing:
+                return
+            victim = await self._least_recently_active_idle()
+            if victim is None:
+                return  # every runner is mid-turn: the waiting session starts when one ends
+            session_id, entry = victim
+            entry.evicting = True
+            log.info(
+                "stopping idle runner of %s to make room for %s",
+                session_id,
+                next(iter(self._queue)),
+            )
+            # The monitor sees the exit and promotes the queue; the stop runs in the background
+            # so the waker (the router) is not held for the runner's grace period.
+            task = asyncio.ensure_future(self._evict(session_id))
+            self._evictions.add(task)
+            task.add_done_callback(self._evictions.discard)
+
+    async def _evict(self, session_id: str) -> None:
+        try:
+            await self.stop(session_id)
+        except Exception:
+            log.exception("cannot stop runner of %s to make room", session_id)
+
+    async def _least_recently_active_idle(self) -> tuple[str, _Running] | None:
+        candidates = sorted(
+            (
+                (sid, e)
+                for sid, e in self._running.items()
+                if not e.evicting and e.handle.is_running()
+            ),
+            key=lambda item: item[1].last_activity,
+        )
+        for session_id, entry in candidates:
+            # Re-checked after the awaits: a wake may have marked it meanwhile.
+            idle = await self._is_idle(session_id)
+            if idle and not entry.evicting and self._running.get(session_id) is entry:
+                return session_id, entry
+        return None
+
+    async def _is_idle(self, session_id: str) -> bool:
+        """No claimed row and no due triggering row: the runner is between turns."""
+        try:
+            layout = self.sessions.layout(await asyncio.to_thread(self.repo.session, session_id))
+            claims = await asyncio.to_thread(self.reader.acks, layout)
+            if any(status == "processing" for status in claims.values()):
+                return False
+            return not await asyncio.to_thread(self.reader.has_due_trigger, layout, now=now_iso())
+        except Exception:
+            log.exception("cannot tell whether %s is idle; not evicting it", session_id)
+            return False
 
     # -- idle -----------------------------------------------------------------------------------
     async def _idle_loop(self) -> None:

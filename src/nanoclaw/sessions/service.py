@@ -1,11 +1,22 @@
-"""Resolve sessions for (agent, chat, thread), create their folders, and project routing into them."""
+"""Resolve sessions for (agent, chat, thread), create their folders, and project routing into them.
+
+Find-or-create is atomic per (agent, chat, thread): resolvers of one key hold one lock (the host
+is the central DB's only writer of sessions), and a session's folder and both DBs exist before
+its row is committed, so no reader ever finds a session whose ``inbound.db`` is missing.
+"""
 
 from __future__ import annotations
+
+import threading
+import zlib
 
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.db.models import SessionRow
 from nanoclaw.db.repository import Repository
+from nanoclaw.ids import new_id
 from nanoclaw.sessions.store import DestinationRow, RoutingRow, SessionStore
+
+RESOLVE_LOCK_STRIPES = 64
 
 
 class SessionService:
@@ -13,6 +24,8 @@ class SessionService:
         self.repo = repo
         self.store = store
         self._folders: dict[str, str] = {}
+        # Striped locks: bounded memory, and distinct keys rarely share a stripe.
+        self._resolve_locks = [threading.Lock() for _ in range(RESOLVE_LOCK_STRIPES)]
 
     def folder_of(self, agent_group_id: str) -> str:
         folder = self._folders.get(agent_group_id)
@@ -33,23 +46,35 @@ class SessionService:
         mode: str,
     ) -> tuple[SessionRow, SessionLayout]:
         """Find the active session for this mode, or create one with its folder and DBs."""
-        session = self.repo.find_session(
-            agent_group_id=agent_group_id,
-            messaging_group_id=messaging_group_id,
-            thread_id=thread_id,
-            mode=mode,
-        )
-        if session is not None:
-            return session, self.layout(session)
-        session = self.repo.create_session(
-            agent_group_id=agent_group_id,
-            messaging_group_id=messaging_group_id,
-            thread_id=thread_id,
-            mode=mode,
-        )
-        layout = self.store.ensure(self.folder_of(agent_group_id), session.id)
-        self.project(session, layout)
-        return session, layout
+        key = _session_key(agent_group_id, messaging_group_id, thread_id, mode)
+        with self._resolve_locks[zlib.crc32(key.encode()) % RESOLVE_LOCK_STRIPES]:
+            session = self.repo.find_session(
+                agent_group_id=agent_group_id,
+                messaging_group_id=messaging_group_id,
+                thread_id=thread_id,
+                mode=mode,
+            )
+            if session is not None:
+                return session, self.layout(session)
+            # Folder, DBs and projection first, then the row: a session is never visible
+            # (to the sweep, delivery, status) before its inbound.db exists.
+            draft = SessionRow(
+                id=new_id("sess"),
+                agent_group_id=agent_group_id,
+                messaging_group_id=messaging_group_id,
+                thread_id=thread_id if mode == "per-thread" else None,
+                session_mode=mode,
+            )
+            layout = self.store.ensure(self.folder_of(agent_group_id), draft.id)
+            self.project(draft, layout)
+            session = self.repo.create_session(
+                agent_group_id=agent_group_id,
+                messaging_group_id=messaging_group_id,
+                thread_id=thread_id,
+                mode=mode,
+                session_id=draft.id,
+            )
+            return session, layout
 
     def project_agent(self, agent_group_id: str) -> None:
         """Re-project into every live session of an agent (after a wiring or destination change).
@@ -97,3 +122,13 @@ class SessionService:
             if mg is not None:
                 routing = RoutingRow(mg.channel_type, mg.platform_id, session.thread_id)
         self.store.project(layout, dests=rows, routing=routing)
+
+
+def _session_key(
+    agent_group_id: str, messaging_group_id: str | None, thread_id: str | None, mode: str
+) -> str:
+    """The identity ``find_session`` matches on for this mode."""
+    if mode == "agent-shared":
+        return f"{agent_group_id}\0*"
+    thread = thread_id if mode == "per-thread" else None
+    return f"{agent_group_id}\0{messaging_group_id}\0{thread}"

@@ -1,0 +1,63 @@
+"""Find-or-create of a session is atomic per (agent, chat, thread), its DBs ready before the first write."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+
+import pytest
+
+from nanoclaw.channels.base import InboundEvent, InboundMessage
+from nanoclaw.host import Host
+from nanoclaw.settings import Settings
+from tests.fakes.runtime import FakeRuntime
+from tests.helpers import make_agent, wire_chat
+
+CHATS = 10
+MESSAGES_PER_CHAT = 12
+
+
+@pytest.fixture
+async def quiet_host(settings: Settings) -> AsyncIterator[Host]:
+    """The real host and router; runners are fakes, so only the routing writes are exercised."""
+    instance = Host(settings=settings, runtime=FakeRuntime())
+    await instance.start()
+    try:
+        yield instance
+    finally:
+        await instance.stop()
+
+
+async def test_simultaneous_first_messages_make_one_session_per_chat_and_lose_none(
+    quiet_host: Host,
+) -> None:
+    host = quiet_host
+    andy = make_agent(host.repo, "Andy")
+    chats = [f"new{i}" for i in range(CHATS)]
+    for chat in chats:
+        wire_chat(host.repo, andy, chat)
+    events = [
+        InboundEvent(
+            channel_type="cli",
+            platform_id=chat,
+            thread_id=None,
+            message=InboundMessage(id=f"{chat}-m{n}", text=f"first {n}", sender=f"user{n}"),
+        )
+        for chat in chats  # one chat's messages side by side: they race for its session
+        for n in range(MESSAGES_PER_CHAT)
+    ]
+
+    receipts = await asyncio.gather(*(host.on_inbound(e) for e in events))
+
+    assert [r.delivered_to for r in receipts] == [1] * len(events)
+    sessions = host.repo.sessions()
+    assert len(sessions) == CHATS  # no chat got two sessions
+    for session in sessions:
+        mg = host.repo.messaging_group_by_id(session.messaging_group_id or "")
+        assert mg is not None
+        conn = sqlite3.connect(host.sessions.layout(session).inbound_db)
+        ids = {row[0] for row in conn.execute("SELECT id FROM messages_in WHERE kind = 'chat'")}
+        conn.close()
+        expected = {f"{mg.platform_id}-m{n}:{andy.id}" for n in range(MESSAGES_PER_CHAT)}
+        assert ids == expected  # none lost
