@@ -254,6 +254,16 @@ class SessionDB:
                 [(i, stamp) for i in ids],
             )
 
+    def release(self, ids: Sequence[str]) -> None:
+        """Drop this runner's ``processing`` claims on rows it will not turn now (they stay pending)."""
+        if not ids:
+            return
+        with write_outbound(self.outbound_path) as conn:
+            conn.executemany(
+                "DELETE FROM processing_ack WHERE message_id = ? AND status = 'processing'",
+                [(i,) for i in ids],
+            )
+
     def finish(
         self,
         ids: Sequence[str],

@@ -91,7 +91,8 @@ def format_batch(
     session_dir: Path | None = None,
 ) -> str:
     tz = ZoneInfo(tz_name)
-    ordered = sorted(rows, key=lambda r: (_KIND_ORDER.get(r.kind, 9), r.seq))
+    # A restart note (on_wake) is read first, before what waited for the fresh runner.
+    ordered = sorted(rows, key=lambda r: (_KIND_ORDER.get(r.kind, 9), -r.on_wake, r.seq))
     chats = [_chat(r, destinations, tz, session_dir) for r in ordered if r.kind == "chat"]
     others: list[str] = []
     for row in ordered:

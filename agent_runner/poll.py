@@ -9,6 +9,8 @@ context rows wait, pending, until one arrives.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import os
 from pathlib import Path
@@ -21,7 +23,8 @@ from agent_runner.heartbeat import Heartbeat
 from agent_runner.memory import compose_system_prompt
 from agent_runner.output import parse_output
 from agent_runner.providers.base import Provider, TurnRequest, TurnResult
-from agent_runner.rows import InboundRow
+from agent_runner.rows import InboundRow, is_clear_command
+from agent_runner.task_script import SCRIPT_TIMEOUT_S, run_task_script
 from nanoclaw.contract.dbwatch import change_signature
 from nanoclaw.contract.runner_config import RunnerConfig
 from nanoclaw.contract.timeutil import now_iso
@@ -29,6 +32,8 @@ from nanoclaw.contract.timeutil import now_iso
 log = logging.getLogger("agent_runner")
 
 CLEARED_TEXT = "Session cleared."
+STOP_TYPE = "stop_runner"  # a host request (restart) that this runner stop between turns
+SCRIPT_TIMEOUT_MS = int(SCRIPT_TIMEOUT_S * 1000)
 # System rows that answer a blocking tool are consumed by that tool, not by a turn.
 TOOL_RESPONSE_TYPES = frozenset({"question_response"})
 
@@ -58,8 +63,10 @@ class PollLoop:
         self.heartbeat = heartbeat
         self.stopping = asyncio.Event()
         self._first_poll = True
+        self.started_at = now_iso()
 
     async def run(self) -> None:
+        self.started_at = now_iso()
         self.db.record_start(os.getpid())
         released = self.db.clear_stale_claims()
         if released:
@@ -92,32 +99,37 @@ class PollLoop:
     async def poll_once(self) -> bool:
         """Run at most one batch; return whether one ran."""
         rows = self.db.pending(now=now_iso(), include_on_wake=self._first_poll)
-        self._first_poll = False
+        first_poll, self._first_poll = self._first_poll, False
+        controls = [r for r in rows if r.kind == "system" and r.content.get("type") == STOP_TYPE]
         rows = [
             r
             for r in rows
-            if not (r.kind == "system" and r.content.get("type") in TOOL_RESPONSE_TYPES)
+            if not (
+                r.kind == "system"
+                and (r.content.get("type") in TOOL_RESPONSE_TYPES or r in controls)
+            )
         ]
+        if controls and self._stop_requested(controls, first_poll):
+            return False
         if not rows or not any(r.trigger for r in rows):
             return False
         batch = rows[-self.config.max_messages_per_prompt :]
-        ids = [r.id for r in batch]
-        self.db.claim(ids)
+        self.db.claim([r.id for r in batch])
         self.heartbeat.touch()
-        destinations = self.db.destinations()
-        ctx = RunnerContext(
-            db=self.db,
-            heartbeat=self.heartbeat,
-            batch=batch,
-            destinations=destinations,
-            session_routing=self.db.routing(),
-            group_dir=self.group_dir,
-            session_dir=self.session_dir,
-        )
-        if any(r.is_command and r.text.strip().split()[0] == "/clear" for r in batch):
+        clears = [r for r in batch if r.trigger and is_clear_command(r)]
+        if clears:
+            # /clear first, then the rest of the batch is answered in the fresh conversation.
+            ctx = self._context(batch)
             await self.provider.reset(ctx)
-            self.db.finish(ids, [ctx.address(None, {"text": CLEARED_TEXT})])
+            self.db.finish([r.id for r in clears], [ctx.address(None, {"text": CLEARED_TEXT})])
+            batch = [r for r in batch if r not in clears]
+        batch = await self._run_scripts(batch)
+        if not any(r.trigger for r in batch):
+            self.db.release([r.id for r in batch])  # context rows wait for the next trigger
             return True
+        ids = [r.id for r in batch]
+        ctx = self._context(batch)
+        destinations = list(ctx.destinations.values())
         request = TurnRequest(
             prompt=format_batch(
                 batch, destinations, self.config.timezone, session_dir=self.session_dir
@@ -144,6 +156,75 @@ class PollLoop:
             usage=_usage_record(result),
         )
         return True
+
+    def _context(self, batch: list[InboundRow]) -> RunnerContext:
+        return RunnerContext(
+            db=self.db,
+            heartbeat=self.heartbeat,
+            batch=batch,
+            destinations=self.db.destinations(),
+            session_routing=self.db.routing(),
+            group_dir=self.group_dir,
+            session_dir=self.session_dir,
+        )
+
+    def _stop_requested(self, controls: list[InboundRow], first_poll: bool) -> bool:
+        """A restart asks this runner to stop between turns; a request older runners left is spent.
+
+        A request written before this runner started was meant for its predecessor (which
+        ended anyway): it is acked and ignored, so a fresh runner never stops for it.
+        """
+        mine = [r for r in controls if not first_poll and r.timestamp >= self.started_at]
+        self.db.finish([r.id for r in controls], [])
+        if mine:
+            log.info("restart requested: stopping after the turn")
+            self.stopping.set()
+            return True
+        return False
+
+    async def _run_scripts(self, batch: list[InboundRow]) -> list[InboundRow]:
+        """Run the batch's task scripts; a task whose script says no (or fails) is done, unturned."""
+        kept: list[InboundRow] = []
+        skipped: list[str] = []
+        reports: list[OutboundMessage] = []
+        for row in batch:
+            script = row.content.get("script") if row.kind == "task" else None
+            if not isinstance(script, str) or not script.strip():
+                kept.append(row)
+                continue
+            self.db.set_current_tool("task_script", declared_timeout_ms=SCRIPT_TIMEOUT_MS)
+            try:
+                outcome = await run_task_script(
+                    script, cwd=self.group_dir, touch=self.heartbeat.touch
+                )
+            finally:
+                self.db.set_current_tool(None)
+            if outcome.error:
+                log.warning("task %s: script failed: %s", row.id, outcome.error)
+            reports.append(
+                OutboundMessage(
+                    kind="system",
+                    content={
+                        "action": "task_script",
+                        "task_id": row.id,
+                        "outcome": outcome.outcome,
+                        "reason": outcome.error,
+                    },
+                    in_reply_to=row.id,
+                )
+            )
+            if outcome.wake and outcome.error is None:
+                data = outcome.data
+                shown = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+                kept.append(
+                    dataclasses.replace(row, content={**row.content, "script_output": shown})
+                )
+            else:
+                skipped.append(row.id)
+        if reports:
+            # Skipped occurrences are done (the host schedules the next); the host records why.
+            self.db.finish(skipped, reports)
+        return kept
 
     def _replies(self, ctx: RunnerContext, result: TurnResult) -> list[OutboundMessage]:
         messages: list[OutboundMessage] = []

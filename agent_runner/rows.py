@@ -57,3 +57,9 @@ def parse_content(raw: str) -> dict[str, Any]:
     except (TypeError, ValueError):
         return {"text": str(raw)}
     return value if isinstance(value, dict) else {"text": str(value)}
+
+
+def is_clear_command(row: InboundRow) -> bool:
+    """``/clear`` in any case (``/CLEAR`` too), as the first word of a chat row."""
+    words = row.text.strip().split()
+    return row.is_command and bool(words) and words[0].lower() == "/clear"

@@ -29,6 +29,7 @@ from nanoclaw.runtime.base import RunnerExit, RunnerRuntime
 from nanoclaw.runtime.sandbox import SandboxServices, build_proxy
 from nanoclaw.runtime.select import select_runtime
 from nanoclaw.runtime.supervisor import Supervisor
+from nanoclaw.scheduling.script_results import ScriptResults
 from nanoclaw.sessions.outbound_reader import OutboundRow, SessionReader
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import SessionStore
@@ -105,6 +106,7 @@ class Host:
         AgentActions(settings=settings, repo=self.repo, sessions=self.sessions).install(
             self.actions
         )
+        ScriptResults(sessions=self.sessions, notices=self.notices).install(self.actions)
         self.delivery = DeliveryLoop(
             settings=settings,
             repo=self.repo,

@@ -8,13 +8,14 @@ import sqlite3
 import pytest
 
 from nanoclaw.host import Host
+from nanoclaw.sessions.store import InboundMessage
 from tests.chat_client import ChatClient
 from tests.helpers import make_agent, say, texts, wire_chat
 
 OWNER = "cli:olive"
 
 COMMANDS = [
-    "/help", "/status", "/agents", "/channels", "/wire lab Andy", "/unwire team Andy",
+    "/status", "/agents", "/channels", "/wire lab Andy", "/unwire team Andy",
     "/engage team Andy mention", "/policy team strict", "/users", "/grant bob admin",
     "/revoke olive owner", "/members Andy", "/pending", "/approve appr-x", "/deny appr-x",
     "/tasks", "/usage",
@@ -70,10 +71,72 @@ async def test_admin_clear_reaches_the_agent(world: Host) -> None:
 
 async def test_help_lists_every_command_and_explains_one(world: Host) -> None:
     text = await admin(world, "/help")
-    for command in [*COMMANDS, "/clear"]:
+    for command in [*COMMANDS, "/help", "/clear"]:
         assert command.split()[0] in text
     assert (await admin(world, "/help wire")).startswith("/wire <chat> <agent>")
     assert "No command /nope" in await admin(world, "/help nope")
+
+
+async def test_help_answers_everyone_with_the_commands_they_may_use(world: Host) -> None:
+    exchange = await say(world.settings.cli_socket, "/HELP", chat="team", sender="bob")
+    (text,) = texts(exchange)
+    assert text.startswith("Commands you may use:") and "/help" in text
+    assert "/wire" not in text and "Permission denied" not in text
+    assert not any(t.startswith("/") for t in inbound_texts(world))  # never reached the agent
+    assert "/wire <chat>" in await admin(world, "/Help")  # an admin sees every command
+
+
+async def test_commands_are_case_insensitive(world: Host) -> None:
+    assert "agents 1" in await admin(world, "/STATUS")
+    exchange = await say(world.settings.cli_socket, "/CLEAR", chat="team", sender="olive")
+    assert texts(exchange) == ["Session cleared."]
+    async with ChatClient(world.settings.cli_socket, "team", "bob") as bob:
+        await bob.say("/Clear")
+        await bob.reply_containing("Permission denied: /clear requires admin access.")
+
+
+async def test_clear_in_a_batch_clears_first_then_answers_the_rest(world: Host) -> None:
+    andy = world.repo.agent_group("Andy")
+    mg = world.repo.messaging_group("cli", "team")
+    assert mg is not None
+    session, layout = world.sessions.resolve(
+        agent_group_id=andy.id, messaging_group_id=mg.id, thread_id=None, mode="shared"
+    )
+    world.sessions.store.insert_messages(
+        layout,
+        [
+            InboundMessage(id="before", kind="chat", content={"text": "first question",
+                           "sender": "olive"}, channel_type="cli", platform_id="team"),
+            InboundMessage(id="clear", kind="chat", content={"text": "/clear", "sender": "olive"},
+                           channel_type="cli", platform_id="team"),
+            InboundMessage(id="after", kind="chat", content={"text": "second question",
+                           "sender": "olive"}, channel_type="cli", platform_id="team"),
+        ],
+    )  # fmt: skip
+    async with ChatClient(world.settings.cli_socket, "team", "olive") as olive:
+        await world.supervisor.wake(session.id)
+        await olive.reply_containing("Session cleared.")
+        answer = str((await olive.reply_containing("heard:"))["text"])
+        cleared_at = next(i for i, f in enumerate(olive.frames) if "cleared" in str(f.get("text")))
+        assert (
+            olive.frames.index(next(f for f in olive.frames if "heard" in str(f.get("text"))))
+            > cleared_at
+        )
+    assert answer.endswith("heard: first question / second question")
+
+
+async def test_an_accumulated_clear_is_never_stored_and_never_wipes(world: Host) -> None:
+    andy = world.repo.agent_group("Andy")
+    wire_chat(world.repo, andy, "room", policy="public", engage_mode="pattern",
+              engage_pattern="^@andy", ignored_message_policy="accumulate", is_group=True)  # fmt: skip
+    async with ChatClient(world.settings.cli_socket, "room", "bob") as bob:
+        await bob.say("/clear")  # a non-admin: refused, whatever the wiring's policy
+        await bob.reply_containing("Permission denied: /clear requires admin access.")
+    async with ChatClient(world.settings.cli_socket, "room", "olive") as olive:
+        for text in ("/clear", "just chatting"):  # an admin's /clear, not engaging: no row
+            sent = await olive.say(text)
+            await olive.wait_for(lambda f, i=sent: f.get("id") == i)  # type: ignore[misc]
+    assert "/clear" not in inbound_texts(world) and "just chatting" in inbound_texts(world)
 
 
 async def test_read_commands(world: Host) -> None:

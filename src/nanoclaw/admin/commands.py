@@ -1,9 +1,10 @@
 """Admin chat commands (``/wire``, ``/grant``, …) for owners and admins in any paired chat.
 
 The router calls ``handle`` before any agent sees a message. It first lets the approval
-flows take a numbered answer to an open card, then runs admin commands. Non-admins get
-"Permission denied" as a reply through the chat's adapter, and the command never reaches
-an agent. ``/clear`` is left to the command gate (admins only) and the agent's runner.
+flows take a numbered answer to an open card, then runs admin commands. Commands are
+case-insensitive. ``/help`` answers everyone with the commands they may use; for any other
+command non-admins get "Permission denied" as a reply through the chat's adapter, and the
+command never reaches an agent. ``/clear`` is left to the command gate (admins only) and the agent's runner.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Command:
     usage: str
     summary: str
     handler: Handler | None  # None: passes on to the agent (after the command gate)
+    public: bool = False  # anyone may run it (``/help``); the others need an admin
 
 
 class UsageError(ValidationError):
@@ -60,9 +62,17 @@ class ChatCommands:
         self.commands: dict[str, Command] = {}
         self._register_builtin()
 
-    def register(self, name: str, usage: str, summary: str, handler: Handler | None) -> None:
+    def register(
+        self,
+        name: str,
+        usage: str,
+        summary: str,
+        handler: Handler | None,
+        *,
+        public: bool = False,
+    ) -> None:
         """Add or replace a command (e.g. ``/tasks`` and ``/usage`` from their own modules)."""
-        self.commands[name] = Command(usage, summary, handler)
+        self.commands[name] = Command(usage, summary, handler, public)
 
     async def handle(
         self, event: InboundEvent, mg: MessagingGroup, membership: Membership | None
@@ -77,7 +87,7 @@ class ChatCommands:
         command = self.commands[name]
         if command.handler is None:
             return False  # e.g. /clear: the command gate decides, the agent's runner acts
-        if not is_any_admin(membership):
+        if not command.public and not is_any_admin(membership):
             await self.reply(event, f"Permission denied: {name} requires admin access.")
             return True
         try:
@@ -121,8 +131,9 @@ class ChatCommands:
         r(
             "/help",
             "/help [command]",
-            "List the admin commands, or show one command's usage.",
+            "List the commands you may use, or show one command's usage.",
             self._help,
+            public=True,
         )
         r(
             "/status",
@@ -204,18 +215,27 @@ class ChatCommands:
         )
 
     async def _help(self, ctx: CommandContext) -> str:
+        """Everyone gets an answer, listing only the commands they may use (DESIGN §7)."""
+        admin = ctx.actor.kind == "operator" or is_any_admin(ctx.actor.membership)
+        usable = {n: c for n, c in self.commands.items() if admin or c.public}
         if ctx.args:
-            name = ctx.args[0] if ctx.args[0].startswith("/") else f"/{ctx.args[0]}"
-            command = self.commands.get(name)
+            name = ctx.args[0].lower()
+            name = name if name.startswith("/") else f"/{name}"
+            command = usable.get(name)
             if command is None:
-                raise UsageError(f"No command {name}.")
+                raise UsageError(f"No command {name} you may use.")
             return f"{command.usage}\n{command.summary}"
-        lines = ["Admin commands:"]
-        lines += [f"{c.usage}\n    {c.summary}" for c in self.commands.values()]
-        lines.append(
-            "<chat>: 'here', a chat id (mg-…), <channel>/<id>, or an id on this channel. "
-            "<user>: <channel>:<handle>, or a handle on this channel."
-        )
+        lines = ["Admin commands:" if admin else "Commands you may use:"]
+        lines += [f"{c.usage}\n    {c.summary}" for c in usable.values()]
+        if admin:
+            lines.append(
+                "<chat>: 'here', a chat id (mg-…), <channel>/<id>, or an id on this channel. "
+                "<user>: <channel>:<handle>, or a handle on this channel."
+            )
+        else:
+            lines.append(
+                "Anything else you write goes to the agent. The other commands need an admin."
+            )
         return "\n".join(lines)
 
     async def _status(self, ctx: CommandContext) -> str:

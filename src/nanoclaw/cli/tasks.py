@@ -34,7 +34,9 @@ def list_(
     if not rows:
         console.print("No scheduled tasks.")
         return
-    table = Table("series", "status", "next run (UTC)", "recurrence", "tz", "agent", "prompt")
+    table = Table(
+        "series", "status", "next run (UTC)", "recurrence", "tz", "agent", "prompt", "last script"
+    )
     for r in rows:
         prompt = r["prompt"] if len(r["prompt"]) <= 40 else r["prompt"][:39] + "…"
         table.add_row(
@@ -45,6 +47,7 @@ def list_(
             r["recurrence_tz"] or "host",
             r["agent"],
             prompt,
+            r.get("last_script") or "",
         )
     console.print(table)
 

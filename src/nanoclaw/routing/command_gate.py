@@ -1,4 +1,9 @@
-"""The command gate: which slash commands reach the agent, which are refused, which vanish."""
+"""The command gate: which slash commands reach the agent, which are refused, which vanish.
+
+Commands are recognised case-insensitively (``/CLEAR`` is ``/clear``). The router applies
+the gate to every wiring, engaged or accumulating, so a gated command is never stored as
+a context row.
+"""
 
 from __future__ import annotations
 
@@ -33,3 +38,9 @@ def gate(text: str, *, is_admin: bool) -> GateDecision:
     if command in ADMIN_COMMANDS and not is_admin:
         return GateDecision("deny", f"Permission denied: {command} requires admin access.")
     return GateDecision("pass")
+
+
+def is_gated_command(text: str) -> bool:
+    """Whether the text is a filtered or an admin command (never a context row)."""
+    command = command_of(text)
+    return command is not None and (command in FILTERED_COMMANDS or command in ADMIN_COMMANDS)

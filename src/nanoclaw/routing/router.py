@@ -21,7 +21,7 @@ from nanoclaw.db.models import MessagingGroup, Wiring
 from nanoclaw.db.repository import Membership, Repository
 from nanoclaw.errors import NanoclawError
 from nanoclaw.permissions.access import can_access, is_admin_of
-from nanoclaw.routing.command_gate import gate
+from nanoclaw.routing.command_gate import GateDecision, gate, is_gated_command
 from nanoclaw.routing.engage import engages
 from nanoclaw.sessions.paths import safe_name
 from nanoclaw.sessions.service import SessionService
@@ -185,12 +185,18 @@ class Router:
 
         outcome = RouteOutcome()
         refusal: str | None = None
+        denial: str | None = None
         for wiring in wirings:
             result = await self._consider(event, mg, wiring, user_id, membership)
             if isinstance(result, Delivery):
                 outcome.deliveries.append(result)
+            elif isinstance(result, GateDecision):
+                denial = denial or result.reply
+                refusal = refusal or "permission_denied"
             elif result is not None:
                 refusal = refusal or result
+        if denial is not None:  # once per message, however many wirings refused it
+            await self.replier.reply(event, denial)
         if not outcome.deliveries:
             reason = refusal or "no_agent_engaged"
             if reason == "no_agent_engaged":
@@ -209,8 +215,8 @@ class Router:
         wiring: Wiring,
         user_id: str | None,
         membership: Membership | None,
-    ) -> Delivery | str | None:
-        """One wiring: a delivery, a refusal reason, or None (skipped)."""
+    ) -> Delivery | GateDecision | str | None:
+        """One wiring: a delivery, a command-gate denial, a refusal reason, or None (skipped)."""
         msg = event.message
         ag = wiring.agent_group_id
         mode = self._session_mode(event, mg, wiring)
@@ -249,18 +255,21 @@ class Router:
                 await self._drop(event, "sender_scope", mg, user_id, ag)
                 return "sender_scope"
             return None
-        if not engaged:
-            if wiring.ignored_message_policy != "accumulate":
-                return None
-            return await self._write(event, mg, wiring, mode, thread, user_id, trigger=0)
+        if not engaged and wiring.ignored_message_policy != "accumulate":
+            return None
         if msg.kind == "chat":
+            # The gate holds whatever the wiring's policy: a command is never stored as a
+            # context row (an accumulated /clear would wipe the conversation later).
             decision = gate(msg.text, is_admin=is_admin_of(membership, ag))
             if decision.action == "drop":
                 return "command_filtered"
             if decision.action == "deny":
-                await self.replier.reply(event, decision.reply or "Permission denied.")
-                return "permission_denied"
-        return await self._write(event, mg, wiring, mode, thread, user_id, trigger=1)
+                return decision
+            if not engaged and is_gated_command(msg.text):
+                return None
+        return await self._write(
+            event, mg, wiring, mode, thread, user_id, trigger=1 if engaged else 0
+        )
 
     def _session_mode(self, event: InboundEvent, mg: MessagingGroup, wiring: Wiring) -> str:
         if wiring.session_mode == "agent-shared":

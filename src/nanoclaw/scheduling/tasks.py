@@ -35,6 +35,7 @@ class TaskRow:
     prompt: str
     channel_type: str | None
     platform_id: str | None
+    last_script: str | None = None  # what the last pre-check script run decided, and why
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,9 +75,31 @@ def list_tasks(
             prompt=message_text(r.content),
             channel_type=r.channel_type,
             platform_id=r.platform_id,
+            last_script=_last_script(r.content),
         )
         for r in rows
     ]
+
+
+def describe_script_run(run: dict[str, Any]) -> str:
+    """One line for ``tasks list``: what the last pre-check script run decided, and why."""
+    outcome = run.get("outcome")
+    at = run.get("at", "")
+    if outcome == "error":
+        streak = int(run.get("failures_in_a_row") or 1)
+        return f"failed at {at} ({streak} in a row): {run.get('reason') or 'unknown error'}"
+    if outcome == "skipped":
+        return f"skipped the turn at {at} (wakeAgent false)"
+    return f"woke the agent at {at}"
+
+
+def _last_script(raw: str) -> str | None:
+    try:
+        content = json.loads(raw)
+    except ValueError:
+        return None
+    run = content.get("last_script") if isinstance(content, dict) else None
+    return describe_script_run(run) if isinstance(run, dict) else None
 
 
 def control_task(store: SessionStore, layout: SessionLayout, key: str, action: TaskControl) -> int:

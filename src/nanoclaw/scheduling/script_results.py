@@ -1,0 +1,179 @@
+"""Host side of task pre-check scripts: record each run's outcome and report repeated failures.
+
+The runner runs a task's script before the model (``agent_runner/task_script.py``) and
+reports the outcome as a ``task_script`` system row. The host writes it into the
+occurrence's content (``script_run``, the occurrence's own record) and into the series'
+live rows (``last_script``, what ``nanoclaw tasks list`` shows). Failures in a row are
+counted over the series' ended occurrences, newest first; at
+``SCRIPT_FAILURES_BEFORE_NOTICE`` the task's chat is told once. The result never goes
+back to the agent: an answer row would wake it, the very turn the script just skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import or_, select, update
+
+from nanoclaw.contract.layout import SessionLayout
+from nanoclaw.contract.timeutil import now_iso
+from nanoclaw.db.models import SessionRow
+from nanoclaw.delivery.actions import ActionResult, SystemActions
+from nanoclaw.delivery.notices import Notifier
+from nanoclaw.sessions.outbound_reader import OutboundRow
+from nanoclaw.sessions.schema import messages_in
+from nanoclaw.sessions.service import SessionService
+
+log = logging.getLogger("nanoclaw.scheduling.scripts")
+
+SCRIPT_FAILURES_BEFORE_NOTICE = 3
+OUTCOMES = ("woke", "skipped", "error")
+MAX_REASON_CHARS = 500
+ENDED = ("completed", "failed")
+LIVE = ("pending", "paused")
+
+
+@dataclass(frozen=True)
+class ScriptReport:
+    series_id: str
+    failures_in_a_row: int
+    channel_type: str | None
+    platform_id: str | None
+    thread_id: str | None
+    prompt: str
+
+
+def record_script_run(
+    sessions: SessionService, layout: SessionLayout, task_id: str, outcome: str, reason: str | None
+) -> ScriptReport | None:
+    """Write the run into the occurrence and its series; None when no such task exists."""
+    with sessions.store.write(layout) as conn:
+        row = conn.execute(
+            select(messages_in).where(messages_in.c.id == task_id, messages_in.c.kind == "task")
+        ).first()
+        if row is None:
+            return None
+        series = row.series_id or row.id
+        history = conn.execute(
+            select(messages_in.c.id, messages_in.c.content)
+            .where(
+                messages_in.c.series_id == series,
+                messages_in.c.kind == "task",
+                messages_in.c.status.in_(ENDED),
+                messages_in.c.id != task_id,
+            )
+            .order_by(messages_in.c.seq.desc())
+        ).all()
+        streak = 1 if outcome == "error" else 0
+        if outcome == "error":
+            for other_id, raw in history:
+                previous = _json(raw).get("script_run")
+                # Only an occurrence's own record counts (a recurrence clone copies content).
+                if not isinstance(previous, dict) or previous.get("occurrence") != other_id:
+                    continue
+                if previous.get("outcome") != "error":
+                    break
+                streak += 1
+        run = {
+            "occurrence": task_id,
+            "outcome": outcome,
+            "reason": (reason or None) and str(reason)[:MAX_REASON_CHARS],
+            "at": now_iso(),
+            "failures_in_a_row": streak,
+        }
+        content = _json(row.content)
+        content["script_run"] = run
+        content["last_script"] = run
+        conn.execute(
+            update(messages_in)
+            .where(messages_in.c.id == task_id)
+            .values(content=json.dumps(content))
+        )
+        live = conn.execute(
+            select(messages_in.c.id, messages_in.c.content).where(
+                or_(messages_in.c.series_id == series, messages_in.c.id == series),
+                messages_in.c.kind == "task",
+                messages_in.c.status.in_(LIVE),
+                messages_in.c.id != task_id,
+            )
+        ).all()
+        for live_id, raw in live:
+            live_content = _json(raw)
+            live_content["last_script"] = run
+            conn.execute(
+                update(messages_in)
+                .where(messages_in.c.id == live_id)
+                .values(content=json.dumps(live_content))
+            )
+    return ScriptReport(
+        series_id=series,
+        failures_in_a_row=streak,
+        channel_type=row.channel_type,
+        platform_id=row.platform_id,
+        thread_id=row.thread_id,
+        prompt=str(content.get("prompt") or ""),
+    )
+
+
+def _json(raw: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+class ScriptResults:
+    """The ``task_script`` action: not gated (it only records what the agent's own task did)."""
+
+    def __init__(self, *, sessions: SessionService, notices: Notifier) -> None:
+        self.sessions = sessions
+        self.notices = notices
+
+    def install(self, actions: SystemActions) -> None:
+        actions.register("task_script", self.handle)
+
+    async def handle(self, session: SessionRow, row: OutboundRow) -> ActionResult:
+        task_id = row.content.get("task_id")
+        outcome = row.content.get("outcome")
+        if not isinstance(task_id, str) or outcome not in OUTCOMES:
+            return ActionResult("error", "task_script: bad report", reply_to_agent=False)
+        reason = row.content.get("reason")
+        layout = self.sessions.layout(session)
+        report = await asyncio.to_thread(
+            record_script_run,
+            self.sessions,
+            layout,
+            task_id,
+            str(outcome),
+            str(reason) if reason else None,
+        )
+        if report is None:
+            return ActionResult("error", f"task_script: no task {task_id}", reply_to_agent=False)
+        if outcome == "error":
+            log.warning(
+                "task %s of %s: script failed (%d in a row): %s",
+                task_id,
+                session.id,
+                report.failures_in_a_row,
+                reason,
+            )
+        if (
+            report.failures_in_a_row == SCRIPT_FAILURES_BEFORE_NOTICE
+            and report.channel_type
+            and report.platform_id
+            and report.channel_type != "agent"
+        ):
+            preview = report.prompt[:80]
+            await self.notices.notify(
+                report.channel_type,
+                report.platform_id,
+                report.thread_id,
+                f"The scheduled task {report.series_id} (“{preview}”) did not run: its check "
+                f"script failed {report.failures_in_a_row} times in a row. Last error: {reason}",
+            )
+        return ActionResult("ok", f"recorded ({outcome})", reply_to_agent=False)
