@@ -114,6 +114,10 @@ class PollLoop:
         if not rows or not any(r.trigger for r in rows):
             return False
         batch = rows[-self.config.max_messages_per_prompt :]
+        isolated = next((r for r in batch if is_isolated_task(r)), None)
+        if isolated is not None:
+            # An isolated task runs alone, in a fresh context; the chat's rows wait their turn.
+            batch = [isolated]
         self.db.claim([r.id for r in batch])
         self.heartbeat.touch()
         clears = [r for r in batch if r.trigger and is_clear_command(r)]
@@ -143,6 +147,7 @@ class PollLoop:
             ),
             batch=tuple(batch),
             destinations=tuple(destinations),
+            fresh_context=isolated is not None,
         )
         try:
             result = await self.provider.run_turn(request, ctx)
@@ -246,6 +251,11 @@ class PollLoop:
                     )
                 )
         return messages
+
+
+def is_isolated_task(row: InboundRow) -> bool:
+    """A task whose content asks for a fresh context (v1's ``context_mode=isolated``)."""
+    return row.kind == "task" and row.content.get("context_mode") == "isolated"
 
 
 def _usage_record(result: TurnResult) -> UsageRecord | None:

@@ -168,8 +168,8 @@ class AnthropicProvider(Provider):
         transcript = self._transcript(ctx)
         tally = _Tally(self.config.model)
         env = ToolEnv(ctx=ctx, config=self.config, global_dir=self.global_dir)
-        history = transcript.load()
-        if self._near_limit(ctx):
+        history = History(summary=None, messages=[]) if request.fresh_context else transcript.load()
+        if not request.fresh_context and self._near_limit(ctx):
             history = await self._compact(
                 transcript, history, tally, keep=KEEP_TURNS_AFTER_COMPACTION
             )
@@ -189,7 +189,7 @@ class AnthropicProvider(Provider):
             try:
                 response = await self._call(system, history, turn, tool_choice, ctx)
             except _ContextOverflowError:
-                if overflowed:
+                if overflowed or request.fresh_context:
                     return self._fail(
                         tally, "the conversation is too large for the model even after compaction"
                     )
@@ -210,7 +210,7 @@ class AnthropicProvider(Provider):
                     usage=tally.usage(),
                 )
             if stop == "model_context_window_exceeded":
-                if overflowed:
+                if overflowed or request.fresh_context:
                     return self._fail(tally, "the conversation is too large for the model")
                 overflowed = True
                 history = await self._compact(transcript, history, tally, keep=0)
@@ -240,7 +240,8 @@ class AnthropicProvider(Provider):
                 turn.append({"role": "user", "content": [{"type": "text", "text": CONTINUE_TEXT}]})
                 continue
             break
-        transcript.append_turn(turn_id, _for_transcript(turn))
+        if not request.fresh_context:
+            transcript.append_turn(turn_id, _for_transcript(turn))
         return TurnResult(text="".join(texts), usage=tally.usage())
 
     # -- pieces ------------------------------------------------------------------------------

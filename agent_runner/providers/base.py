@@ -27,6 +27,8 @@ class TurnRequest:
     system_prompt: str
     batch: tuple[InboundRow, ...]
     destinations: tuple[Destination, ...]
+    # A task run with context_mode "isolated": the turn neither sees nor extends the transcript.
+    fresh_context: bool = False
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,15 @@ class AdminStore:
                     s.add(config)
                 config.admin_scope = admin_scope
 
+    def set_additional_mounts(self, agent_group_id: str, mounts_json: str) -> None:
+        """Replace the group's extra-mount requests (validated by the caller; effective next start)."""
+        with self.db.session() as s:
+            config = s.get(ContainerConfig, agent_group_id)
+            if config is None:
+                config = ContainerConfig(agent_group_id=agent_group_id)
+                s.add(config)
+            config.additional_mounts = mounts_json
+
     def delete_agent_group(self, agent_group_id: str) -> None:
         with self.db.session() as s:
             group = s.get(AgentGroup, agent_group_id)

@@ -246,6 +246,9 @@ app.command("doctor")(_doctor)
 from nanoclaw.cli.channels import app as channels_app  # noqa: E402
 
 app.add_typer(channels_app, name="channels")
+from nanoclaw.cli.import_cmd import import_install  # noqa: E402
+
+app.command(name="import")(import_install)
 from nanoclaw.cli import admin_resources as _admin  # noqa: E402
 
 _admin.add_channel_commands(channels_app)

@@ -1,8 +1,12 @@
-"""Cron in a task's IANA time zone: validation, the next fire time, and DST rules.
+"""Recurrence rules in a task's IANA time zone: cron and exact intervals, the next fire time, DST.
 
 Rules (DESIGN §4, Recurrence row):
-- Expressions are standard 5-field cron (minute hour day month weekday) or one of the
-  ``@hourly``-style macros; anything else is rejected with a ``ValidationError``.
+- Expressions are standard 5-field cron (minute hour day month weekday), one of the
+  ``@hourly``-style macros, or an exact interval ``@every <n><s|m|h|d>`` (stored as
+  ``@every <seconds>s``); anything else is rejected with a ``ValidationError``.
+- An interval is anchored to the occurrence's scheduled time: the next run is the first
+  ``anchor + k·interval`` after the given instant, so a task every 90 minutes fires every
+  90 minutes exactly, in real (UTC) time, whatever the zone's DST does.
 - Times are computed on the wall clock of the task's zone and stored as UTC instants.
 - Spring forward: a wall-clock time inside the gap fires once, shifted forward by the gap
   (02:30 on a night that skips 02:00–03:00 fires at 03:30).
@@ -13,6 +17,7 @@ Rules (DESIGN §4, Recurrence row):
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -29,6 +34,11 @@ MACROS = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
+INTERVAL_PREFIX = "@every"
+_INTERVAL_RE = re.compile(r"^@every\s+(\d{1,9})\s*(s|m|h|d)?$", re.IGNORECASE)
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MIN_INTERVAL_S = 60
+MAX_INTERVAL_S = 366 * 86400
 CRON_FIELDS = 5
 MAX_EXPRESSION_CHARS = 128
 _MAX_STEPS = 2000
@@ -40,6 +50,18 @@ def normalize_cron(expression: str) -> str:
     return MACROS.get(text.lower(), text)
 
 
+def interval_seconds(expression: str) -> int | None:
+    """The interval of an ``@every`` expression in seconds, or None for a cron expression."""
+    match = _INTERVAL_RE.match(" ".join(str(expression).split()))
+    if match is None:
+        return None
+    return int(match.group(1)) * _UNIT_S[(match.group(2) or "s").lower()]
+
+
+def interval_expression(seconds: int) -> str:
+    return f"{INTERVAL_PREFIX} {seconds}s"
+
+
 def validate_cron(expression: str, *, field: str = "recurrence") -> str:
     """Return the normalized expression or raise ``ValidationError`` saying what is wrong."""
     if not isinstance(expression, str) or not expression.strip():
@@ -48,10 +70,26 @@ def validate_cron(expression: str, *, field: str = "recurrence") -> str:
         raise ValidationError(
             f"cron expression too long ({len(expression)} characters)", field=field
         )
+    seconds = interval_seconds(expression)
+    if seconds is not None:
+        if not MIN_INTERVAL_S <= seconds <= MAX_INTERVAL_S:
+            raise ValidationError(
+                f"interval {expression.strip()!r} must be between {MIN_INTERVAL_S} s and "
+                f"{MAX_INTERVAL_S // 86400} days",
+                field=field,
+            )
+        return interval_expression(seconds)
+    if expression.strip().lower().startswith(INTERVAL_PREFIX):
+        raise ValidationError(
+            f"invalid interval {expression.strip()!r}: use '@every <n>' with a unit s, m, h or d "
+            "(e.g. '@every 90m')",
+            field=field,
+        )
     text = normalize_cron(expression)
     if text.startswith("@"):
         raise ValidationError(
-            f"unknown cron macro {expression.strip()!r}; use one of {', '.join(MACROS)}",
+            f"unknown cron macro {expression.strip()!r}; use one of {', '.join(MACROS)} "
+            "or '@every <n><s|m|h|d>'",
             field=field,
         )
     parts = text.split(" ")
@@ -114,11 +152,28 @@ def _offsets(zone: ZoneInfo, around: datetime) -> tuple[timedelta, timedelta]:
     return min(samples), max(samples)
 
 
-def next_fire(expression: str, timezone: str, after: datetime) -> datetime:
-    """The first instant strictly after ``after`` (aware) at which the cron fires, in UTC."""
+def _next_on_grid(anchor: datetime, step_s: int, after: datetime) -> datetime:
+    """The first ``anchor + k·step`` (k any integer) strictly after ``after``."""
+    elapsed = (after - anchor).total_seconds()
+    k = int(elapsed // step_s) + 1
+    return anchor + timedelta(seconds=k * step_s)
+
+
+def next_fire(
+    expression: str, timezone: str, after: datetime, *, anchor: datetime | None = None
+) -> datetime:
+    """The first instant strictly after ``after`` (aware) at which the rule fires, in UTC.
+
+    ``anchor`` is the scheduled time of an occurrence of the series; an interval counts from
+    it (without one it counts from ``after``). Cron ignores it.
+    """
     if after.tzinfo is None:
         raise ValueError("next_fire needs an aware datetime")
     text = validate_cron(expression)
+    step = interval_seconds(text)
+    if step is not None:
+        base = (anchor or after).astimezone(UTC)
+        return _next_on_grid(base, step, after.astimezone(UTC))
     zone = ZoneInfo(timezone)
     after = after.astimezone(UTC)
     both = _hourly(text)
@@ -142,11 +197,20 @@ def next_fire(expression: str, timezone: str, after: datetime) -> datetime:
     return best
 
 
-def previous_fire(expression: str, timezone: str, at_or_before: datetime) -> datetime | None:
-    """The last instant at or before ``at_or_before`` (aware) at which the cron fires, in UTC."""
+def previous_fire(
+    expression: str, timezone: str, at_or_before: datetime, *, anchor: datetime | None = None
+) -> datetime | None:
+    """The last instant at or before ``at_or_before`` (aware) at which the rule fires, in UTC."""
     if at_or_before.tzinfo is None:
         raise ValueError("previous_fire needs an aware datetime")
     text = validate_cron(expression)
+    step = interval_seconds(text)
+    if step is not None:
+        if anchor is None:
+            return None
+        until_utc = at_or_before.astimezone(UTC)
+        nxt = _next_on_grid(anchor.astimezone(UTC), step, until_utc)
+        return nxt - timedelta(seconds=step)
     zone = ZoneInfo(timezone)
     until = at_or_before.astimezone(UTC)
     both = _hourly(text)

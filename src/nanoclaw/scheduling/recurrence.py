@@ -65,7 +65,7 @@ def next_occurrence(
     else:
         # A run that started late already stood in for the times missed before it.
         base = max(scheduled, now - timedelta(seconds=grace_s))
-    return next_fire(expression, timezone, base)
+    return next_fire(expression, timezone, base, anchor=scheduled)
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,12 @@ def catch_up_overdue(
             if row.id in claimed or validate_catch_up(row.catch_up) != "skip":
                 continue
             try:
-                nxt = next_fire(row.recurrence, row.recurrence_tz or default_tz, now)
+                nxt = next_fire(
+                    row.recurrence,
+                    row.recurrence_tz or default_tz,
+                    now,
+                    anchor=parse_iso(row.process_after),
+                )
             except (ValidationError, ValueError, KeyError) as exc:
                 log.error("task %s: cannot compute its next run: %s", row.id, exc)
                 continue
