@@ -362,7 +362,11 @@ class ScheduleTask(FunctionTool):
         ["prompt", "process_after"],
         prompt=_prop("string", "What to do when the task runs."),
         process_after=_prop("string", "ISO-8601 time; without a zone it is the user's local time."),
-        recurrence=_prop("string", "Optional 5-field cron expression."),
+        recurrence=_prop(
+            "string",
+            "Optional 5-field cron expression, or '@every <n><s|m|h|d>' for an exact interval "
+            "(at least 60 s) counted from 'process_after'.",
+        ),
         script=_prop("string", "Optional bash script run before the prompt."),
     )
 
@@ -435,7 +439,9 @@ class UpdateTask(FunctionTool):
         task_id=_prop("string", "The task id (series)."),
         prompt=_prop("string", "New prompt."),
         process_after=_prop("string", "New time (ISO-8601; no zone = user's local time)."),
-        recurrence=_prop("string", "New cron expression, or '' to stop repeating."),
+        recurrence=_prop(
+            "string", "New cron expression or '@every <n><s|m|h|d>', or '' to stop repeating."
+        ),
         script=_prop("string", "New script, or '' to remove it."),
     )
 

@@ -345,8 +345,12 @@ class ImportRun:
             key = f"{role.user_id} {role.role}" + (
                 f" of {group.name if group else role.agent_key}" if role.agent_key else " (global)"
             )
-            self._add("role", key, Action.CREATE)
-            if self._execute:
+            membership = self.repo.membership(role.user_id)
+            held = membership is not None and (role.role, group.id if group else None) in (
+                membership.roles
+            )
+            self._add("role", key, Action.REUSE if held else Action.CREATE)
+            if self._execute and not held:
                 self.repo.upsert_user(
                     role.user_id, kind=role.user_id.split(":", 1)[0], display_name=None
                 )
@@ -358,8 +362,11 @@ class ImportRun:
                 )
         for user_id, agent_key in model.members:
             group = agents.get(agent_key)
-            self._add("member", f"{user_id} of {group.name if group else agent_key}", Action.CREATE)
-            if self._execute and group is not None:
+            membership = self.repo.membership(user_id)
+            held = membership is not None and group is not None and group.id in membership.member_of
+            label = f"{user_id} of {group.name if group else agent_key}"
+            self._add("member", label, Action.REUSE if held else Action.CREATE)
+            if self._execute and group is not None and not held:
                 self.repo.upsert_user(user_id, kind=user_id.split(":", 1)[0], display_name=None)
                 self.repo.add_member(user_id, group.id, added_by="import")
 
@@ -369,8 +376,13 @@ class ImportRun:
             if dest.target_type != "agent":
                 continue  # channel destinations come with their wirings
             target = agents.get(dest.target)
-            self._add("destination", f"{dest.agent_key} → {dest.name}", Action.CREATE)
-            if self._execute and group is not None and target is not None:
+            label = f"{group.name if group else dest.agent_key} → {dest.name}"
+            present = group is not None and any(
+                d.target_type == "agent" and target is not None and d.target_id == target.id
+                for d in self.repo.destinations(group.id)
+            )
+            self._add("destination", label, Action.REUSE if present else Action.CREATE)
+            if self._execute and group is not None and target is not None and not present:
                 self.repo.add_agent_destination(
                     agent_group_id=group.id, name=dest.name, target_id=target.id
                 )

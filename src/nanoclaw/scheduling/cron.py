@@ -81,8 +81,8 @@ def validate_cron(expression: str, *, field: str = "recurrence") -> str:
         return interval_expression(seconds)
     if expression.strip().lower().startswith(INTERVAL_PREFIX):
         raise ValidationError(
-            f"invalid interval {expression.strip()!r}: use '@every <n>' with a unit s, m, h or d "
-            "(e.g. '@every 90m')",
+            f"invalid interval {expression.strip()!r} (and not a cron expression): use "
+            "'@every <n>' with a unit s, m, h or d (e.g. '@every 90m')",
             field=field,
         )
     text = normalize_cron(expression)
