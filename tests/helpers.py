@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from nanoclaw.channels.cli.client import Exchange, send_once
 from nanoclaw.db.models import AgentGroup, MessagingGroup, Wiring
 from nanoclaw.db.repository import Repository
+
+_T = TypeVar("_T")
 
 
 async def say(
@@ -49,3 +54,16 @@ def wire_chat(
     defaults.update(wiring)
     w = repo.create_wiring(messaging_group_id=mg.id, agent_group_id=agent.id, **defaults)  # type: ignore[arg-type]
     return mg, w
+
+
+async def wait_for_state(check: Callable[[], _T], timeout_s: float = 15.0) -> _T:
+    """Poll ``check`` (off the event loop) until it returns something truthy: a state, not a sleep."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        value = await asyncio.to_thread(check)
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"state not reached within {timeout_s:g} s (last: {value!r})")
+        await asyncio.sleep(0.02)

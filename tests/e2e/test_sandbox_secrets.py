@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from nanoclaw.host import Host
 from tests.e2e.test_sandbox_runtimes import WAIT_S, live_runners
 from tests.fakes.anthropic_server import FakeAnthropic, reply
-from tests.helpers import make_agent, say, texts, wire_chat
+from tests.helpers import make_agent, say, texts, wait_for_state, wire_chat
 
 # Runs inside the sandbox: report every place the secret appears, and what /proc/1/environ holds.
 INSPECT = r"""
@@ -181,10 +181,11 @@ async def test_without_a_key_no_sandbox_starts_and_the_message_stays_pending(
         wire_chat(host.repo, make_agent(host.repo, "Andy"), "local")
         with pytest.raises(NoReplyError):
             await say(host.settings.cli_socket, "hello", timeout=1.5)
-        assert await live_runners(host) == []
-        session = (await asyncio.to_thread(host.repo.sessions))[0]
+        # The message was accepted into its session (a state, not a deadline) and stays pending.
+        (session,) = await wait_for_state(lambda: host.repo.sessions())
         layout = host.sessions.layout(session)
-        counts = await asyncio.to_thread(host.reader.pending_counts, layout)
+        counts = await wait_for_state(lambda: host.reader.pending_counts(layout))
+        assert await live_runners(host) == []
     finally:
         await host.stop()
     assert counts == {"pending": 1}
