@@ -100,15 +100,19 @@ async def test_pattern_dot_always_engages_and_wakes(world: World) -> None:
     assert json.loads(str(row["content"]))["text"] == "anything"
 
 
-async def test_pattern_regex_filters_and_an_invalid_regex_fails_open(world: World) -> None:
+async def test_pattern_regex_filters_and_a_stored_pattern_re2_refuses_fails_closed(
+    world: World,
+) -> None:
     andy = make_agent(world.repo, "Andy")
     bob = make_agent(world.repo, "Bob")
+    zed = make_agent(world.repo, "Zed")
     wire_chat(world.repo, andy, "room", engage_mode="pattern", engage_pattern=r"^@andy\b")
     wire_chat(world.repo, bob, "room", engage_mode="pattern", engage_pattern="([unclosed")
+    wire_chat(world.repo, zed, "room", engage_mode="pattern", engage_pattern=r"(\w)\1")
     outcome = await world.router.route(world.event("hello all"))
-    assert {d.agent_group_id for d in outcome.deliveries} == {bob.id}
-    outcome = await world.router.route(world.event("@andy hi"))
-    assert {d.agent_group_id for d in outcome.deliveries} == {andy.id, bob.id}
+    assert outcome.deliveries == [] and outcome.dropped == "no_agent_engaged"
+    outcome = await world.router.route(world.event("@andy hi, aa"))
+    assert {d.agent_group_id for d in outcome.deliveries} == {andy.id}
 
 
 async def test_mention_mode_needs_a_mention(world: World) -> None:

@@ -29,7 +29,7 @@ from nanoclaw.permissions.access import (
     is_global_privileged,
     scope_allows,
 )
-from nanoclaw.routing.engage import pattern_is_valid
+from nanoclaw.routing.user_regex import check_user_pattern
 from nanoclaw.sessions.service import SessionService
 
 ENGAGE_MODES = ("pattern", "mention", "mention-sticky")
@@ -720,5 +720,5 @@ def _check_engage(mode: str, pattern: str | None) -> None:
         raise ValidationError(
             f"unknown engage mode {mode!r}; use {', '.join(ENGAGE_MODES)}", field="engage"
         )
-    if mode == "pattern" and pattern and not pattern_is_valid(pattern):
-        raise ValidationError(f"{pattern!r} is not a valid regular expression", field="pattern")
+    if mode == "pattern" and pattern:
+        check_user_pattern(pattern)  # RE2's reason in the error; nothing is written

@@ -1,33 +1,20 @@
-"""Engage rules: whether a wiring's agent answers a message (upstream §3)."""
+"""Engage rules: whether a wiring's agent answers a message (upstream §3); patterns run on RE2."""
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
+from nanoclaw.routing.user_regex import compile_stored, search
 
 ALWAYS = "."
 
 
-@lru_cache(maxsize=512)
-def _compile(pattern: str) -> re.Pattern[str] | None:
-    try:
-        return re.compile(pattern)
-    except re.error:
-        return None
-
-
-def pattern_is_valid(pattern: str) -> bool:
-    return _compile(pattern) is not None
-
-
 def pattern_matches(pattern: str | None, text: str) -> bool:
-    """``.`` (or no pattern) always matches; an invalid regex fails open (matches)."""
+    """``.`` (or no pattern) always matches; a stored pattern RE2 refuses fails closed (never)."""
     if not pattern or pattern == ALWAYS:
         return True
-    compiled = _compile(pattern)
+    compiled = compile_stored(pattern)
     if compiled is None:
-        return True
-    return compiled.search(text) is not None
+        return False
+    return search(compiled, text)
 
 
 def engages(
