@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -37,6 +36,9 @@ from nanoclaw.settings import Settings
 from nanoclaw.sweep.loop import Sweep
 from nanoclaw.usage.budget import BudgetGuard
 from nanoclaw.usage.ledger import UsageLedger
+
+# How long stop waits for its cancelled loops before it stops the runners anyway.
+TASK_STOP_TIMEOUT_S = 10.0
 
 log = logging.getLogger("nanoclaw.host")
 
@@ -209,11 +211,16 @@ class Host:
         self.sweep.close()
         await self.typing.stop_all()
         await self.channels.teardown_all()
-        for task in list(self._tasks):
+        # Bounded, and never swallowing our own cancellation: whatever a task does, the
+        # runners below are always told to stop (issue #10: a task that outlived its cancel
+        # kept this waiting forever while the runners ran on).
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=TASK_STOP_TIMEOUT_S)
+            if stuck:
+                log.error("tasks still running after stop: %s", sorted(t.get_name() for t in stuck))
         await self.supervisor.close()
         await self.sandbox.stop()
         self.db.dispose()

@@ -8,11 +8,11 @@ when the runner exits, or after ``TYPING_MAX_S`` as a safety net.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from nanoclaw.cancel import cancel_and_wait
 from nanoclaw.channels.base import ChannelAdapter
 
 log = logging.getLogger("nanoclaw.channels.typing")
@@ -66,9 +66,7 @@ class TypingKeeper:
         if ind is None:
             return
         if ind.task is not None:
-            ind.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await ind.task
+            await cancel_and_wait(ind.task)  # never swallows our own cancellation
         await self._set(ind, False)
 
     async def stop_all(self) -> None:

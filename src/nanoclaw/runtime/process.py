@@ -37,6 +37,7 @@ ENV_INSTALL_ID = "NANOCLAW_INSTALL_ID"
 ENV_RUNNER_SESSION = "NANOCLAW_RUNNER_SESSION"
 PROC = Path("/proc")
 FOREIGN_KILL_WAIT_S = 5.0
+KILL_WAIT_S = 10.0
 _POLL_S = 0.05
 
 
@@ -129,9 +130,15 @@ class ProcessHandle(RunnerHandle):
         try:
             await asyncio.wait_for(self.process.wait(), timeout=grace_s)
         except TimeoutError:
+            log.warning("runner %s ignored SIGTERM for %.1f s; killing it", self.runner_id, grace_s)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            await self.process.wait()
+            try:  # SIGKILL cannot be ignored; only an uninterruptible kernel wait delays it
+                await asyncio.wait_for(self.process.wait(), timeout=KILL_WAIT_S)
+            except TimeoutError:
+                log.error(
+                    "runner %s still not reaped %.0f s after SIGKILL", self.runner_id, KILL_WAIT_S
+                )
 
 
 class ProcessRuntime(RunnerRuntime):

@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from nanoclaw.cancel import cancel_and_wait
 from nanoclaw.contract.confined import ConfinedDir
 from nanoclaw.contract.runner_config import RunnerConfig
 from nanoclaw.contract.timeutil import now_iso
@@ -36,6 +37,7 @@ log = logging.getLogger("nanoclaw.supervisor")
 
 IDLE_CHECK_INTERVAL_S = 5.0
 ORPHAN_REAP_INTERVAL_S = 60.0  # besides start-up, runners no session owns are removed this often
+EXIT_LISTENERS_TIMEOUT_S = 30.0  # a stop waits this long for the exit listeners it triggered
 
 ExitListener = Callable[[str, RunnerExit], Awaitable[None]]
 SpecHook = Callable[[RunSpec, RunnerConfig], Awaitable[tuple[RunSpec, RunnerConfig]]]
@@ -112,9 +114,7 @@ class Supervisor:
     async def close(self) -> None:
         self._closing = True
         if self._idle_task is not None:
-            self._idle_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._idle_task
+            await cancel_and_wait(self._idle_task)
         while self._starting:
             with contextlib.suppress(Exception):
                 await asyncio.gather(*self._starting.values(), return_exceptions=True)
@@ -128,8 +128,12 @@ class Supervisor:
             return
         await running.handle.stop(grace_s=self.settings.runner_stop_grace_s)
         if running.monitor is not None:
-            # ``wait`` neither raises the monitor's own cancellation nor swallows ours.
-            await asyncio.wait({running.monitor})
+            # ``wait`` neither raises the monitor's own cancellation nor swallows ours; bounded,
+            # so a slow exit listener can delay a stop but never hang it.
+            _, pending = await asyncio.wait({running.monitor}, timeout=EXIT_LISTENERS_TIMEOUT_S)
+            if pending:
+                log.error("exit listeners of %s still running after %.0f s", session_id,
+                          EXIT_LISTENERS_TIMEOUT_S)  # fmt: skip
 
     async def reap_orphans(self) -> int:
         """Remove runners of this install that no live session of ours owns (never another install's)."""

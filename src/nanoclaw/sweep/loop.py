@@ -20,13 +20,13 @@ counted in the report and skipped; the others go on):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from nanoclaw.cancel import cancel_and_wait
 from nanoclaw.contract.confined import ConfinedDir
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.timeutil import to_iso, utc_now
@@ -111,9 +111,7 @@ class Sweep:
         finally:
             for nudge in list(self._nudges):
                 nudge.cancel()
-            timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await timer
+            await cancel_and_wait(timer)
 
     def close(self) -> None:
         """The host is stopping: runner exits from now on are not the messages' fault."""

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from nanoclaw.cancel import cancel_and_wait
 from nanoclaw.channels.base import (
     Attachment,
     Card,
@@ -126,9 +127,7 @@ class TelegramAdapter(ChannelAdapter):
     async def teardown(self) -> None:
         self._polling_ok = False
         if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._poller
+            await cancel_and_wait(self._poller)
             self._poller = None
 
     def is_connected(self) -> bool:
