@@ -4,12 +4,19 @@ Invariant 2: ``inbound.db`` is read through a fresh read-only connection with
 ``mmap_size=0`` on every poll (a cached reader can keep a stale view across a mount);
 ``outbound.db`` is written open-write-close with ``BEGIN IMMEDIATE``. The runner is the
 only writer of ``outbound.db`` while it is alive (invariant 1).
+
+A read-only reader that meets a hot journal (a host write interrupted mid-transaction)
+cannot roll it back and gets ``SQLITE_READONLY_ROLLBACK``: that is a transient state the
+host's next write repairs, so the reader retries with backoff for ``READ_RETRY_DEADLINE_S``
+and then raises ``InboundUnreadableError``, which the poll loop treats as "nothing this poll".
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,20 +28,60 @@ from agent_runner.rows import Destination, InboundRow, Routing, parse_content
 from nanoclaw.contract.seq import next_runner_seq
 from nanoclaw.contract.timeutil import now_iso
 
+log = logging.getLogger("agent_runner.db")
+
 BUSY_TIMEOUT_MS = 5000
+# A hot journal met by a read-only reader: retried this long (first wait, doubling, capped).
+READ_RETRY_DEADLINE_S = 2.0
+READ_RETRY_FIRST_WAIT_S = 0.01
+READ_RETRY_MAX_WAIT_S = 0.25
+SQLITE_READONLY = 8  # primary code of every SQLITE_READONLY_* extended code
 
 
 class SchemaMismatchError(Exception):
     """The session DBs are not at the schema revision the host announced."""
 
 
+class InboundUnreadableError(Exception):
+    """``inbound.db`` stayed unreadable (hot journal) for the whole retry deadline: transient."""
+
+
+def _needs_a_writer(exc: sqlite3.OperationalError) -> bool:
+    """A read-only connection refused to read because only a writer could recover the file."""
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == SQLITE_READONLY
+
+
+def _open_snapshot(path: Path) -> sqlite3.Connection:
+    """A read-only connection inside a read transaction (one consistent view for the block)."""
+    deadline = time.monotonic() + READ_RETRY_DEADLINE_S
+    wait_s = READ_RETRY_FIRST_WAIT_S
+    while True:
+        conn = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+        )
+        try:
+            conn.execute("PRAGMA mmap_size=0")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("BEGIN")
+            # The first read takes the shared lock; the hot-journal check happens here.
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if not _needs_a_writer(exc):
+                raise
+            if time.monotonic() + wait_s > deadline:
+                raise InboundUnreadableError(f"{path.name}: {exc}") from exc
+            log.debug("%s needs a writer's recovery (%s); retrying", path.name, exc)
+            time.sleep(wait_s)
+            wait_s = min(wait_s * 2, READ_RETRY_MAX_WAIT_S)
+
+
 @contextmanager
 def read_inbound(path: Path) -> Iterator[sqlite3.Connection]:
     """A fresh read-only connection for one poll; closed afterwards."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn = _open_snapshot(path)
     try:
-        conn.execute("PRAGMA mmap_size=0")
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         yield conn
     finally:
         conn.close()

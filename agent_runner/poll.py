@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from agent_runner.context import RunnerContext, UnknownDestinationError
-from agent_runner.db import OutboundMessage, SessionDB, UsageRecord
+from agent_runner.db import InboundUnreadableError, OutboundMessage, SessionDB, UsageRecord
 from agent_runner.formatter import format_batch
 from agent_runner.heartbeat import Heartbeat
 from agent_runner.memory import compose_system_prompt
@@ -26,6 +26,7 @@ from agent_runner.providers.base import Provider, TurnRequest, TurnResult
 from agent_runner.rows import InboundRow, is_clear_command
 from agent_runner.task_script import SCRIPT_TIMEOUT_S, run_task_script
 from nanoclaw.contract.dbwatch import change_signature
+from nanoclaw.contract.fault_log import FaultLog, fault_key
 from nanoclaw.contract.runner_config import RunnerConfig
 from nanoclaw.contract.timeutil import now_iso
 
@@ -64,6 +65,7 @@ class PollLoop:
         self.stopping = asyncio.Event()
         self._first_poll = True
         self.started_at = now_iso()
+        self._faults = FaultLog(log)
 
     async def run(self) -> None:
         self.started_at = now_iso()
@@ -82,7 +84,14 @@ class PollLoop:
                 return
             last_signature = change_signature(self.db.inbound_path)
             self.heartbeat.touch()
-            handled = await self.poll_once()
+            try:
+                handled = await self.poll_once()
+            except InboundUnreadableError as exc:
+                # Transient (a hot journal the host's next write repairs): poll again later.
+                self._faults.report(
+                    fault_key("poll", exc), logging.WARNING, "poll skipped: %s", exc
+                )
+                handled = False
             if handled:
                 continue  # more may have arrived during the turn
             deadline = loop.time() + self.config.full_poll_interval_s
