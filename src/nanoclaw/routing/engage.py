@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from nanoclaw.routing.user_regex import compile_stored, search
+from nanoclaw.routing.user_regex import UserPatternError, check_user_pattern, compile_stored, search
 
 ALWAYS = "."
+
+
+def pattern_is_valid(pattern: str) -> bool:
+    """Whether RE2 accepts ``pattern`` (see ``check_user_pattern`` for the reason when not)."""
+    try:
+        check_user_pattern(pattern)
+    except UserPatternError:
+        return False
+    return True
 
 
 def pattern_matches(pattern: str | None, text: str) -> bool:
