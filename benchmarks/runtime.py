@@ -57,7 +57,7 @@ def build_image() -> str:
 
 
 async def measure(runtime: str, cold_n: int, warm_n: int, image: str | None) -> dict[str, Any]:
-    from nanoclaw.host import Host
+    from nanoclaw.host import build_host
     from nanoclaw.settings import Settings
 
     scratch = Path(tempfile.mkdtemp(prefix="nc-rtb-", dir="/tmp"))
@@ -75,7 +75,7 @@ async def measure(runtime: str, cold_n: int, warm_n: int, image: str | None) -> 
         agent_image=image,
         mount_allowlist_path=scratch / "no-allowlist.json",
     )
-    host = Host(settings=settings)
+    host = build_host(settings)
     await host.start()
     try:
         agent = host.repo.create_agent_group(name="Andy", folder="andy")

@@ -51,9 +51,9 @@ def settings(tmp_path: Path, short_dir: Path) -> Settings:
 
 @pytest.fixture
 async def host(settings: Settings) -> AsyncIterator[object]:
-    from nanoclaw.host import Host
+    from nanoclaw.host import build_host
 
-    instance = Host(settings=settings)
+    instance = build_host(settings)
     await instance.start()
     try:
         yield instance

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from nanoclaw.channels.cli.protocol import encode
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.db.models import AgentGroup, ContainerConfig
-from nanoclaw.host import Host
+from nanoclaw.host import Host, build_host
 from nanoclaw.settings import Settings
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.helpers import make_agent, wire_chat
@@ -28,7 +28,7 @@ async def agent_host(settings: Settings, fake_api: FakeAnthropic) -> AsyncIterat
     # The runner reaches the fake through the host's credential proxy, which adds this key.
     settings.anthropic_api_key = SecretStr(FAKE_API_KEY)
     settings.anthropic_base_url = fake_api.base_url
-    host = Host(settings=settings)
+    host = build_host(settings)
     await host.start()
     try:
         yield host

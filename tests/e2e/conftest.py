@@ -127,9 +127,9 @@ def make_settings(
 
 @pytest.fixture
 async def sandbox_host(make_settings: Any) -> AsyncIterator[Any]:
-    from nanoclaw.host import Host
+    from nanoclaw.host import build_host
 
-    host = Host(settings=make_settings())
+    host = build_host(make_settings())
     await host.start()
     try:
         yield host

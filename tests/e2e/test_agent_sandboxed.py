@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from nanoclaw.db.models import ContainerConfig
-from nanoclaw.host import Host
+from nanoclaw.host import Host, build_host
 from tests.e2e.test_sandbox_runtimes import WAIT_S, live_runners, until
 from tests.fakes.anthropic_server import FakeAnthropic, reply, tool_call
 from tests.helpers import make_agent, say, texts, wire_chat
@@ -22,7 +22,7 @@ async def test_the_agent_works_inside_the_sandbox_and_resumes_after_a_restart(
     make_settings: Any, runtime_name: str, fake_api: FakeAnthropic
 ) -> None:
     settings = make_settings(anthropic_api_key=SecretStr(KEY), anthropic_base_url=fake_api.base_url)
-    host = Host(settings=settings)
+    host = build_host(settings)
     await host.start()
     try:
         agent = make_agent(host.repo, "Andy")

@@ -15,7 +15,7 @@ import pytest
 
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.repository import Repository
-from nanoclaw.host import Host
+from nanoclaw.host import Host, build_host
 from nanoclaw.runtime.base import RunnerInfo
 from tests.helpers import make_agent, say, texts, wire_chat
 
@@ -94,7 +94,7 @@ async def test_a_runner_killed_mid_turn_answers_after_its_restart(
 async def test_three_sessions_with_a_cap_of_two_start_in_arrival_order(
     make_settings: Any,
 ) -> None:
-    host = Host(settings=make_settings(max_concurrent_runners=2, idle_timeout_s=0.5))
+    host = build_host(make_settings(max_concurrent_runners=2, idle_timeout_s=0.5))
     await host.start()
     try:
         agent = make_agent(host.repo, "Andy")
@@ -196,7 +196,7 @@ async def test_an_orphan_left_by_a_killed_host_is_removed_at_the_next_start(
         log.close()
     settings.cli_socket.unlink(missing_ok=True)
 
-    second = Host(settings=make_settings_like(settings))
+    second = build_host(make_settings_like(settings))
     left = await second.runtime.list_runners(install_id=settings.install_id)
     if runtime_name == "docker":
         assert [r.running for r in left] == [True], "the killed host's container should survive it"
@@ -233,9 +233,9 @@ def make_settings_like(settings: Any) -> Any:
 async def test_another_installs_runners_are_never_reaped(
     make_settings: Any, tmp_path: Path, short_dir: Path
 ) -> None:
-    ours = Host(settings=make_settings())
-    theirs = Host(
-        settings=make_settings(
+    ours = build_host(make_settings())
+    theirs = build_host(
+        make_settings(
             data_dir=tmp_path / "theirs",
             groups_dir=tmp_path / "theirs-groups",
             cli_socket_path=short_dir / "theirs.sock",

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from nanoclaw.host import Host
+from nanoclaw.host import build_host
 from tests.e2e.test_sandbox_runtimes import WAIT_S, live_runners
 from tests.fakes.anthropic_server import FakeAnthropic, reply
 from tests.helpers import make_agent, say, texts, wait_for_state, wire_chat
@@ -137,7 +137,7 @@ async def test_no_secret_enters_the_sandbox_yet_the_model_answers(
         anthropic_api_key=SecretStr(secret),
         anthropic_base_url=fake_api.base_url,
     )
-    host = Host(settings=settings)
+    host = build_host(settings)
     await host.start()
     try:
         wire_chat(host.repo, make_agent(host.repo, "Andy"), "local")
@@ -175,7 +175,7 @@ async def test_without_a_key_no_sandbox_starts_and_the_message_stays_pending(
 ) -> None:
     from nanoclaw.channels.cli.client import NoReplyError
 
-    host = Host(settings=make_settings(provider="anthropic", anthropic_base_url=fake_api.base_url))
+    host = build_host(make_settings(provider="anthropic", anthropic_base_url=fake_api.base_url))
     await host.start()
     try:
         wire_chat(host.repo, make_agent(host.repo, "Andy"), "local")

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from nanoclaw.channels.registry import STATE_FILE, read_states
 from nanoclaw.cli.status import gather
-from nanoclaw.host import Host
+from nanoclaw.host import build_host
 from nanoclaw.settings import Settings
 from tests.fakes.telegram import FakeTelegram
 from tests.helpers import make_agent, say, texts, wire_chat
@@ -24,7 +24,7 @@ async def test_channels_without_credentials_are_skipped_with_a_log_line(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="nanoclaw.channels")
-    host = Host(settings=settings)
+    host = build_host(settings)
     assert [a.name for a in host.channels.all()] == ["cli"]
     messages = [r.getMessage() for r in caplog.records]
     assert "channel slack skipped: no credentials (set NANOCLAW_SLACK_BOT_TOKEN)" in messages
@@ -65,7 +65,7 @@ async def test_a_failing_channel_is_retried_with_backoff_and_never_stops_the_hos
             "channel_retry_delays_s": (0.2, 0.5),
         }
     )
-    host = Host(settings=s)
+    host = build_host(s)
     await host.start()  # returns at once: Telegram connects in the background
     try:
         andy = make_agent(host.repo, "Andy")
@@ -100,7 +100,7 @@ async def test_status_shows_each_channel_state(settings: Settings, tg: FakeTeleg
             "channel_retry_delays_s": (0.05,),
         }
     )
-    host = Host(settings=s)
+    host = build_host(s)
     await host.start()
     try:
         for _ in range(200):

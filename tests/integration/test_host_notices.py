@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from nanoclaw.channels.base import InboundEvent, InboundMessage
-from nanoclaw.host import Host
+from nanoclaw.host import Host, build_host
 from nanoclaw.settings import Settings
 from tests.fakes.channel import FakeAdapter
 from tests.helpers import make_agent, wire_chat
@@ -21,7 +21,7 @@ def flaky() -> FakeAdapter:
 
 @pytest.fixture
 async def host(settings: Settings, flaky: FakeAdapter) -> AsyncIterator[Host]:
-    instance = Host(settings=settings, adapters=[flaky])
+    instance = build_host(settings, channels=[flaky])
     instance.notices.poll_s = 0.05
     await instance.start()
     try:

@@ -16,7 +16,7 @@ import pytest
 
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.timeutil import parse_iso, to_iso, utc_now
-from nanoclaw.host import Host
+from nanoclaw.host import Host, build_host
 from nanoclaw.sessions.schema import messages_in
 from nanoclaw.sessions.store import InboundMessage
 from nanoclaw.settings import Settings
@@ -44,7 +44,7 @@ async def fast_host(settings: Settings) -> AsyncIterator[Host]:
     settings.retry_backoff_base_s = 0.3
     settings.runner_stop_grace_s = 0.5
     settings.max_tries = 2
-    host = Host(settings=settings)
+    host = build_host(settings)
     await host.start()
     try:
         yield host

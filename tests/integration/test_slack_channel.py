@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from nanoclaw.channels.slack.adapter import SlackAdapter
 from nanoclaw.channels.slack.mrkdwn import to_mrkdwn
-from nanoclaw.host import Host
+from nanoclaw.host import Host, build_host
 from nanoclaw.settings import Settings
 from tests.fakes.slack import BOT_USER, FakeSlack
 from tests.helpers import make_agent, wire_chat
@@ -38,7 +38,7 @@ def slack_settings(settings: Settings, fake: FakeSlack, **extra: Any) -> Setting
 
 @pytest.fixture
 async def host(settings: Settings, slack: FakeSlack) -> AsyncIterator[Host]:
-    instance = Host(settings=slack_settings(settings, slack))  # the registry builds the adapter
+    instance = build_host(slack_settings(settings, slack))  # the registry builds the adapter
     await instance.start()
     await slack.wait_connected()
     andy = make_agent(instance.repo, "Andy")
@@ -241,7 +241,7 @@ async def test_a_question_card_is_answered_with_a_block_kit_button(
 async def test_a_click_from_someone_without_access_is_not_accepted(
     settings: Settings, slack: FakeSlack
 ) -> None:
-    host = Host(settings=slack_settings(settings, slack))
+    host = build_host(slack_settings(settings, slack))
     await host.start()
     try:
         await slack.wait_connected()
@@ -294,7 +294,7 @@ async def test_http_events_mode_verifies_signatures_and_routes(
         slack_signing_secret=SecretStr(secret),
         slack_http_port=0,
     )
-    host = Host(settings=s)
+    host = build_host(s)
     await host.start()
     try:
         adapter = host.channels.get("slack")
@@ -359,7 +359,7 @@ def test_markdown_to_mrkdwn() -> None:
 async def test_an_unknown_sender_is_approved_by_the_owner_with_a_block_kit_button(
     settings: Settings, slack: FakeSlack
 ) -> None:
-    host = Host(settings=slack_settings(settings, slack))
+    host = build_host(slack_settings(settings, slack))
     await host.start()
     try:
         await slack.wait_connected()

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from nanoclaw.channels.pairing import PAIRING_FILE, WELCOME_PROMPT, PairingCodes
 from nanoclaw.channels.telegram.adapter import TelegramAdapter
 from nanoclaw.channels.telegram.html import to_html
-from nanoclaw.host import Host
+from nanoclaw.host import Host, build_host
 from nanoclaw.settings import Settings
 from tests.fakes.telegram import BOT_ID, BOT_USERNAME, FakeTelegram, markup
 from tests.helpers import make_agent, wire_chat
@@ -45,7 +45,7 @@ async def connected(host: Host) -> TelegramAdapter:
 
 @pytest.fixture
 async def host(settings: Settings, tg: FakeTelegram) -> AsyncIterator[Host]:
-    instance = Host(settings=tg_settings(settings, tg))
+    instance = build_host(tg_settings(settings, tg))
     await instance.start()
     await connected(instance)
     andy = make_agent(instance.repo, "Andy")
@@ -233,7 +233,7 @@ async def test_an_approval_card_is_answered_by_its_button_even_after_a_host_rest
     settings: Settings, tg: FakeTelegram
 ) -> None:
     config = tg_settings(settings, tg)
-    first = Host(settings=config)
+    first = build_host(config)
     await first.start()
     try:
         await connected(first)
@@ -253,7 +253,7 @@ async def test_an_approval_card_is_answered_by_its_button_even_after_a_host_rest
         await card_recorded(first)  # the send has returned: stopping now is a clean shutdown
     finally:
         await first.stop()
-    second = Host(settings=config)  # a new host process's view: only what is on disk
+    second = build_host(config)  # a new host process's view: only what is on disk
     await second.start()
     try:
         await connected(second)
@@ -274,7 +274,7 @@ async def test_an_approval_card_is_answered_by_its_button_even_after_a_host_rest
 async def test_pairing_code_makes_the_sender_owner_wires_the_dm_and_welcomes(
     settings: Settings, tg: FakeTelegram
 ) -> None:
-    host = Host(settings=tg_settings(settings, tg))
+    host = build_host(tg_settings(settings, tg))
     await host.start()
     try:
         await connected(host)

@@ -22,6 +22,7 @@ from nanoclaw.sessions.outbound_reader import SessionReader
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import SessionStore
 from nanoclaw.settings import Settings
+from nanoclaw.tasks import TaskOwner
 from tests.conftest import REPO_ROOT
 from tests.fakes.runtime import FakeHandle, FakeRuntime
 from tests.helpers import make_agent, wire_chat
@@ -38,12 +39,14 @@ class Rig:
         )
         self.sessions = SessionService(repo=self.repo, store=store)
         self.runtime = runtime
+        self.tasks = TaskOwner()
         self.supervisor = Supervisor(
             settings=settings.model_copy(update={"max_concurrent_runners": cap}),
             runtime=runtime,
             repo=self.repo,
             sessions=self.sessions,
             reader=SessionReader(engines=engines),
+            spawn=self.tasks.spawn,
         )
         self.agent = make_agent(self.repo, "Andy")
 

@@ -49,12 +49,12 @@ def run(
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
 ) -> None:
     """Run the host in the foreground until SIGINT or SIGTERM."""
-    from nanoclaw.host import Host
+    from nanoclaw.host import build_host
     from nanoclaw.logging_setup import configure_logging
 
     configure_logging(level=log_level.upper(), log_file=log_file)
     try:
-        host = Host(settings=settings())
+        host = build_host(settings())
     except NanoclawError as exc:
         raise fail(str(exc)) from exc
 

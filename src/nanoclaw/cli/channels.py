@@ -92,10 +92,10 @@ async def run_pairing(
 ) -> dict[str, str]:
     """Run a host until the code arrives and the agent's welcome is delivered."""
     from nanoclaw.channels.pairing import PAIRING_FILE, PairingCodes
-    from nanoclaw.host import Host
+    from nanoclaw.host import build_host
 
     codes = PairingCodes(path=settings.data_path / PAIRING_FILE)
-    host = Host(settings=settings)
+    host = build_host(settings)
     done: set[str] = set()
 
     async def turn_done(_session: str, ids: frozenset[str]) -> None:

@@ -125,7 +125,6 @@ class ActionGate:
     def install(self) -> None:
         self.actions.set_authorizer(self.authorize)
         self.actions.register(ADMIN_REQUEST, self.admin_request)
-        self.approvals.bind(action_decider=self.decided)
 
     def gate(self, action: str) -> None:
         """Mark another action as gated (for modules that register their own actions)."""

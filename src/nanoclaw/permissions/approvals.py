@@ -96,6 +96,8 @@ class ApprovalService:
         store: AdminStore,
         channels: ChannelRegistry,
         create_agent: AgentFactory,
+        route: RouteFn,
+        action_decider: ActionDecider,
         sessions: SessionService | None = None,
         notices: Notifier | None = None,
         ttl_s: float = APPROVAL_TTL_S,
@@ -107,16 +109,8 @@ class ApprovalService:
         self.notices: Notifier = notices or channels  # denials and results to chats
         self.create_agent = create_agent
         self.ttl_s = ttl_s
-        self._route: RouteFn | None = None
-        self._action_decider: ActionDecider | None = None
-
-    def bind(
-        self, *, route: RouteFn | None = None, action_decider: ActionDecider | None = None
-    ) -> None:
-        if route is not None:
-            self._route = route
-        if action_decider is not None:
-            self._action_decider = action_decider
+        self._route = route  # an approved sender's message goes through the router again
+        self._action_decider = action_decider  # the action gate runs an approved agent action
 
     # -- the router's seam -----------------------------------------------------------------------
     async def on_unknown_sender(
@@ -484,14 +478,12 @@ class ApprovalService:
             self.store.decide, approval.id, status=status, by=by, decision=status
         ):
             return "This request was already answered."
-        if self._action_decider is None:
-            return f"{status.capitalize()}, but no action handler is installed."
         refreshed = await asyncio.to_thread(self.store.approval, approval.id)
         assert refreshed is not None
         return await self._action_decider(refreshed, approved, by)
 
     async def _replay(self, payload: dict[str, Any]) -> None:
-        if self._route is None or "event" not in payload:
+        if "event" not in payload:
             return
         try:
             await self._route(event_from_json(payload["event"]))
@@ -507,7 +499,7 @@ class ApprovalService:
         await self.say(
             approval.card_channel_type, approval.card_platform_id, f"⌛ Expired: {approval.title}"
         )
-        if approval.kind == "action" and self._action_decider is not None:
+        if approval.kind == "action":
             refreshed = await asyncio.to_thread(self.store.approval, approval.id)
             if refreshed is not None:
                 await self._action_decider(refreshed, None, "expiry")

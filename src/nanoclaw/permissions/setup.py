@@ -13,7 +13,7 @@ from nanoclaw.admin.usage_chat import register_usage_command
 from nanoclaw.channels.card_actions import CardActions
 from nanoclaw.channels.registry import ChannelRegistry
 from nanoclaw.db.central import CentralDB
-from nanoclaw.db.models import AgentGroup
+from nanoclaw.db.models import AgentGroup, PendingApproval
 from nanoclaw.db.repository import Repository
 from nanoclaw.delivery.actions import SystemActions
 from nanoclaw.delivery.notices import Notifier
@@ -60,15 +60,23 @@ def build_permissions(
         return create_agent_files(repo, groups_path, name)
 
     admin = AdminService(repo=repo, store=store, groups_path=groups_path, sessions=sessions)
+
+    # The approval service and the gate reach each other: an approval card for an agent action
+    # is answered by the gate, which opens such cards through the approval service. This
+    # closure is that one forward reference; ``gate`` is bound below, before any card exists.
+    async def action_decided(approval: PendingApproval, approved: bool | None, by: str) -> str:
+        return await gate.decided(approval, approved, by)
+
     approvals = ApprovalService(
         repo=repo,
         store=store,
         channels=channels,
         create_agent=create_agent,
+        route=route,
+        action_decider=action_decided,
         sessions=sessions,
         notices=notices,
     )
-    approvals.bind(route=route)
     card_actions.add(approvals.on_action, first=True)
     commands = ChatCommands(admin=admin, approvals=approvals, reply=reply)
     gate = ActionGate(

@@ -32,6 +32,7 @@ from nanoclaw.runtime.model_limits import with_model_limits
 from nanoclaw.sessions.outbound_reader import SessionReader
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.settings import Settings
+from nanoclaw.tasks import Spawn
 
 log = logging.getLogger("nanoclaw.supervisor")
 
@@ -60,6 +61,7 @@ class Supervisor:
         repo: Repository,
         sessions: SessionService,
         reader: SessionReader,
+        spawn: Spawn,
         clock: Callable[[], float] = time.monotonic,
         spec_hook: SpecHook | None = None,
     ) -> None:
@@ -68,6 +70,7 @@ class Supervisor:
         self.repo = repo
         self.sessions = sessions
         self.reader = reader
+        self.spawn = spawn  # the host's task owner (queued starts)
         self.clock = clock
         self.spec_hook = spec_hook
         self.cap = settings.max_concurrent_runners
@@ -296,7 +299,7 @@ class Supervisor:
 
     def _promote_later(self) -> None:
         if self._queue and not self._closing:
-            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._promote()))
+            self.spawn(self._promote(), "promote-queued")
 
     async def _promote(self) -> None:
         """Start queued sessions, oldest first, while slots are free."""
@@ -363,12 +366,12 @@ class Supervisor:
 
     # -- idle -----------------------------------------------------------------------------------
     async def _idle_loop(self) -> None:
-        last_reap = time.monotonic()
+        last_reap = self.clock()
         while True:
             await asyncio.sleep(min(IDLE_CHECK_INTERVAL_S, self.settings.idle_timeout_s / 2))
             await self.stop_idle()
-            if time.monotonic() - last_reap >= ORPHAN_REAP_INTERVAL_S:
-                last_reap = time.monotonic()
+            if self.clock() - last_reap >= ORPHAN_REAP_INTERVAL_S:
+                last_reap = self.clock()
                 await self.reap_orphans()
 
     async def stop_idle(self) -> list[str]:

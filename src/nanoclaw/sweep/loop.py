@@ -44,6 +44,7 @@ from nanoclaw.settings import Settings
 from nanoclaw.sweep import ops
 from nanoclaw.sweep.stuck import Claim, decide_stuck_action
 from nanoclaw.sweep.timer import DueTimer
+from nanoclaw.tasks import Spawn
 
 log = logging.getLogger("nanoclaw.sweep")
 
@@ -75,6 +76,7 @@ class Sweep:
         supervisor: Supervisor,
         delivery: DeliveryLoop,
         notices: Notifier,
+        spawn: Spawn,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.settings = settings
@@ -89,6 +91,7 @@ class Sweep:
         self.timer = DueTimer(
             on_due=self._on_due,
             next_due=lambda layout, after: ops.next_due(self.store, layout, after=after),
+            spawn=spawn,
             clock=clock,
         )
         self.store.add_insert_listener(self.timer.inserted)

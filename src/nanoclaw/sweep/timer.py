@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from nanoclaw.contract.dbwatch import change_signature
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.timeutil import parse_iso, to_iso, utc_now
+from nanoclaw.tasks import Spawn
 
 log = logging.getLogger("nanoclaw.sweep.timer")
 
@@ -37,12 +38,14 @@ class DueTimer:
         *,
         on_due: DueAction,
         next_due: NextDue,
+        spawn: Spawn,
         clock: Callable[[], datetime] = utc_now,
         lead_s: float = DEFAULT_LEAD_S,
     ) -> None:
         self.on_due = on_due
         self.lead = timedelta(seconds=lead_s)
         self.next_due = next_due
+        self.spawn = spawn  # the host's task owner
         self.clock = clock
         self._due: dict[str, datetime] = {}
         self._fired: dict[str, datetime] = {}  # the last due time acted on, per session
@@ -76,7 +79,7 @@ class DueTimer:
             return
         session_id = layout.root.name
         self._layouts.setdefault(session_id, layout)
-        loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.refresh(session_id)))
+        loop.call_soon_threadsafe(lambda: self.spawn(self.refresh(session_id), "due-refresh"))
 
     async def refresh(self, session_id: str, *, after: datetime | None = None) -> None:
         """Re-read the session's earliest due time later than ``after`` (default: now)."""

@@ -19,10 +19,12 @@ from nanoclaw.db.repository import Repository
 from nanoclaw.delivery.notices import Notifier
 from nanoclaw.errors import NanoclawError, RuntimeUnavailableError
 from nanoclaw.runtime.base import RunSpec
+from nanoclaw.tasks import Spawn
 from nanoclaw.usage.ledger import UsageLedger
 
 log = logging.getLogger("nanoclaw.usage.budget")
 
+StopGroup = Callable[[str], Awaitable[None]]  # stops every running runner of an agent group
 SpecHook = Callable[[RunSpec, RunnerConfig], Awaitable[tuple[RunSpec, RunnerConfig]]]
 
 
@@ -42,16 +44,13 @@ class BudgetGuard:
         repo: Repository,
         ledger: UsageLedger,
         notices: Notifier,
-        stop_session: Callable[[str], Awaitable[None]],
-        running_sessions: Callable[[], set[str]],
+        spawn: Spawn,
     ) -> None:
         self.repo = repo
         self.ledger = ledger
         self.notices = notices
-        self.stop_session = stop_session
-        self.running_sessions = running_sessions
+        self.spawn = spawn  # the host's task owner: the "budget spent" notice goes out meanwhile
         self._told: set[tuple[str, str]] = set()  # (session id, day) already told
-        self._pending: set[asyncio.Future[None]] = set()
 
     def over_budget(self, agent_group_id: str) -> tuple[float, float] | None:
         """(spent, budget) when the group's daily budget is spent, else None."""
@@ -74,9 +73,7 @@ class BudgetGuard:
         async def hook(spec: RunSpec, config: RunnerConfig) -> tuple[RunSpec, RunnerConfig]:
             over = await asyncio.to_thread(self.over_budget, spec.agent_group_id)
             if over is not None:
-                task = asyncio.ensure_future(self._tell(spec.session_id, *over))
-                self._pending.add(task)
-                task.add_done_callback(self._pending.discard)
+                self.spawn(self._tell(spec.session_id, *over), f"budget-{spec.session_id}")
                 raise BudgetExceededError(
                     f"daily budget of agent group {spec.agent_group_id} is spent", runtime="any"
                 )
@@ -86,11 +83,8 @@ class BudgetGuard:
 
         return hook
 
-    async def on_turn_done(self, session_id: str, message_ids: frozenset[str]) -> None:
-        await self.account(session_id)
-
-    async def account(self, session_id: str) -> None:
-        """Ingest the session's usage; pause the group if that spent its budget."""
+    async def account(self, session_id: str, stop: StopGroup) -> None:
+        """Ingest the session's usage; pause the group (``stop``) if that spent its budget."""
         try:
             session = await asyncio.to_thread(self.repo.session, session_id)
             added = await asyncio.to_thread(self.ledger.ingest, session)
@@ -103,10 +97,7 @@ class BudgetGuard:
         if over is None:
             return
         log.warning("agent group %s spent its daily budget; pausing", session.agent_group_id)
-        for sid in self.running_sessions():
-            other = await asyncio.to_thread(self.repo.session, sid)
-            if other.agent_group_id == session.agent_group_id:
-                await self.stop_session(sid)
+        await stop(session.agent_group_id)
         await self._tell(session_id, *over, session=session)
 
     async def _tell(
@@ -131,3 +122,33 @@ class BudgetGuard:
             )
         except Exception:
             log.exception("could not tell session %s about its budget", session_id)
+
+
+class BudgetPause:
+    """After each turn: account its usage and stop the group's runners once the budget is spent.
+
+    Built after the supervisor (it stops runners), while the guard is built before it (the
+    supervisor's start hook refuses starts).
+    """
+
+    def __init__(
+        self,
+        *,
+        guard: BudgetGuard,
+        repo: Repository,
+        stop_session: Callable[[str], Awaitable[None]],
+        running_sessions: Callable[[], set[str]],
+    ) -> None:
+        self.guard = guard
+        self.repo = repo
+        self.stop_session = stop_session
+        self.running_sessions = running_sessions
+
+    async def on_turn_done(self, session_id: str, message_ids: frozenset[str]) -> None:
+        await self.guard.account(session_id, self.stop_group)
+
+    async def stop_group(self, agent_group_id: str) -> None:
+        for sid in self.running_sessions():
+            other = await asyncio.to_thread(self.repo.session, sid)
+            if other.agent_group_id == agent_group_id:
+                await self.stop_session(sid)
