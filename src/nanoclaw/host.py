@@ -214,6 +214,7 @@ class Host:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.delivery.close()
         await self.supervisor.close()
         await self.sandbox.stop()
         self.db.dispose()
