@@ -161,6 +161,7 @@ class Host:
             route=self._route_and_type,
         )
         self.supervisor.on_exit(self._on_runner_exit)
+        self.supervisor.on_start(self.delivery.notice)  # its outbound.db is watched at once
         self.supervisor.on_exit(self.sandbox.on_runner_exit)
         self.delivery.on_turn_done(self._on_turn_done)
         self.sweep = Sweep(

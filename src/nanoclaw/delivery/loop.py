@@ -1,8 +1,10 @@
 """The delivery loop: ``messages_out`` → ACL → action or adapter → ``delivered``.
 
-Wake on change: the change counter of each watched ``outbound.db`` is read every
-``watch_interval_s``; every ``full_poll_interval_s`` all watched sessions are drained as
-the safety net. A per-session lock means overlapping passes never send a row twice; a row
+Wake on change: ``contract.watcher`` wakes the loop when a watched ``outbound.db`` changes
+(inotify, else adaptive polling); every ``full_poll_interval_s`` the change counters are
+compared as the safety net, and every ``SAFETY_DRAIN_INTERVAL_S`` all watched sessions are
+drained. Watched: sessions with a live runner, and those draining after an exit or waiting
+for retries. A per-session lock means overlapping passes never send a row twice; a row
 is recorded in ``delivered`` right after the adapter accepts it, so a host crash between
 the two re-sends it at most once. Attempts are persisted; after the last one the row
 ends ``failed`` and the agent is told.
@@ -38,6 +40,7 @@ from nanoclaw.contract.confined import ConfinedDir
 from nanoclaw.contract.dbwatch import change_signature
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.timeutil import now_iso, to_iso, utc_now
+from nanoclaw.contract.watcher import ChangeWatcher
 from nanoclaw.db.models import SessionRow
 from nanoclaw.db.repository import Repository
 from nanoclaw.delivery.actions import SystemActions, action_result_content
@@ -55,6 +58,7 @@ log = logging.getLogger("nanoclaw.delivery")
 
 NOTICE_PREFIX = "notice-"
 MAX_OUTBOX_FILE_BYTES = 50 * 1024 * 1024  # Telegram's bot upload limit; Slack's is higher
+SAFETY_DRAIN_INTERVAL_S = 30.0  # every watched session is drained this often regardless
 FAULT_LOG_INTERVAL_S = 300.0  # a session that keeps failing is logged with a traceback this often
 
 TurnDoneListener = Callable[[str, frozenset[str]], Awaitable[None]]
@@ -102,6 +106,9 @@ class DeliveryLoop:
         # Rows a platform accepted whose ``delivered`` record could not be written yet (a locked
         # or full session DB): the record is retried, the send is not repeated.
         self._sent_unrecorded: dict[str, str | None] = {}
+        self._unsettled: set[str] = set()  # last drain left rows waiting (retries)
+        self._membership = asyncio.Event()  # the watched set changed
+        self._watcher = ChangeWatcher(fast_interval_s=settings.watch_interval_s)
 
     def on_turn_done(self, listener: TurnDoneListener) -> None:
         """Called with inbound ids whose turn is acked and whose replies are all delivered."""
@@ -111,26 +118,72 @@ class DeliveryLoop:
     def watch(self, session_id: str) -> None:
         """Keep draining a session even with no runner (a final drain, pending retries)."""
         self._extra.add(session_id)
+        self._membership.set()
 
     async def run(self) -> None:
+        """Drain sessions whose ``outbound.db`` changed; every full-poll interval, a check.
+
+        The watcher (inotify, else adaptive polling) wakes the loop on a change; every
+        ``full_poll_interval_s`` each watched session's change counter is compared (a drain only
+        when it moved or retries wait); every ``SAFETY_DRAIN_INTERVAL_S`` all are drained.
+        """
         loop = asyncio.get_running_loop()
         next_full = loop.time()
-        while True:
-            watched = self.running_sessions() | self._extra
-            full = loop.time() >= next_full
-            if full:
-                next_full = loop.time() + self.settings.full_poll_interval_s
-            for session_id in watched:
-                try:
-                    layout = (await self._session(session_id))[1]
-                except NanoclawError:
-                    self._extra.discard(session_id)
-                    continue
-                signature = change_signature(layout.outbound_db)
-                if full or signature != self._signatures.get(session_id):
-                    self._signatures[session_id] = signature
+        next_safety = loop.time() + SAFETY_DRAIN_INTERVAL_S
+        try:
+            while True:
+                watched = self.running_sessions() | self._extra
+                await self._sync_watches(watched)
+                now = loop.time()
+                if now >= next_full:
+                    next_full = now + self.settings.full_poll_interval_s
+                    safety = now >= next_safety
+                    if safety:
+                        next_safety = now + SAFETY_DRAIN_INTERVAL_S
+                    for session_id in watched & self._watcher.keys():
+                        layout = self._layouts[session_id][1]
+                        signature = change_signature(layout.outbound_db)
+                        moved = signature != self._signatures.get(session_id)
+                        if safety or moved or session_id in self._unsettled:
+                            self._signatures[session_id] = signature
+                            self.kick(session_id)
+                changed = await self._wait(max(0.0, next_full - loop.time()))
+                for session_id in changed:
                     self.kick(session_id)
-            await asyncio.sleep(self.settings.watch_interval_s)
+        finally:
+            self._watcher.close()
+
+    async def _sync_watches(self, watched: set[str]) -> None:
+        for session_id in self._watcher.keys() - watched:
+            self._watcher.unwatch(session_id)
+        for session_id in watched - self._watcher.keys():
+            try:
+                layout = (await self._session(session_id))[1]
+            except NanoclawError:
+                self._extra.discard(session_id)
+                continue
+            self._watcher.watch(session_id, layout.outbound_db)
+            self.kick(session_id)  # newly watched: whatever it already holds is drained
+
+    async def _wait(self, timeout_s: float) -> set[str]:
+        """Until a watched DB changes, the watched set changes, or ``timeout_s``."""
+        self._membership.clear()
+        change = asyncio.ensure_future(self._watcher.wait(timeout_s))
+        membership = asyncio.ensure_future(self._membership.wait())
+        try:
+            await asyncio.wait({change, membership}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            membership.cancel()
+            if not change.done():
+                change.cancel()
+            await asyncio.gather(change, membership, return_exceptions=True)
+        if change.cancelled() or change.exception() is not None:
+            return set()
+        return change.result()
+
+    def notice(self, session_id: str) -> None:
+        """A runner started (or the session needs draining): watch its outbound.db now."""
+        self._membership.set()
 
     def kick(self, session_id: str) -> None:
         """Drain a session in its own task; never waits for it (isolation across sessions)."""
@@ -239,6 +292,10 @@ class DeliveryLoop:
                 break
             floor = row.seq
         self._floor[session_id] = floor
+        if all_terminal:
+            self._unsettled.discard(session_id)
+        else:
+            self._unsettled.add(session_id)
         if all_terminal and session_id not in self.running_sessions():
             self._extra.discard(session_id)
         elif not all_terminal:
