@@ -180,8 +180,11 @@ class SessionDB:
 
     # -- inbound (read-only) -----------------------------------------------------------------
     def pending(self, *, now: str, include_on_wake: bool) -> list[InboundRow]:
-        """Pending, due rows not claimed in ``processing_ack`` (any status), oldest first."""
-        claimed = self.claimed_ids()
+        """Pending, due rows not claimed in ``processing_ack`` (any status), oldest first.
+
+        Claims are looked up only for the pending rows found (usually none), so an idle poll
+        opens one DB and its cost does not grow with the session's history.
+        """
         with read_inbound(self.inbound_path) as conn:
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM messages_in WHERE status = 'pending'"
@@ -189,7 +192,21 @@ class SessionDB:
                 " AND (on_wake = 0 OR ?) ORDER BY seq",
                 (now, 1 if include_on_wake else 0),
             ).fetchall()
-        return [r for r in (_row(v) for v in rows) if r.id not in claimed]
+        if not rows:
+            return []
+        found = [_row(v) for v in rows]
+        claimed = self.claimed_among([r.id for r in found])
+        return [r for r in found if r.id not in claimed]
+
+    def next_due_at(self, *, now: str) -> str | None:
+        """When the earliest pending triggering row that is not yet due becomes due."""
+        with read_inbound(self.inbound_path) as conn:
+            found = conn.execute(
+                "SELECT MIN(process_after) FROM messages_in WHERE status = 'pending'"
+                " AND trigger = 1 AND process_after > ?",
+                (now,),
+            ).fetchone()
+        return found[0] if found and found[0] else None
 
     def row_by_seq(self, seq: int) -> InboundRow | None:
         with read_inbound(self.inbound_path) as conn:
@@ -283,6 +300,22 @@ class SessionDB:
         return Routing(*found) if found else None
 
     # -- outbound (read-write, runner is the only writer) ---------------------------------------
+    def claimed_among(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` have a ``processing_ack`` row (a read; no write lock taken)."""
+        claimed: set[str] = set()
+        with read_inbound(self.outbound_path) as conn:
+            for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+                chunk = list(ids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                claimed |= {
+                    r[0]
+                    for r in conn.execute(
+                        f"SELECT message_id FROM processing_ack WHERE message_id IN ({marks})",
+                        chunk,
+                    )
+                }
+        return claimed
+
     def claimed_ids(self) -> set[str]:
         with write_outbound(self.outbound_path) as conn:
             return {r[0] for r in conn.execute("SELECT message_id FROM processing_ack")}

@@ -1,9 +1,11 @@
 """The runner's poll loop (upstream §5): pending rows → claim → turn → replies + acks.
 
-Wake on change (DESIGN §4): the change counter of ``inbound.db`` is read every
-``watch_interval_s``; a full poll runs at least every ``full_poll_interval_s`` as the
-safety net. A batch is driven only by a row with ``trigger=1`` (the accumulate gate);
-context rows wait, pending, until one arrives.
+Wake on change (DESIGN §4): ``contract.watcher`` wakes the loop when ``inbound.db`` changes
+(inotify where it works, else its change counter polled every ``watch_interval_s`` for a few
+seconds after activity, backing off to 1 s). Between changes the runner sleeps until its
+earliest due row or ``full_poll_interval_s``, the safety net, whichever comes first. A batch
+is driven only by a row with ``trigger=1`` (the accumulate gate); context rows wait, pending,
+until one arrives.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ from agent_runner.output import parse_output
 from agent_runner.providers.base import Provider, TurnRequest, TurnResult
 from agent_runner.rows import InboundRow, is_clear_command
 from agent_runner.task_script import SCRIPT_TIMEOUT_S, run_task_script
-from nanoclaw.contract.dbwatch import change_signature
 from nanoclaw.contract.fault_log import FaultLog, fault_key
 from nanoclaw.contract.runner_config import RunnerConfig
-from nanoclaw.contract.timeutil import now_iso
+from nanoclaw.contract.timeutil import now_iso, parse_iso, utc_now
+from nanoclaw.contract.watcher import ChangeWatcher
 
 log = logging.getLogger("agent_runner")
 
@@ -73,37 +75,49 @@ class PollLoop:
         released = self.db.clear_stale_claims()
         if released:
             log.info("released %d stale claims for retry", released)
-        last_signature = None
-        loop = asyncio.get_running_loop()
         parent = os.getppid()
-        while not self.stopping.is_set():
-            if os.getppid() != parent:
-                # The process that started us (the host, or the sandbox wrapper) is gone: a
-                # runner nobody supervises must not keep polling. Claims are released on restart.
-                log.warning("parent process %d is gone; exiting", parent)
-                return
-            last_signature = change_signature(self.db.inbound_path)
-            self.heartbeat.touch()
-            try:
-                handled = await self.poll_once()
-            except InboundUnreadableError as exc:
-                # Transient (a hot journal the host's next write repairs): poll again later.
-                self._faults.report(
-                    fault_key("poll", exc), logging.WARNING, "poll skipped: %s", exc
-                )
-                handled = False
-            if handled:
-                continue  # more may have arrived during the turn
-            deadline = loop.time() + self.config.full_poll_interval_s
-            while not self.stopping.is_set() and loop.time() < deadline:
+        watcher = ChangeWatcher(fast_interval_s=self.config.watch_interval_s)
+        watcher.watch("inbound", self.db.inbound_path)
+        if not watcher.uses_inotify or watcher.polled_keys():
+            log.info("inbound.db is polled for changes (no inotify watch)")
+        try:
+            while not self.stopping.is_set():
+                if os.getppid() != parent:
+                    # The process that started us (the host, or the sandbox wrapper) is gone: a
+                    # runner nobody supervises must not keep polling. Claims are released on
+                    # restart.
+                    log.warning("parent process %d is gone; exiting", parent)
+                    return
+                self.heartbeat.touch()
                 try:
-                    await asyncio.wait_for(
-                        self.stopping.wait(), timeout=self.config.watch_interval_s
+                    handled = await self.poll_once()
+                except InboundUnreadableError as exc:
+                    # Transient (a hot journal the host's next write repairs): poll again later.
+                    self._faults.report(
+                        fault_key("poll", exc), logging.WARNING, "poll skipped: %s", exc
                     )
-                except TimeoutError:
-                    pass
-                if change_signature(self.db.inbound_path) != last_signature:
-                    break
+                    handled = False
+                if handled:
+                    watcher.note_activity()
+                    continue  # more may have arrived during the turn
+                await self._sleep_until_change(watcher)
+        finally:
+            watcher.close()
+
+    async def _sleep_until_change(self, watcher: ChangeWatcher) -> None:
+        """Until inbound.db changes, the earliest due row is due, the safety net, or a stop."""
+        timeout_s = self.config.full_poll_interval_s
+        due_at = self.db.next_due_at(now=now_iso())
+        if due_at is not None:
+            timeout_s = min(timeout_s, max(0.0, (parse_iso(due_at) - utc_now()).total_seconds()))
+        change = asyncio.ensure_future(watcher.wait(timeout_s))
+        stop = asyncio.ensure_future(self.stopping.wait())
+        try:
+            await asyncio.wait({change, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (change, stop):
+                task.cancel()
+            await asyncio.gather(change, stop, return_exceptions=True)
 
     async def poll_once(self) -> bool:
         """Run at most one batch; return whether one ran."""

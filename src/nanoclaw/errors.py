@@ -126,9 +126,12 @@ class RunnerError(NanoclawError):
 class DeliveryError(NanoclawError):
     """A message could not be handed to its channel."""
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool = True, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after_s = retry_after_s  # the platform's own wait (429 retry_after), if any
 
 
 class UnauthorizedDestinationError(DeliveryError):

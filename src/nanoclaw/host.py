@@ -127,6 +127,7 @@ class Host:
         # Bounded, and never swallowing our own cancellation: whatever a task does, the
         # runners below are always told to stop (issue #10's teardown hang).
         await self.tasks.close(timeout_s=TASK_STOP_TIMEOUT_S)
+        await self.delivery.close()
         await self.supervisor.close()
         await self.sandbox.stop()
         self.db.dispose()
@@ -295,6 +296,7 @@ def build_host(
         await cli.turn_done(message_ids)
 
     supervisor.on_exit(runner_exited)
+    supervisor.on_start(delivery.notice)  # its outbound.db is watched at once
     supervisor.on_exit(sandbox.on_runner_exit)
     supervisor.on_exit(sweep.on_runner_exit)
     pause = BudgetPause(

@@ -112,6 +112,11 @@ class Settings(BaseSettings):
 
     # Delivery and batching
     delivery_max_attempts: int = Field(default=3, ge=1)
+    # Every platform send gives up (and is retried) after this long.
+    delivery_send_timeout_s: float = Field(default=60.0, gt=0)
+    # One session's sends (flood limit; far above what a conversation or the benchmarks need).
+    delivery_rate_per_session_per_s: float = Field(default=50.0, ge=0)
+    delivery_burst_per_session: int = Field(default=200, ge=1)
     max_messages_per_prompt: int = Field(default=10, ge=1)
 
     # Model

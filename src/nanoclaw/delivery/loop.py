@@ -1,8 +1,10 @@
 """The delivery loop: ``messages_out`` → ACL → action or adapter → ``delivered``.
 
-Wake on change: the change counter of each watched ``outbound.db`` is read every
-``watch_interval_s``; every ``full_poll_interval_s`` all watched sessions are drained as
-the safety net. A per-session lock means overlapping passes never send a row twice; a row
+Wake on change: ``contract.watcher`` wakes the loop when a watched ``outbound.db`` changes
+(inotify, else adaptive polling); every ``full_poll_interval_s`` the change counters are
+compared as the safety net, and every ``SAFETY_DRAIN_INTERVAL_S`` all watched sessions are
+drained. Watched: sessions with a live runner, and those draining after an exit or waiting
+for retries. A per-session lock means overlapping passes never send a row twice; a row
 is recorded in ``delivered`` right after the adapter accepts it, so a host crash between
 the two re-sends it at most once. Attempts are persisted; after the last one the row
 ends ``failed`` and the agent is told.
@@ -11,6 +13,16 @@ Outbox files are read through ``contract.confined`` (invariant 6): the agent can
 in its outbox at any moment, so a file is opened beneath the session folder's descriptor with no
 link followed, checked with ``fstat`` and read through that descriptor. A refused file fails the
 row for good and the agent is told why.
+
+Tenant isolation (DESIGN §4): each session drains in its own task, so a slow platform, a
+locked or damaged session DB or a flooding agent delays only its own session. Inside a
+session, rows go serially per destination chat (in seq order) and concurrently across chats.
+Every platform send has a timeout (``delivery_send_timeout_s``); a timed-out send is
+retried like any retryable failure (at-least-once). A session's sends pass a token bucket
+(``delivery_rate_per_session_per_s``, burst ``delivery_burst_per_session``), so one agent's
+flood cannot monopolise the host. A channel's own outbound scheduler (platform rate limits)
+sits behind ``adapter.deliver``; a ``DeliveryError`` carrying ``retry_after_s`` is retried no
+sooner than that.
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -27,10 +40,12 @@ from nanoclaw.contract.confined import ConfinedDir
 from nanoclaw.contract.dbwatch import change_signature
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.timeutil import now_iso, to_iso, utc_now
+from nanoclaw.contract.watcher import ChangeWatcher
 from nanoclaw.db.models import SessionRow
 from nanoclaw.db.repository import Repository
 from nanoclaw.delivery.actions import SystemActions, action_result_content
 from nanoclaw.delivery.origin import OriginLedger
+from nanoclaw.delivery.rate import TokenBucket
 from nanoclaw.errors import DeliveryError, NanoclawError, UnauthorizedDestinationError
 from nanoclaw.ids import new_id
 from nanoclaw.sessions.outbound_reader import DeliveryState, OutboundRow, SessionReader
@@ -43,6 +58,8 @@ log = logging.getLogger("nanoclaw.delivery")
 
 NOTICE_PREFIX = "notice-"
 MAX_OUTBOX_FILE_BYTES = 50 * 1024 * 1024  # Telegram's bot upload limit; Slack's is higher
+SAFETY_DRAIN_INTERVAL_S = 30.0  # every watched session is drained this often regardless
+FAULT_LOG_INTERVAL_S = 300.0  # a session that keeps failing is logged with a traceback this often
 
 TurnDoneListener = Callable[[str, frozenset[str]], Awaitable[None]]
 
@@ -61,6 +78,7 @@ class DeliveryLoop:
         running_sessions: Callable[[], set[str]],
         note_activity: Callable[[str], None] = lambda _sid: None,
         origins: OriginLedger | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.repo = repo
@@ -80,6 +98,17 @@ class DeliveryLoop:
         self._layouts: dict[str, tuple[SessionRow, SessionLayout]] = {}
         self._done_reported: dict[str, set[str]] = {}
         self._turn_done_listeners: list[TurnDoneListener] = []
+        self.clock = clock
+        self._draining: dict[str, asyncio.Task[None]] = {}  # one drain task per session
+        self._again: set[str] = set()  # changed while its drain ran: drain once more
+        self._buckets: dict[str, TokenBucket] = {}
+        self._fault_logged_at: dict[str, float] = {}
+        # Rows a platform accepted whose ``delivered`` record could not be written yet (a locked
+        # or full session DB): the record is retried, the send is not repeated.
+        self._sent_unrecorded: dict[str, str | None] = {}
+        self._unsettled: set[str] = set()  # last drain left rows waiting (retries)
+        self._membership = asyncio.Event()  # the watched set changed
+        self._watcher = ChangeWatcher(fast_interval_s=settings.watch_interval_s)
 
     def on_turn_done(self, listener: TurnDoneListener) -> None:
         """Called with inbound ids whose turn is acked and whose replies are all delivered."""
@@ -89,26 +118,97 @@ class DeliveryLoop:
     def watch(self, session_id: str) -> None:
         """Keep draining a session even with no runner (a final drain, pending retries)."""
         self._extra.add(session_id)
+        self._membership.set()
 
     async def run(self) -> None:
+        """Drain sessions whose ``outbound.db`` changed; every full-poll interval, a check.
+
+        The watcher (inotify, else adaptive polling) wakes the loop on a change; every
+        ``full_poll_interval_s`` each watched session's change counter is compared (a drain only
+        when it moved or retries wait); every ``SAFETY_DRAIN_INTERVAL_S`` all are drained.
+        """
         loop = asyncio.get_running_loop()
         next_full = loop.time()
-        while True:
-            watched = self.running_sessions() | self._extra
-            full = loop.time() >= next_full
-            if full:
-                next_full = loop.time() + self.settings.full_poll_interval_s
-            for session_id in watched:
-                try:
-                    layout = (await self._session(session_id))[1]
-                except NanoclawError:
-                    self._extra.discard(session_id)
-                    continue
-                signature = change_signature(layout.outbound_db)
-                if full or signature != self._signatures.get(session_id):
-                    self._signatures[session_id] = signature
-                    await self.drain(session_id)
-            await asyncio.sleep(self.settings.watch_interval_s)
+        next_safety = loop.time() + SAFETY_DRAIN_INTERVAL_S
+        try:
+            while True:
+                watched = self.running_sessions() | self._extra
+                await self._sync_watches(watched)
+                now = loop.time()
+                if now >= next_full:
+                    next_full = now + self.settings.full_poll_interval_s
+                    safety = now >= next_safety
+                    if safety:
+                        next_safety = now + SAFETY_DRAIN_INTERVAL_S
+                    for session_id in watched & self._watcher.keys():
+                        layout = self._layouts[session_id][1]
+                        signature = change_signature(layout.outbound_db)
+                        moved = signature != self._signatures.get(session_id)
+                        if safety or moved or session_id in self._unsettled:
+                            self._signatures[session_id] = signature
+                            self.kick(session_id)
+                changed = await self._wait(max(0.0, next_full - loop.time()))
+                for session_id in changed:
+                    self.kick(session_id)
+        finally:
+            self._watcher.close()
+
+    async def _sync_watches(self, watched: set[str]) -> None:
+        for session_id in self._watcher.keys() - watched:
+            self._watcher.unwatch(session_id)
+        for session_id in watched - self._watcher.keys():
+            try:
+                layout = (await self._session(session_id))[1]
+            except NanoclawError:
+                self._extra.discard(session_id)
+                continue
+            self._watcher.watch(session_id, layout.outbound_db)
+            self.kick(session_id)  # newly watched: whatever it already holds is drained
+
+    async def _wait(self, timeout_s: float) -> set[str]:
+        """Until a watched DB changes, the watched set changes, or ``timeout_s``."""
+        self._membership.clear()
+        change = asyncio.ensure_future(self._watcher.wait(timeout_s))
+        membership = asyncio.ensure_future(self._membership.wait())
+        try:
+            await asyncio.wait({change, membership}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            membership.cancel()
+            if not change.done():
+                change.cancel()
+            await asyncio.gather(change, membership, return_exceptions=True)
+        if change.cancelled() or change.exception() is not None:
+            return set()
+        return change.result()
+
+    def notice(self, session_id: str) -> None:
+        """A runner started (or the session needs draining): watch its outbound.db now."""
+        self._membership.set()
+
+    def kick(self, session_id: str) -> None:
+        """Drain a session in its own task; never waits for it (isolation across sessions)."""
+        if session_id in self._draining:
+            self._again.add(session_id)  # the running drain goes round once more
+            return
+        task = asyncio.create_task(self._drain_task(session_id), name=f"drain-{session_id}")
+        self._draining[session_id] = task
+
+    async def _drain_task(self, session_id: str) -> None:
+        try:
+            while True:
+                self._again.discard(session_id)
+                await self.drain(session_id)
+                if session_id not in self._again:
+                    return
+        finally:
+            self._draining.pop(session_id, None)
+
+    async def close(self) -> None:
+        """Cancel drains under way (a cancelled send is retried after a restart)."""
+        tasks = list(self._draining.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _session(self, session_id: str) -> tuple[SessionRow, SessionLayout]:
         cached = self._layouts.get(session_id)
@@ -123,11 +223,21 @@ class DeliveryLoop:
         lock = self._locks.setdefault(session_id, asyncio.Lock())
         async with lock:
             try:
-                return await self._drain(session_id)
-            except Exception:
-                # One damaged session never stalls the others; it is reported and retried.
-                log.exception("drain of %s failed", session_id)
+                handled = await self._drain(session_id)
+            except Exception as exc:
+                # One damaged session never stalls the others; it is reported and retried,
+                # with a traceback once per interval, not on every pass.
+                now = self.clock()
+                last = self._fault_logged_at.get(session_id)
+                if last is None or now - last >= FAULT_LOG_INTERVAL_S:
+                    self._fault_logged_at[session_id] = now
+                    log.exception("drain of %s failed (retried every pass)", session_id)
+                else:
+                    log.debug("drain of %s failed again: %s", session_id, exc)
                 return 0
+            if self._fault_logged_at.pop(session_id, None) is not None:
+                log.info("drain of %s works again", session_id)
+            return handled
 
     async def _drain(self, session_id: str) -> int:
         session, layout = await self._session(session_id)
@@ -149,25 +259,43 @@ class DeliveryLoop:
             await self._report_done(session_id, acks)
             return 0
         states = await asyncio.to_thread(self.reader.deliveries, layout, [r.id for r in rows])
-        handled = 0
         now = now_iso()
-        all_terminal = True
+        terminal: dict[str, bool] = {}
+        lanes: dict[tuple[str | None, ...], list[OutboundRow]] = {}
         for row in rows:
             state = states.get(row.id)
             if state is not None and state.status in ("delivered", "failed"):
-                if all_terminal:
-                    floor = row.seq
-                continue
-            if state is not None and state.next_attempt_at and state.next_attempt_at > now:
-                all_terminal = False
-                continue
-            terminal = await self._deliver_one(session, layout, row, state)
-            handled += 1
-            if terminal and all_terminal:
-                floor = row.seq
+                terminal[row.id] = True
+            elif state is not None and state.next_attempt_at and state.next_attempt_at > now:
+                terminal[row.id] = False
             else:
+                lanes.setdefault(_lane(row), []).append(row)
+
+        async def run_lane(lane: list[OutboundRow]) -> None:
+            for row in lane:  # serial within one chat: its rows arrive in seq order
+                if row.kind != "system":
+                    await self._bucket(session_id).acquire()
+                terminal[row.id] = await self._deliver_one(session, layout, row, states.get(row.id))
+
+        # Every lane ends before the session lock is released (no row in flight twice).
+        results = await asyncio.gather(
+            *(run_lane(lane) for lane in lanes.values()), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        handled = sum(len(lane) for lane in lanes.values())
+        all_terminal = True
+        for row in rows:
+            if not terminal[row.id]:
                 all_terminal = False
+                break
+            floor = row.seq
         self._floor[session_id] = floor
+        if all_terminal:
+            self._unsettled.discard(session_id)
+        else:
+            self._unsettled.add(session_id)
         if all_terminal and session_id not in self.running_sessions():
             self._extra.discard(session_id)
         elif not all_terminal:
@@ -211,6 +339,18 @@ class DeliveryLoop:
         """Try one row; return whether it reached a terminal state."""
         store = self.sessions.store
         attempts = (state.attempts if state else 0) + 1
+        if row.id in self._sent_unrecorded:
+            await asyncio.to_thread(
+                store.record_delivery,
+                layout,
+                row.id,
+                status="delivered",
+                attempts=attempts,
+                platform_message_id=self._sent_unrecorded[row.id],
+            )
+            del self._sent_unrecorded[row.id]
+            self._clean_outbox(layout, row)
+            return True
         try:
             if row.kind == "system":
                 await self._run_action(session, layout, row)
@@ -225,7 +365,8 @@ class DeliveryLoop:
                 retryable = True
                 log.exception("delivery of %s raised", row.id)
             if retryable and attempts < self.settings.delivery_max_attempts:
-                backoff = timedelta(seconds=2 ** (attempts - 1))
+                retry_after_s = getattr(exc, "retry_after_s", None) or 0.0
+                backoff = timedelta(seconds=max(2 ** (attempts - 1), retry_after_s))
                 await asyncio.to_thread(
                     store.record_delivery,
                     layout,
@@ -250,6 +391,7 @@ class DeliveryLoop:
             )
             await self._tell_agent_of_failure(session, layout, row, str(exc))
             return True
+        self._sent_unrecorded[row.id] = platform_id
         await asyncio.to_thread(
             store.record_delivery,
             layout,
@@ -258,6 +400,7 @@ class DeliveryLoop:
             attempts=attempts,
             platform_message_id=platform_id,
         )
+        del self._sent_unrecorded[row.id]
         self._clean_outbox(layout, row)
         return True
 
@@ -284,7 +427,24 @@ class DeliveryLoop:
             raise DeliveryError(f"no {row.channel_type} adapter is running")
         files = await asyncio.to_thread(self._load_files, layout, row)
         payload = OutboundPayload(kind=row.kind, content=row.content, files=files)
-        return await adapter.deliver(row.platform_id, row.thread_id, payload)
+        try:
+            async with asyncio.timeout(self.settings.delivery_send_timeout_s):
+                return await adapter.deliver(row.platform_id, row.thread_id, payload)
+        except TimeoutError:
+            raise DeliveryError(
+                f"{row.channel_type} send timed out after {self.settings.delivery_send_timeout_s:g} s"
+            ) from None
+
+    def _bucket(self, session_id: str) -> TokenBucket:
+        bucket = self._buckets.get(session_id)
+        if bucket is None:
+            bucket = TokenBucket(
+                rate_per_s=self.settings.delivery_rate_per_session_per_s,
+                burst=self.settings.delivery_burst_per_session,
+                clock=self.clock,
+            )
+            self._buckets[session_id] = bucket
+        return bucket
 
     async def _deliver_to_agent(self, session: SessionRow, row: OutboundRow) -> str | None:
         target = row.platform_id
@@ -414,3 +574,14 @@ def read_outbox_files(
             f"file {exc.filename or '?'} of message {message_id} is not in the outbox",
             retryable=False,
         ) from exc
+
+
+def _lane(row: OutboundRow) -> tuple[str | None, ...]:
+    """Rows of one lane go out one by one; lanes run side by side.
+
+    A lane is one destination chat; system actions share one lane, so an action and the
+    next action of the same session never overtake each other.
+    """
+    if row.kind == "system":
+        return ("system",)
+    return (row.channel_type, row.platform_id)

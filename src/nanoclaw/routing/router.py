@@ -26,6 +26,7 @@ from nanoclaw.routing.engage import engages
 from nanoclaw.sessions.paths import safe_name
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import InboundMessage
+from nanoclaw.storage_errors import is_disk_full
 
 log = logging.getLogger("nanoclaw.router")
 
@@ -99,6 +100,9 @@ class RouteOutcome:
             "unknown_chat": "This chat is not known to NanoClaw.",
             "command_filtered": "That command is not available here.",
             "permission_denied": "Permission denied.",
+            "storage_full": "Not accepted: the assistant's disk is full. Please try again later.",
+            "internal_error": "Not accepted: the assistant could not store your message. "
+            "Please try again later.",
         }
         reason = self.dropped or "no_agent_engaged"
         return RouteReceipt(0, (), reason=reason, text=texts.get(reason, reason))
@@ -143,6 +147,16 @@ class Router:
         except NanoclawError as exc:
             log.warning("route failed for %s/%s: %s", event.channel_type, event.platform_id, exc)
             return RouteOutcome(dropped=str(exc))
+        except Exception as exc:
+            # A full disk or a damaged DB: the sender is told the message was not accepted
+            # (never a silently closed connection); nothing was acknowledged, so nothing is lost.
+            if is_disk_full(exc):
+                log.error(
+                    "not accepted (disk full) for %s/%s", event.channel_type, event.platform_id
+                )
+                return RouteOutcome(dropped="storage_full")
+            log.exception("route failed for %s/%s", event.channel_type, event.platform_id)
+            return RouteOutcome(dropped="internal_error")
 
     async def _route(self, event: InboundEvent) -> RouteOutcome:
         msg = event.message

@@ -78,6 +78,7 @@ class Supervisor:
         self._starting: dict[str, asyncio.Task[bool]] = {}
         self._queue: OrderedDict[str, None] = OrderedDict()
         self._exit_listeners: list[ExitListener] = []
+        self._start_listeners: list[Callable[[str], None]] = []
         self._idle_task: asyncio.Task[None] | None = None
         self._closing = False
         self._evictions: set[asyncio.Future[None]] = set()
@@ -85,6 +86,10 @@ class Supervisor:
     # -- public -------------------------------------------------------------------------------
     def on_exit(self, listener: ExitListener) -> None:
         self._exit_listeners.append(listener)
+
+    def on_start(self, listener: Callable[[str], None]) -> None:
+        """Called (synchronously) with the session id once its runner is up."""
+        self._start_listeners.append(listener)
 
     def running_sessions(self) -> set[str]:
         return set(self._running)
@@ -219,6 +224,11 @@ class Supervisor:
         entry.monitor = asyncio.create_task(
             self._monitor(session_id, entry), name=f"mon-{session_id}"
         )
+        for listener in self._start_listeners:
+            try:
+                listener(session_id)
+            except Exception:
+                log.exception("start listener failed for %s", session_id)
         await asyncio.to_thread(self.repo.set_runner_status, session_id, "running")
         log.info("runner %s started for %s", handle.runner_id, session_id)
         return True

@@ -66,6 +66,8 @@ class SessionService:
                 session_mode=mode,
             )
             layout = self.store.ensure(self.folder_of(agent_group_id), draft.id)
+            # No runner can be alive for a session not yet created (invariant 1 allows this).
+            self.store.prepare_outbound(layout)
             self.project(draft, layout)
             session = self.repo.create_session(
                 agent_group_id=agent_group_id,

@@ -1,0 +1,75 @@
+"""The change watcher: inotify wakes on a commit; polling backs off when idle and speeds up again."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from nanoclaw.contract.watcher import ChangeWatcher, WatchMode
+
+SLOW_S = 60.0
+
+
+def _db(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=DELETE")
+    conn.execute("CREATE TABLE IF NOT EXISTS t (v TEXT)")
+    conn.close()
+    return path
+
+
+def _write(path: Path) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("INSERT INTO t VALUES ('x')")
+    conn.close()
+
+
+async def test_inotify_wakes_on_a_commit_and_names_the_changed_file(tmp_path: Path) -> None:
+    a, b = _db(tmp_path / "a" / "x.db"), _db(tmp_path / "b" / "x.db")
+    watcher = ChangeWatcher(fast_interval_s=SLOW_S, slow_interval_s=SLOW_S)
+    assert watcher.uses_inotify
+    watcher.watch("a", a)
+    watcher.watch("b", b)
+    assert watcher.polled_keys() == set()
+    assert await watcher.wait(0) == set()
+    _write(b)
+    assert await watcher.wait(30) == {"b"}  # polling is a minute away: this was inotify
+    watcher.unwatch("b")
+    _write(b)
+    _write(a)
+    assert await watcher.wait(30) == {"a"}
+    watcher.close()
+
+
+async def test_a_file_beside_the_db_does_not_wake_the_watcher(tmp_path: Path) -> None:
+    db = _db(tmp_path / "s" / "x.db")
+    watcher = ChangeWatcher(fast_interval_s=SLOW_S, slow_interval_s=SLOW_S)
+    watcher.watch("s", db)
+    (tmp_path / "s" / ".heartbeat").write_text("beat")
+    _write(db)
+    assert await watcher.wait(30) == {"s"}
+    (tmp_path / "s" / ".heartbeat").write_text("beat again")
+    assert await watcher.wait(0.2) == set()
+    watcher.close()
+
+
+async def test_polling_detects_a_change_and_backs_off_when_idle(tmp_path: Path) -> None:
+    db = _db(tmp_path / "s" / "x.db")
+    now = [0.0]
+    watcher = ChangeWatcher(
+        fast_interval_s=0.01, slow_interval_s=1.0, fast_for_s=3.0, mode=WatchMode.POLL,
+        clock=lambda: now[0],
+    )  # fmt: skip
+    assert not watcher.uses_inotify
+    watcher.watch("s", db)
+    _write(db)
+    assert await watcher.wait(0) == {"s"}
+    intervals = []
+    for _ in range(12):  # idle: the clock moves past the fast period, polls back off
+        now[0] += 1.0
+        await watcher.wait(0)
+        intervals.append(watcher.poll_interval_s)
+    assert intervals[-1] == 1.0 and intervals[0] < intervals[-1]
+    watcher.note_activity()
+    assert watcher.poll_interval_s == 0.01
