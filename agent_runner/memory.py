@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent_runner.rows import Destination
+from nanoclaw.contract.skills import SKILL_FILE, SKILLS_DIR, list_skills
 
 MEMORY_FILES = ("CLAUDE.md", "CLAUDE.local.md")
 
@@ -38,6 +39,7 @@ def compose_system_prompt(
             f"- {d.name}" + (f" ({d.display_name})" if d.display_name else "") for d in destinations
         )
         parts.append("## Destinations you can message\n" + listed)
+    parts.append(skills_section(group_dir=group_dir, global_dir=global_dir))
     parts.append(
         "## Memory\n"
         f"Your memory files are {group_dir / 'CLAUDE.md'} (what you should always know) and"
@@ -53,3 +55,24 @@ def compose_system_prompt(
         " allowed). Anything inside <internal>…</internal> is never sent."
     )
     return "\n\n".join(parts)
+
+
+def skills_section(*, group_dir: Path, global_dir: Path) -> str:
+    """Each skill's name, description and path: the agent reads the rest only when it needs it."""
+    skills = list_skills(group_dir / SKILLS_DIR, global_dir / SKILLS_DIR)
+    how = (
+        f"To add a skill for yourself, create {group_dir / SKILLS_DIR}/<name>/{SKILL_FILE} starting"
+        " with front matter (---, name: …, description: …, ---) followed by the instructions."
+    )
+    if not skills:
+        return f"## Skills\nNo skills yet. {how}"
+    listed = "\n".join(
+        f"- {s.name}: {s.description} ({s.folder / SKILL_FILE}{', shared' if s.shared else ''})"
+        for s in skills
+    )
+    return (
+        "## Skills\nA skill is a folder of instructions and files for one kind of task. When a"
+        f" task matches a skill, first read its {SKILL_FILE} with the text editor (view), then"
+        " any files it names; do not read skills you do not need.\n"
+        f"{listed}\n{how}"
+    )

@@ -40,6 +40,8 @@ except ImportError:  # pragma: no cover - depends on the installed SDK
 
 from agent_runner.attachments import content_blocks
 from agent_runner.context import RunnerContext
+from agent_runner.mcp_hub import STATUS_KEY as MCP_STATUS_KEY
+from agent_runner.mcp_hub import McpHub, mcp_hub
 from agent_runner.pricing import cost_usd
 from agent_runner.providers.base import Provider, TurnContext, TurnRequest, TurnResult, Usage
 from agent_runner.tools.base import Tool, ToolEnv, ToolError, ToolOutput, ToolSet
@@ -122,14 +124,22 @@ class AnthropicProvider(Provider):
         config: RunnerConfig,
         global_dir: Path,
         tools: Sequence[Tool] | None = None,
+        mcp: McpHub | None = None,
     ) -> None:
         self.client = client
         self.config = config
         self.global_dir = global_dir
-        tool_list = (
+        self.mcp = mcp
+        self._tools = (
             list(tools) if tools is not None else [BashTool(), TextEditorTool(), *nanoclaw_tools()]
         )
-        self.toolset = ToolSet(tool_list, web_server_tools() if config.web_tools else ())
+        self.toolset = self._toolset()
+
+    def _toolset(self) -> ToolSet:
+        extra: list[Tool] = list(self.mcp.tools) if self.mcp is not None else []
+        return ToolSet(
+            [*self._tools, *extra], web_server_tools() if self.config.web_tools else ()
+        )
 
     @classmethod
     def from_config(cls, config: RunnerConfig) -> AnthropicProvider:
@@ -149,10 +159,20 @@ class AnthropicProvider(Provider):
             http_client=http_client,
         )
         global_dir = Path(os.environ.get(ENV_GLOBAL_DIR, CONTAINER_GLOBAL_DIR))
-        return cls(client=client, config=config, global_dir=global_dir)
+        return cls(client=client, config=config, global_dir=global_dir, mcp=mcp_hub(config))
 
     async def aclose(self) -> None:
+        if self.mcp is not None:
+            await self.mcp.aclose()
         await self.client.close()
+
+    async def _start_mcp(self, ctx: TurnContext) -> None:
+        """Start the MCP servers before the first turn; a failed one is reported, not fatal."""
+        if self.mcp is None or self.mcp.started:
+            return
+        await self.mcp.start()
+        self.toolset = self._toolset()
+        ctx.set_state(MCP_STATUS_KEY, json.dumps(self.mcp.status(), sort_keys=True))
 
     async def reset(self, ctx: TurnContext) -> None:
         self._transcript(ctx).clear()
@@ -165,6 +185,7 @@ class AnthropicProvider(Provider):
         if not self.config.model_base_url:
             message = "no model endpoint is configured (the host's credential proxy is not set up)"
             return TurnResult(text=f"Error: {message}.", error=message)
+        await self._start_mcp(ctx)
         transcript = self._transcript(ctx)
         tally = _Tally(self.config.model)
         env = ToolEnv(ctx=ctx, config=self.config, global_dir=self.global_dir)
@@ -177,9 +198,9 @@ class AnthropicProvider(Provider):
         first: list[dict[str, Any]] = [{"type": "text", "text": request.prompt}]
         first.extend(content_blocks(request.batch, ctx.session_dir))
         turn: list[dict[str, Any]] = [{"role": "user", "content": first}]
-        system = [
-            {"type": "text", "text": request.system_prompt, "cache_control": {"type": "ephemeral"}}
-        ]
+        note = self.mcp.prompt_note() if self.mcp is not None else ""
+        system_text = f"{request.system_prompt}\n\n{note}" if note else request.system_prompt
+        system = [{"type": "text", "text": system_text, "cache_control": {"type": "ephemeral"}}]
         texts: list[str] = []
         steps = 0
         continuations = 0

@@ -531,4 +531,11 @@ def nanoclaw_tools() -> list[Tool]:
         ResumeTask(),
         CreateAgent(),
         InstallPackages(),
+        *_extension_tools(),
     ]
+
+
+def _extension_tools() -> list[Tool]:
+    from agent_runner.tools.extensions import AddMcpServer
+
+    return [AddMcpServer()]

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from nanoclaw.admin.extensions import Extensions
 from nanoclaw.channels.base import ChannelAdapter, ChannelSetup, InboundEvent, RouteReceipt
 from nanoclaw.channels.card_actions import CardActions, QuestionAnswers
 from nanoclaw.channels.cli.adapter import CliAdapter
@@ -28,6 +29,7 @@ from nanoclaw.db.repository import Repository
 from nanoclaw.db.sqlite import EngineCache
 from nanoclaw.delivery.actions import ActionResult, SystemActions
 from nanoclaw.delivery.agent_actions import AgentActions
+from nanoclaw.delivery.extension_actions import ExtensionActions
 from nanoclaw.delivery.loop import DeliveryLoop
 from nanoclaw.delivery.notices import NoticeOutbox, Notifier
 from nanoclaw.delivery.task_actions import TaskActions
@@ -215,6 +217,9 @@ def build_host(
     actions.register("notify_agent", _notify_agent_action)
     TaskActions(settings=settings, sessions=sessions).install(actions)
     AgentActions(settings=settings, repo=repo, sessions=sessions).install(actions)
+    ExtensionActions(extensions=Extensions(repo=repo, groups_path=settings.groups_path)).install(
+        actions
+    )
     ScriptResults(sessions=sessions, notices=notices).install(actions)
     delivery = DeliveryLoop(
         settings=settings,

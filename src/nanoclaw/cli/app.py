@@ -252,6 +252,11 @@ app.command(name="import")(import_install)
 from nanoclaw.cli import admin_resources as _admin  # noqa: E402
 
 _admin.add_channel_commands(channels_app)
+from nanoclaw.cli.agent_extensions import mcp_app, packages_app, skills_app  # noqa: E402
+
+_admin.agents_app.add_typer(mcp_app, name="mcp")
+_admin.agents_app.add_typer(skills_app, name="skills")
+_admin.agents_app.add_typer(packages_app, name="packages")
 app.add_typer(_admin.agents_app, name="agents")
 app.add_typer(_admin.wirings_app, name="wirings")
 app.add_typer(_admin.users_app, name="users")

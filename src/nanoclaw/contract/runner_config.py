@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 # Where things appear inside a sandbox. The process runtime uses host paths instead.
 CONTAINER_SESSION_DIR = "/session"
@@ -42,6 +43,8 @@ class RunnerConfig:
     max_tool_iterations: int = 40  # tool steps per turn before the model must answer
     tool_timeout_s: float = 300.0  # bash and other sandbox tools
     api_max_retries: int = 2  # SDK retries on 408/409/429/5xx and connection errors
+    # The agent group's MCP servers (``nanoclaw.contract.mcp``: no secret in any env).
+    mcp_servers: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
 
     def write(self, path: Path) -> None:

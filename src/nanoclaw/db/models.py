@@ -225,6 +225,11 @@ class ContainerConfig(CentralBase):
     admin_scope: Mapped[str] = mapped_column(String(16), default="group")
     web_tools: Mapped[bool] = mapped_column(Boolean, default=False)
     packages_apt: Mapped[str] = mapped_column(Text, default="[]")
+    packages_pip: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
+    # The last package build's outcome, shown by ``nanoclaw agents packages list``.
+    packages_status: Mapped[str | None] = mapped_column(Text)
+    # ``{"<name>": {"command", "args", "env"}}`` (``nanoclaw.contract.mcp``).
+    mcp_servers: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     additional_mounts: Mapped[str] = mapped_column(Text, default="[]")
     image_tag: Mapped[str | None] = mapped_column(String(256))
     # Model limits (None = the runner's defaults) and the optional daily spending cap.

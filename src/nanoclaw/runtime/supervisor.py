@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -268,6 +269,7 @@ class Supervisor:
             full_poll_interval_s=self.settings.full_poll_interval_s,
             model_base_url=self.settings.anthropic_base_url,
             web_tools=cfg.web_tools,
+            mcp_servers=json.loads(cfg.mcp_servers or "{}"),
         )
         config = with_model_limits(config, cfg)
         spec = RunSpec(
