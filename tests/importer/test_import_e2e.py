@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from nanoclaw.host import Host
+from nanoclaw.host import Host, build_host
 from nanoclaw.settings import Settings
 from tests.fakes.telegram import FakeTelegram
 from tests.importer.conftest import nc
@@ -26,8 +26,8 @@ async def test_a_message_in_an_imported_group_is_answered_by_its_agent(
         nc, "import", str(tree.root), "--yes", "--owner", f"whatsapp:{OWNER_JID}"
     )
     assert code == 0, out
-    host = Host(
-        settings=settings.model_copy(
+    host: Host = build_host(
+        settings.model_copy(
             update={
                 "telegram_bot_token": SecretStr(tg.token),
                 "telegram_api_base_url": tg.url,

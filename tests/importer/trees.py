@@ -276,7 +276,7 @@ def make_v2(root: Path) -> Path:
                 "mg-2",
                 "ag-2",
                 "pattern",
-                "(unclosed",
+                "(?=lookahead)x",
                 "known",
                 "accumulate",
                 "per-thread",
