@@ -33,6 +33,7 @@ from agent_runner.tools.base import (
     require_str,
     string_list,
 )
+from nanoclaw.contract.packages import PackageNameError, check_package_names
 from nanoclaw.contract.timeutil import to_iso
 
 ACTION_RESULT_WAIT_S = 15.0  # how long a host action's tool waits for the host's answer
@@ -40,8 +41,6 @@ RESPONSE_POLL_INTERVAL_S = 0.1
 DEFAULT_QUESTION_TIMEOUT_S = 300.0
 MAX_QUESTION_TIMEOUT_S = 3600.0
 MAX_FILE_BYTES = 25 * 1024 * 1024
-MAX_PACKAGES = 20
-APT_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
 CRON_FIELD_RE = re.compile(r"^[\d*/,\-A-Za-z?LW#]+$")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]")
 
@@ -486,30 +485,34 @@ class CreateAgent(FunctionTool):
         return await request_and_wait(env, self.name, payload)
 
 
-def validate_packages(apt: list[str]) -> None:
-    if not 1 <= len(apt) <= MAX_PACKAGES:
-        raise ToolError(f"name 1 to {MAX_PACKAGES} packages")
-    bad = [p for p in apt if not APT_RE.match(p)]
-    if bad:
-        raise ToolError(f"invalid package names: {', '.join(bad)}")
+def validate_packages(pip: list[str], apt: list[str]) -> None:
+    """A light check (the host checks again): plain names, 1 to 20 of them."""
+    try:
+        check_package_names(pip, apt)
+    except PackageNameError as exc:
+        raise ToolError(str(exc)) from exc
 
 
 class InstallPackages(FunctionTool):
     name = "install_packages"
     description = (
-        "Ask for Debian (apt) packages in your sandbox image. Needs an admin's approval; they"
-        " are available after the image is rebuilt."
+        "Ask for packages in your sandbox: 'pip' (Python packages) and, with the Docker runtime,"
+        " 'apt' (Debian packages). Needs an admin's approval; the host then downloads and"
+        " installs them (your sandbox itself has no network) and tells you the outcome. They"
+        " are available from your next start."
     )
     schema = _schema(
-        ["apt"],
+        [],
+        pip={"type": "array", "items": {"type": "string"}, "description": "pip package names"},
         apt={"type": "array", "items": {"type": "string"}, "description": "apt package names"},
         reason=_prop("string", "Why you need them."),
     )
 
     async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
+        pip = string_list(tool_input, "pip")
         apt = string_list(tool_input, "apt")
-        validate_packages(apt)
-        payload: dict[str, Any] = {"apt": apt}
+        validate_packages(pip, apt)
+        payload: dict[str, Any] = {"pip": pip, "apt": apt}
         reason = optional_str(tool_input, "reason")
         if reason:
             payload["reason"] = reason

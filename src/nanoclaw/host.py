@@ -37,6 +37,7 @@ from nanoclaw.permissions.setup import Permissions, build_permissions
 from nanoclaw.routing.inbound import InboundHandler, TypedRoute
 from nanoclaw.routing.router import RouteOutcome, Router
 from nanoclaw.runtime.base import RunnerExit, RunnerRuntime
+from nanoclaw.runtime.packages import PackageInstaller
 from nanoclaw.runtime.sandbox import SandboxServices, build_proxy
 from nanoclaw.runtime.select import select_runtime
 from nanoclaw.runtime.supervisor import Supervisor
@@ -217,9 +218,10 @@ def build_host(
     actions.register("notify_agent", _notify_agent_action)
     TaskActions(settings=settings, sessions=sessions).install(actions)
     AgentActions(settings=settings, repo=repo, sessions=sessions).install(actions)
-    ExtensionActions(extensions=Extensions(repo=repo, groups_path=settings.groups_path)).install(
-        actions
-    )
+    ExtensionActions(
+        extensions=Extensions(repo=repo, groups_path=settings.groups_path),
+        installer=PackageInstaller(runtime=runtime, data_path=settings.data_path, progress=log.info),
+    ).install(actions)
     ScriptResults(sessions=sessions, notices=notices).install(actions)
     delivery = DeliveryLoop(
         settings=settings,

@@ -19,9 +19,11 @@ from nanoclaw.contract.mcp import (
     validate_server,
 )
 from nanoclaw.contract.skills import SKILLS_DIR, Skill, list_skills
+from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.db.models import AgentGroup, ContainerConfig
 from nanoclaw.db.repository import Repository
 from nanoclaw.errors import PermissionDeniedError, ValidationError
+from nanoclaw.runtime.packages import PackageRequest
 
 
 def _deny(actor: Actor, what: str) -> PermissionDeniedError:
@@ -106,8 +108,30 @@ class Extensions:
             "pip": json.loads(cfg.packages_pip or "[]"),
             "apt": json.loads(cfg.packages_apt or "[]"),
             "image": cfg.image_tag,
-            "status": cfg.packages_status,
+            "status": json.loads(cfg.packages_status) if cfg.packages_status else None,
         }
+
+    def package_request(self, agent_group_id: str) -> PackageRequest:
+        cfg = self.repo.container_config(agent_group_id)
+        return PackageRequest(
+            pip=tuple(json.loads(cfg.packages_pip or "[]")),
+            apt=tuple(json.loads(cfg.packages_apt or "[]")),
+        )
+
+    def record_packages(
+        self, agent_group_id: str, request: PackageRequest, *, image: str | None, ok: bool, message: str
+    ) -> None:
+        """Store the package set and the build's outcome; a built layer becomes the group's image."""
+        values: dict[str, Any] = {
+            "packages_status": json.dumps({"ok": ok, "message": message, "at": now_iso()}),
+        }
+        if ok:
+            values["packages_pip"] = json.dumps(list(request.pip))
+            values["packages_apt"] = json.dumps(list(request.apt))
+            if image is not None:
+                values["image_tag"] = image
+        agent = self.repo.agent_group(agent_group_id)
+        self._update(agent, **values)
 
     # -- storage -------------------------------------------------------------------------------
     def _config(self, agent: AgentGroup) -> ContainerConfig:

@@ -1,4 +1,4 @@
-"""Host side of ``create_agent`` and ``install_packages``: validated, then carried out.
+"""Host side of ``create_agent``: validated, then carried out (``install_packages``: extension_actions).
 
 Who may ask is not decided here: the one permission check of every action is the
 authorizer installed on ``SystemActions`` (``set_authorizer``; the permissions module gates
@@ -8,8 +8,6 @@ both actions behind an admin or an approval card). These handlers run only once 
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 from typing import Any
 
 from nanoclaw.admin.service import create_agent_files
@@ -23,21 +21,8 @@ from nanoclaw.sessions.paths import safe_name
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.settings import Settings
 
-APT_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
-MAX_PACKAGES = 20
 MAX_INSTRUCTIONS_CHARS = 20_000
 PARENT_DESTINATION = "parent"
-
-
-def validate_apt_packages(raw: Any) -> list[str]:
-    if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
-        raise ValidationError("'apt' must be a list of package names", field="apt")
-    if not 1 <= len(raw) <= MAX_PACKAGES:
-        raise ValidationError(f"name 1 to {MAX_PACKAGES} packages", field="apt")
-    bad = [p for p in raw if not APT_RE.match(p)]
-    if bad:
-        raise ValidationError(f"invalid package names: {', '.join(bad)}", field="apt")
-    return list(dict.fromkeys(raw))
 
 
 class AgentActions:
@@ -48,7 +33,6 @@ class AgentActions:
 
     def install(self, actions: SystemActions) -> None:
         actions.register("create_agent", self.create_agent)
-        actions.register("install_packages", self.install_packages)
 
     async def create_agent(self, session: SessionRow, row: OutboundRow) -> ActionResult:
         try:
@@ -98,30 +82,3 @@ class AgentActions:
             if child is not None:
                 child.provider = parent.provider
                 child.model = parent.model
-
-    async def install_packages(self, session: SessionRow, row: OutboundRow) -> ActionResult:
-        try:
-            packages = validate_apt_packages(row.content.get("apt"))
-        except ValidationError as exc:
-            return ActionResult("error", f"install_packages: {exc}")
-        added = await asyncio.to_thread(self._record_packages, session.agent_group_id, packages)
-        listed = ", ".join(added) if added else "nothing new"
-        return ActionResult(
-            "ok",
-            f"Packages recorded for this agent ({listed}), but not installed: the agent image"
-            " does not add per-agent packages yet. Tell the user an operator must add them.",
-        )
-
-    def _record_packages(self, agent_group_id: str, packages: list[str]) -> list[str]:
-        with self.repo.db.session() as s:
-            cfg = s.get(ContainerConfig, agent_group_id)
-            if cfg is None:
-                cfg = ContainerConfig(agent_group_id=agent_group_id)
-                s.add(cfg)
-            try:
-                current = [str(p) for p in json.loads(cfg.packages_apt or "[]")]
-            except ValueError:
-                current = []
-            added = [p for p in packages if p not in current]
-            cfg.packages_apt = json.dumps(current + added)
-        return added

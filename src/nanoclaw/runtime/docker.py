@@ -33,6 +33,7 @@ from nanoclaw.runtime.base import (
     RunnerRuntime,
     RunSpec,
 )
+from nanoclaw.runtime.packages import stale_layer
 from nanoclaw.runtime.plan import (
     CONTAINER_HOME,
     RUNNER_WRITABLE_SESSION_DIRS,
@@ -253,6 +254,15 @@ class DockerRuntime(RunnerRuntime):
 
     async def start(self, spec: RunSpec) -> RunnerHandle:
         image = spec.image or self.image
+        if stale_layer(spec.image, self.image):
+            # Built on an older agent image: its runner would be old code. Run the current
+            # image without the packages until they are installed again.
+            log.warning(
+                "the package layer %s of %s predates the agent image %s; starting without it "
+                "(ask the agent to install its packages again)",
+                spec.image, spec.agent_folder, self.image,
+            )
+            image = self.image
         kwargs = build_run_kwargs(spec, image=image, user=self.user, limits=self.limits)
         container = await asyncio.to_thread(self._create_and_start, spec, kwargs)
         return DockerHandle(spec=spec, container=container)
