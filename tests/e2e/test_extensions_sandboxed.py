@@ -53,7 +53,7 @@ async def test_an_mcp_server_in_the_agents_folder_runs_inside_the_sandbox(
         )
         exchange = await say(settings.cli_socket, "use your tools", timeout=WAIT_S)
         assert texts(exchange) == ["done"]
-        assert "mcp__echo__shout" in fake_api.requests[0].tool_names
+        assert "mcp__echo__shout" in fake_api.requests[0].tool_names, fake_api.requests[0].system_text[-600:]
         (where,) = fake_api.requests[1].tool_results()
         assert where["content"] == "/workspace/agent"  # it ran in the sandbox's view of the folder
         (shouted,) = fake_api.requests[2].tool_results()

@@ -43,7 +43,10 @@ class ExtensionActions:
         agent_id = session.agent_group_id
         wanted = self.extensions.package_request(agent_id).merged(request)
         try:
-            outcome = await asyncio.to_thread(self.installer.install, agent_id, wanted)
+            runtime_name = self.extensions.repo.container_config(agent_id).runtime
+            outcome = await asyncio.to_thread(
+                lambda: self.installer.install(agent_id, wanted, runtime_name=runtime_name)
+            )
         except NanoclawError as exc:
             log.warning("packages for %s not installed: %s", agent_id, exc)
             await asyncio.to_thread(

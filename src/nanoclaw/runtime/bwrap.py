@@ -134,7 +134,9 @@ def build_bwrap_argv(
         argv += ["--ro-bind" if mount.read_only else "--bind", str(mount.source), mount.target]
     env = sandbox_env(spec)
     env["PYTHONPATH"] = APP_DIR
-    env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
+    # The runner's interpreter first, as /opt/venv/bin is in the image: ``python`` in the
+    # agent's shell and MCP servers is the one that has the runner's packages.
+    env["PATH"] = f"{Path(python.executable).parent}:/usr/local/bin:/usr/bin:/bin"
     argv += ["--remount-ro", "/", "--chdir", CONTAINER_GROUP_DIR, "--clearenv"]
     for key, value in sorted(env.items()):
         argv += ["--setenv", key, value]

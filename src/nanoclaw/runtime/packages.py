@@ -298,14 +298,19 @@ class PackageInstaller:
     def site_dir(self, agent_group_id: str) -> Path:
         return self.data_path / "packages" / agent_group_id / SITE_DIR
 
-    def install(self, agent_group_id: str, request: PackageRequest) -> InstallOutcome:
-        name = getattr(self.runtime, "name", "")
+    def install(
+        self, agent_group_id: str, request: PackageRequest, *, runtime_name: str | None = None
+    ) -> InstallOutcome:
+        runtime = self.runtime
+        if hasattr(runtime, "runtime_for"):  # the router: the group's own runtime, or the default
+            runtime = runtime.runtime_for(runtime_name)
+        name = getattr(runtime, "name", "")
         listed = ", ".join([*request.pip, *request.apt])
         if name == "docker":
             builder = PackageBuilder(
-                client=self.runtime.client(), cache_dir=self.data_path / "packages", progress=self.progress
+                client=runtime.client(), cache_dir=self.data_path / "packages", progress=self.progress
             )
-            tag = builder.build_layer(self.runtime.image, request)
+            tag = builder.build_layer(runtime.image, request)
             return InstallOutcome(tag, f"Installed {listed} into your image ({tag}); they are there from your next start.")
         builder = PackageBuilder(client=None, cache_dir=self.data_path / "packages", progress=self.progress)
         builder.install_site(request, self.site_dir(agent_group_id))
