@@ -137,9 +137,7 @@ class AnthropicProvider(Provider):
 
     def _toolset(self) -> ToolSet:
         extra: list[Tool] = list(self.mcp.tools) if self.mcp is not None else []
-        return ToolSet(
-            [*self._tools, *extra], web_server_tools() if self.config.web_tools else ()
-        )
+        return ToolSet([*self._tools, *extra], web_server_tools() if self.config.web_tools else ())
 
     @classmethod
     def from_config(cls, config: RunnerConfig) -> AnthropicProvider:

@@ -33,6 +33,7 @@ from agent_runner.tools.base import (
     require_str,
     string_list,
 )
+from nanoclaw.contract.mcp import McpConfigError, validate_server
 from nanoclaw.contract.packages import PackageNameError, check_package_names
 from nanoclaw.contract.timeutil import to_iso
 
@@ -519,6 +520,43 @@ class InstallPackages(FunctionTool):
         return await request_and_wait(env, self.name, payload)
 
 
+class AddMcpServer(FunctionTool):
+    name = "add_mcp_server"
+    description = (
+        "Ask to add a stdio MCP server to yourself (its tools appear as mcp__<name>__<tool> from"
+        " your next start). Needs an admin's approval. The server's program must already be in"
+        " your sandbox (installed packages or files in your folder): the sandbox has no network."
+        " Its env may not hold secrets."
+    )
+    schema = _schema(
+        ["name", "command"],
+        name=_prop("string", "Server name: lowercase letters, digits, _ or -."),
+        command=_prop("string", "The program to run, e.g. python."),
+        args={"type": "array", "items": {"type": "string"}, "description": "Its arguments."},
+        env={
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "Environment variables (no secrets).",
+        },
+        reason=_prop("string", "Why you need it."),
+    )
+
+    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
+        name = require_str(tool_input, "name")
+        command = require_str(tool_input, "command")
+        args = tool_input.get("args") or []
+        server_env = tool_input.get("env") or {}
+        try:
+            spec = validate_server(name, command, args, server_env)
+        except McpConfigError as exc:
+            raise ToolError(str(exc)) from exc
+        payload: dict[str, Any] = {"name": spec.name, **spec.to_json()}
+        reason = optional_str(tool_input, "reason")
+        if reason:
+            payload["reason"] = reason
+        return await request_and_wait(env, self.name, payload)
+
+
 def nanoclaw_tools() -> list[Tool]:
     return [
         SendMessage(),
@@ -534,11 +572,5 @@ def nanoclaw_tools() -> list[Tool]:
         ResumeTask(),
         CreateAgent(),
         InstallPackages(),
-        *_extension_tools(),
+        AddMcpServer(),
     ]
-
-
-def _extension_tools() -> list[Tool]:
-    from agent_runner.tools.extensions import AddMcpServer
-
-    return [AddMcpServer()]

@@ -44,6 +44,9 @@ class RunSpec:
     proxy_dir: Path | None = None
     # A per-agent-group runtime override ("docker", "bwrap", "process"); None = the default.
     runtime: str | None = None
+    # The group's pip packages installed without Docker (``runtime.packages``), read-only on
+    # the runner's PYTHONPATH; with Docker they are in the group's image layer instead.
+    packages_dir: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,12 @@ from pathlib import Path
 from nanoclaw.contract.runner_config import CONTAINER_GROUP_DIR
 from nanoclaw.errors import RunnerError, RuntimeUnavailableError
 from nanoclaw.runtime.base import RunnerHandle, RunnerInfo, RunnerRuntime, RunSpec
-from nanoclaw.runtime.plan import CONTAINER_HOME, sandbox_env, sandbox_mounts
+from nanoclaw.runtime.plan import (
+    CONTAINER_HOME,
+    CONTAINER_PACKAGES_DIR,
+    sandbox_env,
+    sandbox_mounts,
+)
 from nanoclaw.runtime.process import ProcessHandle
 
 log = logging.getLogger("nanoclaw.runtime.bwrap")
@@ -133,7 +138,7 @@ def build_bwrap_argv(
     for mount in sandbox_mounts(spec):
         argv += ["--ro-bind" if mount.read_only else "--bind", str(mount.source), mount.target]
     env = sandbox_env(spec)
-    env["PYTHONPATH"] = APP_DIR
+    env["PYTHONPATH"] = APP_DIR + (f":{CONTAINER_PACKAGES_DIR}" if spec.packages_dir else "")
     # The runner's interpreter first, as /opt/venv/bin is in the image: ``python`` in the
     # agent's shell and MCP servers is the one that has the runner's packages.
     env["PATH"] = f"{Path(python.executable).parent}:/usr/local/bin:/usr/bin:/bin"

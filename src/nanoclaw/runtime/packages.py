@@ -63,6 +63,16 @@ def validate_request(pip: Any, apt: Any) -> PackageRequest:
     return PackageRequest(pip=tuple(pips), apt=tuple(apts))
 
 
+def site_dir(data_path: Path, agent_group_id: str) -> Path:
+    return data_path / "packages" / agent_group_id / SITE_DIR
+
+
+def packages_site(data_path: Path, agent_group_id: str) -> Path | None:
+    """The group's pip folder for a runner without Docker, when packages were installed there."""
+    site = site_dir(data_path, agent_group_id)
+    return site if site.is_dir() else None
+
+
 def layer_tag(base_image: str, request: PackageRequest) -> str:
     base = base_image.rsplit(":", 1)[-1][:12]
     return f"{LAYER_REPOSITORY}:{base}-{request.digest()}"
@@ -296,7 +306,7 @@ class PackageInstaller:
         self.progress = progress
 
     def site_dir(self, agent_group_id: str) -> Path:
-        return self.data_path / "packages" / agent_group_id / SITE_DIR
+        return site_dir(self.data_path, agent_group_id)
 
     def install(
         self, agent_group_id: str, request: PackageRequest, *, runtime_name: str | None = None

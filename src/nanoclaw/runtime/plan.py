@@ -33,6 +33,9 @@ _NAME_PART = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$", re.IGNORECASE)
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.IGNORECASE)
 
 
+CONTAINER_PACKAGES_DIR = "/opt/packages"
+
+
 def sandbox_mounts(spec: RunSpec) -> list[Mount]:
     """The ordered mount list of a sandbox: parents before the folders nested in them."""
     mounts = [
@@ -46,6 +49,8 @@ def sandbox_mounts(spec: RunSpec) -> list[Mount]:
     ]
     if spec.proxy_dir is not None:
         mounts.append(Mount(spec.proxy_dir, CONTAINER_PROXY_DIR, read_only=True))
+    if spec.packages_dir is not None:
+        mounts.append(Mount(spec.packages_dir, CONTAINER_PACKAGES_DIR, read_only=True))
     mounts.extend(spec.extra_mounts)
     return mounts
 

@@ -175,6 +175,10 @@ class ProcessRuntime(RunnerRuntime):
                 ENV_RUNNER_SESSION: spec.session_id,
             }
         )
+        if spec.packages_dir is not None:  # after the runner's own path: never shadows it
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (env.get("PYTHONPATH"), str(spec.packages_dir)) if p
+            )
         try:
             process = await asyncio.create_subprocess_exec(
                 self.python,

@@ -30,6 +30,7 @@ from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.db.repository import Repository
 from nanoclaw.runtime.base import RunnerExit, RunnerHandle, RunnerRuntime, RunSpec
 from nanoclaw.runtime.model_limits import with_model_limits
+from nanoclaw.runtime.packages import packages_site
 from nanoclaw.sessions.outbound_reader import SessionReader
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.settings import Settings
@@ -283,6 +284,7 @@ class Supervisor:
             timezone=self.settings.timezone,
             network=cfg.network,
             image=cfg.image_tag,
+            packages_dir=packages_site(self.settings.data_path, group.id),
         )
         return spec, config
 
