@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nanoclaw.admin.commands import ChatCommands, Reply
+from nanoclaw.admin.extensions import Extensions
+from nanoclaw.admin.extensions_chat import register_extension_commands
 from nanoclaw.admin.service import AdminService, create_agent_files
 from nanoclaw.admin.store import AdminStore
 from nanoclaw.admin.usage_chat import register_usage_command
@@ -92,4 +94,5 @@ def build_permissions(
     )
     gate.install()
     register_usage_command(commands, ledger)
+    register_extension_commands(commands, Extensions(repo=repo, groups_path=groups_path))
     return Permissions(store, admin, approvals, commands, gate)
