@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import urllib.parse
 from pathlib import Path
 
@@ -80,7 +81,12 @@ def connect_session_db(
                 uri, uri=True, timeout=timeout_s, check_same_thread=False, isolation_level=None
             )
 
-        conn = call_with_deadline(connect, deadline_s=deadline_s, what=str(path))
+        try:
+            conn = call_with_deadline(connect, deadline_s=deadline_s, what=str(path))
+        except SandboxFileError as exc:
+            if exc.problem is SandboxFileProblem.TIMEOUT:
+                unjam_fifos(folder)
+            raise
         try:
             _check_opened(conn, folder, path, expected, identity)
         except BaseException:
@@ -89,6 +95,30 @@ def connect_session_db(
         return conn
     finally:
         folder.close()
+
+
+def unjam_fifos(folder: ConfinedDir) -> int:
+    """Release an open stuck on a FIFO swapped in after the probe: open each FIFO for writing.
+
+    ``O_WRONLY|O_NONBLOCK`` never blocks (ENXIO without a reader) and gives a blocked reader
+    its end-of-file at once, so the stuck SQLite open returns (and then fails its checks).
+    A FIFO moved out of the folder or unlinked cannot be reached; the session is quarantined
+    on the timeout either way, so at most that one open stays stuck.
+    """
+    released = 0
+    for name in os.listdir(folder.fd):  # noqa: PTH208 - listed by descriptor, not by path
+        try:
+            st = os.stat(name, dir_fd=folder.fd, follow_symlinks=False)
+            if not stat.S_ISFIFO(st.st_mode):
+                continue
+            fd = os.open(
+                name, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder.fd
+            )
+        except OSError:
+            continue
+        os.close(fd)
+        released += 1
+    return released
 
 
 def _check_opened(
