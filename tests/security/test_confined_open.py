@@ -204,3 +204,23 @@ def test_nanoclaw_init_leaves_a_planted_claude_md_link_alone(
     assert (group / "CLAUDE.md").is_symlink()  # refused and logged, not followed
     assert (group / "CLAUDE.local.md").is_file()
     assert (settings.groups_path / "global" / "CLAUDE.md").is_file()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing folders over needs a root host")
+def test_handing_a_group_folder_to_the_sandbox_uid_never_follows_a_link(tmp_path: Path) -> None:
+    from nanoclaw.runtime.docker import _chown_tree
+
+    top = tmp_path / "group"
+    (top / "notes").mkdir(parents=True)
+    (top / "notes" / "a.md").write_text("a")
+    outside = tmp_path / "host-file"
+    outside.write_text("host")
+    outside_dir = tmp_path / "host-dir"
+    outside_dir.mkdir()
+    (outside_dir / "b").write_text("b")
+    (top / "to-file").symlink_to(outside)
+    (top / "to-dir").symlink_to(outside_dir)
+    _chown_tree(top, 1000, 1000)
+    assert {p.lstat().st_uid for p in [top, *top.rglob("*")]} == {1000}
+    assert outside.stat().st_uid == 0
+    assert outside_dir.stat().st_uid == 0 and (outside_dir / "b").stat().st_uid == 0
