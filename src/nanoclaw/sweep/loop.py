@@ -208,7 +208,7 @@ class Sweep:
         claims: dict[str, Claim],
         report: SweepReport,
     ) -> None:
-        mtime = heartbeat_mtime(layout)
+        mtime = await asyncio.to_thread(heartbeat_mtime, layout)  # off the loop (invariant 6)
         state = await asyncio.to_thread(self.reader.runner_state, layout)
         decision = decide_stuck_action(
             self.clock(),
