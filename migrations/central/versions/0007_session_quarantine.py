@@ -1,7 +1,7 @@
 """quarantined sessions (a session DB or file that failed the confined-open probe)
 
-Revision ID: 0005_session_quarantine
-Revises: 0004_host_notices
+Revision ID: 0007_session_quarantine
+Revises: 0006_mcp_packages
 Create Date: 2026-12-01 10:20:00.000000
 
 """
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision: str = '0005_session_quarantine'
-down_revision: Union[str, Sequence[str], None] = '0004_host_notices'
+revision: str = '0007_session_quarantine'
+down_revision: Union[str, Sequence[str], None] = '0006_mcp_packages'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
