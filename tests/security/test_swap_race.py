@@ -28,7 +28,8 @@ from nanoclaw.errors import SandboxFileError, UnsafePathError
 from tests.security.sandbox_attacker import bwrap_attacker, docker_attacker, make_spec
 
 ATTEMPTS = 1000
-NAIVE_ATTEMPTS_MAX = 20_000  # the naive reader stops at its first leak
+NAIVE_ATTEMPTS_MAX = 20_000  # the naive writer and opener stop at their first leak
+RACE_DEADLINE_S = 60.0  # how long a harness waits for a descheduled attacker to race again
 SECRET = b"ANTHROPIC_API_KEY=sk-ant-host-secret"
 MESSAGE_ID = "msg-race"
 DEADLINE_S = 1.0
@@ -86,9 +87,17 @@ def naive_outbox_read(layout: SessionLayout, message_id: str, name: str) -> byte
     return resolved.read_bytes()
 
 
-def swap_race(read: Callable[[], bytes], attempts: int, *, stop_at_leak: bool) -> Tally:
+def swap_race(
+    read: Callable[[], bytes], *, attempts: int, until: Callable[[Tally], bool]
+) -> Tally:
+    """At least ``attempts`` reads, then on until ``until(tally)`` or ``RACE_DEADLINE_S``.
+
+    On a loaded machine the attacker can be descheduled for a while; the harness waits for
+    the race to be live (a bound, not a sleep) instead of failing on a quiet stretch.
+    """
     tally = Tally()
-    for _ in range(attempts):
+    deadline = time.monotonic() + RACE_DEADLINE_S
+    while tally.attempts < attempts or (not until(tally) and time.monotonic() < deadline):
         tally.attempts += 1
         try:
             data = read()
@@ -97,8 +106,6 @@ def swap_race(read: Callable[[], bytes], attempts: int, *, stop_at_leak: bool) -
             continue
         if SECRET in data:
             tally.leaks += 1
-            if stop_at_leak:
-                break
         else:
             tally.served += 1
     return tally
@@ -114,13 +121,13 @@ def test_the_outbox_swap_race_never_leaks_a_host_file(
     with sandbox("swap", f"/session/outbox/{MESSAGE_ID}", folder, secret):
         real = swap_race(
             lambda: read_outbox_files(layout, MESSAGE_ID, ["report.txt"])[0].data,
-            ATTEMPTS,
-            stop_at_leak=False,
+            attempts=ATTEMPTS,
+            until=lambda t: t.served > 0 and t.refused > 0,
         )
         naive = swap_race(
             lambda: naive_outbox_read(layout, MESSAGE_ID, "report.txt"),
-            NAIVE_ATTEMPTS_MAX,
-            stop_at_leak=True,
+            attempts=1,
+            until=lambda t: t.leaks > 0,
         )
     assert real.leaks == 0, real
     # The race was live while the real path ran: it met both the file and the planted link.
