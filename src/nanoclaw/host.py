@@ -43,6 +43,7 @@ from nanoclaw.runtime.select import select_runtime
 from nanoclaw.runtime.supervisor import Supervisor
 from nanoclaw.scheduling.script_results import ScriptResults
 from nanoclaw.sessions.outbound_reader import OutboundRow, SessionReader
+from nanoclaw.sessions.quarantine import SessionQuarantine
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import SessionStore
 from nanoclaw.settings import Settings
@@ -101,11 +102,13 @@ class Host:
     router: Router
     inbound: InboundHandler
     sweep: Sweep
+    quarantine: SessionQuarantine  # sessions whose sandbox left an unsafe file (invariant 6)
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
         self.tasks.open()  # a second start raises
         await asyncio.to_thread(self.db.migrate)
+        await asyncio.to_thread(self.quarantine.load)
         await self.sandbox.start()
         await self.supervisor.start()
         # Before channels accept messages: stale claims, hot journals, missed tasks, due work.
@@ -212,6 +215,10 @@ def build_host(
         clock=clock.monotonic,
         spec_hook=budget.wrap_spec_hook(sandbox.spec_hook),
     )
+    quarantine = SessionQuarantine(
+        db=db, repo=repo, sessions=sessions, notices=notices, stop_runner=supervisor.stop
+    )
+    supervisor.quarantine = quarantine
 
     typing = TypingKeeper()
     actions = SystemActions()
@@ -233,7 +240,9 @@ def build_host(
         wake=lambda session_id: tasks.spawn(supervisor.wake(session_id), f"wake-{session_id}"),
         running_sessions=supervisor.running_sessions,
         note_activity=supervisor.note_activity,
+        quarantine=quarantine,
     )
+    quarantine.report_done = delivery.report_done
 
     # Approvals re-route an approved sender's message through the router, which consults the
     # approvals: this closure is that forward reference (``router`` is bound just below,
@@ -292,6 +301,7 @@ def build_host(
         notices=notices,
         spawn=tasks.spawn,
         clock=clock.now,
+        quarantine=quarantine,
     )
 
     async def runner_exited(session_id: str, result: RunnerExit) -> None:
@@ -342,4 +352,5 @@ def build_host(
         router=router,
         inbound=inbound,
         sweep=sweep,
+        quarantine=quarantine,
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from nanoclaw.admin.bootstrap import folder_for, initialize
 from nanoclaw.contract import confined
 from nanoclaw.contract.confined import (
     ConfinedDir,
@@ -24,6 +25,7 @@ from nanoclaw.contract.confined import (
 from nanoclaw.contract.dbprobe import connect_session_db
 from nanoclaw.contract.dbwatch import change_signature
 from nanoclaw.errors import SandboxFileError, SandboxFileProblem
+from nanoclaw.settings import Settings
 
 
 @pytest.fixture(params=["openat2", "openat"])
@@ -187,3 +189,38 @@ def test_a_db_open_that_never_returns_hits_its_deadline() -> None:
         confined.call_with_deadline(lambda: time.sleep(30), deadline_s=0.2, what="a stuck open")
     assert caught.value.problem is SandboxFileProblem.TIMEOUT
     assert time.monotonic() - started < 10
+
+
+def test_nanoclaw_init_leaves_a_planted_claude_md_link_alone(
+    settings: Settings, tmp_path: Path
+) -> None:
+    group = settings.groups_path / folder_for(settings.assistant_name)
+    group.mkdir(parents=True)
+    target = tmp_path / "created-by-root"
+    (group / "CLAUDE.md").symlink_to(target)  # dangling: the old exists() check said "absent"
+    report = initialize(settings)
+    assert report.agent_folder == group.name
+    assert not target.exists()
+    assert (group / "CLAUDE.md").is_symlink()  # refused and logged, not followed
+    assert (group / "CLAUDE.local.md").is_file()
+    assert (settings.groups_path / "global" / "CLAUDE.md").is_file()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing folders over needs a root host")
+def test_handing_a_group_folder_to_the_sandbox_uid_never_follows_a_link(tmp_path: Path) -> None:
+    from nanoclaw.runtime.docker import _chown_tree
+
+    top = tmp_path / "group"
+    (top / "notes").mkdir(parents=True)
+    (top / "notes" / "a.md").write_text("a")
+    outside = tmp_path / "host-file"
+    outside.write_text("host")
+    outside_dir = tmp_path / "host-dir"
+    outside_dir.mkdir()
+    (outside_dir / "b").write_text("b")
+    (top / "to-file").symlink_to(outside)
+    (top / "to-dir").symlink_to(outside_dir)
+    _chown_tree(top, 1000, 1000)
+    assert {p.lstat().st_uid for p in [top, *top.rglob("*")]} == {1000}
+    assert outside.stat().st_uid == 0
+    assert outside_dir.stat().st_uid == 0 and (outside_dir / "b").stat().st_uid == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import asdict
 from typing import Any
 
 from rich.console import Console
@@ -10,6 +11,7 @@ from rich.table import Table
 
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.repository import Repository
+from nanoclaw.sessions.quarantine import list_quarantined
 from nanoclaw.settings import Settings
 
 
@@ -114,6 +116,7 @@ def gather(settings: Settings) -> dict[str, Any]:
                 }
                 for w in repo.wirings()
             ],
+            "quarantined": [asdict(e) for e in list_quarantined(db)],
             "sessions": [
                 {
                     "id": s.id,
@@ -151,6 +154,11 @@ def render(data: dict[str, Any], console: Console) -> None:
             ["agent", "chat", "thread", "mode", "runner", "last_exit_code", "last_active", "id"],
         ),
         ("Channels", data.get("channels", []), ["channel", "state", "detail", "since"]),
+        (
+            "Quarantined sessions (unsafe file left by the sandbox)",
+            data.get("quarantined", []),
+            ["session_id", "problem", "cause", "quarantined_at"],
+        ),
     ):
         table = Table(title=title, title_justify="left")
         for column in columns:

@@ -70,7 +70,9 @@ class _Openat2:
 
     def __call__(self, dir_fd: int, path: str, flags: int, mode: int) -> int:
         assert self._syscall is not None
-        how = _OpenHow(flags, mode if flags & os.O_CREAT else 0, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
+        how = _OpenHow(
+            flags, mode if flags & os.O_CREAT else 0, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS
+        )
         fd = self._syscall(
             ctypes.c_long(SYS_OPENAT2),
             ctypes.c_int(dir_fd),
@@ -194,7 +196,9 @@ def check_regular(fd: int, where: str, *, max_bytes: int) -> os.stat_result:
             if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
             else SandboxFileProblem.SYMLINK
         )
-        raise SandboxFileError(f"{where} is not a regular file ({problem.value})", path=where, problem=problem)
+        raise SandboxFileError(
+            f"{where} is not a regular file ({problem.value})", path=where, problem=problem
+        )
     if st.st_size > max_bytes:
         raise SandboxFileError(
             f"{where} is {st.st_size} bytes, over the limit of {max_bytes}",
@@ -304,7 +308,9 @@ class ConfinedDir:
             )
         if not stat.S_ISREG(st.st_mode):
             raise SandboxFileError(
-                f"{where} is not a regular file", path=where, problem=SandboxFileProblem.DEVICE
+                f"{where} is not a regular file",
+                path=where,
+                problem=SandboxFileProblem.DEVICE
                 if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
                 else SandboxFileProblem.FIFO
                 if stat.S_ISFIFO(st.st_mode)

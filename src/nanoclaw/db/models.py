@@ -368,3 +368,20 @@ class HostNotice(CentralBase):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class QuarantinedSession(CentralBase):
+    """A session whose sandbox-writable files failed the confined-open probe (invariant 6).
+
+    The host no longer opens its files, starts its runner or delivers its rows; its pending
+    messages end ``failed`` with a notice. ``nanoclaw status`` lists it.
+    """
+
+    __tablename__ = "quarantined_sessions"
+
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    problem: Mapped[str] = mapped_column(String(32))
+    cause: Mapped[str] = mapped_column(Text)
+    quarantined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)

@@ -33,6 +33,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from nanoclaw.channels.base import OutboundFile, OutboundPayload
 from nanoclaw.channels.registry import ChannelRegistry
@@ -46,13 +47,21 @@ from nanoclaw.db.repository import Repository
 from nanoclaw.delivery.actions import SystemActions, action_result_content
 from nanoclaw.delivery.origin import OriginLedger
 from nanoclaw.delivery.rate import TokenBucket
-from nanoclaw.errors import DeliveryError, NanoclawError, UnauthorizedDestinationError
+from nanoclaw.errors import (
+    DeliveryError,
+    NanoclawError,
+    SandboxFileError,
+    UnauthorizedDestinationError,
+)
 from nanoclaw.ids import new_id
 from nanoclaw.sessions.outbound_reader import DeliveryState, OutboundRow, SessionReader
 from nanoclaw.sessions.paths import safe_name
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import InboundMessage
 from nanoclaw.settings import Settings
+
+if TYPE_CHECKING:
+    from nanoclaw.sessions.quarantine import SessionQuarantine
 
 log = logging.getLogger("nanoclaw.delivery")
 
@@ -79,6 +88,7 @@ class DeliveryLoop:
         note_activity: Callable[[str], None] = lambda _sid: None,
         origins: OriginLedger | None = None,
         clock: Callable[[], float] = time.monotonic,
+        quarantine: SessionQuarantine | None = None,
     ) -> None:
         self.settings = settings
         self.repo = repo
@@ -91,6 +101,7 @@ class DeliveryLoop:
         self.note_activity = note_activity
         # Who asked for each system row, decided from host facts when the row is first read.
         self.origins = origins or OriginLedger(engines=reader.engines)
+        self.quarantine = quarantine  # a session whose files fail the probe is shut off alone
         self._locks: dict[str, asyncio.Lock] = {}
         self._floor: dict[str, int] = {}  # every row at or below is terminal
         self._signatures: dict[str, tuple[int, int] | None] = {}
@@ -133,6 +144,10 @@ class DeliveryLoop:
         try:
             while True:
                 watched = self.running_sessions() | self._extra
+                if self.quarantine is not None:
+                    shut = {s for s in watched if self.quarantine.is_quarantined(s)}
+                    self._extra -= shut
+                    watched -= shut
                 await self._sync_watches(watched)
                 now = loop.time()
                 if now >= next_full:
@@ -224,6 +239,13 @@ class DeliveryLoop:
         async with lock:
             try:
                 handled = await self._drain(session_id)
+            except SandboxFileError as exc:
+                # Its outbound.db (or journal) is not a plain file: that session alone stops.
+                self._extra.discard(session_id)
+                if self.quarantine is None:
+                    raise
+                await self.quarantine.quarantine(session_id, exc)
+                return 0
             except Exception as exc:
                 # One damaged session never stalls the others; it is reported and retried,
                 # with a traceback once per interval, not on every pass.

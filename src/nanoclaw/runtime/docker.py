@@ -349,10 +349,27 @@ def _summaries(client: Any, labels: list[str]) -> list[dict[str, Any]]:
 
 
 def _chown_tree(top: Path, uid: int, gid: int) -> None:
-    if not top.exists():
+    """Hand a sandbox-writable tree to the runner's uid, walking by descriptors (invariant 6).
+
+    Another runner of the same group may be changing the tree meanwhile: ``os.fwalk`` never
+    follows a link and checks each folder it enters is the one it listed, and every ``chown``
+    is relative to the folder's descriptor without following, so no host file outside the
+    tree is ever handed over.
+    """
+    if not top.is_dir():
         return
-    for path in [top, *top.rglob("*")]:
-        with contextlib.suppress(FileNotFoundError):
-            st = path.lstat()
-            if st.st_uid != uid or st.st_gid != gid:
-                os.chown(path, uid, gid, follow_symlinks=False)
+    with contextlib.suppress(FileNotFoundError):
+        _chown_entry(top.name, uid, gid, dir_fd=None, path=top)
+    for _folder, dirs, files, dir_fd in os.fwalk(top, follow_symlinks=False):
+        for name in (*dirs, *files):
+            with contextlib.suppress(FileNotFoundError):
+                _chown_entry(name, uid, gid, dir_fd=dir_fd)
+
+
+def _chown_entry(
+    name: str, uid: int, gid: int, *, dir_fd: int | None, path: Path | None = None
+) -> None:
+    target: str | Path = path if path is not None else name
+    st = os.stat(target, dir_fd=dir_fd, follow_symlinks=False)
+    if st.st_uid != uid or st.st_gid != gid:
+        os.chown(target, uid, gid, dir_fd=dir_fd, follow_symlinks=False)

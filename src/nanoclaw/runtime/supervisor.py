@@ -22,12 +22,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from nanoclaw.cancel import cancel_and_wait
 from nanoclaw.contract.confined import ConfinedDir
 from nanoclaw.contract.runner_config import RunnerConfig
 from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.db.repository import Repository
+from nanoclaw.errors import SandboxFileError
 from nanoclaw.runtime.base import RunnerExit, RunnerHandle, RunnerRuntime, RunSpec
 from nanoclaw.runtime.model_limits import with_model_limits
 from nanoclaw.runtime.packages import packages_site
@@ -35,6 +37,9 @@ from nanoclaw.sessions.outbound_reader import SessionReader
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.settings import Settings
 from nanoclaw.tasks import Spawn
+
+if TYPE_CHECKING:
+    from nanoclaw.sessions.quarantine import SessionQuarantine
 
 log = logging.getLogger("nanoclaw.supervisor")
 
@@ -66,6 +71,7 @@ class Supervisor:
         spawn: Spawn,
         clock: Callable[[], float] = time.monotonic,
         spec_hook: SpecHook | None = None,
+        quarantine: SessionQuarantine | None = None,
     ) -> None:
         self.settings = settings
         self.runtime = runtime
@@ -75,6 +81,7 @@ class Supervisor:
         self.spawn = spawn  # the host's task owner (queued starts)
         self.clock = clock
         self.spec_hook = spec_hook
+        self.quarantine = quarantine
         self.cap = settings.max_concurrent_runners
         self._running: dict[str, _Running] = {}
         self._starting: dict[str, asyncio.Task[bool]] = {}
@@ -111,6 +118,12 @@ class Supervisor:
 
     async def wake(self, session_id: str) -> bool:
         """Make sure a runner is (or is becoming) alive for the session. Never raises."""
+        if self.quarantine is not None and self.quarantine.is_quarantined(session_id):
+            try:  # never started again; what was routed to it ends failed with a notice
+                await self.quarantine.fail_pending(session_id)
+            except Exception:
+                log.exception("quarantined session %s: failing its messages failed", session_id)
+            return False
         try:
             return await self._wake(session_id)
         except Exception:
@@ -217,6 +230,13 @@ class Supervisor:
             layout = self.sessions.layout(session)
             await asyncio.to_thread(config.write, layout.runner_config)
             handle = await self.runtime.start(spec)
+        except SandboxFileError as exc:
+            self._promote_later()
+            if self.quarantine is not None:
+                await self.quarantine.quarantine(session_id, exc)
+            else:
+                log.warning("cannot start runner for %s: %s", session_id, exc)
+            return False
         except Exception as exc:
             log.warning("cannot start runner for %s: %s", session_id, exc)
             self._promote_later()

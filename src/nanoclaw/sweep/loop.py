@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from nanoclaw.cancel import cancel_and_wait
 from nanoclaw.contract.confined import ConfinedDir
@@ -45,6 +46,9 @@ from nanoclaw.sweep import ops
 from nanoclaw.sweep.stuck import Claim, decide_stuck_action
 from nanoclaw.sweep.timer import DueTimer
 from nanoclaw.tasks import Spawn
+
+if TYPE_CHECKING:
+    from nanoclaw.sessions.quarantine import SessionQuarantine
 
 log = logging.getLogger("nanoclaw.sweep")
 
@@ -78,6 +82,7 @@ class Sweep:
         notices: Notifier,
         spawn: Spawn,
         clock: Callable[[], datetime] = utc_now,
+        quarantine: SessionQuarantine | None = None,
     ) -> None:
         self.settings = settings
         self.repo = repo
@@ -88,6 +93,7 @@ class Sweep:
         self.delivery = delivery
         self.notices = notices  # durable: the user's failure notice is retried until sent
         self.clock = clock
+        self.quarantine = quarantine
         self.timer = DueTimer(
             on_due=self._on_due,
             next_due=lambda layout, after: ops.next_due(self.store, layout, after=after),
@@ -130,9 +136,17 @@ class Sweep:
             log.exception("sweep cannot list sessions")
             return report
         for session in sessions:
+            if self.quarantine is not None and self.quarantine.is_quarantined(session.id):
+                continue  # its files are never opened again
             try:
                 await self._sweep_session(session, report)
                 report.swept += 1
+            except SandboxFileError as exc:
+                report.skipped[session.id] = f"quarantined: {exc}"
+                if self.quarantine is None:
+                    log.error("sweep skipped session %s: %s", session.id, exc)
+                else:
+                    await self.quarantine.quarantine(session.id, exc)
             except Exception as exc:
                 # One locked or damaged session DB never stalls the others.
                 report.skipped[session.id] = f"{type(exc).__name__}: {exc}"
@@ -194,7 +208,7 @@ class Sweep:
         claims: dict[str, Claim],
         report: SweepReport,
     ) -> None:
-        mtime = heartbeat_mtime(layout)
+        mtime = await asyncio.to_thread(heartbeat_mtime, layout)  # off the loop (invariant 6)
         state = await asyncio.to_thread(self.reader.runner_state, layout)
         decision = decide_stuck_action(
             self.clock(),
@@ -216,6 +230,8 @@ class Sweep:
         """A runner is gone: rows it had claimed count one try and retry later (or fail)."""
         if self._closing:
             return
+        if self.quarantine is not None and self.quarantine.is_quarantined(session_id):
+            return  # its files are never opened again; its messages were failed already
         try:
             session = await asyncio.to_thread(self.repo.session, session_id)
             layout = self.sessions.layout(session)

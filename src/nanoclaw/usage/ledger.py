@@ -20,9 +20,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from nanoclaw.contract.dbprobe import connect_session_db
 from nanoclaw.contract.timeutil import parse_iso, utc_now
 from nanoclaw.db.models import SessionRow, UsageTurn
 from nanoclaw.db.repository import Repository
+from nanoclaw.errors import SandboxFileError
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.settings import Settings
 
@@ -45,9 +47,10 @@ class UsageTotal:
 
 def _read_usage(path: Path, *, after_id: int) -> list[sqlite3.Row]:
     """A fresh read-only read (invariant 2), closed at once; never rolls back a hot journal."""
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=READ_TIMEOUT_S)
-    except sqlite3.Error:
+    try:  # probed through its folder's descriptor first (invariant 6): never blocks on a FIFO
+        conn = connect_session_db(path, readonly=True, timeout_s=READ_TIMEOUT_S)
+    except (sqlite3.Error, OSError, SandboxFileError) as exc:
+        log.debug("usage of %s not readable now: %s", path, exc)
         return []
     try:
         conn.row_factory = sqlite3.Row
