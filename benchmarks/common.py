@@ -44,3 +44,58 @@ async def round_trip(
                 raise RuntimeError(frame)
     finally:
         writer.close()
+
+
+def durable_commit_ms(folder: Path, *, commits: int = 200) -> float:
+    """Median cost of one durable SQLite commit (journal_mode=DELETE, synchronous=FULL) in
+    ``folder`` — the unit the other figures are divided by, measured on the same disk."""
+    import sqlite3
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "commit-cost.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=DELETE")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE IF NOT EXISTS t (v TEXT)")
+    costs = []
+    for i in range(commits):
+        start = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO t VALUES (?)", (str(i),))
+        conn.execute("COMMIT")
+        costs.append((time.perf_counter() - start) * 1000)
+    conn.close()
+    path.unlink(missing_ok=True)
+    return round(statistics.median(costs), 3)
+
+
+def tree_cpu_s(root_pid: int) -> float:
+    """User+system CPU seconds of a process and all its live descendants (the counters
+    ``getrusage`` reports, read from /proc so live runners are included)."""
+    import os
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    total, stack = 0.0, [root_pid]
+    while stack:
+        pid = stack.pop()
+        total += cpu.get(pid, 0.0)
+        stack.extend(child for child, parent in parents.items() if parent == pid)
+    return total
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0

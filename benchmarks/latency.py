@@ -15,17 +15,14 @@ import asyncio
 import json
 import os
 import platform
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import round_trip, summary  # noqa: E402 - needs the path above
+from benchmarks.common import durable_commit_ms, round_trip, summary  # noqa: E402
+from benchmarks.host_process import HostProcess  # noqa: E402 - needs the path above
 
 RESULTS = REPO / "benchmarks" / "results" / "latency.json"
 
@@ -54,37 +51,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    scratch = Path(tempfile.mkdtemp(prefix="nc-bench-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NANOCLAW_", "ANTHROPIC_"))}
-    env.update(
-        NANOCLAW_ENV_FILE="",
-        NANOCLAW_DATA_DIR=str(scratch / "data"),
-        NANOCLAW_GROUPS_DIR=str(scratch / "groups"),
-        NANOCLAW_CLI_SOCKET_PATH=str(scratch / "cli.sock"),
-        NANOCLAW_RUNTIME="process",
-        NANOCLAW_ALLOW_PROCESS_RUNTIME="1",
-    )
-    cli = [sys.executable, "-m", "nanoclaw.cli"]
-    subprocess.run([*cli, "init"], env=env, check=True, capture_output=True)
-    for c in range(args.parallel_chats):
-        if c:
-            subprocess.run(
-                [*cli, "wire", f"c{c}", "Andy"], env=env, check=True, capture_output=True
-            )
-    subprocess.run([*cli, "wire", "c0", "Andy"], env=env, check=True, capture_output=True)
-    host = subprocess.Popen([*cli, "run", "--log-level", "WARNING"], env=env)
-    socket_path = scratch / "cli.sock"
-    try:
-        deadline = time.monotonic() + 30
-        while not socket_path.exists():
-            if time.monotonic() > deadline or host.poll() is not None:
-                raise SystemExit("host did not start")
-            time.sleep(0.05)
-        results = asyncio.run(measure(socket_path, args.messages, args.parallel_chats))
-    finally:
-        host.terminate()
-        host.wait(timeout=30)
-        shutil.rmtree(scratch, ignore_errors=True)
+    with HostProcess(chats=args.parallel_chats) as host:
+        commit_ms = durable_commit_ms(host.data_dir / "bench")
+        results = asyncio.run(measure(host.socket_path, args.messages, args.parallel_chats))
+    for key in ("sequential_warm", "parallel_warm"):
+        block = results[key]
+        assert isinstance(block, dict)
+        block["p50_in_commit_costs"] = round(block["p50_ms"] / commit_ms, 1)
     report = {
         "benchmark": "latency",
         "what": "send → reply through CLI socket, router, process runner (mock model), delivery",
@@ -93,6 +66,7 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
         },
+        "durable_commit_ms": commit_ms,
         "goal": {"p50_ms_below": 50, "p99_ms_below": 250},
         "upstream_baseline_note": "upstream polls the DB every 1 s in the runner and 1 s in delivery (~1 s added)",
         **results,

@@ -27,12 +27,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
-from aiohttp import web
 from pydantic import SecretStr
-from yarl import URL
+
+if TYPE_CHECKING:  # aiohttp is imported when the proxy starts: a host with no key never loads it
+    import aiohttp
+    from aiohttp import web
 
 from nanoclaw.runtime.plan import PROXY_SOCKET_NAME
 
@@ -204,6 +205,8 @@ class CredentialProxy:
         return None if self.socket_dir is None else self.socket_dir / PROXY_SOCKET_NAME
 
     async def start(self) -> None:
+        from aiohttp import web
+
         app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None)
@@ -268,6 +271,10 @@ class CredentialProxy:
 
     # -- forwarding -----------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        import aiohttp
+        from aiohttp import web
+        from yarl import URL
+
         token = request.headers.get("x-api-key") or _bearer(request.headers.get("authorization"))
         grant = self._grants.get(token or "")
         if grant is None:
@@ -350,6 +357,8 @@ class CredentialProxy:
 
     @staticmethod
     def _default_session() -> aiohttp.ClientSession:
+        import aiohttp
+
         return aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(
                 total=UPSTREAM_TOTAL_TIMEOUT_S, sock_connect=UPSTREAM_CONNECT_TIMEOUT_S
@@ -365,6 +374,8 @@ def _bearer(value: str | None) -> str | None:
 
 
 def _error(status: int, kind: str, message: str) -> web.Response:
+    from aiohttp import web
+
     body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
     return web.json_response(body, status=status, headers={"x-should-retry": "false"})
 

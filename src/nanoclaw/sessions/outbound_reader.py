@@ -103,6 +103,24 @@ class SessionReader:
             rows = conn.execute(select(processing_ack.c.message_id, processing_ack.c.status)).all()
         return {r.message_id: r.status for r in rows}
 
+    def acks_since(
+        self, layout: SessionLayout, since: str | None
+    ) -> tuple[dict[str, str], str | None]:
+        """Acks whose ``status_changed`` is at or after ``since`` (all when None), and the
+        latest ``status_changed`` among them (``>=``: an ack stamped in the same instant as
+        the last one read is read again, never missed)."""
+        if not layout.outbound_db.exists():
+            return {}, since
+        query = select(
+            processing_ack.c.message_id, processing_ack.c.status, processing_ack.c.status_changed
+        )
+        if since is not None:
+            query = query.where(processing_ack.c.status_changed >= since)
+        with self.engines.get(layout.outbound_db, readonly=True).connect() as conn:
+            rows = conn.execute(query).all()
+        latest = max((r.status_changed for r in rows), default=since)
+        return {r.message_id: r.status for r in rows}, latest
+
     def runner_state(self, layout: SessionLayout) -> RunnerState | None:
         if not layout.outbound_db.exists():
             return None

@@ -15,6 +15,13 @@ counted in the report and skipped; the others go on):
 7. runners of this install that this host did not start are stopped (at most one runner
    per session, even across a host crash);
 8. the due-work timer learns the session's next due time.
+
+Only sessions with something to do are visited: one with no live runner whose ``inbound.db``
+and ``outbound.db`` change counters are what they were after a visit that left it settled (no
+claim, no due work) is skipped; its future due work is the timer's, which holds every
+session's next due time in memory. That state lives in memory and is rebuilt by the first
+sweep after start-up, which visits every session; every ``FULL_SWEEP_EVERY`` sweeps all are
+visited again as a safety net.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from typing import TYPE_CHECKING
 
 from nanoclaw.cancel import cancel_and_wait
 from nanoclaw.contract.confined import ConfinedDir
+from nanoclaw.contract.dbwatch import change_signature
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.timeutil import to_iso, utc_now
 from nanoclaw.db.models import SessionRow
@@ -53,6 +61,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("nanoclaw.sweep")
 
 PREVIEW_CHARS = 120
+FULL_SWEEP_EVERY = 60  # with the default 60 s interval: every session visited once an hour
 # Nudge a live runner this long after the due time, so its own clock also reads "due".
 NUDGE_LATENESS_S = 0.005
 
@@ -62,6 +71,7 @@ class SweepReport:
     swept: int = 0
     skipped: dict[str, str] = field(default_factory=dict)  # session id -> error
     woken: list[str] = field(default_factory=list)
+    unchanged: int = 0  # settled sessions skipped: nothing changed since their last visit
     killed: dict[str, str] = field(default_factory=dict)  # session id -> reason
     released: int = 0
     rearmed: int = 0
@@ -102,6 +112,9 @@ class Sweep:
         )
         self.store.add_insert_listener(self.timer.inserted)
         self._closing = False
+        # session id → (inbound, outbound) change counters after a visit that left it settled
+        self._settled: dict[str, tuple[object, object]] = {}
+        self._sweeps = 0
         self._nudges: set[asyncio.Task[None]] = set()
         self.last_report: SweepReport | None = None
 
@@ -135,11 +148,24 @@ class Sweep:
         except Exception:
             log.exception("sweep cannot list sessions")
             return report
+        full = self._sweeps % FULL_SWEEP_EVERY == 0
+        self._sweeps += 1
         for session in sessions:
             if self.quarantine is not None and self.quarantine.is_quarantined(session.id):
                 continue  # its files are never opened again
             try:
-                await self._sweep_session(session, report)
+                signatures = self._signatures(session)
+                if (
+                    not full
+                    and signatures is not None
+                    and self._settled.get(session.id) == signatures
+                    and not self.supervisor.is_alive(session.id)
+                ):
+                    report.unchanged += 1
+                    continue
+                self._settled.pop(session.id, None)
+                if await self._sweep_session(session, report) and signatures is not None:
+                    self._settled[session.id] = signatures
                 report.swept += 1
             except SandboxFileError as exc:
                 report.skipped[session.id] = f"quarantined: {exc}"
@@ -155,10 +181,18 @@ class Sweep:
         log.debug("sweep of %d session(s) took %.3f s", report.swept, time.monotonic() - started)
         return report
 
-    async def _sweep_session(self, session: SessionRow, report: SweepReport) -> None:
+    def _signatures(self, session: SessionRow) -> tuple[object, object] | None:
+        layout = self.sessions.layout(session)
+        inbound = change_signature(layout.inbound_db)
+        if inbound is None:
+            return None
+        return inbound, change_signature(layout.outbound_db)
+
+    async def _sweep_session(self, session: SessionRow, report: SweepReport) -> bool:
+        """Visit one session; return whether it is settled (nothing due, claimed or alive)."""
         layout = self.sessions.layout(session)
         if not layout.inbound_db.exists():
-            return
+            return False
         self.timer.track(session.id, layout)
         now = self.clock()
         alive = self.supervisor.is_alive(session.id)
@@ -200,6 +234,7 @@ class Sweep:
         elif not alive and processing:
             report.released += await asyncio.to_thread(ops.release_claims, self.store, layout)
         await self.timer.refresh(session.id)
+        return not alive and not processing and session.id not in report.woken
 
     async def _check_stuck(
         self,

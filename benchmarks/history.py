@@ -1,0 +1,164 @@
+"""A delivery pass costs the same with 10 or 50,000 finished messages in a session.
+
+In-process: one session is seeded with N finished exchanges (an inbound row completed, its
+ack, its reply and the reply's ``delivered`` record), the delivery loop makes its first pass
+(which reads the whole history once), then the steady-state pass is timed: a new reply is
+written and drained, ``--passes`` times. The durable-commit cost is measured in the same dir.
+
+    .venv/bin/python benchmarks/history.py [--sizes 10 50000] [--passes 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from agent_runner.db import OutboundMessage, SessionDB  # noqa: E402
+
+from benchmarks.common import durable_commit_ms  # noqa: E402
+from benchmarks.scale import settings_for  # noqa: E402
+from nanoclaw.channels.base import ChannelAdapter, ChannelSetup, OutboundPayload  # noqa: E402
+from nanoclaw.host import build_host  # noqa: E402 - needs the path above
+
+RESULTS = REPO / "benchmarks" / "results" / "history.json"
+
+
+def stamp(i: int) -> str:
+    """Distinct, ordered timestamps, one millisecond apart, as a runner writes them."""
+    return f"2026-01-01T{i // 3_600_000 % 24:02d}:{i // 60_000 % 60:02d}:{i // 1000 % 60:02d}.{i % 1000:03d}000Z"
+
+
+class NullChannel(ChannelAdapter):
+    channel_type = "bench"
+    name = "bench"
+
+    async def setup(self, setup: ChannelSetup) -> None:
+        return None
+
+    async def teardown(self) -> None:
+        return None
+
+    def is_connected(self) -> bool:
+        return True
+
+    async def deliver(
+        self, platform_id: str, thread_id: str | None, payload: OutboundPayload
+    ) -> str | None:
+        return "p"
+
+
+def seed(inbound: Path, outbound: Path, n: int) -> None:
+    cin = sqlite3.connect(inbound, isolation_level=None)
+    cout = sqlite3.connect(outbound, isolation_level=None)
+    cin.execute("BEGIN")
+    cout.execute("BEGIN")
+    for i in range(n):
+        cin.execute(
+            "INSERT INTO messages_in (id, seq, kind, timestamp, status, tries, trigger, content,"
+            " on_wake) VALUES (?, ?, 'chat', ?, 'completed', 0, 1, '{}', 0)",
+            (f"in-{i}", 2 * i + 2, stamp(i)),
+        )
+        cout.execute(
+            "INSERT INTO processing_ack (message_id, status, status_changed) VALUES (?, 'completed', ?)",
+            (f"in-{i}", stamp(i)),
+        )
+        cout.execute(
+            "INSERT INTO messages_out (id, seq, in_reply_to, timestamp, kind, channel_type,"
+            " platform_id, content) VALUES (?, ?, ?, ?, 'chat', 'bench', 'room', '{\"text\": \"x\"}')",
+            (f"out-{i}", 2 * i + 1, f"in-{i}", stamp(i)),
+        )
+        cin.execute(
+            "INSERT INTO delivered (message_out_id, status, attempts, delivered_at)"
+            " VALUES (?, 'delivered', 1, ?)",
+            (f"out-{i}", stamp(i)),
+        )
+    cin.execute("COMMIT")
+    cout.execute("COMMIT")
+    cin.close()
+    cout.close()
+
+
+async def one_size(scratch: Path, n: int, passes: int) -> dict[str, Any]:
+    settings = settings_for(scratch / f"n{n}")
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    host = build_host(settings, channels=[NullChannel()])
+    host.db.migrate()
+    agent = host.repo.create_agent_group(name="Andy", folder="andy")
+    mg = host.repo.ensure_messaging_group(channel_type="bench", platform_id="room", name="room")
+    host.repo.create_wiring(messaging_group_id=mg.id, agent_group_id=agent.id)
+    session, layout = host.sessions.resolve(
+        agent_group_id=agent.id, messaging_group_id=mg.id, thread_id=None, mode="shared"
+    )
+    seed(layout.inbound_db, layout.outbound_db, n)
+    runner = SessionDB(inbound_path=layout.inbound_db, outbound_path=layout.outbound_db)
+    await host.channels.connect(
+        host.channels.get("bench"), ChannelSetup(on_inbound=None, on_action=None)
+    )  # type: ignore[arg-type]
+    start = time.perf_counter()
+    await host.delivery.drain(session.id)
+    first_ms = (time.perf_counter() - start) * 1000
+    costs = []
+    for i in range(passes):
+        runner.send(
+            OutboundMessage(
+                kind="chat", content={"text": f"new {i}"}, channel_type="bench", platform_id="room"
+            )
+        )
+        start = time.perf_counter()
+        handled = await host.delivery.drain(session.id)
+        costs.append((time.perf_counter() - start) * 1000)
+        assert handled == 1
+    host.db.dispose()
+    return {
+        "finished_messages": n,
+        "first_pass_ms": round(first_ms, 2),
+        "steady_pass_p50_ms": round(statistics.median(costs), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50000])
+    parser.add_argument("--passes", type=int, default=50)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="nc-history-"))
+    try:
+        commit_ms = durable_commit_ms(scratch / "bench")
+        rows = [asyncio.run(one_size(scratch, n, args.passes)) for n in args.sizes]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    small, large = rows[0]["steady_pass_p50_ms"], rows[-1]["steady_pass_p50_ms"]
+    report = {
+        "benchmark": "history",
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
+        "durable_commit_ms": commit_ms,
+        "goal": "steady pass with the largest history within ±20 % of the smallest",
+        "sizes": rows,
+        "ratio_largest_to_smallest": round(large / small, 2),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Closed-loop throughput with 1/2/4/8 chats, host+runner CPU per message, share of the ceiling.
+
+Each chat sends its next message as soon as the previous reply arrives, for ``--seconds``.
+CPU is the user+system time of the host process and all its runners over the same window
+(the counters ``getrusage`` reports, read from /proc). The CPU-bound ceiling is
+``cores ÷ CPU per message``; the share says how close the pipeline gets to it.
+
+    .venv/bin/python benchmarks/throughput.py [--seconds 10] [--chats 1 2 4 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.common import durable_commit_ms, round_trip, tree_cpu_s  # noqa: E402
+from benchmarks.host_process import HostProcess  # noqa: E402 - needs the path above
+
+RESULTS = REPO / "benchmarks" / "results" / "throughput.json"
+
+
+async def closed_loop(socket_path: Path, chats: int, seconds: float) -> int:
+    stop_at = time.monotonic() + seconds
+
+    async def one(chat: str) -> int:
+        sent = 0
+        while time.monotonic() < stop_at:
+            await round_trip(socket_path, chat, f"load {sent}")
+            sent += 1
+        return sent
+
+    return sum(await asyncio.gather(*(one(f"c{c}") for c in range(chats))))
+
+
+def run(chats: int, seconds: float) -> dict[str, float | int]:
+    with HostProcess(chats=chats) as host:
+
+        async def warm() -> None:
+            await asyncio.gather(
+                *(round_trip(host.socket_path, f"c{c}", "warm") for c in range(chats))
+            )
+            for c in range(chats):
+                await round_trip(host.socket_path, f"c{c}", "warm again")
+
+        asyncio.run(warm())
+        cpu_before, wall_before = tree_cpu_s(host.pid), time.monotonic()
+        done = asyncio.run(closed_loop(host.socket_path, chats, seconds))
+        cpu = tree_cpu_s(host.pid) - cpu_before
+        wall = time.monotonic() - wall_before
+    cores = os.cpu_count() or 1
+    cpu_per_message_ms = cpu / done * 1000
+    ceiling = cores / (cpu / done)
+    rate = done / wall
+    return {
+        "chats": chats,
+        "messages": done,
+        "msgs_per_s": round(rate, 1),
+        "cpu_per_message_ms": round(cpu_per_message_ms, 2),
+        "ceiling_msgs_per_s": round(ceiling, 1),
+        "share_of_ceiling": round(rate / ceiling, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--chats", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    with HostProcess(chats=1) as probe:
+        commit_ms = durable_commit_ms(probe.data_dir / "bench")
+    rows = [run(c, args.seconds) for c in args.chats]
+    report = {
+        "benchmark": "throughput",
+        "what": "closed loop per chat through the CLI socket, process runners, mock model",
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
+        "seconds_per_point": args.seconds,
+        "durable_commit_ms": commit_ms,
+        "goal": {"cpu_per_message_ms_at_most": 8, "share_of_ceiling_at_4_chats_at_least": 0.8},
+        "points": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
