@@ -36,6 +36,7 @@ from nanoclaw.delivery.task_actions import TaskActions
 from nanoclaw.permissions.setup import Permissions, build_permissions
 from nanoclaw.routing.inbound import InboundHandler, TypedRoute
 from nanoclaw.routing.router import RouteOutcome, Router
+from nanoclaw.routing.unhandled import UnhandledInbound
 from nanoclaw.runtime.base import RunnerExit, RunnerRuntime
 from nanoclaw.runtime.sandbox import SandboxServices, build_proxy
 from nanoclaw.runtime.select import select_runtime
@@ -275,7 +276,12 @@ def build_host(
         )
     )
     inbound = InboundHandler(
-        route=TypedRoute(router=router, channels=registry, typing=typing),
+        route=TypedRoute(
+            router=router,
+            channels=registry,
+            typing=typing,
+            unhandled=UnhandledInbound(db=db, notices=notices),
+        ),
         codes=PairingCodes(path=settings.data_path / PAIRING_FILE),
         repo=repo,
         local_channel_type=cli.channel_type,

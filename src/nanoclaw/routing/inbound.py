@@ -1,26 +1,50 @@
 """The channels' entry point: a pairing code is consumed, anything else is routed, and each
-woken session shows "working…" on the chat until its turn is delivered."""
+woken session shows "working…" on the chat until its turn is delivered.
+
+Nothing accepted is lost here: text that is not valid Unicode is repaired first (the backstop
+for adapters, ``nanoclaw.channels.text``), and a routing failure ends in ``UnhandledInbound``
+(recorded, the sender told, logged once per interval)."""
 
 from __future__ import annotations
+
+import logging
 
 from nanoclaw.channels.base import InboundEvent, RouteReceipt
 from nanoclaw.channels.pairing import Pairer, PairingCodes
 from nanoclaw.channels.registry import ChannelRegistry
+from nanoclaw.channels.text import clean_event
 from nanoclaw.channels.typing import TypingKeeper
+from nanoclaw.contract.fault_log import FaultLog
 from nanoclaw.db.repository import Repository
 from nanoclaw.routing.router import Router
+from nanoclaw.routing.unhandled import UnhandledInbound
+
+log = logging.getLogger("nanoclaw.routing.inbound")
 
 
 class TypedRoute:
     """Routes an event and starts the typing indicator of every session it woke."""
 
-    def __init__(self, *, router: Router, channels: ChannelRegistry, typing: TypingKeeper) -> None:
+    def __init__(
+        self,
+        *,
+        router: Router,
+        channels: ChannelRegistry,
+        typing: TypingKeeper,
+        unhandled: UnhandledInbound | None = None,
+    ) -> None:
         self.router = router
         self.channels = channels
         self.typing = typing
+        self.unhandled = unhandled
 
     async def route(self, event: InboundEvent) -> RouteReceipt:
-        outcome = await self.router.route(event)
+        try:
+            outcome = await self.router.route(event)
+        except Exception as exc:  # accepted, then not handled: recorded, sender told, logged once
+            if self.unhandled is None:
+                raise
+            return await self.unhandled.handle(event, exc)
         adapter = self.channels.get(event.channel_type)
         if adapter is not None:  # "working…" on the chat until the woken turn is delivered
             waiting: dict[str, list[str]] = {}
@@ -47,8 +71,15 @@ class InboundHandler:
         # The local CLI is trusted already; pairing codes are for remote chats.
         self.local_channel_type = local_channel_type
         self.pairer = Pairer(codes=codes, repo=repo, route=route.route)
+        self.faults = FaultLog(log)
 
     async def on_inbound(self, event: InboundEvent) -> RouteReceipt:
+        # The backstop for adapters: text that is not valid Unicode never goes further.
+        event, replaced = clean_event(event)
+        if replaced:
+            self.faults.report(("lone-surrogates", event.channel_type), logging.WARNING,
+                               "a %s message carried lone surrogates; replaced with U+FFFD",
+                               event.channel_type)  # fmt: skip
         if event.channel_type != self.local_channel_type and await self.pairer.try_pair(event):
             return RouteReceipt(0, (), consumed=True)
         return await self.route.route(event)
