@@ -1,7 +1,7 @@
 """unhandled messages (accepted inbound messages the router could not hand to a session)
 
-Revision ID: 0005_unhandled_messages
-Revises: 0004_host_notices
+Revision ID: 0007_unhandled_messages
+Revises: 0006_mcp_packages
 Create Date: 2026-12-01 11:00:00.000000
 
 """
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision: str = '0005_unhandled_messages'
-down_revision: Union[str, Sequence[str], None] = '0004_host_notices'
+revision: str = '0007_unhandled_messages'
+down_revision: Union[str, Sequence[str], None] = '0006_mcp_packages'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
