@@ -265,6 +265,9 @@ def build_host(
         approvals=permissions.approvals,
         commands=permissions.commands,
         threaded_channels=registry.threaded(),
+        unhandled=UnhandledInbound(
+            db=db, notices=notices, told_by_receipt=frozenset({cli.channel_type})
+        ),
     )
     card_actions.add(
         QuestionAnswers(
@@ -276,12 +279,7 @@ def build_host(
         )
     )
     inbound = InboundHandler(
-        route=TypedRoute(
-            router=router,
-            channels=registry,
-            typing=typing,
-            unhandled=UnhandledInbound(db=db, notices=notices),
-        ),
+        route=TypedRoute(router=router, channels=registry, typing=typing),
         codes=PairingCodes(path=settings.data_path / PAIRING_FILE),
         repo=repo,
         local_channel_type=cli.channel_type,

@@ -2,8 +2,8 @@
 woken session shows "working…" on the chat until its turn is delivered.
 
 Nothing accepted is lost here: text that is not valid Unicode is repaired first (the backstop
-for adapters, ``nanoclaw.channels.text``), and a routing failure ends in ``UnhandledInbound``
-(recorded, the sender told, logged once per interval)."""
+for adapters, ``nanoclaw.channels.text``); a routing failure is the router's to report
+(``nanoclaw.routing.unhandled``)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from nanoclaw.channels.typing import TypingKeeper
 from nanoclaw.contract.fault_log import FaultLog
 from nanoclaw.db.repository import Repository
 from nanoclaw.routing.router import Router
-from nanoclaw.routing.unhandled import UnhandledInbound
 
 log = logging.getLogger("nanoclaw.routing.inbound")
 
@@ -31,20 +30,13 @@ class TypedRoute:
         router: Router,
         channels: ChannelRegistry,
         typing: TypingKeeper,
-        unhandled: UnhandledInbound | None = None,
     ) -> None:
         self.router = router
         self.channels = channels
         self.typing = typing
-        self.unhandled = unhandled
 
     async def route(self, event: InboundEvent) -> RouteReceipt:
-        try:
-            outcome = await self.router.route(event)
-        except Exception as exc:  # accepted, then not handled: recorded, sender told, logged once
-            if self.unhandled is None:
-                raise
-            return await self.unhandled.handle(event, exc)
+        outcome = await self.router.route(event)
         adapter = self.channels.get(event.channel_type)
         if adapter is not None:  # "working…" on the chat until the woken turn is delivered
             waiting: dict[str, list[str]] = {}

@@ -1,9 +1,10 @@
 """An accepted message the host could not hand to any session ends visibly, never lost.
 
-Invariant 8 at the door: when routing raises after the channel accepted a message (a broken
-session folder, a full disk, a bug), the message is recorded in ``unhandled_messages`` (listed
-by ``nanoclaw messages failed``), its sender gets a durable host notice, and the fault is logged
-once per interval per chat and cause, not once per message.
+Invariant 8 at the door: when routing fails after the channel handed a message over (a broken
+session folder, a damaged DB, a bug), the router answers ``internal_error`` and calls this:
+the message is recorded in ``unhandled_messages`` (listed by ``nanoclaw messages failed``), its
+sender gets a durable host notice (channels that show the router's receipt, the CLI, already
+got one), and the fault is logged once per interval per chat and cause, not once per message.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from nanoclaw.channels.base import InboundEvent, RouteReceipt
+from nanoclaw.channels.base import InboundEvent
 from nanoclaw.contract.fault_log import FaultLog, fault_key
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.models import UnhandledMessage
@@ -23,7 +24,6 @@ from nanoclaw.delivery.notices import Notifier
 
 log = logging.getLogger("nanoclaw.routing.unhandled")
 
-UNHANDLED_REASON = "failed"
 UNHANDLED_TEXT = (
     "Sorry, your message could not be handled ({error}). It was recorded for the operator "
     "(nanoclaw messages failed); please send it again later."
@@ -70,13 +70,22 @@ def list_unhandled(db: CentralDB) -> list[UnhandledRow]:
 class UnhandledInbound:
     """Records the message, tells its sender, and logs the cause once per interval."""
 
-    def __init__(self, *, db: CentralDB, notices: Notifier, faults: FaultLog | None = None) -> None:
-        """``faults`` defaults to this module's own (one line per chat and cause per interval)."""
+    def __init__(
+        self,
+        *,
+        db: CentralDB,
+        notices: Notifier,
+        told_by_receipt: frozenset[str] = frozenset(),
+        faults: FaultLog | None = None,
+    ) -> None:
+        """``told_by_receipt``: channels whose sender sees the router's receipt (the CLI), so no
+        extra notice; ``faults`` defaults to this module's own."""
         self.db = db
         self.notices = notices
+        self.told_by_receipt = told_by_receipt
         self.faults = faults or FaultLog(log)
 
-    async def handle(self, event: InboundEvent, exc: BaseException) -> RouteReceipt:
+    async def handle(self, event: InboundEvent, exc: BaseException) -> None:
         where = f"{event.channel_type}/{event.platform_id}"
         # One line per chat and exception type per interval: the message text of a routing
         # fault names fresh ids (a new session's folder) each time, so it is not in the key.
@@ -101,12 +110,13 @@ class UnhandledInbound:
                 record_exc,
                 event.message.text[:200],
             )
+        if event.channel_type in self.told_by_receipt:
+            return  # that channel shows the router's receipt to its sender already
         text = UNHANDLED_TEXT.format(error=error)
         try:
             await self.notices.notify(event.channel_type, event.platform_id, event.thread_id, text)
         except Exception as notify_exc:
             log.warning("cannot tell %s about its failed message: %s", where, notify_exc)
-        return RouteReceipt(0, (), reason=UNHANDLED_REASON, text=text)
 
     def _record(self, event: InboundEvent, error: str) -> None:
         with self.db.session() as s:
