@@ -121,7 +121,3 @@ class ChatClient:
 
     def replies(self) -> list[str]:
         return [str(f.get("text")) for f in self.frames if f.get("type") == "reply"]
-
-    async def settle(self, seconds: float = 0.3) -> None:
-        """Let in-flight frames arrive (used only to prove that something did NOT happen)."""
-        await asyncio.sleep(seconds)

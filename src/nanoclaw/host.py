@@ -36,6 +36,7 @@ from nanoclaw.delivery.task_actions import TaskActions
 from nanoclaw.permissions.setup import Permissions, build_permissions
 from nanoclaw.routing.inbound import InboundHandler, TypedRoute
 from nanoclaw.routing.router import RouteOutcome, Router
+from nanoclaw.routing.unhandled import UnhandledInbound
 from nanoclaw.runtime.base import RunnerExit, RunnerRuntime
 from nanoclaw.runtime.packages import PackageInstaller
 from nanoclaw.runtime.sandbox import SandboxServices, build_proxy
@@ -275,6 +276,9 @@ def build_host(
         approvals=permissions.approvals,
         commands=permissions.commands,
         threaded_channels=registry.threaded(),
+        unhandled=UnhandledInbound(
+            db=db, notices=notices, told_by_receipt=frozenset({cli.channel_type})
+        ),
     )
     card_actions.add(
         QuestionAnswers(

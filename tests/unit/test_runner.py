@@ -252,7 +252,10 @@ async def test_the_loop_wakes_on_change_well_before_the_safety_net_poll(
     loop = make_loop(layout, provider, tmp_path)
     loop.config = RunnerConfig(**{**loop.config.__dict__, "full_poll_interval_s": 30.0})
     task = asyncio.create_task(loop.run())
-    await asyncio.sleep(0.2)
+    for _ in range(500):  # a state, not a guess: the first poll is over, the loop now waits
+        if not loop._first_poll:
+            break
+        await asyncio.sleep(0.01)
     store.insert_messages(layout, [msg("a", "ping")])
     for _ in range(100):  # 2 s at most, against a 30 s safety-net poll
         if provider.requests:

@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from nanoclaw.cli.session_dbs import rows_of_every_session, session_folders
+from nanoclaw.db.central import CentralDB
+from nanoclaw.routing.unhandled import list_unhandled
 from nanoclaw.sessions.failed import list_failed, retry_failed
 
 app = typer.Typer(help="Inbound messages: list the failed ones, retry one.")
@@ -23,7 +25,7 @@ def failed(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List messages the agent gave up on (its runner crashed or hung on each try)."""
-    rows = rows_of_every_session(list_failed, err=err)
+    rows = rows_of_every_session(list_failed, err=err) + _unhandled_rows()
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -38,7 +40,20 @@ def failed(
         chat = f"{r['channel_type']}/{r['platform_id']}" if r["channel_type"] else "-"
         table.add_row(r["id"], r["kind"], r["timestamp"], str(r["tries"]), chat, r["agent"], text)
     console.print(table)
-    console.print("Retry one with: nanoclaw messages retry <id>")
+    console.print("Retry one with: nanoclaw messages retry <id> (unhandled-… ones: send again)")
+
+
+def _unhandled_rows() -> list[dict[str, object]]:
+    """Accepted messages the router could not hand to any session (no agent, not retryable)."""
+    from nanoclaw.cli.context import settings
+
+    s = settings()
+    db = CentralDB(path=s.central_db_path, migrations_root=s.migrations_path)
+    try:
+        db.migrate()
+        return [{**r.to_dict(), "session_id": None, "agent": "-"} for r in list_unhandled(db)]
+    finally:
+        db.dispose()
 
 
 @app.command("retry")

@@ -385,3 +385,22 @@ class QuarantinedSession(CentralBase):
     problem: Mapped[str] = mapped_column(String(32))
     cause: Mapped[str] = mapped_column(Text)
     quarantined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class UnhandledMessage(CentralBase):
+    """An accepted inbound message the host could not hand to any session (the router failed).
+
+    Kept for the operator (``nanoclaw messages failed``); its sender was told.
+    """
+
+    __tablename__ = "unhandled_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel_type: Mapped[str] = mapped_column(String(32))
+    platform_id: Mapped[str] = mapped_column(String(256))
+    thread_id: Mapped[str | None] = mapped_column(String(256))
+    message_id: Mapped[str] = mapped_column(String(256))
+    sender: Mapped[str] = mapped_column(String(256))
+    text: Mapped[str] = mapped_column(Text)
+    error: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)

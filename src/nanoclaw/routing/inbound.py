@@ -1,20 +1,36 @@
 """The channels' entry point: a pairing code is consumed, anything else is routed, and each
-woken session shows "working…" on the chat until its turn is delivered."""
+woken session shows "working…" on the chat until its turn is delivered.
+
+Nothing accepted is lost here: text that is not valid Unicode is repaired first (the backstop
+for adapters, ``nanoclaw.channels.text``); a routing failure is the router's to report
+(``nanoclaw.routing.unhandled``)."""
 
 from __future__ import annotations
+
+import logging
 
 from nanoclaw.channels.base import InboundEvent, RouteReceipt
 from nanoclaw.channels.pairing import Pairer, PairingCodes
 from nanoclaw.channels.registry import ChannelRegistry
+from nanoclaw.channels.text import clean_event
 from nanoclaw.channels.typing import TypingKeeper
+from nanoclaw.contract.fault_log import FaultLog
 from nanoclaw.db.repository import Repository
 from nanoclaw.routing.router import Router
+
+log = logging.getLogger("nanoclaw.routing.inbound")
 
 
 class TypedRoute:
     """Routes an event and starts the typing indicator of every session it woke."""
 
-    def __init__(self, *, router: Router, channels: ChannelRegistry, typing: TypingKeeper) -> None:
+    def __init__(
+        self,
+        *,
+        router: Router,
+        channels: ChannelRegistry,
+        typing: TypingKeeper,
+    ) -> None:
         self.router = router
         self.channels = channels
         self.typing = typing
@@ -47,8 +63,15 @@ class InboundHandler:
         # The local CLI is trusted already; pairing codes are for remote chats.
         self.local_channel_type = local_channel_type
         self.pairer = Pairer(codes=codes, repo=repo, route=route.route)
+        self.faults = FaultLog(log)
 
     async def on_inbound(self, event: InboundEvent) -> RouteReceipt:
+        # The backstop for adapters: text that is not valid Unicode never goes further.
+        event, replaced = clean_event(event)
+        if replaced:
+            self.faults.report(("lone-surrogates", event.channel_type), logging.WARNING,
+                               "a %s message carried lone surrogates; replaced with U+FFFD",
+                               event.channel_type)  # fmt: skip
         if event.channel_type != self.local_channel_type and await self.pairer.try_pair(event):
             return RouteReceipt(0, (), consumed=True)
         return await self.route.route(event)

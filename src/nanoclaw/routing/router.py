@@ -23,6 +23,7 @@ from nanoclaw.errors import NanoclawError
 from nanoclaw.permissions.access import can_access, is_admin_of
 from nanoclaw.routing.command_gate import GateDecision, gate, is_gated_command
 from nanoclaw.routing.engage import engages
+from nanoclaw.routing.unhandled import UnhandledInbound
 from nanoclaw.sessions.paths import safe_name
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import InboundMessage
@@ -131,8 +132,10 @@ class Router:
         approvals: ApprovalSeam | None = None,
         commands: HostCommands | None = None,
         threaded_channels: frozenset[str] = frozenset(),
+        unhandled: UnhandledInbound | None = None,
     ) -> None:
         self.repo = repo
+        self.unhandled = unhandled  # records a failed message, tells its sender, logs once
         self.sessions = sessions
         self.waker = waker
         self.replier = replier
@@ -155,7 +158,10 @@ class Router:
                     "not accepted (disk full) for %s/%s", event.channel_type, event.platform_id
                 )
                 return RouteOutcome(dropped="storage_full")
-            log.exception("route failed for %s/%s", event.channel_type, event.platform_id)
+            if self.unhandled is not None:
+                await self.unhandled.handle(event, exc)
+            else:
+                log.exception("route failed for %s/%s", event.channel_type, event.platform_id)
             return RouteOutcome(dropped="internal_error")
 
     async def _route(self, event: InboundEvent) -> RouteOutcome:
