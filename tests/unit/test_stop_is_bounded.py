@@ -17,7 +17,7 @@ import pytest
 import nanoclaw.host
 from nanoclaw.cancel import cancel_and_wait
 from nanoclaw.channels.typing import TypingKeeper
-from nanoclaw.host import Host
+from nanoclaw.host import build_host
 from nanoclaw.settings import Settings
 from tests.fakes.channel import FakeAdapter
 from tests.helpers import make_agent, say, texts, wire_chat
@@ -81,7 +81,7 @@ async def test_host_stop_stops_the_runners_even_when_a_loop_ignores_cancel(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(nanoclaw.host, "TASK_STOP_TIMEOUT_S", 0.2)
-    host = Host(settings=settings)
+    host = build_host(settings)
     await host.start()
     agent = make_agent(host.repo, "Andy")
     wire_chat(host.repo, agent, "local")

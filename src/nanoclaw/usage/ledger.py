@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from nanoclaw.contract import sessiondb
+from nanoclaw.contract.sessiondb import UsageRow
 from nanoclaw.contract.timeutil import parse_iso, utc_now
 from nanoclaw.db.models import SessionRow, UsageTurn
 from nanoclaw.db.repository import Repository
@@ -29,7 +31,6 @@ from nanoclaw.settings import Settings
 log = logging.getLogger("nanoclaw.usage")
 
 GroupBy = Literal["group", "session", "day", "model"]
-READ_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -43,25 +44,14 @@ class UsageTotal:
     cost_usd: float
 
 
-def _read_usage(path: Path, *, after_id: int) -> list[sqlite3.Row]:
-    """A fresh read-only read (invariant 2), closed at once; never rolls back a hot journal."""
+def _read_usage(path: Path, *, after_id: int) -> list[UsageRow]:
+    """A fresh, probed read-only read through the session-DB contract (invariants 2 and 6)."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=READ_TIMEOUT_S)
-    except sqlite3.Error:
-        return []
-    try:
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA mmap_size=0")
-        return conn.execute(
-            "SELECT id, model, input_tokens, output_tokens, cache_read_tokens,"
-            " cache_write_tokens, cost_usd, created_at FROM usage WHERE id > ? ORDER BY id",
-            (after_id,),
-        ).fetchall()
-    except sqlite3.Error as exc:  # busy, or an outbound.db from before the usage table
+        with sessiondb.reading(path, confined=True) as conn:
+            return sessiondb.read_usage(conn, after_id=after_id)
+    except (sqlite3.Error, OSError) as exc:  # busy, or a file the sandbox made unreadable
         log.debug("usage of %s not readable now: %s", path, exc)
         return []
-    finally:
-        conn.close()
 
 
 class UsageLedger:
@@ -94,15 +84,15 @@ class UsageLedger:
             {
                 "session_id": session.id,
                 "agent_group_id": session.agent_group_id,
-                "runner_row_id": r["id"],
-                "day": self.day_of(parse_iso(r["created_at"])),
-                "model": r["model"],
-                "input_tokens": r["input_tokens"],
-                "output_tokens": r["output_tokens"],
-                "cache_read_tokens": r["cache_read_tokens"],
-                "cache_write_tokens": r["cache_write_tokens"],
-                "cost_usd": r["cost_usd"],
-                "occurred_at": parse_iso(r["created_at"]),
+                "runner_row_id": r.id,
+                "day": self.day_of(parse_iso(r.created_at)),
+                "model": r.model,
+                "input_tokens": r.input_tokens,
+                "output_tokens": r.output_tokens,
+                "cache_read_tokens": r.cache_read_tokens,
+                "cache_write_tokens": r.cache_write_tokens,
+                "cost_usd": r.cost_usd,
+                "occurred_at": parse_iso(r.created_at),
             }
             for r in rows
         ]
