@@ -20,9 +20,9 @@ import pytest
 from agent_runner.db import InboundUnreadableError, SessionDB
 from agent_runner.rows import InboundRow
 
+from nanoclaw.contract import sessiondb
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.sessions.store import InboundMessage, SessionStore
-from tests.conftest import REPO_ROOT
 
 KILLED_MID_WRITE = """
 import os, sqlite3, sys
@@ -38,7 +38,7 @@ os._exit(9)  # the writer dies inside its transaction
 
 @pytest.fixture
 def hot(tmp_path: Path) -> SessionLayout:
-    store = SessionStore(sessions_root=tmp_path, migrations_root=REPO_ROOT / "migrations")
+    store = SessionStore(sessions_root=tmp_path)
     layout = store.ensure("andy", "s1")
     store.insert_messages(layout, [InboundMessage(id="m1", kind="chat", content={"text": "hi"},
                                                   channel_type="cli", platform_id="local")])  # fmt: skip
@@ -62,7 +62,7 @@ def test_the_runner_retries_until_the_host_s_next_write_recovers_the_file(
 ) -> None:
     db = SessionDB(inbound_path=hot.inbound_db, outbound_path=hot.outbound_db)
     got: list[list[InboundRow]] = []
-    with caplog.at_level(logging.DEBUG, logger="agent_runner.db"):
+    with caplog.at_level(logging.DEBUG, logger=sessiondb.log.name):
         reader = threading.Thread(
             target=lambda: got.append(db.pending(now="9", include_on_wake=True))
         )

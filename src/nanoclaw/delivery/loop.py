@@ -44,6 +44,7 @@ from nanoclaw.contract.timeutil import now_iso, to_iso, utc_now
 from nanoclaw.contract.watcher import ChangeWatcher
 from nanoclaw.db.models import SessionRow
 from nanoclaw.db.repository import Repository
+from nanoclaw.delivery.acks import FINISHED, AckTracker
 from nanoclaw.delivery.actions import SystemActions, action_result_content
 from nanoclaw.delivery.origin import OriginLedger
 from nanoclaw.delivery.rate import TokenBucket
@@ -107,7 +108,7 @@ class DeliveryLoop:
         self._signatures: dict[str, tuple[int, int] | None] = {}
         self._extra: set[str] = set()  # sessions to keep draining (exited runner, retries)
         self._layouts: dict[str, tuple[SessionRow, SessionLayout]] = {}
-        self._done_reported: dict[str, set[str]] = {}
+        self.acks = AckTracker()  # per-session ack watermark and owed turn-done reports
         self._turn_done_listeners: list[TurnDoneListener] = []
         self.clock = clock
         self._draining: dict[str, asyncio.Task[None]] = {}  # one drain task per session
@@ -118,8 +119,6 @@ class DeliveryLoop:
         # or full session DB): the record is retried, the send is not repeated.
         self._sent_unrecorded: dict[str, str | None] = {}
         self._unsettled: set[str] = set()  # last drain left rows waiting (retries)
-        self._acks_seen_at: dict[str, str] = {}  # latest ack status_changed read, per session
-        self._finished: dict[str, set[str]] = {}  # acked finished, turn-done not yet reported
         self._membership = asyncio.Event()  # the watched set changed
         self._watcher = ChangeWatcher(fast_interval_s=settings.watch_interval_s)
 
@@ -265,17 +264,14 @@ class DeliveryLoop:
 
     async def _drain(self, session_id: str) -> int:
         session, layout = await self._session(session_id)
-        # Only acks changed since the last pass are read, so a pass costs the same with 10 or
-        # 50,000 finished messages; earlier ones are already synced into messages_in.
-        since = self._acks_seen_at.get(session_id)
-        acks, latest = await asyncio.to_thread(self.reader.acks_since, layout, since)
-        if acks:
-            await asyncio.to_thread(self.sessions.store.sync_acks, layout, acks)
-        if latest is not None:
-            self._acks_seen_at[session_id] = latest
-        self._finished.setdefault(session_id, set()).update(
-            mid for mid, status in acks.items() if status in ("completed", "failed")
+        # Only acks changed since this session's watermark are read; only a changed status
+        # is written into messages_in (nanoclaw.delivery.acks).
+        changed = await asyncio.to_thread(
+            self.reader.acks_since, layout, self.acks.since(session_id)
         )
+        acks = self.acks.changed(session_id, changed)
+        if any(status in FINISHED for status in acks.values()):
+            await asyncio.to_thread(self.sessions.store.sync_acks, layout, acks)
         # Order matters (nanoclaw.delivery.origin): the session's state is observed before
         # messages_out is read, and each request's origin is decided when it is first read.
         await asyncio.to_thread(self.origins.observe, session_id, layout, acks)
@@ -288,7 +284,7 @@ class DeliveryLoop:
         if not rows:
             if session_id not in self.running_sessions():
                 self._extra.discard(session_id)
-            await self._report_done(session_id, acks)
+            await self.report_done(session_id, set(self.acks.owed(session_id)))
             return 0
         states = await asyncio.to_thread(self.reader.deliveries, layout, [r.id for r in rows])
         now = now_iso()
@@ -335,12 +331,8 @@ class DeliveryLoop:
         if handled:
             self.note_activity(session_id)
         if all_terminal:
-            await self._report_done(session_id, acks)
+            await self.report_done(session_id, set(self.acks.owed(session_id)))
         return handled
-
-    async def _report_done(self, session_id: str, acks: dict[str, str]) -> None:
-        finished = self._finished.pop(session_id, set())
-        await self.report_done(session_id, finished)
 
     async def report_done(self, session_id: str, finished: set[str]) -> None:
         """Tell turn-done listeners (typing, waiting CLI clients, tasks, budget) once per message.
@@ -349,11 +341,9 @@ class DeliveryLoop:
         """
         if not self._turn_done_listeners:
             return
-        reported = self._done_reported.setdefault(session_id, set())
-        new = frozenset(finished - reported)
+        new = self.acks.take_unreported(session_id, finished)
         if not new:
             return
-        reported |= new
         for listener in self._turn_done_listeners:
             try:
                 await listener(session_id, new)

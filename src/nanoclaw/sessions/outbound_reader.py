@@ -1,14 +1,18 @@
-"""Host reads of a session: ``messages_out``, acks and runner state through fresh read-only connections."""
+"""Host reads of a session: ``messages_out``, acks and runner state through fresh read-only
+connections; the row types are the session-DB contract's."""
 
 from __future__ import annotations
-
-import json
-from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 
 from nanoclaw.contract.layout import SessionLayout
+from nanoclaw.contract.sessiondb import (
+    AckRow,
+    DeliveryState,
+    OutboundRow,
+    RunnerState,
+    parse_content,
+)
 from nanoclaw.db.sqlite import EngineCache
 from nanoclaw.sessions.schema import (
     delivered,
@@ -18,44 +22,7 @@ from nanoclaw.sessions.schema import (
     runner_state,
 )
 
-
-@dataclass(frozen=True)
-class OutboundRow:
-    id: str
-    seq: int
-    in_reply_to: str | None
-    timestamp: str
-    deliver_after: str | None
-    kind: str
-    channel_type: str | None
-    platform_id: str | None
-    thread_id: str | None
-    content: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class DeliveryState:
-    status: str
-    attempts: int
-    next_attempt_at: str | None
-    platform_message_id: str | None
-
-
-@dataclass(frozen=True)
-class RunnerState:
-    pid: int | None
-    started_at: str | None
-    current_tool: str | None
-    tool_declared_timeout_ms: int | None
-    tool_started_at: str | None
-
-
-def _content(raw: str) -> dict[str, Any]:
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return {"text": raw}
-    return value if isinstance(value, dict) else {"text": str(value)}
+__all__ = ["DeliveryState", "OutboundRow", "RunnerState", "SessionReader"]
 
 
 class SessionReader:
@@ -91,7 +58,7 @@ class SessionReader:
                 channel_type=r.channel_type,
                 platform_id=r.platform_id,
                 thread_id=r.thread_id,
-                content=_content(r.content),
+                content=parse_content(r.content),
             )
             for r in rows
         ]
@@ -103,23 +70,16 @@ class SessionReader:
             rows = conn.execute(select(processing_ack.c.message_id, processing_ack.c.status)).all()
         return {r.message_id: r.status for r in rows}
 
-    def acks_since(
-        self, layout: SessionLayout, since: str | None
-    ) -> tuple[dict[str, str], str | None]:
-        """Acks whose ``status_changed`` is at or after ``since`` (all when None), and the
-        latest ``status_changed`` among them (``>=``: an ack stamped in the same instant as
-        the last one read is read again, never missed)."""
+    def acks_since(self, layout: SessionLayout, since: str | None) -> list[AckRow]:
+        """``processing_ack`` rows changed at or after ``since`` (every row when None)."""
         if not layout.outbound_db.exists():
-            return {}, since
-        query = select(
-            processing_ack.c.message_id, processing_ack.c.status, processing_ack.c.status_changed
-        )
+            return []
+        query = select(processing_ack)
         if since is not None:
             query = query.where(processing_ack.c.status_changed >= since)
         with self.engines.get(layout.outbound_db, readonly=True).connect() as conn:
             rows = conn.execute(query).all()
-        latest = max((r.status_changed for r in rows), default=since)
-        return {r.message_id: r.status for r in rows}, latest
+        return [AckRow(r.message_id, r.status, r.status_changed) for r in rows]
 
     def runner_state(self, layout: SessionLayout) -> RunnerState | None:
         if not layout.outbound_db.exists():

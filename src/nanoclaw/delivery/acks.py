@@ -1,0 +1,80 @@
+"""Ack sync by watermark: per session, only the ``processing_ack`` rows changed since the last
+pass are read, only a changed status is written, and turn-done is owed once per message.
+
+Where message status lives: ``inbound.db.messages_in.status`` is the status; the runner's
+``processing_ack`` (it cannot write ``inbound.db``) is the report the host folds into it.
+Acks are compared by ``status_changed`` (fixed-width UTC ISO-8601, so string order is time
+order). Rows changed within :data:`ACK_REREAD_MARGIN_S` of the watermark are read again each
+pass (two acks can share a timestamp, and one may commit after the other was read); a status
+seen already is not reported twice. Everything kept here is bounded: statuses only inside the
+margin, turn-done owed only until reported, and the last :data:`REPORTED_KEPT` reported ids.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from nanoclaw.contract.sessiondb import AckRow, AckStatus
+from nanoclaw.contract.timeutil import parse_iso, to_iso
+
+ACK_REREAD_MARGIN_S = 2.0
+REPORTED_KEPT = 512  # per session: ids whose turn-done was reported (a late duplicate is dropped)
+FINISHED = frozenset({AckStatus.COMPLETED.value, AckStatus.FAILED.value})
+
+
+@dataclass
+class _SessionAcks:
+    watermark: str | None = None
+    seen: dict[str, tuple[str, str]] = field(default_factory=dict)  # id → (status, changed)
+    owed: set[str] = field(default_factory=set)  # finished, turn-done not reported yet
+    reported: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+
+class AckTracker:
+    def __init__(self) -> None:
+        self._sessions: dict[str, _SessionAcks] = {}
+
+    def since(self, session_id: str) -> str | None:
+        """Read acks whose ``status_changed`` is at or after this (None: all of them)."""
+        state = self._sessions.get(session_id)
+        if state is None or state.watermark is None:
+            return None
+        return to_iso(parse_iso(state.watermark) - timedelta(seconds=ACK_REREAD_MARGIN_S))
+
+    def changed(self, session_id: str, rows: list[AckRow]) -> dict[str, str]:
+        """The acks among ``rows`` (read ``since``) whose status was not seen yet."""
+        state = self._sessions.setdefault(session_id, _SessionAcks())
+        new: dict[str, str] = {}
+        for row in rows:
+            if state.seen.get(row.message_id, ("", ""))[0] != row.status:
+                new[row.message_id] = row.status
+                if row.status in FINISHED and row.message_id not in state.reported:
+                    state.owed.add(row.message_id)
+            state.seen[row.message_id] = (row.status, row.status_changed)
+            if state.watermark is None or row.status_changed > state.watermark:
+                state.watermark = row.status_changed
+        floor = self.since(session_id)
+        if floor is not None:
+            state.seen = {k: v for k, v in state.seen.items() if v[1] >= floor}
+        return new
+
+    def owed(self, session_id: str) -> frozenset[str]:
+        """Finished messages whose turn-done has not been reported."""
+        state = self._sessions.get(session_id)
+        return frozenset(state.owed) if state is not None else frozenset()
+
+    def take_unreported(self, session_id: str, finished: set[str]) -> frozenset[str]:
+        """Of ``finished``, those not reported yet; they count as reported from now on."""
+        state = self._sessions.setdefault(session_id, _SessionAcks())
+        new = frozenset(m for m in finished if m not in state.reported)
+        for message_id in new:
+            state.reported[message_id] = None
+            state.owed.discard(message_id)
+        while len(state.reported) > REPORTED_KEPT:
+            state.reported.popitem(last=False)
+        return new
+
+    def forget(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)

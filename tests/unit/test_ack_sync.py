@@ -1,0 +1,100 @@
+"""Ack sync: read what changed since the session's watermark, write only a changed status,
+report turn-done once, keep bounded state, and the runner prunes acks the host has folded in."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from nanoclaw.contract.sessiondb import AckRow
+from nanoclaw.delivery.acks import REPORTED_KEPT, AckTracker
+from nanoclaw.sessions.store import InboundMessage
+from nanoclaw.settings import Settings
+from tests.unit.test_delivery import Rig
+
+
+@pytest.fixture
+def rig(tmp_path: Path, settings: Settings) -> Rig:
+    return Rig(tmp_path, settings)
+
+
+def chat(mid: str) -> InboundMessage:
+    return InboundMessage(id=mid, kind="chat", content={"text": "hi"}, channel_type="fake")
+
+
+def statuses(rig: Rig) -> dict[str, str]:
+    conn = sqlite3.connect(rig.layout.inbound_db)
+    try:
+        return dict(conn.execute("SELECT id, status FROM messages_in"))
+    finally:
+        conn.close()
+
+
+async def test_acks_are_synced_once_and_an_unchanged_pass_writes_nothing(rig: Rig) -> None:
+    writes: list[object] = []
+    writer = rig.store.engines.get(rig.layout.inbound_db)
+
+    def on_begin(conn: Any) -> None:
+        writes.append(conn)
+
+    event.listen(writer, "begin", on_begin)
+    done: list[frozenset[str]] = []
+
+    async def listener(session_id: str, ids: frozenset[str]) -> None:
+        done.append(ids)
+
+    rig.loop.on_turn_done(listener)
+    rig.store.insert_messages(rig.layout, [chat("a"), chat("b")])
+    rig.runner.claim(["a", "b"])
+    writes.clear()
+    await rig.loop.drain(rig.session.id)
+    assert writes == []  # only processing claims: nothing to fold in
+    rig.runner.finish(["a"], [])
+    await rig.loop.drain(rig.session.id)
+    assert len(writes) == 1 and statuses(rig) == {"a": "completed", "b": "pending"}
+    assert done == [frozenset({"a"})]
+    await rig.loop.drain(rig.session.id)  # the ack is re-read inside the margin, unchanged
+    await rig.loop.drain(rig.session.id)
+    assert len(writes) == 1 and done == [frozenset({"a"})]
+    rig.runner.finish(["b"], [])
+    await rig.loop.drain(rig.session.id)
+    assert len(writes) == 2 and statuses(rig) == {"a": "completed", "b": "completed"}
+    assert done == [frozenset({"a"}), frozenset({"b"})]
+
+
+async def test_the_runner_prunes_acks_the_host_folded_in(rig: Rig) -> None:
+    rig.store.insert_messages(rig.layout, [chat("a"), chat("b")])
+    rig.runner.claim(["a"])
+    rig.runner.finish(["a"], [])
+    rig.runner.claim(["b"])  # a's ack is finished but not yet folded in: it stays
+    assert rig.runner.claimed_ids() == {"a", "b"}
+    await rig.loop.drain(rig.session.id)
+    rig.runner.finish(["b"], [])
+    rig.store.insert_messages(rig.layout, [chat("c")])
+    rig.runner.claim(["c"])  # a is completed in messages_in now: its ack goes
+    assert rig.runner.claimed_ids() == {"b", "c"}
+    assert [r.id for r in rig.runner.pending(now="9999", include_on_wake=True)] == []
+
+
+def test_the_tracker_reads_from_its_watermark_and_keeps_bounded_state() -> None:
+    tracker = AckTracker()
+    assert tracker.since("s") is None
+    first = [AckRow("a", "processing", "2030-01-01T00:00:00.000000Z")]
+    assert tracker.changed("s", first) == {"a": "processing"}
+    assert tracker.since("s") == "2029-12-31T23:59:58.000000Z"
+    again = [AckRow("a", "completed", "2030-01-01T00:00:10.000000Z")]
+    assert tracker.changed("s", again) == {"a": "completed"}
+    assert tracker.changed("s", again) == {}
+    assert tracker.owed("s") == {"a"}
+    assert tracker.take_unreported("s", {"a"}) == {"a"}
+    assert tracker.owed("s") == frozenset() and tracker.take_unreported("s", {"a"}) == set()
+    many = {f"m{i}" for i in range(REPORTED_KEPT * 3)}
+    tracker.take_unreported("s", many)
+    assert len(tracker._sessions["s"].reported) == REPORTED_KEPT
+    later = [AckRow(f"x{i}", "completed", f"2030-01-01T00:{i:02d}:00.000000Z") for i in range(50)]
+    tracker.changed("s", later)
+    assert len(tracker._sessions["s"].seen) == 1  # only rows inside the re-read margin
