@@ -45,7 +45,7 @@ async def talk(host: Host, chat: ChatClient, text: str) -> tuple[SessionRow, Ses
     client_id = await chat.say(text)
     await chat.reply_containing(f"heard: {text}", start=start)
     (session,) = host.repo.sessions()
-    return session, host.sessions.layout(session), f"{client_id}:{session.agent_group_id}"
+    return session, host.sessions.layout(session), f"cli:team:{client_id}:{session.agent_group_id}"
 
 
 async def held_turn(

@@ -48,6 +48,7 @@ from nanoclaw.delivery.actions import SystemActions, action_result_content
 from nanoclaw.delivery.origin import OriginLedger
 from nanoclaw.delivery.rate import TokenBucket
 from nanoclaw.errors import (
+    DeliveryDeferredError,
     DeliveryError,
     NanoclawError,
     SandboxFileError,
@@ -391,6 +392,19 @@ class DeliveryLoop:
                 platform_id = await self._deliver_to_agent(session, row)
             else:
                 platform_id = await self._deliver_to_channel(session, layout, row)
+        except DeliveryDeferredError as exc:
+            # A platform rate limit: the wait is not an attempt (channels/outbound.py).
+            await asyncio.to_thread(
+                store.record_delivery,
+                layout,
+                row.id,
+                status="retrying",
+                attempts=attempts - 1,
+                error=str(exc),
+                next_attempt_at=to_iso(utc_now() + timedelta(seconds=exc.retry_after_s)),
+            )
+            log.info("delivery of %s deferred: %s", row.id, exc)
+            return False
         except Exception as exc:
             retryable = isinstance(exc, DeliveryError) and exc.retryable
             if not isinstance(exc, NanoclawError):
