@@ -83,6 +83,7 @@ class FakeTelegram(CallLog):
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.polls = 0  # getUpdates calls answered
+        self.conflicts = 0  # getUpdates calls answered 409
 
     async def start(self) -> None:
         app = web.Application()
@@ -259,10 +260,10 @@ class FakeTelegram(CallLog):
         if method == "getUpdates":
             self.polls += 1
             self._changed.set()
-            if self.webhook_url:
-                return _error("error_webhook_conflict")
-            if self.other_poller:
-                return _error("error_poller_conflict")
+            if self.webhook_url or self.other_poller:
+                self.conflicts += 1
+                name = "error_webhook_conflict" if self.webhook_url else "error_poller_conflict"
+                return _error(name)
             return web.json_response({"ok": True, "result": await self._get_updates(params)})
         refusal = self._refusal(method, params)
         if refusal is not None:
