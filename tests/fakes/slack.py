@@ -161,7 +161,10 @@ class FakeSlack(CallLog):
         if method == "files.completeUploadExternal":
             files = params.get("files")
             listed = json.loads(files) if isinstance(files, str) else files
-            return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in listed]}
+            return {
+                "ok": True,
+                "files": [{"id": f["id"], "title": f.get("title")} for f in listed or []],
+            }
         return {"ok": True}
 
     async def _file(self, request: web.Request) -> web.Response:

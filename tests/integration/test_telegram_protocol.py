@@ -112,7 +112,7 @@ async def test_every_media_kind_arrives_as_an_attachment_or_readable_text(
 
 
 async def test_service_messages_never_wake_an_agent(host: Host, tg: FakeTelegram) -> None:
-    group = {"chat_id": GROUP, "chat_type": "supergroup"}
+    group: dict[str, Any] = {"chat_id": GROUP, "chat_type": "supergroup"}
     for name in ("service_pinned_message", "service_new_chat_members"):
         await tg.push({"message": tg.from_fixture(name, **group)})
     await tg.push(
@@ -162,7 +162,7 @@ async def test_a_send_to_a_migrated_group_follows_it(host: Host, tg: FakeTelegra
 async def test_forum_topics_are_threads_with_their_own_sessions(
     host: Host, tg: FakeTelegram
 ) -> None:
-    forum = {"chat_id": FORUM, "chat_type": "supergroup"}
+    forum: dict[str, Any] = {"chat_id": FORUM, "chat_type": "supergroup"}
     await tg.push({"message": tg.message(f"@{BOT_USERNAME} in five", thread=5, **forum)})
     await tg.push({"message": tg.message(f"@{BOT_USERNAME} in nine", thread=9, **forum)})
     await until(lambda: len(sent_to(tg, FORUM)) == 2, "both topic replies")
@@ -181,7 +181,7 @@ async def test_forum_topics_are_threads_with_their_own_sessions(
 
 
 async def test_mentions_come_from_message_entities(host: Host, tg: FakeTelegram) -> None:
-    group = {"chat_id": GROUP, "chat_type": "supergroup"}
+    group: dict[str, Any] = {"chat_id": GROUP, "chat_type": "supergroup"}
     await tg.push({"message": tg.message(f"@{BOT_USERNAME}_fan is not me", **group)})
     await tg.push({"message": tg.message(f"/weather@{BOT_USERNAME} now", **group)})
     text_mention = tg.message("Andy, hi", **group)
