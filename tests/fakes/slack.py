@@ -52,6 +52,7 @@ class FakeSlack(CallLog):
     uploads: dict[str, bytes] = field(default_factory=dict)
     rate_limit: dict[str, int] = field(default_factory=dict)  # method → 429s to answer first
     retry_after_s: int = 0  # the Retry-After header of a 429
+    rate_limited_channels: dict[str, int] = field(default_factory=dict)  # channel → 429s first
     users: dict[str, str] = field(default_factory=lambda: {"U1": "Alice", "U2": "Bob"})
     channels: dict[str, str] = field(default_factory=lambda: {"C1": "general", "C2": "random"})
     refuse_connections: bool = False  # the Socket Mode endpoint answers 503 (reconnects fail)
@@ -70,6 +71,7 @@ class FakeSlack(CallLog):
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)  # users.info, conversations.info: GET
         app.router.add_get("/files/{name}", self._file)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/link", self._socket)
@@ -97,7 +99,9 @@ class FakeSlack(CallLog):
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         params: dict[str, Any] = dict(request.query)
-        if request.content_type == "application/json":
+        if request.method == "GET":
+            pass
+        elif request.content_type == "application/json":
             params.update(await request.json())
         else:
             params.update(dict(await request.post()))
@@ -106,6 +110,14 @@ class FakeSlack(CallLog):
         call = Call(method, params, token)
         self.calls.append(call)
         self._changed.set()
+        channel = str(params.get("channel") or "")
+        if self.rate_limited_channels.get(channel, 0) > 0 and method == "chat.postMessage":
+            self.rate_limited_channels[channel] -= 1
+            return web.json_response(
+                fixture("slack", "error_ratelimited"),
+                status=429,
+                headers={"Retry-After": str(self.retry_after_s)},
+            )
         if self.rate_limit.get(method, 0) > 0:
             self.rate_limit[method] -= 1
             return web.json_response(

@@ -161,6 +161,8 @@ class SlackAdapter(ChannelAdapter):
         self.client = AsyncWebClient(token=bot_token, base_url=api_base_url)
         self.outbound = outbound or OutboundScheduler(channel=CHANNEL_TYPE, limits=SLACK_LIMITS)
         self._cards = card_memory or CardMemory(path=None)
+        self._card_sending = asyncio.Lock()  # a click waits until its card is remembered
+        self._lookups: dict[tuple[str, str], asyncio.Future[str | None]] = {}
         self._partial = PartialSends()
         self.app = AsyncApp(
             client=self.client,
@@ -178,8 +180,6 @@ class SlackAdapter(ChannelAdapter):
         self.bot_user_id: str | None = None
         self.bot_name: str | None = None
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._names: dict[str, str | None] = {}
-        self._channel_names: dict[str, str | None] = {}
         self._health = Health(LinkState.DISCONNECTED, "not started")
         self._watcher: asyncio.Task[None] | None = None
         self._last_inbound: dict[tuple[str, str | None], str] = {}
@@ -373,14 +373,12 @@ class SlackAdapter(ChannelAdapter):
         return await self._user_name(user)
 
     async def _channel_name(self, channel: str) -> str | None:
-        if channel not in self._channel_names:
-            try:
-                info = await self.client.conversations_info(channel=channel)
-                self._channel_names[channel] = (info.get("channel") or {}).get("name")
-            except Exception as exc:
-                log.debug("conversations.info %s failed: %s", channel, exc)
-                self._channel_names[channel] = None
-        return self._channel_names[channel]
+        async def lookup() -> str | None:
+            info = await self.client.conversations_info(channel=channel)
+            name = (info.get("channel") or {}).get("name")
+            return str(name) if name else None
+
+        return await self._cached("conversations.info", channel, lookup)
 
     def _first_time(self, channel: str, ts: str) -> bool:
         key = (channel, ts)
@@ -391,20 +389,38 @@ class SlackAdapter(ChannelAdapter):
             self._seen.popitem(last=False)
         return True
 
+    async def _cached(
+        self, kind: str, key: str, lookup: Callable[[], Awaitable[str | None]]
+    ) -> str | None:
+        """One lookup per name, shared by concurrent events; a failure is cached as None."""
+        found = self._lookups.get((kind, key))
+        if found is None:
+            found = asyncio.ensure_future(self._lookup_or_none(kind, key, lookup))
+            self._lookups[(kind, key)] = found
+        return await asyncio.shield(found)
+
+    @staticmethod
+    async def _lookup_or_none(
+        kind: str, key: str, lookup: Callable[[], Awaitable[str | None]]
+    ) -> str | None:
+        try:
+            return await lookup()
+        except Exception as exc:
+            log.debug("%s %s failed: %s", kind, key, exc)
+            return None
+
     async def _user_name(self, user: str) -> str | None:
-        if user not in self._names:
-            try:
-                info = await self.client.users_info(user=user)
-                profile = info["user"].get("profile") or {}
-                self._names[user] = (
-                    profile.get("display_name")
-                    or info["user"].get("real_name")
-                    or info["user"].get("name")
-                )
-            except Exception as exc:
-                log.debug("users.info %s failed: %s", user, exc)
-                self._names[user] = None
-        return self._names[user]
+        async def lookup() -> str | None:
+            info = await self.client.users_info(user=user)
+            profile = info["user"].get("profile") or {}
+            name = (
+                profile.get("display_name")
+                or info["user"].get("real_name")
+                or info["user"].get("name")
+            )
+            return str(name) if name else None
+
+        return await self._cached("users.info", user, lookup)
 
     async def _download_files(self, files: list[dict[str, Any]]) -> list[Attachment]:
         found: list[Attachment] = []
@@ -438,7 +454,8 @@ class SlackAdapter(ChannelAdapter):
         container = body.get("container") or {}
         ts = str((body.get("message") or {}).get("ts") or container.get("message_ts") or "")
         user = str((body.get("user") or {}).get("id") or "")
-        known = self._cards.recall(channel, ts)
+        async with self._card_sending:
+            known = self._cards.recall(channel, ts)
         if known is None or index >= len(known[0].options) or known[0].question_id != question_id:
             with contextlib.suppress(SlackApiError):
                 await self.client.chat_postEphemeral(
@@ -588,13 +605,19 @@ class SlackAdapter(ChannelAdapter):
         ]
         for start in range(0, len(buttons), 25):  # an actions block holds at most 25 elements
             blocks.append({"type": "actions", "elements": buttons[start : start + 25]})
-        sent = await self._call(
-            platform_id,
-            lambda: self.client.chat_postMessage(
-                channel=platform_id, thread_ts=thread_id, text=card.fallback_text(), blocks=blocks
-            ),
-        )
-        await asyncio.to_thread(self._cards.remember, platform_id, str(sent["ts"]), card, selected)
+        async with self._card_sending:
+            sent = await self._call(
+                platform_id,
+                lambda: self.client.chat_postMessage(
+                    channel=platform_id,
+                    thread_ts=thread_id,
+                    text=card.fallback_text(),
+                    blocks=blocks,
+                ),
+            )
+            await asyncio.to_thread(
+                self._cards.remember, platform_id, str(sent["ts"]), card, selected
+            )
         return str(sent["ts"])
 
     async def set_typing(self, platform_id: str, thread_id: str | None, on: bool) -> None:

@@ -108,6 +108,7 @@ class TelegramAdapter(ChannelAdapter):
         self.username: str | None = None
         self._offset: int | None = None
         self._cards = card_memory or CardMemory(path=None)
+        self._card_sending = asyncio.Lock()  # a click waits until its card is remembered
         self._partial = PartialSends()
         self.webhook_deleted: str | None = None  # the leftover webhook polling removed
 
@@ -315,7 +316,8 @@ class TelegramAdapter(ChannelAdapter):
         title = ""
         if parsed is not None and self._setup is not None and self._setup.on_action is not None:
             question_id, index = parsed
-            known = self._cards.recall(chat_id, str(message_id))
+            async with self._card_sending:
+                known = self._cards.recall(chat_id, str(message_id))
             if known is not None and index < len(known[0].options):
                 card, selected = known
                 option = card.options[index]
@@ -476,18 +478,19 @@ class TelegramAdapter(ChannelAdapter):
             for i, option in enumerate(card.options)
         ]
         text = f"{card.title}\n\n{card.question}" if card.title else card.question
-        sent = await self._call(
-            chat_id,
-            "sendMessage",
-            {
-                **base,
-                "text": text[:MAX_TEXT_CHARS],
-                "reply_markup": {"inline_keyboard": keyboard},
-            },
-        )
-        await asyncio.to_thread(
-            self._cards.remember, chat_id, str(sent["message_id"]), card, selected
-        )
+        async with self._card_sending:
+            sent = await self._call(
+                chat_id,
+                "sendMessage",
+                {
+                    **base,
+                    "text": text[:MAX_TEXT_CHARS],
+                    "reply_markup": {"inline_keyboard": keyboard},
+                },
+            )
+            await asyncio.to_thread(
+                self._cards.remember, chat_id, str(sent["message_id"]), card, selected
+            )
         return str(sent["message_id"])
 
     async def set_typing(self, platform_id: str, thread_id: str | None, on: bool) -> None:
