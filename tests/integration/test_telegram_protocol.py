@@ -252,7 +252,9 @@ async def test_message_ids_reused_by_two_chats_of_a_shared_session_both_arrive(
 async def test_a_flood_wait_is_honoured_per_chat_without_counting_attempts(
     host: Host, tg: FakeTelegram
 ) -> None:
-    tg.flood(42, 7)  # longer than the scheduler waits inline: the row is deferred
+    # Longer than the scheduler waits inline (the row is deferred), and long enough that the
+    # other chat's whole turn (a runner start under load) fits inside the wait.
+    tg.flood(42, 15)
     await tg.push({"message": tg.message("first")})
     await until(lambda: [c for c in tg.called("sendMessage") if to_chat(42)(c)], "the 429")
     await tg.push({"message": tg.message("other chat", chat_id=43, user_id=43)})
@@ -262,7 +264,7 @@ async def test_a_flood_wait_is_honoured_per_chat_without_counting_attempts(
     await until(
         lambda: [c for c in tg.called("sendMessage") if to_chat(42)(c) and c.result],
         "the retried send after retry_after",
-        within_s=30,
+        within_s=45,
     )
     delivered = [d for d in deliveries(host) if d["status"] == "delivered"]
     assert len(delivered) == 2
