@@ -178,6 +178,10 @@ async def test_forum_topics_are_threads_with_their_own_sessions(
     assert {r["thread_id"] for r in rows} == {"5", "9"}
     assert len({r["session_id"] for r in rows}) == 2  # every topic is its own session
     assert all("reply_to" not in r["content"] for r in rows)  # the topic root is no reply
+    await tg.push({"message": tg.message(f"@{BOT_USERNAME} !ask Ship? | Yes | No", thread=9,
+                                         **forum)})  # fmt: skip
+    (card,) = await tg.wait_for("sendMessage", where=lambda c: "reply_markup" in c.params)
+    assert card.params["message_thread_id"] == 9  # the card goes to the topic too
 
 
 async def test_mentions_come_from_message_entities(host: Host, tg: FakeTelegram) -> None:

@@ -188,7 +188,7 @@ class TelegramAdapter(ChannelAdapter):
                         " uses this token)",
                     )
                     if "webhook" in exc.description.lower():
-                        with contextlib.suppress(TelegramApiError):
+                        with contextlib.suppress(TelegramApiError, TelegramFloodWaitError):
                             await self._delete_webhook()
                 else:
                     self._health = Health(LinkState.RECONNECTING, str(exc))
@@ -334,14 +334,16 @@ class TelegramAdapter(ChannelAdapter):
                 value = label
             user = str((query.get("from") or {}).get("id"))
             answer = await self._setup.on_action(question_id, value, user_id_of(CHANNEL_TYPE, user))
-        with contextlib.suppress(TelegramApiError):
+        with contextlib.suppress(TelegramApiError, TelegramFloodWaitError):
             await self.api.call(
                 "answerCallbackQuery",
                 {"callback_query_id": query.get("id"), "text": (answer or "Not accepted.")[:200]},
             )
         if answer is not None and not isinstance(answer, Refusal) and message_id:
             done = answered_text(Card("", title, "", ()), label, answer)
-            with contextlib.suppress(TelegramApiError):  # no reply_markup: the buttons go away
+            with contextlib.suppress(
+                TelegramApiError, TelegramFloodWaitError
+            ):  # no reply_markup: the buttons go away
                 await self.api.call(
                     "editMessageText", {"chat_id": chat_id, "message_id": message_id, "text": done}
                 )
