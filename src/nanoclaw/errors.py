@@ -148,9 +148,10 @@ class DeliveryDeferredError(DeliveryError):
     A wait is not a failed attempt: the delivery loop re-schedules the row without counting it.
     """
 
+    retry_after_s: float
+
     def __init__(self, message: str, *, retry_after_s: float) -> None:
-        super().__init__(message, retryable=True)
-        self.retry_after_s = retry_after_s
+        super().__init__(message, retryable=True, retry_after_s=retry_after_s)
 
 
 class ChannelError(NanoclawError):

@@ -22,7 +22,8 @@ retried like any retryable failure (at-least-once). A session's sends pass a tok
 (``delivery_rate_per_session_per_s``, burst ``delivery_burst_per_session``), so one agent's
 flood cannot monopolise the host. A channel's own outbound scheduler (platform rate limits)
 sits behind ``adapter.deliver``; a ``DeliveryError`` carrying ``retry_after_s`` is retried no
-sooner than that.
+sooner than that, and a ``DeliveryDeferredError`` (the scheduler's wait for a flood-limited
+chat) is re-scheduled after its wait without counting an attempt.
 """
 
 from __future__ import annotations
