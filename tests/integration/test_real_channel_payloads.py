@@ -18,7 +18,7 @@ import pytest
 from nanoclaw.channels.cards import CALLBACK_DATA_MAX_BYTES
 from nanoclaw.channels.telegram import adapter as telegram_adapter
 from nanoclaw.channels.telegram.reactions import ALLOWED_REACTIONS
-from nanoclaw.host import Host
+from nanoclaw.host import Host, build_host
 from nanoclaw.settings import Settings
 from tests.channel_helpers import until, user_rows
 from tests.fakes.fixtures import fixture
@@ -103,7 +103,7 @@ async def fake() -> AsyncIterator[FakeSlack]:
 
 @pytest.fixture
 async def host(settings: Settings, fake: FakeSlack) -> AsyncIterator[Host]:
-    instance = Host(settings=slack_settings(settings, fake))
+    instance = build_host(slack_settings(settings, fake))
     await instance.start()
     await fake.wait_connected()
     andy = make_agent(instance.repo, "Andy")

@@ -12,7 +12,7 @@ import pytest
 
 from nanoclaw.channels.registry import STATE_FILE, read_states
 from nanoclaw.channels.slack.text import unescape
-from nanoclaw.host import Host
+from nanoclaw.host import Host, build_host
 from nanoclaw.settings import Settings
 from tests.channel_helpers import deliveries, until, user_rows
 from tests.fakes.slack import BOT_USER, FakeSlack
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture
 async def host(settings: Settings, slack: FakeSlack) -> AsyncIterator[Host]:
-    instance = Host(settings=slack_settings(settings, slack))
+    instance = build_host(slack_settings(settings, slack))
     await instance.start()
     await slack.wait_connected()
     andy = make_agent(instance.repo, "Andy")

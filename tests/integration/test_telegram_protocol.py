@@ -15,7 +15,7 @@ from agent_runner.rows import InboundRow
 
 from nanoclaw.channels.registry import STATE_FILE, read_states
 from nanoclaw.cli.doctor import channel_checks
-from nanoclaw.host import Host
+from nanoclaw.host import Host, build_host
 from nanoclaw.settings import Settings
 from tests.channel_helpers import deliveries, inbound_rows, until, user_rows
 from tests.fakes.telegram import BOT_ID, BOT_USERNAME, FakeTelegram
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.timeout(90)
 
 @pytest.fixture
 async def host(settings: Settings, tg: FakeTelegram) -> AsyncIterator[Host]:
-    instance = Host(settings=tg_settings(settings, tg))
+    instance = build_host(tg_settings(settings, tg))
     await instance.start()
     await connected(instance)
     andy = make_agent(instance.repo, "Andy")
@@ -233,7 +233,7 @@ async def test_reactions_use_the_allowed_set_or_tell_the_agent(
 async def test_message_ids_reused_by_two_chats_of_a_shared_session_both_arrive(
     settings: Settings, tg: FakeTelegram
 ) -> None:
-    host = Host(settings=tg_settings(settings, tg))
+    host = build_host(tg_settings(settings, tg))
     await host.start()
     try:
         await connected(host)
@@ -300,7 +300,7 @@ async def test_a_leftover_webhook_is_deleted_before_polling_and_said(
 ) -> None:
     tg.webhook_url = "https://old.example.com/hook?secret=x"
     caplog.set_level(logging.WARNING, logger="nanoclaw.channels.telegram")
-    host = Host(settings=tg_settings(settings, tg))
+    host = build_host(tg_settings(settings, tg))
     await host.start()
     try:
         await connected(host)

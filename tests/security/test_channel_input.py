@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from nanoclaw.channels.base import InboundEvent, RouteReceipt
-from nanoclaw.host import Host
+from nanoclaw.host import Host, build_host
 from nanoclaw.settings import Settings
 from tests.channel_helpers import until, user_rows
 from tests.fakes.telegram import FakeTelegram
@@ -30,7 +30,7 @@ async def tg() -> AsyncIterator[FakeTelegram]:
 
 @pytest.fixture
 async def host(settings: Settings, tg: FakeTelegram) -> AsyncIterator[Host]:
-    instance = Host(settings=tg_settings(settings, tg))
+    instance = build_host(tg_settings(settings, tg))
     await instance.start()
     await connected(instance)
     wire_chat(instance.repo, make_agent(instance.repo, "Andy"), "42", channel="telegram")

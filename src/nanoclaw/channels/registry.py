@@ -209,15 +209,17 @@ class ChannelRegistry:
         A socket that dropped and keeps failing to reconnect shows ``reconnecting``, a
         Telegram token that another consumer polls shows ``conflict`` — never ``connected``.
         """
-        last: tuple[str, str] | None = None
+        known = self._states.get(adapter.name)
+        attempts = known.attempts if known is not None else 0  # how many setups it took
+        last = (known.state, "") if known is not None and known.state == "connected" else None
         while True:
             health = adapter.health()
             current = (str(health.state), health.detail)
-            if current != last:
+            if current != last and not (last and last[0] == current[0] == "connected"):
                 if last is not None:
                     log.info("channel %s is %s %s", adapter.name, current[0], current[1])
-                self.note(ChannelState(adapter.name, current[0], current[1], 0, now_iso()))
-                last = current
+                self.note(ChannelState(adapter.name, current[0], current[1], attempts, now_iso()))
+            last = current
             await asyncio.sleep(self.health_interval_s)
 
     async def teardown_all(self) -> None:

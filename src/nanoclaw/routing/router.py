@@ -123,7 +123,12 @@ def routed_message_id(event: InboundEvent, agent_group_id: str) -> str:
     chat is part of the id: two chats of one agent-shared session that reuse an id both
     arrive. The platform id itself travels in the content as ``platform_message_id``.
     """
-    return f"{event.channel_type}:{event.platform_id}:{event.message.id}:{agent_group_id}"
+    return routed_id(event.channel_type, event.platform_id, event.message.id, agent_group_id)
+
+
+def routed_id(channel_type: str, platform_id: str, message_id: str, agent_group_id: str) -> str:
+    """See ``routed_message_id``; for callers that hold the parts, not the event."""
+    return f"{channel_type}:{platform_id}:{message_id}:{agent_group_id}"
 
 
 def _inbox_folder(message_id: str) -> str:
