@@ -82,10 +82,7 @@ def initialize(settings: Settings, *, agent_name: str | None = None) -> InitRepo
             group = repo.create_agent_group(name=name, folder=folder_for(name), assistant_name=name)
             created = True
         ensure_memory_file(
-            settings.groups_path,
-            group.folder,
-            "CLAUDE.md",
-            CLAUDE_MD_TEMPLATE.format(name=group.name),
+            settings.groups_path, group.folder, "CLAUDE.md", CLAUDE_MD_TEMPLATE.format(name=group.name)
         )
         ensure_memory_file(settings.groups_path, group.folder, "CLAUDE.local.md", "")
 
