@@ -142,6 +142,36 @@ class SessionDB:
             ).fetchone()
         return found[0] if found else None
 
+    def seq_of_platform_message(
+        self, channel_type: str | None, platform_id: str | None, platform_message_id: str
+    ) -> int | None:
+        """The seq the agent knows a chat message by (a user's or its own), from its platform id."""
+        with read_inbound(self.inbound_path) as conn:
+            found = conn.execute(
+                "SELECT seq FROM messages_in WHERE channel_type IS ? AND platform_id IS ?"
+                " AND json_extract(content, '$.platform_message_id') = ? ORDER BY seq LIMIT 1",
+                (channel_type, platform_id, platform_message_id),
+            ).fetchone()
+            if found is not None:
+                return int(found[0])
+            out_ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT message_out_id FROM delivered WHERE platform_message_id = ?",
+                    (platform_message_id,),
+                ).fetchall()
+            ]
+        if not out_ids:
+            return None
+        marks = ",".join("?" for _ in out_ids)
+        with write_outbound(self.outbound_path) as conn:
+            found = conn.execute(
+                f"SELECT seq FROM messages_out WHERE id IN ({marks})"
+                " AND channel_type IS ? AND platform_id IS ? ORDER BY seq LIMIT 1",
+                (*out_ids, channel_type, platform_id),
+            ).fetchone()
+        return int(found[0]) if found is not None else None
+
     def outbound_by_seq(self, seq: int) -> dict[str, Any] | None:
         with write_outbound(self.outbound_path) as conn:
             found = conn.execute(

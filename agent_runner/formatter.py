@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -47,7 +47,11 @@ def source_name(row: InboundRow, destinations: Sequence[Destination]) -> str:
 
 
 def _chat(
-    row: InboundRow, destinations: Sequence[Destination], tz: ZoneInfo, session_dir: Path | None
+    row: InboundRow,
+    destinations: Sequence[Destination],
+    tz: ZoneInfo,
+    session_dir: Path | None,
+    reply_seq: int | None,
 ) -> str:
     content = row.content
     sender = content.get("sender_name") or content.get("sender") or "unknown"
@@ -55,7 +59,16 @@ def _chat(
         f'id="{row.seq}" from="{escape(source_name(row, destinations))}"'
         f' sender="{escape(str(sender))}" time="{local_time(row.timestamp, tz)}"'
     )
-    lines = [escape(row.text)]
+    lines: list[str] = []
+    reply = content.get("reply_to")
+    if isinstance(reply, dict) and reply.get("id"):
+        # The id the agent knows the replied-to message by (its seq), else the platform's.
+        attrs += f' reply_to="{escape(str(reply_seq if reply_seq is not None else reply["id"]))}"'
+        quoted = reply.get("text")
+        if quoted:
+            who = escape(str(reply.get("sender") or "unknown"))
+            lines.append(f'<quoted_message from="{who}">{escape(str(quoted))}</quoted_message>')
+    lines.append(escape(row.text))
     for attachment in content.get("attachments") or []:
         name = attachment.get("name", "file")
         path = attachment.get("path")
@@ -89,11 +102,17 @@ def format_batch(
     tz_name: str,
     *,
     session_dir: Path | None = None,
+    reply_seqs: Mapping[str, int] | None = None,
 ) -> str:
+    """The prompt for one batch; ``reply_seqs`` maps a row id to the seq of the message it
+    replies to, when the agent can see that message."""
     tz = ZoneInfo(tz_name)
+    seqs = reply_seqs or {}
     # A restart note (on_wake) is read first, before what waited for the fresh runner.
     ordered = sorted(rows, key=lambda r: (_KIND_ORDER.get(r.kind, 9), -r.on_wake, r.seq))
-    chats = [_chat(r, destinations, tz, session_dir) for r in ordered if r.kind == "chat"]
+    chats = [
+        _chat(r, destinations, tz, session_dir, seqs.get(r.id)) for r in ordered if r.kind == "chat"
+    ]
     others: list[str] = []
     for row in ordered:
         if row.kind == "task":

@@ -159,7 +159,11 @@ class PollLoop:
         destinations = list(ctx.destinations.values())
         request = TurnRequest(
             prompt=format_batch(
-                batch, destinations, self.config.timezone, session_dir=self.session_dir
+                batch,
+                destinations,
+                self.config.timezone,
+                session_dir=self.session_dir,
+                reply_seqs=self._reply_seqs(batch),
             ),
             system_prompt=compose_system_prompt(
                 assistant_name=self.config.assistant_name,
@@ -253,6 +257,20 @@ class PollLoop:
             # Skipped occurrences are done (the host schedules the next); the host records why.
             self.db.finish(skipped, reports)
         return kept
+
+    def _reply_seqs(self, batch: list[InboundRow]) -> dict[str, int]:
+        """Row id → the seq of the message it replies to, for replies the agent can see."""
+        found: dict[str, int] = {}
+        for row in batch:
+            reply = row.content.get("reply_to")
+            if row.kind != "chat" or not isinstance(reply, dict) or not reply.get("id"):
+                continue
+            seq = self.db.seq_of_platform_message(
+                row.channel_type, row.platform_id, str(reply["id"])
+            )
+            if seq is not None:
+                found[row.id] = seq
+        return found
 
     def _replies(self, ctx: RunnerContext, result: TurnResult) -> list[OutboundMessage]:
         messages: list[OutboundMessage] = []

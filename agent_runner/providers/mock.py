@@ -4,7 +4,8 @@ Directives (mock only, for tests and demos): a chat text starting with ``!sleep 
 holds the turn that long (``!hold-while <path>``: while that file exists),
 ``!crash`` ends the process with exit code 70 (``!crash-while <path>``:
 only while that file exists), ``!to <name> <text>``
-answers with a ``<message to="name">`` block, and ``!internal`` wraps the reply in ``<internal>``.
+answers with a ``<message to="name">`` block, ``!internal`` wraps the reply in ``<internal>``, and
+``!prompt`` answers with the exact prompt the formatter built (what a real model would read).
 ``!file``, ``!edit``, ``!react`` and ``!ask`` exercise the channels (``mock_channel.py``).
 """
 
@@ -35,6 +36,8 @@ class MockProvider(Provider):
             done = await run_directive(directive, ctx, request.batch)
             if done is not None:
                 return done
+        if last.startswith("!prompt"):
+            return TurnResult(text=request.prompt)
         if last.startswith("!sleep"):
             seconds = float(last.split()[1]) if len(last.split()) > 1 else 1.0
             await asyncio.sleep(seconds)  # a turn that hangs: no heartbeat, no progress

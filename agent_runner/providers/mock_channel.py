@@ -50,7 +50,9 @@ async def run_directive(
         return TurnResult(text="")
     if word == "!react":
         trigger = next((r for r in reversed(batch) if r.trigger), batch[-1])
-        platform_message_id = trigger.id.rsplit(":", 1)[0]
+        platform_message_id = str(
+            trigger.content.get("platform_message_id") or trigger.id.rsplit(":", 1)[0]
+        )
         rctx.db.send(
             rctx.address(
                 None,

@@ -190,7 +190,9 @@ def _platform_target(env: ToolEnv, seq: int) -> tuple[dict[str, Any], str]:
     if inbound is None or inbound.kind != "chat" or inbound.channel_type in (None, "agent"):
         raise ToolError(f"no chat message with id {seq}")
     suffix = f":{env.config.agent_group_id}"
-    platform_message = inbound.id.removesuffix(suffix)
+    platform_message = str(
+        inbound.content.get("platform_message_id") or inbound.id.removesuffix(suffix)
+    )
     routing = {
         "channel_type": inbound.channel_type,
         "platform_id": inbound.platform_id,

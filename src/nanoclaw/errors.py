@@ -12,7 +12,8 @@ NanoclawError
 │   └── ImageMissingError(image)
 ├── RunnerError(session_id, exit_code)
 ├── DeliveryError(retryable)    a message that could not be handed to a channel
-│   └── UnauthorizedDestinationError
+│   ├── UnauthorizedDestinationError
+│   └── DeliveryDeferredError(retry_after_s)   a platform rate limit: try again later, no attempt used
 ├── ChannelError(channel)       an adapter that cannot connect or send
 └── PermissionDeniedError(user_id, action)
 """
@@ -139,6 +140,18 @@ class UnauthorizedDestinationError(DeliveryError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=False)
+
+
+class DeliveryDeferredError(DeliveryError):
+    """The platform asked to wait (a rate limit): retry after ``retry_after_s``.
+
+    A wait is not a failed attempt: the delivery loop re-schedules the row without counting it.
+    """
+
+    retry_after_s: float
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message, retryable=True, retry_after_s=retry_after_s)
 
 
 class ChannelError(NanoclawError):

@@ -114,7 +114,9 @@ class Host:
         await self.supervisor.start()
         # Before channels accept messages: stale claims, hot journals, missed tasks, due work.
         await self.sweep.recover()
-        setup = ChannelSetup(on_inbound=self.on_inbound, on_action=self.on_action)
+        setup = ChannelSetup(
+            on_inbound=self.on_inbound, on_action=self.on_action, on_migrate=self.on_migrate
+        )
         for adapter in self.channels.all():
             await self._setup_adapter(adapter, setup)
         self.tasks.spawn(self.delivery.run(), "delivery")
@@ -151,11 +153,20 @@ class Host:
     async def _connect_channel(self, adapter: ChannelAdapter, setup: ChannelSetup) -> None:
         if not await self.channels.connect(adapter, setup):
             await self.channels.keep_connecting(adapter, setup)
+        await self.channels.watch_health(adapter)  # honest state in status and doctor
 
     # -- callbacks -------------------------------------------------------------------------------
     async def on_inbound(self, event: InboundEvent) -> RouteReceipt:
         """An event from any channel (what every adapter's ``on_inbound`` calls)."""
         return await self.inbound.on_inbound(event)
+
+    async def on_migrate(self, channel_type: str, old_id: str, new_id: str) -> None:
+        """A chat moved to a new platform id: its messaging group and agents follow it."""
+        agents = await asyncio.to_thread(
+            self.repo.move_messaging_group, channel_type, old_id, new_id
+        )
+        for agent_group_id in agents:
+            await asyncio.to_thread(self.sessions.project_agent, agent_group_id)
 
     async def on_action(self, question_id: str, value: str, user_id: str) -> str | None:
         """A card button click from any channel: approvals first, then runner questions."""

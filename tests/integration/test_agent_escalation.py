@@ -45,7 +45,11 @@ async def talk(host: Host, chat: ChatClient, text: str) -> tuple[SessionRow, Ses
     client_id = await chat.say(text)
     await chat.reply_containing(f"heard: {text}", start=start)
     (session,) = host.repo.sessions()
-    return session, host.sessions.layout(session), f"{client_id}:{session.agent_group_id}"
+    return (
+        session,
+        host.sessions.layout(session),
+        f"cli:{chat.chat}:{client_id}:{session.agent_group_id}",
+    )
 
 
 async def held_turn(
@@ -62,7 +66,7 @@ async def held_turn(
         sessions = host.repo.sessions()
         if sessions:
             layout = host.sessions.layout(sessions[0])
-            msg = f"{client_id}:{sessions[0].agent_group_id}"
+            msg = f"cli:{chat.chat}:{client_id}:{sessions[0].agent_group_id}"
             with (
                 contextlib.suppress(sqlite3.OperationalError),
                 sqlite3.connect(f"file:{layout.outbound_db}?mode=ro", uri=True) as conn,

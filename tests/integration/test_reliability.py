@@ -115,7 +115,7 @@ async def test_hung_runner_is_killed_within_thresholds_retried_then_failed_with_
         await send_until_accepted(
             settings.cli_socket, chat="local", message_id="hang1", text="!sleep 60"
         )
-        message_id = f"hang1:{agent.id}"
+        message_id = f"cli:local:hang1:{agent.id}"
         await wait_for(lambda: message_id in _processing(host, layout), 10, "the first claim")
         first_claim = parse_iso(_processing(host, layout)[message_id].status_changed)
         await wait_for(lambda: _row(host, layout, message_id)["tries"] == 1, 15, "the kill")

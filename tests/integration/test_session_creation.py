@@ -59,5 +59,8 @@ async def test_simultaneous_first_messages_make_one_session_per_chat_and_lose_no
         conn = sqlite3.connect(host.sessions.layout(session).inbound_db)
         ids = {row[0] for row in conn.execute("SELECT id FROM messages_in WHERE kind = 'chat'")}
         conn.close()
-        expected = {f"{mg.platform_id}-m{n}:{andy.id}" for n in range(MESSAGES_PER_CHAT)}
+        expected = {
+            f"cli:{mg.platform_id}:{mg.platform_id}-m{n}:{andy.id}"
+            for n in range(MESSAGES_PER_CHAT)
+        }
         assert ids == expected  # none lost

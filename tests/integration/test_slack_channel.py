@@ -62,15 +62,17 @@ _ts = iter(range(1, 10_000))
 
 
 def message(text: str, *, channel: str = "D1", user: str = "U1", **extra: Any) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "channel": channel,
-        "channel_type": "im" if channel.startswith("D") else "channel",
-        "user": user,
-        "text": text,
-        "ts": f"1700000000.{next(_ts):06d}",
-        **extra,
-    }
+    """A user's message event from the fixture (``tests/fixtures/slack/event_message.json``)."""
+    return _FAKE.message_event(text, channel=channel, user=user, escaped=False, **extra)
+
+
+_FAKE = FakeSlack()  # only its payload builders are used here (per-call ts from its counter)
+
+
+def card_ts(card: Any) -> str:
+    """The ts Slack gave a posted card (what a click names)."""
+    assert card.result is not None
+    return str(card.result["ts"])
 
 
 def posted_to(channel: str) -> Any:
@@ -228,9 +230,11 @@ async def test_a_question_card_is_answered_with_a_block_kit_button(
     buttons = blocks[1]["elements"]
     assert [b["text"]["text"] for b in buttons] == ["Red", "Blue"]
     assert "Which colour?" in card.params["text"]  # the notification fallback
-    await slack.click(user="U1", channel="D1", message_ts="1.0001", button=buttons[1])
+    assert buttons[1]["value"] == buttons[1]["value"][:64]  # a short id; options stay on the host
+    ts = card_ts(card)
+    await slack.click(user="U1", channel="D1", message_ts=ts, button=buttons[1])
     (edited,) = await slack.wait_for("chat.update")
-    assert edited.params["ts"] == "1.0001"
+    assert edited.params["ts"] == ts
     assert edited.params["text"] == "Question\n\nBlue\n\nAnswer sent."
     answers = await slack.wait_for(
         "chat.postMessage", where=lambda c: c.params["text"].startswith("You chose")
@@ -254,12 +258,12 @@ async def test_a_click_from_someone_without_access_is_not_accepted(
         blocks = card.params["blocks"]
         blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
         yes = blocks[1]["elements"][0]
-        await slack.click(user="U2", channel="D1", message_ts="1.0002", button=yes)
+        await slack.click(user="U2", channel="D1", message_ts=card_ts(card), button=yes)
         (refusal,) = await slack.wait_for("chat.postEphemeral")
         assert refusal.params["user"] == "U2"
         assert refusal.params["text"] == "You may not answer this question."
         assert slack.called("chat.update") == []  # the buttons stay for the right person
-        await slack.click(user="U1", channel="D1", message_ts="1.0002", button=yes)
+        await slack.click(user="U1", channel="D1", message_ts=card_ts(card), button=yes)
         answers = await slack.wait_for(
             "chat.postMessage", where=lambda c: c.params["text"].startswith("You chose")
         )
@@ -383,13 +387,13 @@ async def test_an_unknown_sender_is_approved_by_the_owner_with_a_block_kit_butto
         blocks = card.params["blocks"]
         blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
         allow = next(b for b in blocks[1]["elements"] if b["text"]["text"] == "Allow")
-        await slack.click(user="U2", channel="DU1", message_ts="9.0001", button=allow)
+        await slack.click(user="U2", channel="DU1", message_ts=card_ts(card), button=allow)
         (refused,) = await slack.wait_for("chat.postEphemeral")
         assert refused.params["text"] == "You may not answer this request."
         assert slack.called("chat.update") == []
-        await slack.click(user="U1", channel="DU1", message_ts="9.0001", button=allow)
+        await slack.click(user="U1", channel="DU1", message_ts=card_ts(card), button=allow)
         (settled,) = await slack.wait_for("chat.update")
-        assert settled.params["ts"] == "9.0001" and "Allow" in settled.params["text"]
+        assert settled.params["ts"] == card_ts(card) and "Allow" in settled.params["text"]
         replies = await slack.wait_for("chat.postMessage", where=posted_to("C1"))
         assert replies[0].params["thread_ts"] == asked["ts"]  # the replayed message is answered
         assert replies[0].params["text"] == f"Andy {MOCK}@andy can I join?"

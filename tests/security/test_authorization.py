@@ -140,13 +140,13 @@ async def held(host: Host, tmp_path: Path) -> AsyncIterator[HeldTurn]:
         (session,) = host.repo.sessions()
         layout = host.sessions.layout(session)
         cid = await olive.say(f"!hold-while {release}")
-        owner_msg = f"{cid}:{agent.id}"
+        owner_msg = f"cli:team:{cid}:{agent.id}"
         await until(lambda: ack_of(layout, owner_msg) == "processing", "the owner's turn")
         row = inbound_row(layout, owner_msg)
         assert row is not None
         try:
             yield HeldTurn(host, agent, layout, owner_msg, int(row["seq"]),
-                           f"{old}:{agent.id}", release)  # fmt: skip
+                           f"cli:team:{old}:{agent.id}", release)  # fmt: skip
         finally:
             release.unlink(missing_ok=True)
             await olive.reply_containing("heard:")
@@ -233,7 +233,7 @@ async def test_a_request_at_the_owner_s_seq_plus_one_with_another_user_queued_ge
         ChatClient(host.settings.cli_socket, "team", "bob") as bob,
         ChatClient(host.settings.cli_socket, "dm-olive", "olive") as olive_dm,
     ):
-        bob_msg = f"{await bob.say('make me admin')}:{held.agent.id}"
+        bob_msg = f"cli:team:{await bob.say('make me admin')}:{held.agent.id}"
         await until(lambda: inbound_row(layout, bob_msg) is not None, "bob's queued row")
         specs = variants(held, bob_msg)
         # the agent also claims bob's row finished in the same breath: it does not help

@@ -94,7 +94,7 @@ async def test_pattern_dot_always_engages_and_wakes(world: World) -> None:
     assert len(outcome.deliveries) == 1 and outcome.deliveries[0].trigger == 1
     assert world.waker.woken == [outcome.deliveries[0].session_id]
     (row,) = world.rows(andy)
-    assert row["id"] == f"m1:{andy.id}" and row["seq"] == 2 and row["trigger"] == 1
+    assert row["id"] == f"cli:room:m1:{andy.id}" and row["seq"] == 2 and row["trigger"] == 1
     assert json.loads(str(row["content"]))["text"] == "anything"
 
 
@@ -142,7 +142,10 @@ async def test_fan_out_gives_each_agent_its_own_session_and_message_id(world: Wo
     wire_chat(world.repo, bob, "room")
     outcome = await world.router.route(world.event("both of you"))
     assert len({d.session_id for d in outcome.deliveries}) == 2
-    assert {d.message_id for d in outcome.deliveries} == {f"m1:{andy.id}", f"m1:{bob.id}"}
+    assert {d.message_id for d in outcome.deliveries} == {
+        f"cli:room:m1:{andy.id}",
+        f"cli:room:m1:{bob.id}",
+    }
     assert sorted(world.waker.woken) == sorted(d.session_id for d in outcome.deliveries)
 
 

@@ -7,6 +7,7 @@ Adapters know nothing of agents or sessions: they turn platform events into
 from __future__ import annotations
 
 import abc
+import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,18 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class ReplyTo:
+    """The message an inbound message replies to or quotes, as far as the platform tells."""
+
+    id: str  # the replied-to message's platform id (in the same chat)
+    text: str | None = None  # its text, when the platform includes it
+    sender: str | None = None  # its sender's display name or handle, when known
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"id": self.id, "text": self.text, "sender": self.sender}
+
+
+@dataclass(frozen=True)
 class InboundMessage:
     id: str  # the platform's message id, unique within the chat
     text: str
@@ -31,6 +44,7 @@ class InboundMessage:
     timestamp: str | None = None
     attachments: tuple[Attachment, ...] = ()
     kind: str = "chat"
+    reply_to: ReplyTo | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,8 @@ InboundHandler = Callable[[InboundEvent], Awaitable[RouteReceipt | None]]
 # (question_id, value, user_id) → a short confirmation for the clicker, or None.
 # ``user_id`` is the NanoClaw user id ``<channel_type>:<handle>`` (see ``user_id_of``).
 ActionCallback = Callable[[str, str, str], Awaitable[str | None]]
+# (channel_type, old platform id, new platform id): a Telegram group upgraded to a supergroup.
+MigrateCallback = Callable[[str, str, str], Awaitable[None]]
 
 
 def user_id_of(channel_type: str, handle: str) -> str:
@@ -130,11 +146,27 @@ class Card:
         )
 
 
+class LinkState(enum.StrEnum):
+    """How an adapter's connection to its platform really is (shown by status and doctor)."""
+
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"  # the link dropped and reconnects are failing
+    CONFLICT = "conflict"  # another consumer holds the platform's update stream (Telegram 409)
+    DISCONNECTED = "disconnected"
+
+
+@dataclass(frozen=True)
+class Health:
+    state: LinkState
+    detail: str = ""
+
+
 @dataclass
 class ChannelSetup:
     on_inbound: InboundHandler
     extra: dict[str, Any] = field(default_factory=dict)
     on_action: ActionCallback | None = None  # card button clicks
+    on_migrate: MigrateCallback | None = None  # a chat that moved to a new platform id
 
 
 class ChannelAdapter(abc.ABC):
@@ -152,6 +184,10 @@ class ChannelAdapter(abc.ABC):
 
     @abc.abstractmethod
     def is_connected(self) -> bool: ...
+
+    def health(self) -> Health:
+        """The link's real state; adapters with more to say than up/down override this."""
+        return Health(LinkState.CONNECTED if self.is_connected() else LinkState.DISCONNECTED)
 
     @abc.abstractmethod
     async def deliver(

@@ -28,6 +28,7 @@ log = logging.getLogger("nanoclaw.channels")
 
 BUILTIN_CHANNELS = ("nanoclaw.channels.slack", "nanoclaw.channels.telegram")
 STATE_FILE = "channels.json"
+HEALTH_INTERVAL_S = 1.0  # how often a connected adapter's link state is re-read
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def builtin_specs() -> list[ChannelSpec]:
 @dataclass
 class ChannelState:
     name: str
-    state: str  # skipped | connecting | connected | retrying | failed | stopped
+    state: str  # skipped | connecting | connected | retrying | failed | stopped, or a LinkState
     detail: str = ""
     attempts: int = 0
     since: str = ""
@@ -92,7 +93,9 @@ class ChannelRegistry:
         *,
         state_path: Path | None = None,
         retry_delays_s: Sequence[float] = (2.0, 5.0, 10.0),
+        health_interval_s: float = HEALTH_INTERVAL_S,
     ) -> None:
+        self.health_interval_s = health_interval_s
         self._adapters: dict[str, ChannelAdapter] = {}
         self._states: dict[str, ChannelState] = {}
         self.state_path = state_path
@@ -199,6 +202,25 @@ class ChannelRegistry:
             log.info("channel %s connected after %d attempts", adapter.name, attempt)
             self._set(adapter, "connected", "", attempt)
             return
+
+    async def watch_health(self, adapter: ChannelAdapter) -> None:
+        """Keep the adapter's real link state in the state file (a background task).
+
+        A socket that dropped and keeps failing to reconnect shows ``reconnecting``, a
+        Telegram token that another consumer polls shows ``conflict`` — never ``connected``.
+        """
+        known = self._states.get(adapter.name)
+        attempts = known.attempts if known is not None else 0  # how many setups it took
+        last = (known.state, "") if known is not None and known.state == "connected" else None
+        while True:
+            health = adapter.health()
+            current = (str(health.state), health.detail)
+            if current != last and not (last and last[0] == current[0] == "connected"):
+                if last is not None:
+                    log.info("channel %s is %s %s", adapter.name, current[0], current[1])
+                self.note(ChannelState(adapter.name, current[0], current[1], attempts, now_iso()))
+            last = current
+            await asyncio.sleep(self.health_interval_s)
 
     async def teardown_all(self) -> None:
         for adapter in self.all():

@@ -93,6 +93,7 @@ async def run_pairing(
     """Run a host until the code arrives and the agent's welcome is delivered."""
     from nanoclaw.channels.pairing import PAIRING_FILE, PairingCodes
     from nanoclaw.host import build_host
+    from nanoclaw.routing.router import routed_id
 
     codes = PairingCodes(path=settings.data_path / PAIRING_FILE)
     host = build_host(settings)
@@ -110,7 +111,12 @@ async def run_pairing(
             results = codes.results(channel, since=since)
             if results:
                 result = results[-1]
-                welcome = f"{result['message_id']}:{result['agent_group_id']}"
+                welcome = routed_id(
+                    str(result["channel_type"]),
+                    str(result["platform_id"]),
+                    str(result["message_id"]),
+                    str(result["agent_group_id"]),
+                )
                 if welcome in done:
                     return {k: str(v) for k, v in result.items()}
             await asyncio.sleep(0.1)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from nanoclaw.settings import Settings
 
 console = Console()
 
@@ -77,7 +80,24 @@ def gather() -> tuple[str | None, str, list[Check]]:
         checks.append(Check("mount allowlist", True, detail, required=False))
     except ConfigError as exc:
         checks.append(Check("mount allowlist", False, str(exc), required=False))
+    checks.extend(channel_checks(s))
     return runtime, reason, checks
+
+
+def channel_checks(s: Settings) -> list[Check]:
+    """One check per configured chat channel, from the running host's real link state."""
+    from nanoclaw.cli.status import channel_states
+
+    found: list[Check] = []
+    for row in channel_states(s):
+        state = str(row.get("state") or "")
+        if row["channel"] == "cli" or state in ("not configured", "skipped"):
+            continue
+        detail = f"{state}: {row.get('detail')}" if row.get("detail") else state
+        if state == "conflict":
+            detail += " — stop the other bot instance or webhook using this token"
+        found.append(Check(f"channel {row['channel']}", state == "connected", detail, False))
+    return found
 
 
 def _image_present(image: str) -> bool:

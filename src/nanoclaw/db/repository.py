@@ -157,6 +157,50 @@ class Repository:
             s.add(group)
         return group
 
+    def move_messaging_group(
+        self, channel_type: str, old_platform_id: str, new_platform_id: str
+    ) -> list[str]:
+        """A chat that changed its platform id (a Telegram group upgraded to a supergroup).
+
+        The messaging group keeps its id, wirings and sessions; only its address changes. A
+        group already recorded at the new address with no wirings (made by a mention before
+        the move was seen) is replaced. Returns the agent groups wired to the chat.
+        """
+        with self.db.session() as s:
+            old = s.scalar(
+                select(MessagingGroup).where(
+                    MessagingGroup.channel_type == channel_type,
+                    MessagingGroup.platform_id == old_platform_id,
+                )
+            )
+            if old is None:
+                return []
+            new = s.scalar(
+                select(MessagingGroup).where(
+                    MessagingGroup.channel_type == channel_type,
+                    MessagingGroup.platform_id == new_platform_id,
+                )
+            )
+            if new is not None:
+                wired = s.scalar(
+                    select(func.count())
+                    .select_from(Wiring)
+                    .where(Wiring.messaging_group_id == new.id)
+                )
+                if wired:
+                    raise ValidationError(
+                        f"{channel_type}/{new_platform_id} is already wired; not merging",
+                        field="platform_id",
+                    )
+                s.delete(new)
+                s.flush()
+            old.platform_id = new_platform_id
+            old.is_group = True
+            agents = s.scalars(
+                select(Wiring.agent_group_id).where(Wiring.messaging_group_id == old.id)
+            )
+            return sorted(set(agents))
+
     def set_unknown_sender_policy(self, messaging_group_id: str, policy: str) -> None:
         with self.db.session() as s:
             mg = s.get(MessagingGroup, messaging_group_id)

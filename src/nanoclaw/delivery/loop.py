@@ -22,7 +22,8 @@ retried like any retryable failure (at-least-once). A session's sends pass a tok
 (``delivery_rate_per_session_per_s``, burst ``delivery_burst_per_session``), so one agent's
 flood cannot monopolise the host. A channel's own outbound scheduler (platform rate limits)
 sits behind ``adapter.deliver``; a ``DeliveryError`` carrying ``retry_after_s`` is retried no
-sooner than that.
+sooner than that, and a ``DeliveryDeferredError`` (the scheduler's wait for a flood-limited
+chat) is re-scheduled after its wait without counting an attempt.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from nanoclaw.delivery.actions import SystemActions, action_result_content
 from nanoclaw.delivery.origin import OriginLedger
 from nanoclaw.delivery.rate import TokenBucket
 from nanoclaw.errors import (
+    DeliveryDeferredError,
     DeliveryError,
     NanoclawError,
     SandboxFileError,
@@ -381,6 +383,19 @@ class DeliveryLoop:
                 platform_id = await self._deliver_to_agent(session, row)
             else:
                 platform_id = await self._deliver_to_channel(session, layout, row)
+        except DeliveryDeferredError as exc:
+            # A platform rate limit: the wait is not an attempt (channels/outbound.py).
+            await asyncio.to_thread(
+                store.record_delivery,
+                layout,
+                row.id,
+                status="retrying",
+                attempts=attempts - 1,
+                error=str(exc),
+                next_attempt_at=to_iso(utc_now() + timedelta(seconds=exc.retry_after_s)),
+            )
+            log.info("delivery of %s deferred: %s", row.id, exc)
+            return False
         except Exception as exc:
             retryable = isinstance(exc, DeliveryError) and exc.retryable
             if not isinstance(exc, NanoclawError):

@@ -122,6 +122,21 @@ def user_id_for(event: InboundEvent) -> str | None:
     return handle if ":" in handle else f"{event.channel_type}:{handle}"
 
 
+def routed_message_id(event: InboundEvent, agent_group_id: str) -> str:
+    """The ``messages_in`` id of a routed message: unique per chat, not just per platform id.
+
+    Platform ids are unique only within a chat (a Telegram message id, a Slack ts), so the
+    chat is part of the id: two chats of one agent-shared session that reuse an id both
+    arrive. The platform id itself travels in the content as ``platform_message_id``.
+    """
+    return routed_id(event.channel_type, event.platform_id, event.message.id, agent_group_id)
+
+
+def routed_id(channel_type: str, platform_id: str, message_id: str, agent_group_id: str) -> str:
+    """See ``routed_message_id``; for callers that hold the parts, not the event."""
+    return f"{channel_type}:{platform_id}:{message_id}:{agent_group_id}"
+
+
 def _inbox_folder(message_id: str) -> str:
     readable = re.sub(r"[^A-Za-z0-9._-]", "_", message_id)[:48].strip("._") or "msg"
     return f"{readable}-{hashlib.sha1(message_id.encode()).hexdigest()[:8]}"
@@ -341,13 +356,16 @@ class Router:
             thread_id=thread,
             mode=mode,
         )
-        message_id = f"{msg.id}:{wiring.agent_group_id}"
+        message_id = routed_message_id(event, wiring.agent_group_id)
         content: dict[str, object] = {
             "text": msg.text,
             "sender": msg.sender,
             "sender_id": user_id,
             "sender_name": msg.sender_name,
+            "platform_message_id": msg.id,
         }
+        if msg.reply_to is not None:
+            content["reply_to"] = msg.reply_to.to_dict()
         if msg.attachments:
             content["attachments"] = self._save_attachments(layout, message_id, event)
         (seq,) = self.sessions.store.insert_messages(

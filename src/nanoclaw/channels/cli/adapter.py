@@ -23,6 +23,7 @@ from nanoclaw.channels.base import (
     InboundEvent,
     InboundMessage,
     OutboundPayload,
+    ReplyTo,
     user_id_of,
 )
 from nanoclaw.channels.cards import card_of
@@ -35,6 +36,7 @@ log = logging.getLogger("nanoclaw.channels.cli")
 
 BACKLOG_PER_CHAT = 100
 RECENT_DONE_KEPT = 4096  # finished turn ids remembered for clients told about them late
+SAID_KEPT = 1000  # recent messages (both ways) a client can reply to by id, with their text
 CHANNEL_TYPE = "cli"
 DM_PREFIX = "dm-"  # the DM of cli user <handle> is the chat named dm-<handle>
 
@@ -65,6 +67,20 @@ class CliAdapter(ChannelAdapter):
         )
         self._counter = itertools.count(1)
         self._recent_done: OrderedDict[str, None] = OrderedDict()
+        self._said: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()
+
+    def _remember(self, chat: str, message_id: str, text: str, sender: str) -> None:
+        self._said[(chat, message_id)] = (text, sender)
+        while len(self._said) > SAID_KEPT:
+            self._said.popitem(last=False)
+
+    def _reply_to(self, chat: str, frame: dict[str, Any]) -> ReplyTo | None:
+        """A ``reply_to`` frame field: the id of a numbered message in this chat."""
+        target = frame.get("reply_to")
+        if not isinstance(target, str) or not target:
+            return None
+        text, sender = self._said.get((chat, target), (None, None))
+        return ReplyTo(id=target, text=text, sender=sender)
 
     async def setup(self, setup: ChannelSetup) -> None:
         self._setup = setup
@@ -114,6 +130,7 @@ class CliAdapter(ChannelAdapter):
             frame["card"] = payload.content["card"]
         elif (found := card_of(payload)) is not None:  # an agent's ask_user_question
             frame["card"] = found[0].to_dict()
+        self._remember(platform_id, message_id, payload.text, "assistant")
         targets = [c for c in self._clients if c.chat == platform_id]
         if not targets:
             self._backlog[platform_id].append(frame)
@@ -201,6 +218,8 @@ class CliAdapter(ChannelAdapter):
             await self._on_action(client, frame)
             return
         client_id = str(frame.get("id") or new_id("cli"))
+        reply_to = self._reply_to(chat, frame)
+        self._remember(chat, client_id, str(frame["text"]), str(frame["sender"]))
         event = InboundEvent(
             channel_type=CHANNEL_TYPE,
             platform_id=chat,
@@ -213,6 +232,7 @@ class CliAdapter(ChannelAdapter):
                 is_mention=True,  # a terminal chat is a direct conversation with the assistant
                 is_group=False,
                 timestamp=now_iso(),
+                reply_to=reply_to,
             ),
         )
         outcome = await self._setup.on_inbound(event)

@@ -66,6 +66,9 @@ def parse_client_frame(line: bytes) -> dict[str, Any]:
                 field="text",
             )
         validate_handle(str(frame.get("sender", "")))
+        reply_to = frame.get("reply_to")  # the id of an earlier message of this chat
+        if reply_to is not None and (not isinstance(reply_to, str) or len(reply_to) > 256):
+            raise ValidationError("'reply_to' must be a message id (a string)", field="reply_to")
     if kind == "action":  # a card answer: {question_id, value, sender}
         for key in ("question_id", "value"):
             if not isinstance(frame.get(key), str) or not frame[key]:

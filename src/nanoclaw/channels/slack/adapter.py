@@ -1,22 +1,29 @@
 """The Slack adapter on slack-bolt: Socket Mode by default (no public URL), HTTP Events optional.
 
-Inbound: ``message`` and ``app_mention`` events (a channel mention arrives as both; the
-first one routes, keyed by ``(channel, ts)``), bot and edited messages ignored, files
-downloaded with the bot token. Channel messages carry ``thread_id = thread_ts or ts`` so
-each thread is its own session; DMs keep the user's thread only when they wrote in one.
-Outbound: Markdown → mrkdwn split at ``MAX_TEXT_CHARS``, files via ``files_upload_v2``,
-edits, reactions, Block Kit cards whose clicks go to ``ChannelSetup.on_action``, and a
-"working" reaction on the user's message while a turn runs. 429s are retried by the SDK.
+Inbound: ``message`` and ``app_mention`` events (a channel mention arrives as both, and
+Slack redelivers an unacknowledged event with ``retry_attempt``; the first one routes,
+keyed by ``(channel, ts)``), bot and edited messages ignored, files downloaded with the
+bot token. Text is unescaped into what a person reads, with user and channel references
+resolved to names (``users.info`` / ``conversations.info``, cached; slack/text.py). A
+thread reply carries its thread's parent as ``reply_to``. Channel messages carry
+``thread_id = thread_ts or ts`` so each thread is its own session; DMs keep the user's
+thread only when they wrote in one.
+Outbound: Markdown → mrkdwn (escaped exactly once) split at ``MAX_TEXT_CHARS``, files via
+``files_upload_v2``, edits, reactions, Block Kit cards whose buttons carry only a short id
+(the options stay on the host in a ``CardMemory``), and a "working" reaction on the user's
+message while a turn runs. Every call goes through the channel's ``OutboundScheduler``: a
+429's ``Retry-After`` delays that channel only. The link state is watched: ``reconnecting``
+while the socket is down and reconnects fail.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -26,7 +33,6 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.app.async_server import AsyncSlackAppServer
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from nanoclaw.channels.base import (
@@ -34,12 +40,16 @@ from nanoclaw.channels.base import (
     Card,
     ChannelAdapter,
     ChannelSetup,
+    Health,
     InboundEvent,
     InboundMessage,
+    LinkState,
     OutboundPayload,
+    ReplyTo,
     split_text,
     user_id_of,
 )
+from nanoclaw.channels.card_memory import CardMemory
 from nanoclaw.channels.cards import (
     Refusal,
     answered_text,
@@ -47,7 +57,14 @@ from nanoclaw.channels.cards import (
     card_of,
     parse_button_data,
 )
+from nanoclaw.channels.outbound import (
+    OutboundScheduler,
+    PartialSends,
+    PlatformRateLimitError,
+    RateLimits,
+)
 from nanoclaw.channels.slack.mrkdwn import escape, to_mrkdwn
+from nanoclaw.channels.slack.text import to_readable
 from nanoclaw.errors import ChannelError, DeliveryError
 from nanoclaw.settings import Settings
 
@@ -58,8 +75,14 @@ MAX_TEXT_CHARS = 3900  # Slack advises ≤ 4,000 characters per message
 MAX_FILE_BYTES = 20 * 1024 * 1024
 CONNECT_TIMEOUT_S = 30.0
 DOWNLOAD_TIMEOUT_S = 60.0
-RATE_LIMIT_RETRIES = 2
 SEEN_EVENTS_MAX = 2000
+HEALTH_CHECK_INTERVAL_S = 1.0
+CARD_MEMORY_FILE = "slack-cards.json"
+# Slack's chat.postMessage allows about one message per second per channel (short bursts
+# pass); the Web API's other tiers allow far more across the workspace.
+SLACK_LIMITS = RateLimits(
+    per_chat_per_s=1.0, per_chat_burst=3.0, channel_per_s=10.0, channel_burst=20.0
+)
 WORKING_REACTION = "hourglass_flowing_sand"
 IGNORED_SUBTYPES_KEEP = frozenset({None, "file_share", "thread_broadcast"})
 PERMANENT_ERRORS = frozenset(
@@ -121,6 +144,8 @@ class SlackAdapter(ChannelAdapter):
         http_port: int = 3000,
         http_path: str = "/slack/events",
         http_client: httpx.AsyncClient | None = None,
+        card_memory: CardMemory | None = None,
+        outbound: OutboundScheduler | None = None,
     ) -> None:
         if mode not in ("socket", "http"):
             raise ChannelError(f"unknown Slack mode {mode!r}", channel=CHANNEL_TYPE)
@@ -132,10 +157,13 @@ class SlackAdapter(ChannelAdapter):
         self._bot_token = bot_token
         self._app_token = app_token
         self.http_host, self.http_port, self.http_path = http_host, http_port, http_path
+        # No SDK rate-limit retry handler: 429 waits belong to the outbound scheduler.
         self.client = AsyncWebClient(token=bot_token, base_url=api_base_url)
-        self.client.retry_handlers.append(
-            AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES)
-        )
+        self.outbound = outbound or OutboundScheduler(channel=CHANNEL_TYPE, limits=SLACK_LIMITS)
+        self._cards = card_memory or CardMemory(path=None)
+        self._card_sending = asyncio.Lock()  # a click waits until its card is remembered
+        self._lookups: dict[tuple[str, str], asyncio.Future[str | None]] = {}
+        self._partial = PartialSends()
         self.app = AsyncApp(
             client=self.client,
             signing_secret=signing_secret or "",
@@ -152,7 +180,8 @@ class SlackAdapter(ChannelAdapter):
         self.bot_user_id: str | None = None
         self.bot_name: str | None = None
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._names: dict[str, str | None] = {}
+        self._health = Health(LinkState.DISCONNECTED, "not started")
+        self._watcher: asyncio.Task[None] | None = None
         self._last_inbound: dict[tuple[str, str | None], str] = {}
         self._working: set[tuple[str, str]] = set()
 
@@ -174,6 +203,7 @@ class SlackAdapter(ChannelAdapter):
             http_host=settings.slack_http_host,
             http_port=settings.slack_http_port,
             http_path=settings.slack_http_path,
+            card_memory=CardMemory(path=settings.data_path / "channels" / CARD_MEMORY_FILE),
         )
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -192,7 +222,29 @@ class SlackAdapter(ChannelAdapter):
         else:
             await self._serve_http()
         self._connected = True
+        self._health = Health(LinkState.CONNECTED, f"{self.mode} mode")
+        if self._socket is not None:
+            self._watcher = asyncio.ensure_future(self._watch_socket(self._socket))
         log.info("Slack connected as %s (%s mode)", self.bot_name, self.mode)
+
+    async def _watch_socket(self, handler: AsyncSocketModeHandler) -> None:
+        """The socket's real state: the SDK reconnects by itself, this says whether it can."""
+        down_since: float | None = None
+        loop = asyncio.get_running_loop()
+        while True:
+            up = await handler.client.is_connected()  # type: ignore[no-untyped-call]
+            if up:
+                if down_since is not None:
+                    log.info("Slack Socket Mode reconnected")
+                down_since = None
+                self._health = Health(LinkState.CONNECTED, "socket mode")
+            else:
+                down_since = down_since if down_since is not None else loop.time()
+                self._health = Health(
+                    LinkState.RECONNECTING,
+                    f"socket down for {loop.time() - down_since:.0f} s; reconnecting",
+                )
+            await asyncio.sleep(HEALTH_CHECK_INTERVAL_S)
 
     async def _connect_socket(self) -> None:
         assert self._app_token is not None
@@ -230,6 +282,12 @@ class SlackAdapter(ChannelAdapter):
 
     async def teardown(self) -> None:
         self._connected = False
+        self._health = Health(LinkState.DISCONNECTED, "stopped")
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watcher
+            self._watcher = None
         if self._socket is not None:
             with contextlib.suppress(Exception):
                 await self._socket.close_async()  # type: ignore[no-untyped-call]
@@ -240,9 +298,14 @@ class SlackAdapter(ChannelAdapter):
             self._web_runner = None
 
     def is_connected(self) -> bool:
-        if self._socket is not None:
-            return self._connected and not self._socket.client.closed
-        return self._connected
+        return self.health().state == LinkState.CONNECTED
+
+    def health(self) -> Health:
+        if not self._connected:
+            return Health(LinkState.DISCONNECTED, self._health.detail)
+        if self._socket is not None and self._socket.client.closed:
+            return Health(LinkState.DISCONNECTED, "socket closed")
+        return self._health
 
     # -- inbound ----------------------------------------------------------------------------------
     async def _on_message(self, event: dict[str, Any]) -> None:
@@ -261,11 +324,12 @@ class SlackAdapter(ChannelAdapter):
         if not channel or not ts or not self._first_time(channel, ts):
             return
         is_dm = event.get("channel_type") == "im" or channel.startswith("D")
-        text = str(event.get("text") or "")
-        bot_tag = f"<@{self.bot_user_id}>" if self.bot_user_id else None
-        is_mention = mention or is_dm or (bot_tag is not None and bot_tag in text)
-        if bot_tag:
-            text = text.replace(bot_tag, f"@{self.bot_name}" if self.bot_name else "").strip()
+        raw = str(event.get("text") or "")
+        bot_tag = f"<@{self.bot_user_id}" if self.bot_user_id else None  # <@U…> or <@U…|name>
+        is_mention = mention or is_dm or (bot_tag is not None and bot_tag in raw)
+        text = (
+            await to_readable(raw, users=self._mention_name, channels=self._channel_name)
+        ).strip()
         thread_ts = event.get("thread_ts")
         thread_id = str(thread_ts) if thread_ts else (None if is_dm else ts)
         self._last_inbound[(channel, thread_id)] = ts
@@ -282,10 +346,39 @@ class SlackAdapter(ChannelAdapter):
                 is_mention=is_mention,
                 is_group=not is_dm,
                 attachments=tuple(attachments),
+                reply_to=await self._reply_of(event),
             ),
         )
         if self._setup is not None:
             await self._setup.on_inbound(inbound)
+
+    async def _reply_of(self, event: dict[str, Any]) -> ReplyTo | None:
+        """A thread reply replies to its thread's parent (text only when Slack includes it)."""
+        thread_ts, ts = event.get("thread_ts"), event.get("ts")
+        if not thread_ts or thread_ts == ts:
+            return None
+        root = event.get("root") or {}  # thread_broadcast carries the parent
+        parent_user = root.get("user") or event.get("parent_user_id")
+        text = None
+        if root.get("text"):
+            text = await to_readable(
+                str(root["text"]), users=self._mention_name, channels=self._channel_name
+            )
+        sender = await self._user_name(str(parent_user)) if parent_user else None
+        return ReplyTo(id=str(thread_ts), text=text, sender=sender or parent_user)
+
+    async def _mention_name(self, user: str) -> str | None:
+        if user == self.bot_user_id and self.bot_name:
+            return self.bot_name
+        return await self._user_name(user)
+
+    async def _channel_name(self, channel: str) -> str | None:
+        async def lookup() -> str | None:
+            info = await self.client.conversations_info(channel=channel)
+            name = (info.get("channel") or {}).get("name")
+            return str(name) if name else None
+
+        return await self._cached("conversations.info", channel, lookup)
 
     def _first_time(self, channel: str, ts: str) -> bool:
         key = (channel, ts)
@@ -296,20 +389,38 @@ class SlackAdapter(ChannelAdapter):
             self._seen.popitem(last=False)
         return True
 
+    async def _cached(
+        self, kind: str, key: str, lookup: Callable[[], Awaitable[str | None]]
+    ) -> str | None:
+        """One lookup per name, shared by concurrent events; a failure is cached as None."""
+        found = self._lookups.get((kind, key))
+        if found is None:
+            found = asyncio.ensure_future(self._lookup_or_none(kind, key, lookup))
+            self._lookups[(kind, key)] = found
+        return await asyncio.shield(found)
+
+    @staticmethod
+    async def _lookup_or_none(
+        kind: str, key: str, lookup: Callable[[], Awaitable[str | None]]
+    ) -> str | None:
+        try:
+            return await lookup()
+        except Exception as exc:
+            log.debug("%s %s failed: %s", kind, key, exc)
+            return None
+
     async def _user_name(self, user: str) -> str | None:
-        if user not in self._names:
-            try:
-                info = await self.client.users_info(user=user)
-                profile = info["user"].get("profile") or {}
-                self._names[user] = (
-                    profile.get("display_name")
-                    or info["user"].get("real_name")
-                    or info["user"].get("name")
-                )
-            except Exception as exc:
-                log.debug("users.info %s failed: %s", user, exc)
-                self._names[user] = None
-        return self._names[user]
+        async def lookup() -> str | None:
+            info = await self.client.users_info(user=user)
+            profile = info["user"].get("profile") or {}
+            name = (
+                profile.get("display_name")
+                or info["user"].get("real_name")
+                or info["user"].get("name")
+            )
+            return str(name) if name else None
+
+        return await self._cached("users.info", user, lookup)
 
     async def _download_files(self, files: list[dict[str, Any]]) -> list[Attachment]:
         found: list[Attachment] = []
@@ -335,21 +446,28 @@ class SlackAdapter(ChannelAdapter):
 
     async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()  # within Slack's 3-second budget, before any slow work
-        try:
-            meta = json.loads(str(action.get("value") or ""))
-        except ValueError:
-            return
-        parsed = parse_button_data(str(meta.get("d") or "")) if isinstance(meta, dict) else None
+        parsed = parse_button_data(str(action.get("value") or ""))
         if parsed is None or self._setup is None:
             return
-        question_id = parsed[0]
+        question_id, index = parsed
         channel = str((body.get("channel") or {}).get("id") or "")
-        ts = str((body.get("message") or {}).get("ts") or "")
+        container = body.get("container") or {}
+        ts = str((body.get("message") or {}).get("ts") or container.get("message_ts") or "")
         user = str((body.get("user") or {}).get("id") or "")
+        async with self._card_sending:
+            known = self._cards.recall(channel, ts)
+        if known is None or index >= len(known[0].options) or known[0].question_id != question_id:
+            with contextlib.suppress(SlackApiError):
+                await self.client.chat_postEphemeral(
+                    channel=channel, user=user, text="This card is no longer open."
+                )
+            return
+        card, selected = known
+        option = card.options[index]
         answer = None
         if self._setup.on_action is not None:
             answer = await self._setup.on_action(
-                question_id, str(meta.get("v") or ""), user_id_of(CHANNEL_TYPE, user)
+                question_id, option.value, user_id_of(CHANNEL_TYPE, user)
             )
         if answer is None or isinstance(answer, Refusal):  # not taken: the buttons stay
             with contextlib.suppress(SlackApiError):
@@ -357,8 +475,7 @@ class SlackAdapter(ChannelAdapter):
                     channel=channel, user=user, text=answer or "Not accepted."
                 )
             return
-        card = Card(question_id, str(meta.get("t") or ""), "", ())
-        done = answered_text(card, str(meta.get("l") or ""), answer)
+        done = answered_text(card, selected.get(option.value, option.label), answer)
         try:
             await self.client.chat_update(
                 channel=channel,
@@ -368,8 +485,25 @@ class SlackAdapter(ChannelAdapter):
             )
         except SlackApiError as exc:
             log.warning("could not update the answered card: %s", exc.response.get("error"))
+        await asyncio.to_thread(self._cards.forget, channel, ts)
 
     # -- outbound ---------------------------------------------------------------------------------
+    async def _call(self, channel: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """One Web API call into a channel, through the scheduler (429 → its Retry-After)."""
+
+        async def once() -> Any:
+            try:
+                return await call()
+            except SlackApiError as exc:
+                if exc.response.status_code != 429:
+                    raise
+                retry_after = float(exc.response.headers.get("Retry-After", "1") or 1)
+                raise PlatformRateLimitError(
+                    "Slack: ratelimited", channel=CHANNEL_TYPE, retry_after_s=retry_after
+                ) from None
+
+        return await self.outbound.send(channel, once)
+
     async def deliver(
         self, platform_id: str, thread_id: str | None, payload: OutboundPayload
     ) -> str | None:
@@ -388,41 +522,65 @@ class SlackAdapter(ChannelAdapter):
     ) -> str | None:
         content = payload.content
         operation = content.get("operation")
+        target = str(content.get("messageId") or content.get("message_id") or "")
         if operation == "edit":
-            ts = str(content.get("messageId") or "")
-            await self.client.chat_update(channel=platform_id, ts=ts, text=to_mrkdwn(payload.text))
-            return ts
+            await self._call(
+                platform_id,
+                lambda: self.client.chat_update(
+                    channel=platform_id, ts=target, text=to_mrkdwn(payload.text)
+                ),
+            )
+            return target
         if operation == "reaction":
-            ts = str(content.get("messageId") or "")
             try:
-                await self.client.reactions_add(
-                    channel=platform_id,
-                    timestamp=ts,
-                    name=emoji_name(str(content.get("emoji") or "")),
+                await self._call(
+                    platform_id,
+                    lambda: self.client.reactions_add(
+                        channel=platform_id,
+                        timestamp=target,
+                        name=emoji_name(str(content.get("emoji") or "")),
+                    ),
                 )
             except SlackApiError as exc:
                 if exc.response.get("error") != "already_reacted":
                     raise
-            return ts
+            return target
         found = card_of(payload)
         if found is not None:
             return await self._send_card(platform_id, thread_id, *found)
-        first: str | None = None
-        if payload.text:
-            for chunk in split_text(to_mrkdwn(payload.text), MAX_TEXT_CHARS):
-                sent = await self.client.chat_postMessage(
+        # Parts already sent survive a deferred retry (outbound.PartialSends): none goes twice.
+        key = PartialSends.key(
+            platform_id,
+            thread_id,
+            payload.text,
+            *(f.filename for f in payload.files),
+            *(f.data for f in payload.files),
+        )
+        sent_ids = self._partial.sent(key)
+        chunks = split_text(to_mrkdwn(payload.text), MAX_TEXT_CHARS) if payload.text else []
+        for index, chunk in enumerate(chunks):
+            if index < len(sent_ids):
+                continue
+            sent = await self._call(
+                platform_id,
+                lambda chunk=chunk: self.client.chat_postMessage(  # type: ignore[misc]
                     channel=platform_id, text=chunk, thread_ts=thread_id, mrkdwn=True
-                )
-                first = first or str(sent["ts"])
-        if payload.files:
-            uploaded = await self.client.files_upload_v2(
-                channel=platform_id,
-                thread_ts=thread_id,
-                file_uploads=[{"file": f.data, "filename": f.filename} for f in payload.files],
+                ),
+            )
+            sent_ids.append(str(sent["ts"]))
+        if payload.files and len(sent_ids) <= len(chunks):
+            uploaded = await self._call(
+                platform_id,
+                lambda: self.client.files_upload_v2(
+                    channel=platform_id,
+                    thread_ts=thread_id,
+                    file_uploads=[{"file": f.data, "filename": f.filename} for f in payload.files],
+                ),
             )
             files = uploaded.get("files") or []
-            first = first or (str(files[0].get("id")) if files else None)
-        return first
+            sent_ids.append(str(files[0].get("id")) if files else "")
+        self._partial.done(key)
+        return next((i for i in sent_ids if i), None)
 
     async def _send_card(
         self, platform_id: str, thread_id: str | None, card: Card, selected: dict[str, str]
@@ -437,15 +595,8 @@ class SlackAdapter(ChannelAdapter):
                 "type": "button",
                 "action_id": f"ncq_{i}",
                 "text": {"type": "plain_text", "text": option.label[:75] or str(i + 1)},
-                # Everything the click needs travels in the button (survives a host restart).
-                "value": json.dumps(
-                    {
-                        "d": button_data(card, i),
-                        "v": option.value,
-                        "l": selected.get(option.value, option.label),
-                        "t": card.title,
-                    }
-                )[:2000],
+                # Only a short id travels: the options stay on the host (CardMemory).
+                "value": button_data(card, i),
             }
             for i, option in enumerate(card.options)
         ]
@@ -454,9 +605,19 @@ class SlackAdapter(ChannelAdapter):
         ]
         for start in range(0, len(buttons), 25):  # an actions block holds at most 25 elements
             blocks.append({"type": "actions", "elements": buttons[start : start + 25]})
-        sent = await self.client.chat_postMessage(
-            channel=platform_id, thread_ts=thread_id, text=card.fallback_text(), blocks=blocks
-        )
+        async with self._card_sending:
+            sent = await self._call(
+                platform_id,
+                lambda: self.client.chat_postMessage(
+                    channel=platform_id,
+                    thread_ts=thread_id,
+                    text=card.fallback_text(),
+                    blocks=blocks,
+                ),
+            )
+            await asyncio.to_thread(
+                self._cards.remember, platform_id, str(sent["ts"]), card, selected
+            )
         return str(sent["ts"])
 
     async def set_typing(self, platform_id: str, thread_id: str | None, on: bool) -> None:

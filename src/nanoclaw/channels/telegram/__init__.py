@@ -14,5 +14,5 @@ SPEC = ChannelSpec(
     name="telegram",
     runtime="nanoclaw.channels.telegram.adapter:TelegramAdapter",
     enabled_by=missing_credentials,
-    threaded=False,
+    threaded=True,  # forum topics
 )

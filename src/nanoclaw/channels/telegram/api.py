@@ -1,23 +1,25 @@
-"""A small Telegram Bot API client over httpx: JSON and multipart calls, 429 back-off, downloads.
+"""A small Telegram Bot API client over httpx: JSON and multipart calls, errors, downloads.
 
-The token is part of every URL, so URLs are never logged or put into error messages.
+A 429 (flood control) is raised as ``PlatformRateLimitError`` with the ``retry_after`` the Bot
+API gave, of any length: waiting is the outbound scheduler's job (channels/outbound.py),
+never this client's. The token is part of every URL, so URLs are never logged or put into
+error messages.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 import logging
 from typing import Any
 
 import httpx
 
+from nanoclaw.channels.outbound import PlatformRateLimitError
 from nanoclaw.errors import ChannelError
 
 log = logging.getLogger("nanoclaw.channels.telegram")
 
 REQUEST_TIMEOUT_S = 30.0
-RATE_LIMIT_RETRIES = 2
-MAX_RETRY_AFTER_S = 30.0
 
 # httpx logs every request URL at INFO, and Bot API URLs contain the token.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -27,13 +29,28 @@ class TelegramApiError(ChannelError):
     """The Bot API answered ``ok: false`` (or could not be reached: ``code`` None)."""
 
     def __init__(
-        self, method: str, description: str, *, code: int | None, retry_after: float | None = None
+        self,
+        method: str,
+        description: str,
+        *,
+        code: int | None,
+        migrate_to_chat_id: int | None = None,
     ) -> None:
         super().__init__(f"Telegram {method}: {description}", channel="telegram")
         self.method = method
         self.code = code
         self.description = description
-        self.retry_after = retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id  # "group chat was upgraded to a supergroup"
+
+
+class TelegramFloodWaitError(PlatformRateLimitError):
+    """429 Too Many Requests with ``parameters.retry_after`` (ResponseParameters)."""
+
+    def __init__(self, method: str, description: str, *, retry_after_s: float) -> None:
+        super().__init__(
+            f"Telegram {method}: {description}", channel="telegram", retry_after_s=retry_after_s
+        )
+        self.method = method
 
 
 class TelegramApi:
@@ -60,50 +77,46 @@ class TelegramApi:
         timeout_s: float | None = None,
     ) -> Any:
         url = f"{self.base_url}/bot{self._token}/{method}"
-        for attempt in range(RATE_LIMIT_RETRIES + 1):
-            try:
-                if files:
-                    data = {
-                        k: v if isinstance(v, str) else _json(v)
-                        for k, v in (params or {}).items()
-                        if v is not None
-                    }
-                    response = await self._client.post(
-                        url, data=data, files=files, timeout=timeout_s or REQUEST_TIMEOUT_S
-                    )
-                else:
-                    response = await self._client.post(
-                        url,
-                        json={k: v for k, v in (params or {}).items() if v is not None},
-                        timeout=timeout_s or REQUEST_TIMEOUT_S,
-                    )
-            except httpx.HTTPError as exc:
-                raise TelegramApiError(method, type(exc).__name__, code=None) from None
-            try:
-                body = response.json()
-            except ValueError:
-                raise TelegramApiError(
-                    method, f"HTTP {response.status_code}", code=response.status_code
-                ) from None
-            if body.get("ok"):
-                return body.get("result")
-            retry_after = (body.get("parameters") or {}).get("retry_after")
-            error = TelegramApiError(
-                method,
-                str(body.get("description") or "error"),
-                code=body.get("error_code") or response.status_code,
-                retry_after=float(retry_after) if retry_after is not None else None,
+        timeout = timeout_s or REQUEST_TIMEOUT_S
+        try:
+            if files:
+                data = {
+                    k: v if isinstance(v, str) else json.dumps(v)
+                    for k, v in (params or {}).items()
+                    if v is not None
+                }
+                response = await self._client.post(url, data=data, files=files, timeout=timeout)
+            else:
+                response = await self._client.post(
+                    url,
+                    json={k: v for k, v in (params or {}).items() if v is not None},
+                    timeout=timeout,
+                )
+        except httpx.HTTPError as exc:
+            raise TelegramApiError(method, type(exc).__name__, code=None) from None
+        try:
+            body = response.json()
+        except ValueError:
+            raise TelegramApiError(
+                method, f"HTTP {response.status_code}", code=response.status_code
+            ) from None
+        if body.get("ok"):
+            return body.get("result")
+        parameters = body.get("parameters") or {}
+        code = body.get("error_code") or response.status_code
+        description = str(body.get("description") or "error")
+        if code == 429:
+            retry_after = parameters.get("retry_after")
+            raise TelegramFloodWaitError(
+                method, description, retry_after_s=float(retry_after or 1.0)
             )
-            if (
-                error.code == 429
-                and attempt < RATE_LIMIT_RETRIES
-                and (error.retry_after or 0) <= MAX_RETRY_AFTER_S
-            ):
-                log.info("Telegram %s rate-limited; retrying in %ss", method, error.retry_after)
-                await asyncio.sleep(error.retry_after or 1.0)
-                continue
-            raise error
-        raise AssertionError("unreachable")
+        migrate = parameters.get("migrate_to_chat_id")
+        raise TelegramApiError(
+            method,
+            description,
+            code=code,
+            migrate_to_chat_id=int(migrate) if migrate is not None else None,
+        )
 
     async def download(self, file_path: str) -> bytes:
         url = f"{self.base_url}/file/bot{self._token}/{file_path}"
@@ -116,9 +129,3 @@ class TelegramApi:
                 "download", f"HTTP {response.status_code}", code=response.status_code
             )
         return response.content
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value)
