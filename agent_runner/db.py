@@ -14,120 +14,28 @@ and then raises ``InboundUnreadableError``, which the poll loop treats as "nothi
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
-import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent_runner.rows import Destination, InboundRow, Routing, parse_content
+from nanoclaw.contract import sessiondb
 from nanoclaw.contract.seq import next_runner_seq
+from nanoclaw.contract.sessiondb import Destination, InboundRow, Routing, SessionFile, parse_content
 from nanoclaw.contract.timeutil import now_iso
+from nanoclaw.errors import SchemaVersionError
 
-log = logging.getLogger("agent_runner.db")
+SchemaMismatchError = SchemaVersionError  # the session DBs are not at the announced versions
+InboundUnreadableError = sessiondb.InboundUnreadableError  # a hot journal outlasted the retry
 
-BUSY_TIMEOUT_MS = 5000
-# A hot journal met by a read-only reader: retried this long (first wait, doubling, capped).
-READ_RETRY_DEADLINE_S = 2.0
-READ_RETRY_FIRST_WAIT_S = 0.01
-READ_RETRY_MAX_WAIT_S = 0.25
-SQLITE_READONLY = 8  # primary code of every SQLITE_READONLY_* extended code
-
-
-class SchemaMismatchError(Exception):
-    """The session DBs are not at the schema revision the host announced."""
-
-
-class InboundUnreadableError(Exception):
-    """``inbound.db`` stayed unreadable (hot journal) for the whole retry deadline: transient."""
-
-
-def _needs_a_writer(exc: sqlite3.OperationalError) -> bool:
-    """A read-only connection refused to read because only a writer could recover the file."""
-    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == SQLITE_READONLY
-
-
-def _open_snapshot(path: Path) -> sqlite3.Connection:
-    """A read-only connection inside a read transaction (one consistent view for the block)."""
-    deadline = time.monotonic() + READ_RETRY_DEADLINE_S
-    wait_s = READ_RETRY_FIRST_WAIT_S
-    while True:
-        conn = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
-        )
-        try:
-            conn.execute("PRAGMA mmap_size=0")
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            conn.execute("BEGIN")
-            # The first read takes the shared lock; the hot-journal check happens here.
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            return conn
-        except sqlite3.OperationalError as exc:
-            conn.close()
-            if not _needs_a_writer(exc):
-                raise
-            if time.monotonic() + wait_s > deadline:
-                raise InboundUnreadableError(f"{path.name}: {exc}") from exc
-            log.debug("%s needs a writer's recovery (%s); retrying", path.name, exc)
-            time.sleep(wait_s)
-            wait_s = min(wait_s * 2, READ_RETRY_MAX_WAIT_S)
-
-
-@contextmanager
-def read_inbound(path: Path) -> Iterator[sqlite3.Connection]:
-    """A fresh read-only connection for one poll; closed afterwards."""
-    conn = _open_snapshot(path)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-@contextmanager
-def write_outbound(path: Path) -> Iterator[sqlite3.Connection]:
-    """Open, ``BEGIN IMMEDIATE``, commit (or roll back) and close."""
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-    try:
-        conn.execute("PRAGMA journal_mode=DELETE")
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-
-
-def _row(values: Sequence[Any]) -> InboundRow:
-    return InboundRow(
-        id=values[0],
-        seq=values[1],
-        kind=values[2],
-        timestamp=values[3],
-        status=values[4],
-        process_after=values[5],
-        trigger=values[6],
-        channel_type=values[7],
-        platform_id=values[8],
-        thread_id=values[9],
-        content=parse_content(values[10]),
-        on_wake=values[11],
-        series_id=values[12],
-        source_session_id=values[13],
-    )
-
-
-_COLUMNS = (
-    "id, seq, kind, timestamp, status, process_after, trigger, channel_type, platform_id,"
-    " thread_id, content, on_wake, series_id, source_session_id"
-)
+# The contract's helpers under the names the runner's modules use. The runner reads inbound.db
+# through the contract's snapshot reader (read-only, one read transaction, hot-journal retry).
+read_inbound = sessiondb.reading_snapshot
+write_outbound = sessiondb.writing
+_row = sessiondb.inbound_row
+_COLUMNS = sessiondb.INBOUND_ROW_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -168,15 +76,10 @@ class SessionDB:
         self.outbound_path = outbound_path
 
     # -- schema ---------------------------------------------------------------------------
-    def check_schema(self, *, inbound: str, outbound: str) -> None:
-        with read_inbound(self.inbound_path) as conn:
-            found_in = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        with write_outbound(self.outbound_path) as conn:
-            found_out = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        if (found_in and found_in[0]) != inbound or (found_out and found_out[0]) != outbound:
-            raise SchemaMismatchError(
-                f"session DBs at ({found_in}, {found_out}); host expects ({inbound}, {outbound})"
-            )
+    def check_schema(self, *, inbound: int, outbound: int) -> None:
+        """Refuse to run on session DBs at other schema versions than the host announced."""
+        sessiondb.expect_version(self.inbound_path, SessionFile.INBOUND, inbound)
+        sessiondb.expect_version(self.outbound_path, SessionFile.OUTBOUND, outbound, writer=True)
 
     # -- inbound (read-only) -----------------------------------------------------------------
     def pending(self, *, now: str, include_on_wake: bool) -> list[InboundRow]:
@@ -326,8 +229,30 @@ class SessionDB:
             return conn.execute("DELETE FROM processing_ack WHERE status = 'processing'").rowcount
 
     def claim(self, ids: Sequence[str]) -> None:
+        """Claim rows for a turn, and prune finished acks the host has folded into inbound.db.
+
+        An ack whose ``messages_in`` row is no longer pending has done its job (the row is
+        never pending again), so ``processing_ack`` stays as small as the work in flight.
+        """
         stamp = now_iso()
         with write_outbound(self.outbound_path) as conn:
+            finished = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT message_id FROM processing_ack WHERE status != 'processing'"
+                )
+            ]
+            if finished:
+                marks = ",".join("?" * len(finished))
+                with read_inbound(self.inbound_path) as inbound:
+                    folded = inbound.execute(
+                        f"SELECT id FROM messages_in WHERE id IN ({marks}) AND status != 'pending'",
+                        finished,
+                    ).fetchall()
+                conn.executemany(
+                    "DELETE FROM processing_ack WHERE message_id = ? AND status != 'processing'",
+                    folded,
+                )
             conn.executemany(
                 "INSERT OR REPLACE INTO processing_ack (message_id, status, status_changed)"
                 " VALUES (?, 'processing', ?)",

@@ -178,7 +178,6 @@ def build_host(
     engines = EngineCache()
     store = SessionStore(
         sessions_root=settings.sessions_path,
-        migrations_root=settings.migrations_path,
         engines=engines,
     )
     reader = SessionReader(engines=engines)

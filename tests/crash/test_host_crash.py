@@ -131,9 +131,7 @@ async def test_recurring_task_due_while_host_was_down_fires_once(
         host.kill()  # the machine goes down
         observers.not_ready()
         # While it is down: an hourly task whose last three times passed.
-        store = SessionStore(
-            sessions_root=settings.sessions_path, migrations_root=settings.migrations_path
-        )
+        store = SessionStore(sessions_root=settings.sessions_path)
         service = SessionService(repo=repo, store=store)
         mg = repo.messaging_group("cli", "c0")
         assert mg is not None

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from nanoclaw.host import Host
+from nanoclaw.host import Host, build_host
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.task_script_scenarios import (
     scenario_failures_skip_and_the_third_tells_the_chat,
@@ -23,7 +23,7 @@ KEY = "sk-ant-e2e-not-a-real-key"
 @pytest.fixture
 async def claude_host(make_settings: Any, fake_api: FakeAnthropic) -> AsyncIterator[Host]:
     settings = make_settings(anthropic_api_key=SecretStr(KEY), anthropic_base_url=fake_api.base_url)
-    host = Host(settings=settings)
+    host = build_host(settings)
     await host.start()
     try:
         yield host

@@ -69,9 +69,7 @@ def test_an_imported_90_minute_task_fires_every_90_minutes(
         "import", str(tree.root), "--yes", "--owner", "whatsapp:15551230000@s.whatsapp.net"
     )
     assert code == 0, out
-    store = SessionStore(
-        sessions_root=settings.sessions_path, migrations_root=settings.migrations_path
-    )
+    store = SessionStore(sessions_root=settings.sessions_path)
     layout, (first,) = _occurrences(store, settings)
     assert parse_iso(str(first["process_after"])) == ANCHOR
 

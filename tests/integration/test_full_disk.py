@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nanoclaw.channels.cli.client import NotDeliveredError
-from nanoclaw.host import Host
+from nanoclaw.host import Host, build_host
 from nanoclaw.settings import Settings
 from tests.chat_client import ChatClient
 from tests.helpers import make_agent, say, texts, wire_chat
@@ -39,8 +39,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture
 async def host_on_small_disk(settings: Settings, small_disk: Path) -> AsyncIterator[Host]:
-    instance = Host(
-        settings=settings.model_copy(
+    instance = build_host(
+        settings.model_copy(
             update={
                 "data_dir": small_disk / "data",
                 "sweep_interval_s": 0.5,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from nanoclaw.host import Host
+from nanoclaw.host import Host, build_host
 from nanoclaw.settings import Settings
 from tests.helpers import make_agent, say, texts, wire_chat
 
@@ -17,7 +17,7 @@ MOCK = "(mock model, no API key configured) heard: "
 
 @pytest.fixture
 async def capped_host(settings: Settings) -> AsyncIterator[Host]:
-    instance = Host(settings=settings.model_copy(update={"max_concurrent_runners": 2}))
+    instance = build_host(settings.model_copy(update={"max_concurrent_runners": 2}))
     await instance.start()
     try:
         yield instance

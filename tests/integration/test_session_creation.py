@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from nanoclaw.channels.base import InboundEvent, InboundMessage
-from nanoclaw.host import Host
+from nanoclaw.host import Host, build_host
 from nanoclaw.settings import Settings
 from tests.fakes.runtime import FakeRuntime
 from tests.helpers import make_agent, wire_chat
@@ -21,7 +21,7 @@ MESSAGES_PER_CHAT = 12
 @pytest.fixture
 async def quiet_host(settings: Settings) -> AsyncIterator[Host]:
     """The real host and router; runners are fakes, so only the routing writes are exercised."""
-    instance = Host(settings=settings, runtime=FakeRuntime())
+    instance = build_host(settings, runtime=FakeRuntime())
     await instance.start()
     try:
         yield instance

@@ -34,9 +34,7 @@ def test_tasks_cli_lists_and_controls_series(settings: Settings) -> None:
     repo = Repository(db)
     agent = make_agent(repo, "Andy")
     mg, _ = wire_chat(repo, agent, "local")
-    store = SessionStore(
-        sessions_root=settings.sessions_path, migrations_root=settings.migrations_path
-    )
+    store = SessionStore(sessions_root=settings.sessions_path)
     _, layout = SessionService(repo=repo, store=store).resolve(
         agent_group_id=agent.id, messaging_group_id=mg.id, thread_id=None, mode="shared"
     )

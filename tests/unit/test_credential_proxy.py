@@ -180,8 +180,8 @@ def spec_and_config(tmp_path: Path, provider: str) -> tuple[RunSpec, RunnerConfi
         model="m",
         timezone="UTC",
         max_messages_per_prompt=5,
-        inbound_schema="x",
-        outbound_schema="y",
+        inbound_schema=2,
+        outbound_schema=2,
     )
     return spec, config
 

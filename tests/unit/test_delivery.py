@@ -32,9 +32,7 @@ class Rig:
         db.migrate()
         self.repo = Repository(db)
         engines = EngineCache()
-        self.store = SessionStore(
-            sessions_root=tmp / "s", migrations_root=REPO_ROOT / "migrations", engines=engines
-        )
+        self.store = SessionStore(sessions_root=tmp / "s", engines=engines)
         self.sessions = SessionService(repo=self.repo, store=self.store)
         self.adapter = FakeAdapter()
         self.channels = ChannelRegistry()

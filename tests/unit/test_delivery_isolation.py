@@ -23,7 +23,6 @@ from nanoclaw.sessions.outbound_reader import SessionReader
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import SessionStore
 from nanoclaw.settings import Settings
-from tests.conftest import REPO_ROOT
 from tests.fakes.channel import FakeAdapter
 from tests.helpers import make_agent, wire_chat
 
@@ -32,13 +31,11 @@ class Tenants:
     """Several sessions (one per chat) of one agent, drained by one running delivery loop."""
 
     def __init__(self, tmp: Path, settings: Settings) -> None:
-        db = CentralDB(path=tmp / "c.db", migrations_root=REPO_ROOT / "migrations")
+        db = CentralDB(path=tmp / "c.db")
         db.migrate()
         self.repo = Repository(db)
         engines = EngineCache()
-        self.store = SessionStore(
-            sessions_root=tmp / "s", migrations_root=REPO_ROOT / "migrations", engines=engines
-        )
+        self.store = SessionStore(sessions_root=tmp / "s", engines=engines)
         self.sessions = SessionService(repo=self.repo, store=self.store)
         self.adapter = FakeAdapter()
         channels = ChannelRegistry()

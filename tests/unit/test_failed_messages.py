@@ -9,11 +9,10 @@ from sqlalchemy import select, update
 from nanoclaw.sessions.failed import list_failed, retry_failed
 from nanoclaw.sessions.schema import messages_in
 from nanoclaw.sessions.store import InboundMessage, SessionStore
-from tests.conftest import REPO_ROOT
 
 
 def test_list_and_retry_failed_rows(tmp_path: Path) -> None:
-    store = SessionStore(sessions_root=tmp_path / "s", migrations_root=REPO_ROOT / "migrations")
+    store = SessionStore(sessions_root=tmp_path / "s")
     layout = store.ensure("andy", "sess-1")
     rows = [
         InboundMessage(id="c1", kind="chat", content={"text": "hello"}, channel_type="cli",

@@ -25,9 +25,7 @@ class World:
         db = CentralDB(path=tmp / "central.db", migrations_root=REPO_ROOT / "migrations")
         db.migrate()
         self.repo = Repository(db)
-        self.store = SessionStore(
-            sessions_root=tmp / "sessions", migrations_root=REPO_ROOT / "migrations"
-        )
+        self.store = SessionStore(sessions_root=tmp / "sessions")
         self.sessions = SessionService(repo=self.repo, store=self.store)
         self.waker = RecordingWaker()
         self.replier = RecordingReplier()

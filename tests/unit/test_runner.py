@@ -17,7 +17,6 @@ from agent_runner.rows import Destination, InboundRow
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.runner_config import RunnerConfig
 from nanoclaw.sessions.store import InboundMessage, RoutingRow, SessionStore
-from tests.conftest import REPO_ROOT
 
 
 def row(
@@ -115,7 +114,7 @@ class ScriptedProvider(Provider):
 
 @pytest.fixture
 def session(tmp_path: Path) -> tuple[SessionStore, SessionLayout]:
-    store = SessionStore(sessions_root=tmp_path, migrations_root=REPO_ROOT / "migrations")
+    store = SessionStore(sessions_root=tmp_path)
     layout = store.ensure("andy", "s1")
     store.prepare_outbound(layout)
     store.project(layout, dests=[], routing=RoutingRow("cli", "local", None))
@@ -131,8 +130,8 @@ def make_loop(layout: SessionLayout, provider: Provider, tmp_path: Path, n: int 
         model="m",
         timezone="UTC",
         max_messages_per_prompt=n,
-        inbound_schema="",
-        outbound_schema="",
+        inbound_schema=2,
+        outbound_schema=2,
     )
     return PollLoop(
         config=config,

@@ -22,7 +22,6 @@ from agent_runner.rows import InboundRow
 
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.sessions.store import InboundMessage, SessionStore
-from tests.conftest import REPO_ROOT
 
 KILLED_MID_WRITE = """
 import os, sqlite3, sys
@@ -38,7 +37,7 @@ os._exit(9)  # the writer dies inside its transaction
 
 @pytest.fixture
 def hot(tmp_path: Path) -> SessionLayout:
-    store = SessionStore(sessions_root=tmp_path, migrations_root=REPO_ROOT / "migrations")
+    store = SessionStore(sessions_root=tmp_path)
     layout = store.ensure("andy", "s1")
     store.insert_messages(layout, [InboundMessage(id="m1", kind="chat", content={"text": "hi"},
                                                   channel_type="cli", platform_id="local")])  # fmt: skip

@@ -18,7 +18,6 @@ from nanoclaw.scheduling.recurrence import catch_up_overdue, rearm_ended, valida
 from nanoclaw.scheduling.tasks import control_task, list_tasks
 from nanoclaw.sessions.schema import messages_in
 from nanoclaw.sessions.store import InboundMessage, SessionStore
-from tests.conftest import REPO_ROOT
 
 NY = "America/New_York"
 
@@ -105,9 +104,7 @@ def test_catch_up_policy_is_validated() -> None:
 
 @pytest.fixture
 def store(tmp_path: Path) -> SessionStore:
-    return SessionStore(
-        sessions_root=tmp_path / "sessions", migrations_root=REPO_ROOT / "migrations"
-    )
+    return SessionStore(sessions_root=tmp_path / "sessions")
 
 
 @pytest.fixture

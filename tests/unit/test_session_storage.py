@@ -13,18 +13,15 @@ from sqlalchemy.exc import IntegrityError
 
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.seq import next_host_seq, next_runner_seq
-from nanoclaw.db.migrate import current_revision, head_revision
+from nanoclaw.contract.sessiondb import SessionFile, head_version
 from nanoclaw.db.sqlite import make_engine
 from nanoclaw.sessions.schema import messages_in, messages_out
 from nanoclaw.sessions.store import InboundMessage, SessionStore
-from tests.conftest import REPO_ROOT
-
-MIGRATIONS = REPO_ROOT / "migrations"
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> SessionStore:
-    return SessionStore(sessions_root=tmp_path / "sessions", migrations_root=MIGRATIONS)
+    return SessionStore(sessions_root=tmp_path / "sessions")
 
 
 @pytest.fixture
@@ -66,15 +63,21 @@ def test_each_db_lives_in_its_own_directory_and_uses_delete_journal(layout: Sess
         assert not Path(f"{layout.inbound_db}{leftover}").exists()
 
 
-def test_both_dbs_are_at_their_alembic_heads_and_ensure_is_idempotent(
+def test_both_dbs_are_at_their_schema_heads_and_ensure_is_idempotent(
     store: SessionStore, layout: SessionLayout
 ) -> None:
     store.ensure("andy", "sess-1")
     store.prepare_outbound(layout)
-    for path, env in ((layout.inbound_db, "inbound"), (layout.outbound_db, "outbound")):
-        engine = make_engine(path)
-        assert current_revision(engine) == head_revision(MIGRATIONS, env)  # type: ignore[arg-type]
-        engine.dispose()
+    for path, file in (
+        (layout.inbound_db, SessionFile.INBOUND),
+        (layout.outbound_db, SessionFile.OUTBOUND),
+    ):
+        conn = sqlite3.connect(path)
+        try:
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == head_version(file)
+        finally:
+            conn.close()
+    assert store.heads() == (head_version(SessionFile.INBOUND), head_version(SessionFile.OUTBOUND))
 
 
 def test_host_rows_get_even_increasing_seqs_and_reinserting_an_id_is_a_no_op(

@@ -34,9 +34,7 @@ class Rig:
         db.migrate()
         self.repo = Repository(db)
         engines = EngineCache()
-        store = SessionStore(
-            sessions_root=tmp / "s", migrations_root=REPO_ROOT / "migrations", engines=engines
-        )
+        store = SessionStore(sessions_root=tmp / "s", engines=engines)
         self.sessions = SessionService(repo=self.repo, store=store)
         self.runtime = runtime
         self.tasks = TaskOwner()

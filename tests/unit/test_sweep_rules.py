@@ -15,7 +15,6 @@ from nanoclaw.sessions.schema import messages_in, processing_ack
 from nanoclaw.sessions.store import InboundMessage, SessionStore
 from nanoclaw.sweep import ops
 from nanoclaw.sweep.stuck import Claim, decide_stuck_action
-from tests.conftest import REPO_ROOT
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -81,7 +80,7 @@ def test_thresholds_are_configurable() -> None:
 
 @pytest.fixture
 def store(tmp_path: Path) -> SessionStore:
-    return SessionStore(sessions_root=tmp_path / "s", migrations_root=REPO_ROOT / "migrations")
+    return SessionStore(sessions_root=tmp_path / "s")
 
 
 def test_reset_counts_a_try_backs_off_and_fails_at_max_tries(store: SessionStore) -> None:

@@ -29,11 +29,11 @@ from nanoclaw.permissions.access import (
     is_global_privileged,
     scope_allows,
 )
+from nanoclaw.routing.modes import ENGAGE_MODES as ENGAGE_MODES
+from nanoclaw.routing.modes import SESSION_MODES as SESSION_MODES
 from nanoclaw.routing.user_regex import check_user_pattern
 from nanoclaw.sessions.service import SessionService
 
-ENGAGE_MODES = ("pattern", "mention", "mention-sticky")
-SESSION_MODES = ("shared", "per-thread", "agent-shared")
 POLICIES = ("strict", "request_approval", "public")
 ROLES = ("owner", "admin")
 

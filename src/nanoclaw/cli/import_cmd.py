@@ -49,9 +49,7 @@ def _admin(settings: Settings) -> Iterator[AdminService]:
     try:
         db.migrate()
         repo = Repository(db)
-        store = SessionStore(
-            sessions_root=settings.sessions_path, migrations_root=settings.migrations_path
-        )
+        store = SessionStore(sessions_root=settings.sessions_path)
         yield AdminService(
             repo=repo,
             store=AdminStore(db),

@@ -33,7 +33,7 @@ def session_folders() -> Iterator[tuple[SessionStore, list[SessionFolder]]]:
     try:
         db.migrate()
         repo = Repository(db)
-        store = SessionStore(sessions_root=s.sessions_path, migrations_root=s.migrations_path)
+        store = SessionStore(sessions_root=s.sessions_path)
         service = SessionService(repo=repo, store=store)
         names = {g.id: g.name for g in repo.agent_groups()}
         found = [

@@ -35,7 +35,7 @@ def _ledger() -> Iterator[tuple[Repository, UsageLedger]]:
     try:
         db.migrate()
         repo = Repository(db)
-        store = SessionStore(sessions_root=s.sessions_path, migrations_root=s.migrations_path)
+        store = SessionStore(sessions_root=s.sessions_path)
         ledger = UsageLedger(settings=s, repo=repo, sessions=SessionService(repo=repo, store=store))
         yield repo, ledger
     finally:

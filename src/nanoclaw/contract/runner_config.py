@@ -27,8 +27,8 @@ class RunnerConfig:
     model: str
     timezone: str
     max_messages_per_prompt: int
-    inbound_schema: str  # expected Alembic head of inbound.db
-    outbound_schema: str  # expected Alembic head of outbound.db
+    inbound_schema: int  # expected schema version (user_version) of inbound.db
+    outbound_schema: int  # expected schema version (user_version) of outbound.db
     watch_interval_s: float = 0.01
     full_poll_interval_s: float = 1.0
     model_base_url: str | None = None  # the credential proxy's endpoint as the runner sees it

@@ -1,4 +1,4 @@
-"""Apply the Alembic environments programmatically (central at start-up, session DBs on creation and before each runner start)."""
+"""Apply the central DB's Alembic environment programmatically, at start-up."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sqlalchemy import Engine, text
 
 from nanoclaw.errors import StorageError
 
-Environment = Literal["central", "inbound", "outbound"]
+Environment = Literal["central"]  # session DBs migrate through nanoclaw.contract.sessiondb
 
 # Embedded runs stay quiet: one line per applied revision is noise in the host log.
 logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)

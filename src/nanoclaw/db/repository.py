@@ -54,6 +54,15 @@ class Membership:
     member_of: frozenset[str]
 
 
+@dataclass(frozen=True)
+class RouteFacts:
+    """The central-DB facts one message is routed by (``Repository.route_facts``)."""
+
+    messaging_group: MessagingGroup | None
+    membership: Membership | None
+    wirings: list[Wiring]
+
+
 class Repository:
     def __init__(self, db: CentralDB) -> None:
         self.db = db
@@ -283,6 +292,44 @@ class Repository:
             elif display_name and user.display_name != display_name:
                 user.display_name = display_name
             return self._membership(s, user_id)
+
+    def route_facts(
+        self,
+        channel_type: str,
+        platform_id: str,
+        *,
+        user_id: str | None,
+        user_kind: str,
+        display_name: str | None,
+    ) -> RouteFacts:
+        """What the router decides from, read in one transaction: the chat's messaging group,
+        the sender (created or renamed; its roles and memberships) and the chat's wirings,
+        highest priority first. An unknown chat writes nothing (no user is created for it)."""
+        with self.db.session() as s:
+            mg = s.scalar(
+                select(MessagingGroup).where(
+                    MessagingGroup.channel_type == channel_type,
+                    MessagingGroup.platform_id == platform_id,
+                )
+            )
+            if mg is None:
+                return RouteFacts(None, None, [])
+            membership = None
+            if user_id is not None:
+                user = s.get(User, user_id)
+                if user is None:
+                    s.add(User(id=user_id, kind=user_kind, display_name=display_name))
+                elif display_name and user.display_name != display_name:
+                    user.display_name = display_name
+                membership = self._membership(s, user_id)
+            wirings = list(
+                s.scalars(
+                    select(Wiring)
+                    .where(Wiring.messaging_group_id == mg.id)
+                    .order_by(Wiring.priority.desc(), Wiring.created_at)
+                )
+            )
+            return RouteFacts(mg, membership, wirings)
 
     def membership(self, user_id: str | None) -> Membership | None:
         if user_id is None:

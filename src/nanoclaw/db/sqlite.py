@@ -2,9 +2,9 @@
 
 Invariant 2: session DBs use ``journal_mode=DELETE`` and NullPool (open, write, close per
 operation) with ``BEGIN IMMEDIATE``; read-only engines use ``mode=ro`` and ``mmap_size=0``.
-The central DB, never mounted into a sandbox, uses WAL. Session DB engines (``confined``)
-open every connection through ``contract.dbprobe`` (invariant 6): probed through the folder's
-descriptor, never resolved by name.
+The central DB, never mounted into a sandbox, uses WAL. Session DB engines take every connection
+from ``contract.sessiondb.connect(confined=True)``: the contract's rules, probed through the
+folder's descriptor, never resolved by name (invariant 6).
 """
 
 from __future__ import annotations
@@ -17,33 +17,22 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import NullPool
 
-from nanoclaw.contract.dbprobe import connect_session_db
+from nanoclaw.contract import sessiondb
 
 BUSY_TIMEOUT_MS = 5000
 
 
-def make_engine(
-    path: Path, *, readonly: bool = False, wal: bool = False, confined: bool = False
-) -> Engine:
-    """An engine whose every transaction starts with ``BEGIN`` (read-only) or ``BEGIN IMMEDIATE``.
+def make_engine(path: Path, *, readonly: bool = False, wal: bool = False) -> Engine:
+    """An engine on a host-only SQLite file (the central DB: ``wal=True``).
 
-    ``confined``: a session DB a sandbox can reach; each connection is probed first.
+    Every transaction starts with ``BEGIN`` (read-only) or ``BEGIN IMMEDIATE``.
     """
-    if confined:
-        engine = create_engine(
-            "sqlite://",
-            poolclass=NullPool,
-            creator=lambda: connect_session_db(
-                path, readonly=readonly, timeout_s=BUSY_TIMEOUT_MS / 1000
-            ),
-        )
-    else:
-        url = f"sqlite:///file:{path}?mode=ro&uri=true" if readonly else f"sqlite:///{path}"
-        engine = create_engine(
-            url,
-            poolclass=None if wal else NullPool,
-            connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-        )
+    url = f"sqlite:///file:{path}?mode=ro&uri=true" if readonly else f"sqlite:///{path}"
+    engine = create_engine(
+        url,
+        poolclass=None if wal else NullPool,
+        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+    )
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -58,11 +47,26 @@ def make_engine(
         cursor.execute("PRAGMA mmap_size=0")
         cursor.close()
 
+    _begin_explicitly(engine, readonly=readonly)
+    return engine
+
+
+def session_engine(path: Path, *, readonly: bool) -> Engine:
+    """An engine on a session DB: each connection comes from the session-DB contract's probed
+    host-side open (its pragmas, ``isolation_level=None``; NullPool: open, use, close)."""
+    engine = create_engine(
+        "sqlite://",
+        poolclass=NullPool,
+        creator=lambda: sessiondb.connect(path, readonly=readonly, confined=True),
+    )
+    _begin_explicitly(engine, readonly=readonly)
+    return engine
+
+
+def _begin_explicitly(engine: Engine, *, readonly: bool) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
-
-    return engine
 
 
 class EngineCache:
@@ -83,7 +87,7 @@ class EngineCache:
         with self._lock:
             engine = self._engines.pop(key, None)
             if engine is None:
-                engine = make_engine(path, readonly=readonly, confined=True)
+                engine = session_engine(path, readonly=readonly)
             self._engines[key] = engine
             while len(self._engines) > self.size:
                 self._engines.pop(next(iter(self._engines))).dispose()

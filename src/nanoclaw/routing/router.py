@@ -23,6 +23,7 @@ from nanoclaw.errors import NanoclawError
 from nanoclaw.permissions.access import can_access, is_admin_of
 from nanoclaw.routing.command_gate import GateDecision, gate, is_gated_command
 from nanoclaw.routing.engage import engages
+from nanoclaw.routing.modes import DropReason, EngageMode, SessionMode
 from nanoclaw.routing.unhandled import UnhandledInbound
 from nanoclaw.sessions.paths import safe_name
 from nanoclaw.sessions.service import SessionService
@@ -91,21 +92,26 @@ class RouteOutcome:
         waiting = tuple(d.message_id for d in self.deliveries if d.trigger)
         if self.deliveries or self.consumed:
             return RouteReceipt(len(self.deliveries), waiting, consumed=self.consumed)
-        texts = {
-            "no_agent_wired": "This chat is not wired to any agent.",
-            "no_agent_engaged": "No agent in this chat engages with that message.",
-            "unknown_sender_strict": "You are not allowed to talk to this agent.",
-            "unknown_sender_request_approval": "Your request to talk to this agent awaits approval.",
-            "sender_scope": "Only known members may talk to this agent.",
-            "channel_denied": "This chat was rejected by the operator.",
-            "unknown_chat": "This chat is not known to NanoClaw.",
-            "command_filtered": "That command is not available here.",
-            "permission_denied": "Permission denied.",
-            "storage_full": "Not accepted: the assistant's disk is full. Please try again later.",
-            "internal_error": "Not accepted: the assistant could not store your message. "
-            "Please try again later.",
+        texts: dict[str, str] = {
+            DropReason.NO_AGENT_WIRED: "This chat is not wired to any agent.",
+            DropReason.NO_AGENT_ENGAGED: "No agent in this chat engages with that message.",
+            DropReason.UNKNOWN_SENDER_STRICT: "You are not allowed to talk to this agent.",
+            DropReason.UNKNOWN_SENDER_REQUEST_APPROVAL: (
+                "Your request to talk to this agent awaits approval."
+            ),
+            DropReason.SENDER_SCOPE: "Only known members may talk to this agent.",
+            DropReason.CHANNEL_DENIED: "This chat was rejected by the operator.",
+            DropReason.UNKNOWN_CHAT: "This chat is not known to NanoClaw.",
+            DropReason.COMMAND_FILTERED: "That command is not available here.",
+            DropReason.PERMISSION_DENIED: "Permission denied.",
+            DropReason.STORAGE_FULL: (
+                "Not accepted: the assistant's disk is full. Please try again later."
+            ),
+            DropReason.INTERNAL_ERROR: (
+                "Not accepted: the assistant could not store your message. Please try again later."
+            ),
         }
-        reason = self.dropped or "no_agent_engaged"
+        reason = str(self.dropped or DropReason.NO_AGENT_ENGAGED)
         return RouteReceipt(0, (), reason=reason, text=texts.get(reason, reason))
 
 
@@ -168,12 +174,20 @@ class Router:
         msg = event.message
         if event.channel_type not in self.threaded_channels and event.thread_id is not None:
             event = InboundEvent(event.channel_type, event.platform_id, None, msg)
-        mg = await asyncio.to_thread(
-            self.repo.messaging_group, event.channel_type, event.platform_id
+        user_id = user_id_for(event)
+        # One central-DB transaction for a known chat: messaging group, sender, wirings.
+        facts = await asyncio.to_thread(
+            self.repo.route_facts,
+            event.channel_type,
+            event.platform_id,
+            user_id=user_id,
+            user_kind=event.channel_type,
+            display_name=msg.sender_name,
         )
+        mg, membership, wirings = facts.messaging_group, facts.membership, facts.wirings
         if mg is None:
             if not msg.is_mention:
-                return RouteOutcome(dropped="unknown_chat")
+                return RouteOutcome(dropped=DropReason.UNKNOWN_CHAT)
             mg = await asyncio.to_thread(
                 self.repo.ensure_messaging_group,
                 channel_type=event.channel_type,
@@ -181,27 +195,24 @@ class Router:
                 is_group=msg.is_group,
                 unknown_sender_policy="request_approval",
             )
-        user_id = user_id_for(event)
-        membership = None
-        if user_id is not None:
-            membership = await asyncio.to_thread(
-                self.repo.upsert_user,
-                user_id,
-                kind=event.channel_type,
-                display_name=msg.sender_name,
-            )
+            if user_id is not None:
+                membership = await asyncio.to_thread(
+                    self.repo.upsert_user,
+                    user_id,
+                    kind=event.channel_type,
+                    display_name=msg.sender_name,
+                )
         if self.commands is not None and await self.commands.handle(event, mg, membership):
             return RouteOutcome(consumed=True)
 
-        wirings = await asyncio.to_thread(self.repo.wirings_for, mg.id)
         if not wirings:
             if not msg.is_mention:
-                return RouteOutcome(dropped="unknown_chat")
+                return RouteOutcome(dropped=DropReason.UNKNOWN_CHAT)
             if mg.denied_at is not None:
-                return RouteOutcome(dropped="channel_denied")
-            await self._drop(event, "no_agent_wired", mg, user_id)
+                return RouteOutcome(dropped=DropReason.CHANNEL_DENIED)
+            await self._drop(event, DropReason.NO_AGENT_WIRED, mg, user_id)
             await self.approvals.on_unwired_chat(event, mg, user_id)
-            return RouteOutcome(dropped="no_agent_wired")
+            return RouteOutcome(dropped=DropReason.NO_AGENT_WIRED)
 
         outcome = RouteOutcome()
         refusal: str | None = None
@@ -212,14 +223,14 @@ class Router:
                 outcome.deliveries.append(result)
             elif isinstance(result, GateDecision):
                 denial = denial or result.reply
-                refusal = refusal or "permission_denied"
+                refusal = refusal or DropReason.PERMISSION_DENIED
             elif result is not None:
                 refusal = refusal or result
         if denial is not None:  # once per message, however many wirings refused it
             await self.replier.reply(event, denial)
         if not outcome.deliveries:
-            reason = refusal or "no_agent_engaged"
-            if reason == "no_agent_engaged":
+            reason = refusal or DropReason.NO_AGENT_ENGAGED
+            if reason == DropReason.NO_AGENT_ENGAGED:
                 await self._drop(event, reason, mg, user_id)
             outcome.dropped = reason
         # Fanned-out sessions start side by side, not one after another.
@@ -240,9 +251,9 @@ class Router:
         msg = event.message
         ag = wiring.agent_group_id
         mode = self._session_mode(event, mg, wiring)
-        thread = event.thread_id if mode == "per-thread" else None
+        thread = event.thread_id if mode == SessionMode.PER_THREAD else None
         has_active = False
-        if wiring.engage_mode == "mention-sticky" and not msg.is_mention and mg.is_group:
+        if wiring.engage_mode == EngageMode.MENTION_STICKY and not msg.is_mention and mg.is_group:
             found = await asyncio.to_thread(
                 self.repo.find_session,
                 agent_group_id=ag,
@@ -264,16 +275,16 @@ class Router:
             if not engaged:
                 return None
             if mg.unknown_sender_policy == "request_approval":
-                await self._drop(event, "unknown_sender_request_approval", mg, user_id, ag)
+                await self._drop(event, DropReason.UNKNOWN_SENDER_REQUEST_APPROVAL, mg, user_id, ag)
                 if user_id is not None:
                     await self.approvals.on_unknown_sender(event, mg, wiring, user_id)
-                return "unknown_sender_request_approval"
-            await self._drop(event, "unknown_sender_strict", mg, user_id, ag)
-            return "unknown_sender_strict"
+                return DropReason.UNKNOWN_SENDER_REQUEST_APPROVAL
+            await self._drop(event, DropReason.UNKNOWN_SENDER_STRICT, mg, user_id, ag)
+            return DropReason.UNKNOWN_SENDER_STRICT
         if wiring.sender_scope == "known" and not can_access(membership, ag):
             if engaged:
-                await self._drop(event, "sender_scope", mg, user_id, ag)
-                return "sender_scope"
+                await self._drop(event, DropReason.SENDER_SCOPE, mg, user_id, ag)
+                return DropReason.SENDER_SCOPE
             return None
         if not engaged and wiring.ignored_message_policy != "accumulate":
             return None
@@ -282,7 +293,7 @@ class Router:
             # context row (an accumulated /clear would wipe the conversation later).
             decision = gate(msg.text, is_admin=is_admin_of(membership, ag))
             if decision.action == "drop":
-                return "command_filtered"
+                return DropReason.COMMAND_FILTERED
             if decision.action == "deny":
                 return decision
             if not engaged and is_gated_command(msg.text):
@@ -292,10 +303,10 @@ class Router:
         )
 
     def _session_mode(self, event: InboundEvent, mg: MessagingGroup, wiring: Wiring) -> str:
-        if wiring.session_mode == "agent-shared":
-            return "agent-shared"
+        if wiring.session_mode == SessionMode.AGENT_SHARED:
+            return SessionMode.AGENT_SHARED
         if event.channel_type in self.threaded_channels and mg.is_group and event.thread_id:
-            return "per-thread"
+            return SessionMode.PER_THREAD
         return wiring.session_mode
 
     async def _write(

@@ -1,14 +1,17 @@
-"""Host reads of a session: ``messages_out``, acks and runner state through fresh read-only connections."""
+"""Host reads of a session: ``messages_out``, acks and runner state through fresh read-only
+connections; the row types are the session-DB contract's."""
 
 from __future__ import annotations
-
-import json
-from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 
 from nanoclaw.contract.layout import SessionLayout
+from nanoclaw.contract.sessiondb import (
+    DeliveryState,
+    OutboundRow,
+    RunnerState,
+    parse_content,
+)
 from nanoclaw.db.sqlite import EngineCache
 from nanoclaw.sessions.schema import (
     delivered,
@@ -18,44 +21,7 @@ from nanoclaw.sessions.schema import (
     runner_state,
 )
 
-
-@dataclass(frozen=True)
-class OutboundRow:
-    id: str
-    seq: int
-    in_reply_to: str | None
-    timestamp: str
-    deliver_after: str | None
-    kind: str
-    channel_type: str | None
-    platform_id: str | None
-    thread_id: str | None
-    content: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class DeliveryState:
-    status: str
-    attempts: int
-    next_attempt_at: str | None
-    platform_message_id: str | None
-
-
-@dataclass(frozen=True)
-class RunnerState:
-    pid: int | None
-    started_at: str | None
-    current_tool: str | None
-    tool_declared_timeout_ms: int | None
-    tool_started_at: str | None
-
-
-def _content(raw: str) -> dict[str, Any]:
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return {"text": raw}
-    return value if isinstance(value, dict) else {"text": str(value)}
+__all__ = ["DeliveryState", "OutboundRow", "RunnerState", "SessionReader"]
 
 
 class SessionReader:
@@ -91,7 +57,7 @@ class SessionReader:
                 channel_type=r.channel_type,
                 platform_id=r.platform_id,
                 thread_id=r.thread_id,
-                content=_content(r.content),
+                content=parse_content(r.content),
             )
             for r in rows
         ]

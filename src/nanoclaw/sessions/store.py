@@ -21,10 +21,11 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from nanoclaw.contract import sessiondb
 from nanoclaw.contract.layout import SUBDIRS, SessionLayout
 from nanoclaw.contract.seq import next_host_seq
+from nanoclaw.contract.sessiondb import SessionFile
 from nanoclaw.contract.timeutil import now_iso
-from nanoclaw.db import migrate
 from nanoclaw.db.sqlite import EngineCache
 from nanoclaw.sessions.paths import safe_name
 from nanoclaw.sessions.schema import (
@@ -76,11 +77,8 @@ class RoutingRow:
 class SessionStore:
     """Owns the session folders under ``sessions_root`` and every host write to them."""
 
-    def __init__(
-        self, *, sessions_root: Path, migrations_root: Path, engines: EngineCache | None = None
-    ) -> None:
+    def __init__(self, *, sessions_root: Path, engines: EngineCache | None = None) -> None:
         self.sessions_root = sessions_root
-        self.migrations_root = migrations_root
         self.engines = engines or EngineCache()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -110,20 +108,18 @@ class SessionStore:
         for sub in SUBDIRS:
             layout.dir(sub).mkdir(parents=True, exist_ok=True)
         with self._lock(layout):
-            self._migrate(layout.inbound_db, "inbound")
+            sessiondb.migrate(layout.inbound_db, SessionFile.INBOUND, confined=True)
         return layout
 
     def prepare_outbound(self, layout: SessionLayout) -> None:
         """Create or migrate ``outbound.db``. Only while no runner is alive (invariant 1)."""
-        self._migrate(layout.outbound_db, "outbound")
+        sessiondb.migrate(layout.outbound_db, SessionFile.OUTBOUND, confined=True)
 
-    def _migrate(self, path: Path, env: migrate.Environment) -> None:
-        migrate.upgrade(self.engines.get(path), self.migrations_root, env)
-
-    def heads(self) -> tuple[str, str]:
+    def heads(self) -> tuple[int, int]:
+        """The schema versions of (inbound.db, outbound.db) this code writes."""
         return (
-            migrate.head_revision(self.migrations_root, "inbound"),
-            migrate.head_revision(self.migrations_root, "outbound"),
+            sessiondb.head_version(SessionFile.INBOUND),
+            sessiondb.head_version(SessionFile.OUTBOUND),
         )
 
     # -- writes to inbound.db -------------------------------------------------------------------
@@ -211,14 +207,29 @@ class SessionStore:
                 )
 
     def sync_acks(self, layout: SessionLayout, acks: dict[str, str]) -> int:
-        """Mark pending rows completed when the runner acked them completed or failed."""
+        """Mark pending rows completed when the runner acked them completed or failed.
+
+        Writes only on change: a read finds which of them are still pending first, so a pass
+        with nothing new opens no write transaction.
+        """
         done = [mid for mid, status in acks.items() if status in ("completed", "failed")]
         if not done:
+            return 0
+        with self.engines.get(layout.inbound_db, readonly=True).connect() as conn:
+            still_pending = [
+                r[0]
+                for r in conn.execute(
+                    select(messages_in.c.id).where(
+                        messages_in.c.id.in_(done), messages_in.c.status == "pending"
+                    )
+                )
+            ]
+        if not still_pending:
             return 0
         with self.write(layout) as conn:
             result = conn.execute(
                 update(messages_in)
-                .where(messages_in.c.id.in_(done), messages_in.c.status == "pending")
+                .where(messages_in.c.id.in_(still_pending), messages_in.c.status == "pending")
                 .values(status="completed")
             )
             return int(result.rowcount)

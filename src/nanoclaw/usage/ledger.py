@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from nanoclaw.contract.dbprobe import connect_session_db
+from nanoclaw.contract import sessiondb
+from nanoclaw.contract.sessiondb import UsageRow
 from nanoclaw.contract.timeutil import parse_iso, utc_now
 from nanoclaw.db.models import SessionRow, UsageTurn
 from nanoclaw.db.repository import Repository
@@ -31,7 +32,6 @@ from nanoclaw.settings import Settings
 log = logging.getLogger("nanoclaw.usage")
 
 GroupBy = Literal["group", "session", "day", "model"]
-READ_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -45,26 +45,14 @@ class UsageTotal:
     cost_usd: float
 
 
-def _read_usage(path: Path, *, after_id: int) -> list[sqlite3.Row]:
-    """A fresh read-only read (invariant 2), closed at once; never rolls back a hot journal."""
-    try:  # probed through its folder's descriptor first (invariant 6): never blocks on a FIFO
-        conn = connect_session_db(path, readonly=True, timeout_s=READ_TIMEOUT_S)
-    except (sqlite3.Error, OSError, SandboxFileError) as exc:
-        log.debug("usage of %s not readable now: %s", path, exc)
-        return []
+def _read_usage(path: Path, *, after_id: int) -> list[UsageRow]:
+    """A fresh, probed read-only read through the session-DB contract (invariants 2 and 6)."""
     try:
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA mmap_size=0")
-        return conn.execute(
-            "SELECT id, model, input_tokens, output_tokens, cache_read_tokens,"
-            " cache_write_tokens, cost_usd, created_at FROM usage WHERE id > ? ORDER BY id",
-            (after_id,),
-        ).fetchall()
-    except sqlite3.Error as exc:  # busy, or an outbound.db from before the usage table
+        with sessiondb.reading(path, confined=True) as conn:
+            return sessiondb.read_usage(conn, after_id=after_id)
+    except (sqlite3.Error, OSError, SandboxFileError) as exc:  # busy, or refused by the probe
         log.debug("usage of %s not readable now: %s", path, exc)
         return []
-    finally:
-        conn.close()
 
 
 class UsageLedger:
@@ -97,15 +85,15 @@ class UsageLedger:
             {
                 "session_id": session.id,
                 "agent_group_id": session.agent_group_id,
-                "runner_row_id": r["id"],
-                "day": self.day_of(parse_iso(r["created_at"])),
-                "model": r["model"],
-                "input_tokens": r["input_tokens"],
-                "output_tokens": r["output_tokens"],
-                "cache_read_tokens": r["cache_read_tokens"],
-                "cache_write_tokens": r["cache_write_tokens"],
-                "cost_usd": r["cost_usd"],
-                "occurred_at": parse_iso(r["created_at"]),
+                "runner_row_id": r.id,
+                "day": self.day_of(parse_iso(r.created_at)),
+                "model": r.model,
+                "input_tokens": r.input_tokens,
+                "output_tokens": r.output_tokens,
+                "cache_read_tokens": r.cache_read_tokens,
+                "cache_write_tokens": r.cache_write_tokens,
+                "cost_usd": r.cost_usd,
+                "occurred_at": parse_iso(r.created_at),
             }
             for r in rows
         ]
