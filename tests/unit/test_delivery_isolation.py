@@ -23,6 +23,7 @@ from nanoclaw.sessions.outbound_reader import SessionReader
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import SessionStore
 from nanoclaw.settings import Settings
+from tests.conftest import REPO_ROOT
 from tests.fakes.channel import FakeAdapter
 from tests.helpers import make_agent, wire_chat
 
@@ -31,7 +32,7 @@ class Tenants:
     """Several sessions (one per chat) of one agent, drained by one running delivery loop."""
 
     def __init__(self, tmp: Path, settings: Settings) -> None:
-        db = CentralDB(path=tmp / "c.db")
+        db = CentralDB(path=tmp / "c.db", migrations_root=REPO_ROOT / "migrations")
         db.migrate()
         self.repo = Repository(db)
         engines = EngineCache()

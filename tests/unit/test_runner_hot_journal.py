@@ -61,7 +61,7 @@ def test_the_runner_retries_until_the_host_s_next_write_recovers_the_file(
 ) -> None:
     db = SessionDB(inbound_path=hot.inbound_db, outbound_path=hot.outbound_db)
     got: list[list[InboundRow]] = []
-    with caplog.at_level(logging.DEBUG, logger="agent_runner.db"):
+    with caplog.at_level(logging.DEBUG, logger="nanoclaw.contract.sessiondb"):
         reader = threading.Thread(
             target=lambda: got.append(db.pending(now="9", include_on_wake=True))
         )
