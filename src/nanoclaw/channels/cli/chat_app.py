@@ -87,6 +87,7 @@ class ChatApp:
             history=FileHistory(str(history_path)),
             key_bindings=self._keys(),
             bottom_toolbar=self._toolbar,
+            rprompt=self._status,
             completer=_CardCompleter(self),
             complete_while_typing=False,
             enable_open_in_editor=False,
@@ -103,15 +104,18 @@ class ChatApp:
 
         return keys
 
-    def _toolbar(self) -> str:
+    def _status(self) -> str:
+        """Shown at the right of the input line (needs no cursor-position reports)."""
         if self.conn is None:
-            return " host unreachable — reconnecting…  (Ctrl-D leaves)"
+            return "host unreachable — reconnecting…"
         if self.working:
-            return f" ⋯ {self.agent_name or 'the agent'} is working…"
+            return f"⋯ {self.agent_name or 'the agent'} is working…"
         if self.card is not None:
-            count = len(self.card.get("options") or [])
-            return f" card open: answer 1–{count}, or Tab to choose · {KEYS_HINT}"
-        return f" {KEYS_HINT}"
+            return f"card: 1–{len(self.card.get('options') or [])} or Tab"
+        return ""
+
+    def _toolbar(self) -> str:
+        return f" {KEYS_HINT}"  # drawn where the terminal reports the cursor position
 
     def _refresh(self) -> None:
         with contextlib.suppress(Exception):

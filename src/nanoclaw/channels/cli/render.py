@@ -26,6 +26,16 @@ def _console(width: int) -> tuple[Console, io.StringIO]:
     return console, buffer
 
 
+def chat_markdown(text: str) -> Markdown:
+    """Markdown as chat apps show it: a single newline is a line break, not a space."""
+    lines, fenced = [], False
+    for line in text.split("\n"):
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        lines.append(line if fenced or not line.strip() else line + "  ")
+    return Markdown("\n".join(lines))
+
+
 def reply_text(frame: dict[str, Any], *, width: int) -> str:
     """A reply as ANSI text: the agent's name, then its Markdown rendered for the terminal."""
     console, buffer = _console(width)
@@ -40,10 +50,10 @@ def reply_text(frame: dict[str, Any], *, width: int) -> str:
     text = str(frame.get("text") or "")
     card = frame.get("card")
     if text and not isinstance(card, dict):
-        console.print(Markdown(text))
+        console.print(chat_markdown(text))
     if isinstance(card, dict):
         console.print(Text(str(card.get("title") or "Question"), style="bold"))
-        console.print(Markdown(str(card.get("question") or "")))
+        console.print(chat_markdown(str(card.get("question") or "")))
         for n, option in enumerate(card.get("options") or [], start=1):
             console.print(Text.assemble((f"  {n}. ", "bold"), str(option.get("label", ""))))
         console.print(
