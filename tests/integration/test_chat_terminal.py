@@ -97,6 +97,22 @@ def test_a_pasted_three_line_message_is_one_message_and_the_reply_keeps_its_line
         assert "Robin:" in lines[at - 1]  # the replying agent's own name
 
 
+def test_the_line_is_edited_with_the_arrow_keys_and_the_history_persists(
+    tty_env: dict[str, str], tmp_path: Path, chat_screen: list[PtyScreen]
+) -> None:
+    with host_process(tty_env, tmp_path):
+        screen = open_chat(tty_env, chat_screen)
+        screen.send("abc\x1b[D\x1b[DX\r")  # abc ← ← X: an edit, not escape codes
+        screen.wait_for(f"{MOCK}aXbc")
+        screen.send("\x04")  # Ctrl-D leaves
+        assert screen.wait_exit() == 0
+        again = open_chat(tty_env, chat_screen)
+        again.send("\x1b[A")  # Up: the last message, from the history file
+        again.wait_for("local> aXbc")
+    history = Path(tty_env["NANOCLAW_DATA_DIR"]) / "cli-history" / "local.history"
+    assert "aXbc" in history.read_text()
+
+
 def test_a_reply_arriving_while_typing_leaves_the_typed_text_intact_and_sent_whole(
     tty_env: dict[str, str], tmp_path: Path, chat_screen: list[PtyScreen]
 ) -> None:

@@ -165,7 +165,7 @@ class CliAdapter(ChannelAdapter):
         self._server: asyncio.base_events.Server | None = None
         self._setup: ChannelSetup | None = None
         self._clients: set[_Client] = set()
-        self._recent_done: OrderedDict[str, None] = OrderedDict()
+        self._recent_done: OrderedDict[str, bool] = OrderedDict()  # id → ended failed
 
     async def setup(self, setup: ChannelSetup) -> None:
         self._setup = setup
@@ -235,7 +235,6 @@ class CliAdapter(ChannelAdapter):
             operation=str(operation) if operation else None,
             message_id=str(content["messageId"]) if operation and "messageId" in content else None,
             emoji=str(content["emoji"]) if operation and "emoji" in content else None,
-            error=str(content["error"]) if isinstance(content.get("error"), str) else None,
         )
 
     async def set_typing(self, platform_id: str, thread_id: str | None, on: bool) -> None:
@@ -248,19 +247,21 @@ class CliAdapter(ChannelAdapter):
         name = re.sub(r"[^A-Za-z0-9_.-]", "-", handle)
         return (DM_PREFIX + name)[:64]
 
-    async def turn_done(self, message_ids: frozenset[str]) -> None:
-        """Tell waiting clients that the turn answering their message is complete."""
+    async def turn_done(
+        self, message_ids: frozenset[str], *, failed: frozenset[str] = frozenset()
+    ) -> None:
+        """Tell waiting clients that the turn answering their message is complete (or failed)."""
         # A turn can finish before its client has been told what to wait for (fan-out:
         # one agent answers while another is still being woken), so remember it.
         for message_id in message_ids:
-            self._recent_done[message_id] = None
+            self._recent_done[message_id] = message_id in failed
         while len(self._recent_done) > RECENT_DONE_KEPT:
             self._recent_done.popitem(last=False)
         for client in list(self._clients):
             finished = client.waiting & message_ids
             if finished:
                 client.waiting -= finished
-                client.send(Done(ids=sorted(finished)))
+                client.send(Done(ids=sorted(finished), failed=sorted(finished & failed) or None))
 
     # -- subscription and backlog replay ----------------------------------------------------------
     def _subscribe(self, client: _Client, chat: str, *, then_ready: bool) -> None:
@@ -408,4 +409,5 @@ class CliAdapter(ChannelAdapter):
         client.waiting |= waiting - finished
         client.send(encode(outcome.to_frame(client_id)))  # written before any later "done"
         if finished:
-            client.send(Done(ids=sorted(finished)))
+            failed = sorted(m for m in finished if self._recent_done.get(m))
+            client.send(Done(ids=sorted(finished), failed=failed or None))

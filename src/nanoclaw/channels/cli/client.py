@@ -49,11 +49,12 @@ class NotDeliveredError(ChannelError):
 @dataclass
 class Exchange:
     replies: list[dict[str, Any]] = field(default_factory=list)
+    failed_ids: set[str] = field(default_factory=set)  # from ``done.failed``
 
     @property
     def failed(self) -> bool:
-        """A reply carried a structured ``error`` (the turn could not be answered)."""
-        return any(r.get("error") for r in self.replies)
+        """The host ended a turn ``failed``: its reply is a failure notice, not an answer."""
+        return bool(self.failed_ids)
 
 
 class Connection:
@@ -135,7 +136,9 @@ async def _exchange(
             exchange.replies.append(frame)
             await conn.ack(chat, frame)
         elif kind == "done" and waiting is not None:
-            waiting -= set(frame.get("ids") or [])
+            finished = set(frame.get("ids") or []) & waiting
+            exchange.failed_ids |= finished & set(frame.get("failed") or [])
+            waiting -= finished
     return exchange
 
 

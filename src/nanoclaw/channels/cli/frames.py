@@ -115,12 +115,12 @@ class Reply(_Frame):
     operation: str | None = None  # "edit" or "reaction": an operation on an earlier reply
     message_id: str | None = None  # the earlier reply an operation applies to
     emoji: str | None = None  # operation "reaction"
-    error: str | None = None  # set on a failure notice: why the message could not be answered
 
 
 class Done(_Frame):
     type: Literal["done"] = "done"
     ids: list[str]
+    failed: list[str] | None = None  # those that ended failed: the reply was a failure notice
 
 
 class Typing(_Frame):

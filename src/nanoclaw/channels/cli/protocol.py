@@ -78,8 +78,16 @@ def _explain(exc: PydanticValidationError) -> ValidationError:
     kind, message = error["type"], str(error["msg"])
     where = ".".join(str(part) for part in error["loc"])
     if kind == "json_invalid":
-        if "hex escape" in message or "surrogate" in message or "code point" in message:
-            return ValidationError(f"invalid Unicode in frame ({message})", field="frame")
+        if "hex escape" in message or "surrogate" in message:
+            return ValidationError(
+                f"invalid Unicode: a lone surrogate escape (\\ud800–\\udfff without its pair) "
+                f"is not a character ({message})",
+                field="frame",
+            )
+        if "code point" in message or "utf-8" in message.lower():
+            return ValidationError(
+                f"invalid Unicode: the frame is not UTF-8 ({message})", field="frame"
+            )
         if "recursion limit" in message:
             return ValidationError("frame nested too deeply", field="frame")
         return ValidationError(f"malformed JSON: {message}", field="frame")

@@ -45,7 +45,7 @@ def reply_text(frame: dict[str, Any], *, width: int) -> str:
         console.print(Text.assemble((name, "bold cyan"), f" reacted {frame.get('emoji', '')}"))
         return buffer.getvalue()
     label = f"{name} (edited)" if operation == "edit" else name
-    style = "bold red" if frame.get("error") else "bold cyan"
+    style = "bold cyan"
     console.print(Text(label + ":", style=style))
     text = str(frame.get("text") or "")
     card = frame.get("card")
