@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pexpect
 import pyte
@@ -52,6 +52,14 @@ class PtyScreen:
         while needle not in self.text():
             if time.monotonic() > deadline or self.ended:
                 raise AssertionError(f"{needle!r} not on screen:\n{self.text()}")
+            self._pump(0.05)
+
+    def wait_until(self, predicate: Callable[[list[str]], bool], *, within_s: float = 30.0) -> None:
+        """Wait until ``predicate(lines)`` holds for what is on the screen."""
+        deadline = time.monotonic() + within_s
+        while not predicate(self.lines()):
+            if time.monotonic() > deadline or self.ended:
+                raise AssertionError(f"screen never matched:\n{self.text()}")
             self._pump(0.05)
 
     def settle(self) -> None:
