@@ -264,6 +264,12 @@ class CliAdapter(ChannelAdapter):
                 client.send(Done(ids=sorted(finished), failed=sorted(finished & failed) or None))
 
     # -- subscription and backlog replay ----------------------------------------------------------
+    @staticmethod
+    def _follow_live(client: _Client, chat: str) -> None:
+        if client.replay is not None:
+            client.replay.cancel()
+        client.chat, client.replaying, client.held = chat, False, []
+
     def _subscribe(self, client: _Client, chat: str, *, then_ready: bool) -> None:
         if client.replay is not None:
             client.replay.cancel()
@@ -348,9 +354,7 @@ class CliAdapter(ChannelAdapter):
             return
         if isinstance(frame, Hello):
             if not frame.replay:
-                if client.replay is not None:
-                    client.replay.cancel()
-                client.chat, client.replaying, client.held = frame.chat, False, []
+                self._follow_live(client, frame.chat)
                 client.send(Ready(chat=frame.chat))
             elif client.chat != frame.chat:
                 self._subscribe(client, frame.chat, then_ready=True)
@@ -360,7 +364,9 @@ class CliAdapter(ChannelAdapter):
                 client.send(Ready(chat=frame.chat))
             return
         if client.chat != frame.chat:
-            self._subscribe(client, frame.chat, then_ready=False)
+            # Only a hello replays the backlog: a bare message (a script, a benchmark) follows the
+            # chat from now on, so the first reply it reads answers its own message.
+            self._follow_live(client, frame.chat)
         assert self._setup is not None
         if isinstance(frame, Action):
             await self._on_action(client, frame)

@@ -91,11 +91,16 @@ class Notice(_Frame):
 
 
 class CardOptionFrame(_Frame):
+    # Built by the host from its own cards: keys a newer card carries are passed over, not fatal.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
     label: str
     value: str
 
 
 class CardFrame(_Frame):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
     question_id: str
     title: str
     question: str
