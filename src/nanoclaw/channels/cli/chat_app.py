@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from nanoclaw.channels.cli.client import Connection, HostGoneError, HostNotRunningError
 from nanoclaw.channels.cli.frames import Action, Hello, Message
 from nanoclaw.channels.cli.render import line_text, reply_text
+from nanoclaw.errors import ChannelError
 
 EXIT_LEFT = 0
 EXIT_HOST_GONE = 3
@@ -173,8 +174,9 @@ class ChatApp:
                 continue
             try:
                 await self._submit(text)
-            except ConnectionError:
+            except (ConnectionError, HostGoneError):
                 carry = text  # the pump notices the loss and reconnects; nothing typed is lost
+                self._say("Not sent: the connection was lost. Your text is kept.")
 
     def _host_gone(self) -> int:
         print(
@@ -226,7 +228,14 @@ class ChatApp:
             assert conn is not None
             try:
                 while True:
-                    await self._on_frame(conn, await conn.next_frame())
+                    try:
+                        frame = await conn.next_frame()
+                    except HostGoneError:
+                        raise
+                    except ChannelError as exc:  # one bad frame: say so, keep the chat
+                        self._say(f"[{exc}]", style="red")
+                        continue
+                    await self._on_frame(conn, frame)
             except HostGoneError:
                 pass
             self.conn = None

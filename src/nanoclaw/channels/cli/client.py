@@ -75,8 +75,11 @@ class Connection:
         return cls(reader, writer)
 
     async def send(self, frame: BaseModel) -> None:
-        self.writer.write(encode(frame))
-        await self.writer.drain()
+        try:
+            self.writer.write(encode(frame))
+            await self.writer.drain()
+        except (ConnectionError, RuntimeError) as exc:  # reset, broken pipe, closed transport
+            raise HostGoneError() from exc
 
     async def next_frame(self) -> dict[str, Any]:
         """The next frame; ``HostGoneError`` when the host closes or resets the connection."""
@@ -86,7 +89,12 @@ class Connection:
             raise HostGoneError() from exc
         if not line:
             raise HostGoneError()
-        frame = json.loads(line)
+        try:
+            frame = json.loads(line)
+        except ValueError as exc:
+            raise ChannelError(
+                f"the host sent a frame that is not JSON: {exc}", channel="cli"
+            ) from exc
         if not isinstance(frame, dict):
             raise ChannelError("the host sent a frame that is not an object", channel="cli")
         return frame
@@ -94,7 +102,7 @@ class Connection:
     async def ack(self, chat: str, frame: dict[str, Any]) -> None:
         reply_id = frame.get("id")
         if isinstance(reply_id, str) and reply_id:
-            with contextlib.suppress(ConnectionError):
+            with contextlib.suppress(HostGoneError):  # unacked: it comes again next time
                 await self.send(Ack(type="ack", chat=chat, ids=[reply_id]))
 
     async def close(self) -> None:
