@@ -61,16 +61,16 @@ async def test_an_acked_reply_is_delivered_and_an_unacked_one_comes_once_per_rec
 ) -> None:
     first = await adapter.deliver("local", None, _say("one"))
     second = await adapter.deliver("local", None, _say("two"))
-    async with ChatClient(adapter.socket_path, "local", "al") as client:
+    async with ChatClient(adapter.socket_path, "local", "al", ack=False) as client:
         assert client.replies() == ["one", "two"]
         await client._send({"type": "ack", "chat": "local", "ids": [first]})
     await until(lambda: cli_backlog.counts("local") == (1, 1))
     for _ in range(2):  # each reconnect shows the unacknowledged reply exactly once
-        async with ChatClient(adapter.socket_path, "local", "al") as client:
+        async with ChatClient(adapter.socket_path, "local", "al", ack=False) as client:
             assert [(f["id"], f["text"]) for f in client.frames if f["type"] == "reply"] == [
                 (second, "two")
             ]
-    async with ChatClient(adapter.socket_path, "local", "al") as client:
+    async with ChatClient(adapter.socket_path, "local", "al", ack=False) as client:
         await client._send({"type": "ack", "chat": "local", "ids": [second]})
         await until(lambda: cli_backlog.counts("local") == (0, 2))
     async with ChatClient(adapter.socket_path, "local", "al") as client:
