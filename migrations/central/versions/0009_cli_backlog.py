@@ -1,7 +1,7 @@
 """cli backlog (terminal replies kept until acknowledged)
 
-Revision ID: 0007_cli_backlog
-Revises: 0006_mcp_packages
+Revision ID: 0009_cli_backlog
+Revises: 0008_unhandled_messages
 Create Date: 2026-12-01 10:08:12.451857
 
 """
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision: str = '0007_cli_backlog'
-down_revision: Union[str, Sequence[str], None] = '0006_mcp_packages'
+revision: str = '0009_cli_backlog'
+down_revision: Union[str, Sequence[str], None] = '0008_unhandled_messages'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
