@@ -308,6 +308,10 @@ class CliAdapter(ChannelAdapter):
             log.warning("CLI client of chat %s stopped reading its backlog: disconnected", chat)
             client.close()
             return
+        except Exception:  # the backlog could not be read: the client reconnects and tries again
+            log.exception("CLI backlog replay for chat %s failed: client disconnected", chat)
+            client.close()
+            return
         if client.chat != chat:  # a newer subscription owns the held frames now
             return
         client.replaying = False
