@@ -18,8 +18,9 @@ _ids = itertools.count(1)
 class ChatClient:
     """Speaks the real socket protocol, like ``nanoclaw chat --chat <chat> --as <handle>``."""
 
-    def __init__(self, socket_path: Path, chat: str, handle: str) -> None:
+    def __init__(self, socket_path: Path, chat: str, handle: str, *, ack: bool = True) -> None:
         self.socket_path = socket_path
+        self.ack = ack  # acknowledge each reply, as ``nanoclaw chat`` does once it is shown
         self.chat = chat
         self.handle = handle
         self.frames: list[dict[str, Any]] = []
@@ -51,8 +52,12 @@ class ChatClient:
             line = await self._reader.readline()
             if not line:
                 return
-            self.frames.append(json.loads(line))
+            frame = json.loads(line)
+            self.frames.append(frame)
             self._changed.set()
+            if self.ack and frame.get("type") == "reply" and self._writer is not None:
+                ids = [frame["id"]]
+                self._writer.write(encode({"type": "ack", "chat": self.chat, "ids": ids}))
 
     async def _send(self, frame: dict[str, Any]) -> None:
         assert self._writer is not None

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from nanoclaw.channels.cli.backlog import CliBacklog
+from nanoclaw.db.central import CentralDB
 from nanoclaw.settings import Settings
 from tests.fakes.anthropic_server import FakeAnthropic
 
@@ -69,3 +71,14 @@ async def fake_api() -> AsyncIterator[FakeAnthropic]:
         yield fake
     finally:
         await fake.stop()
+
+
+@pytest.fixture
+def cli_backlog(tmp_path: Path) -> Iterator[CliBacklog]:
+    """The terminal channel's durable backlog on a fresh, migrated central DB."""
+    db = CentralDB(path=tmp_path / "central.db", migrations_root=REPO_ROOT / "migrations")
+    db.migrate()
+    try:
+        yield CliBacklog(db=db)
+    finally:
+        db.dispose()

@@ -67,3 +67,12 @@ async def wait_for_state(check: Callable[[], _T], timeout_s: float = 15.0) -> _T
         if loop.time() > deadline:
             raise AssertionError(f"state not reached within {timeout_s:g} s (last: {value!r})")
         await asyncio.sleep(0.02)
+
+
+async def until(predicate: Callable[[], bool], *, within_s: float = 15.0) -> None:
+    """Like ``wait_for_state`` for state on the event loop itself (adapter state: no thread)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while not predicate():
+        assert loop.time() < deadline, f"state not reached within {within_s}s"
+        await asyncio.sleep(0.02)

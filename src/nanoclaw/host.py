@@ -19,6 +19,7 @@ from nanoclaw.admin.extensions import Extensions
 from nanoclaw.channels.base import ChannelAdapter, ChannelSetup, InboundEvent, RouteReceipt
 from nanoclaw.channels.card_actions import CardActions, QuestionAnswers
 from nanoclaw.channels.cli.adapter import CliAdapter
+from nanoclaw.channels.cli.backlog import CliBacklog
 from nanoclaw.channels.pairing import PAIRING_FILE, PairingCodes
 from nanoclaw.channels.registry import STATE_FILE, ChannelRegistry, build_adapters
 from nanoclaw.channels.typing import TypingKeeper
@@ -199,7 +200,11 @@ def build_host(
         state_path=settings.data_path / STATE_FILE,
         retry_delays_s=settings.channel_retry_delays_s,
     )
-    cli = CliAdapter(socket_path=settings.cli_socket)
+    cli = CliAdapter(
+        socket_path=settings.cli_socket,
+        backlog=CliBacklog(db=db, per_chat_max=settings.cli_backlog_per_chat),
+        client_buffer_bytes=settings.cli_client_buffer_bytes,
+    )
     if channels is None:
         built, skipped = build_adapters(settings)
         channels = built
@@ -324,7 +329,7 @@ def build_host(
 
     async def turn_done(session_id: str, message_ids: frozenset[str]) -> None:
         await typing.done(session_id, message_ids)
-        await cli.turn_done(message_ids)
+        await cli.turn_done(message_ids, failed=delivery.failed_among(message_ids))
 
     supervisor.on_exit(runner_exited)
     supervisor.on_start(delivery.notice)  # its outbound.db is watched at once

@@ -156,6 +156,11 @@ class Settings(BaseSettings):
     channel_retry_delays_s: tuple[float, ...] = (2.0, 5.0, 10.0)
 
     cli_socket_path: Path | None = None
+    # Replies kept per terminal chat until a client acknowledges them; beyond it the oldest go
+    # (counted, and the count is shown to the next client of that chat).
+    cli_backlog_per_chat: int = Field(default=10_000, ge=1)
+    # Bytes a terminal client may leave unread before it is disconnected (its replies are kept).
+    cli_client_buffer_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
     python_executable: str = Field(default_factory=lambda: sys.executable)
 
     @field_validator("timezone")

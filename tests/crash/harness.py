@@ -134,6 +134,10 @@ class Observers:
                         self.ready[chat].set()
                     elif frame.get("type") == "reply":
                         self.replies[chat].append(str(frame.get("text", "")))
+                        # Acknowledged as shown, as every client does: an unacknowledged reply
+                        # is sent again on each reconnect (docs/cli-protocol.md).
+                        ack = {"type": "ack", "chat": chat, "ids": [frame["id"]]}
+                        writer.write(encode(ack))
             except (OSError, ValueError):
                 pass
             finally:

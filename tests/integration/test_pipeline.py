@@ -9,7 +9,7 @@ import pytest
 
 from nanoclaw.channels.cli.client import NoReplyError, NotDeliveredError
 from nanoclaw.host import Host
-from tests.helpers import make_agent, say, texts, wire_chat
+from tests.helpers import make_agent, say, texts, until, wire_chat
 
 MOCK = "(mock model, no API key configured) heard: "
 
@@ -105,13 +105,18 @@ async def test_replies_sent_while_no_client_listens_wait_for_the_next_one(host: 
     wire_chat(host.repo, andy, "local")
     with pytest.raises(NoReplyError):
         await say(host.settings.cli_socket, "!sleep 0.5", timeout=0.1)
-    await asyncio.sleep(1.5)
+    # Wait for the state (the reply kept in the durable backlog), not for a time.
+    await until(lambda: host.cli.backlog.counts("local")[0] == 1)
     reader, writer = await asyncio.open_unix_connection(str(host.settings.cli_socket))
     writer.write(b'{"type":"hello","chat":"local"}\n')
     await writer.drain()
-    lines = [await asyncio.wait_for(reader.readline(), 5) for _ in range(2)]
+    lines: list[bytes] = []
+    while not lines or b'"ready"' not in lines[-1]:
+        line = await asyncio.wait_for(reader.readline(), 5)
+        if b'"typing"' not in line:  # the typing indicator may go off as we connect
+            lines.append(line)
     writer.close()
-    assert b"!sleep 0.5" in lines[0] and b'"ready"' in lines[1]
+    assert len(lines) == 2 and b"!sleep 0.5" in lines[0] and b'"ready"' in lines[1]
 
 
 async def test_the_cli_socket_is_private(host: Host) -> None:

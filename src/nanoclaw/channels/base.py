@@ -66,6 +66,7 @@ class OutboundPayload:
     kind: str
     content: dict[str, Any]
     files: tuple[OutboundFile, ...] = ()
+    sender_name: str | None = None  # the sending agent's name (None: the host itself)
 
     @property
     def text(self) -> str:

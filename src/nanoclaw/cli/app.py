@@ -30,6 +30,7 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_HOST_DOWN = 3
 EXIT_NO_REPLY = 4
+EXIT_ERROR_REPLY = 5  # a reply carried a structured error (the turn could not be answered)
 
 
 # The settings live in cli.context so command modules never import this module back.
@@ -76,7 +77,11 @@ def run(
 def chat(
     message: Annotated[
         str | None,
-        typer.Option("-m", "--message", help="Send one message, print the reply, exit."),
+        typer.Option(
+            "-m",
+            "--message",
+            help="Send one message ('-' reads it from stdin), print the reply, exit.",
+        ),
     ] = None,
     chat_name: Annotated[
         str, typer.Option("--chat", help="Which terminal chat (each is its own conversation).")
@@ -84,18 +89,26 @@ def chat(
     sender: Annotated[
         str | None, typer.Option("--as", help="Sender handle (default: your user name).")
     ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the reply with -m.")] = 120.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print replies as JSON lines.")] = False,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for each turn to end (-m and piped input).")
+    ] = 120.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print reply frames as JSON lines (-m and piped input).")
+    ] = False,
+    reconnect_for: Annotated[
+        float,
+        typer.Option(help="Interactive: seconds to wait for a host that went away before exit 3."),
+    ] = 30.0,
 ) -> None:
-    """Chat with your agent from the terminal."""
+    """Chat with your agent from the terminal (interactive on a TTY; scripts: -m, pipes, --json)."""
     from nanoclaw.channels.cli.client import (
+        HostGoneError,
         HostNotRunningError,
         NoReplyError,
         NotDeliveredError,
-        interactive,
-        send_once,
+        send_each,
     )
-    from nanoclaw.channels.cli.protocol import validate_chat, validate_handle
+    from nanoclaw.channels.cli.protocol import MAX_TEXT_CHARS, validate_chat, validate_handle
     from nanoclaw.errors import ValidationError
 
     handle = sender or operator_handle()
@@ -105,18 +118,39 @@ def chat(
     except ValidationError as exc:
         raise fail(str(exc), EXIT_USAGE) from exc
     socket_path = settings().cli_socket
-    try:
-        if message is None:
-            asyncio.run(
-                interactive(
-                    socket_path, chat=chat_name, sender=handle, name=settings().assistant_name
+    if message is None and sys.stdin.isatty():
+        from nanoclaw.channels.cli.chat_app import run_chat  # prompt_toolkit: TTY only
+
+        history = settings().data_path / "cli-history" / f"{chat_name}.history"
+        try:
+            code = asyncio.run(
+                run_chat(
+                    socket_path,
+                    chat=chat_name,
+                    sender=handle,
+                    history_path=history,
+                    reconnect_for_s=reconnect_for,
                 )
             )
-            return
-        exchange = asyncio.run(
-            send_once(socket_path, chat=chat_name, sender=handle, text=message, timeout_s=timeout)
+        except HostNotRunningError as exc:
+            raise fail(str(exc), EXIT_HOST_DOWN) from exc
+        raise typer.Exit(code)
+    if message == "-":
+        texts = [sys.stdin.read().removesuffix("\n")]
+    elif message is not None:
+        texts = [message]
+    else:  # piped: each non-empty line is one message, each waiting for its turn to end
+        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    for text in texts:
+        if not text.strip():
+            raise fail("the message is empty", EXIT_USAGE)
+        if len(text) > MAX_TEXT_CHARS:
+            raise fail(f"the message is longer than {MAX_TEXT_CHARS} characters", EXIT_USAGE)
+    try:
+        exchanges = asyncio.run(
+            send_each(socket_path, chat=chat_name, sender=handle, texts=texts, timeout_s=timeout)
         )
-    except HostNotRunningError as exc:
+    except (HostNotRunningError, HostGoneError) as exc:
         raise fail(str(exc), EXIT_HOST_DOWN) from exc
     except NoReplyError as exc:
         raise fail(str(exc), EXIT_NO_REPLY) from exc
@@ -124,11 +158,11 @@ def chat(
         raise fail(f"{exc} ({exc.reason})", EXIT_FAILURE) from exc
     except NanoclawError as exc:
         raise fail(str(exc)) from exc
-    for reply in exchange.replies:
-        if as_json:
-            print(json.dumps(reply))
-        else:
-            print(reply.get("text", ""))
+    for exchange in exchanges:
+        for reply in exchange.replies:
+            print(json.dumps(reply, ensure_ascii=False) if as_json else reply.get("text", ""))
+    if any(exchange.failed for exchange in exchanges):
+        raise typer.Exit(EXIT_ERROR_REPLY)
 
 
 @app.command()

@@ -404,3 +404,28 @@ class UnhandledMessage(CentralBase):
     text: Mapped[str] = mapped_column(Text)
     error: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class CliReply(CentralBase):
+    """A reply for a terminal chat, kept until a client acknowledges it (``delivered_at``)."""
+
+    __tablename__ = "cli_replies"
+    __table_args__ = (
+        Index("ix_cli_replies_chat_delivered", "chat", "delivered_at", "id"),
+        {"sqlite_autoincrement": True},  # ids never reused: "cli-<id>" names one reply for good
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chat: Mapped[str] = mapped_column(String(64))
+    frame: Mapped[str] = mapped_column(Text)  # the reply frame's JSON, without its id
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CliChatState(CentralBase):
+    """Per terminal chat: how many unacknowledged replies the bound dropped since the last client."""
+
+    __tablename__ = "cli_chat_state"
+
+    chat: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dropped: Mapped[int] = mapped_column(Integer, default=0)

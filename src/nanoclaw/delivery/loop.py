@@ -71,6 +71,7 @@ log = logging.getLogger("nanoclaw.delivery")
 NOTICE_PREFIX = "notice-"
 MAX_OUTBOX_FILE_BYTES = 50 * 1024 * 1024  # Telegram's bot upload limit; Slack's is higher
 SAFETY_DRAIN_INTERVAL_S = 30.0  # every watched session is drained this often regardless
+FAILED_TURNS_KEPT = 4096  # failed inbound ids remembered for turn-done listeners
 FAULT_LOG_INTERVAL_S = 300.0  # a session that keeps failing is logged with a traceback this often
 
 TurnDoneListener = Callable[[str, frozenset[str]], Awaitable[None]]
@@ -112,6 +113,8 @@ class DeliveryLoop:
         self._layouts: dict[str, tuple[SessionRow, SessionLayout]] = {}
         self.acks = AckTracker()  # per-session ack watermark and owed turn-done reports
         self._turn_done_listeners: list[TurnDoneListener] = []
+        self._failed_turns: dict[str, None] = {}  # recent inbound ids that ended failed
+        self._agent_names: dict[str, str] = {}  # agent group id → the name its replies carry
         self.clock = clock
         self._draining: dict[str, asyncio.Task[None]] = {}  # one drain task per session
         self._again: set[str] = set()  # changed while its drain ran: drain once more
@@ -274,6 +277,7 @@ class DeliveryLoop:
         acks = self.acks.changed(session_id, changed)
         if any(status in FINISHED for status in acks.values()):
             await asyncio.to_thread(self.sessions.store.sync_acks, layout, acks)
+        self._note_failed({mid for mid, status in acks.items() if status == "failed"})
         # Order matters (nanoclaw.delivery.origin): the session's state is observed before
         # messages_out is read, and each request's origin is decided when it is first read.
         await asyncio.to_thread(self.origins.observe, session_id, layout, acks)
@@ -336,11 +340,25 @@ class DeliveryLoop:
             await self.report_done(session_id, set(self.acks.owed(session_id)))
         return handled
 
-    async def report_done(self, session_id: str, finished: set[str]) -> None:
+    def _note_failed(self, ids: set[str]) -> None:
+        for mid in ids:
+            self._failed_turns[mid] = None
+        while len(self._failed_turns) > FAILED_TURNS_KEPT:
+            del self._failed_turns[next(iter(self._failed_turns))]
+
+    def failed_among(self, message_ids: frozenset[str]) -> frozenset[str]:
+        """Which of these finished inbound ids ended ``failed`` (not answered)."""
+        return frozenset(m for m in message_ids if m in self._failed_turns)
+
+    async def report_done(
+        self, session_id: str, finished: set[str], *, failed: bool = False
+    ) -> None:
         """Tell turn-done listeners (typing, waiting CLI clients, tasks, budget) once per message.
 
-        Also used for a message the sweep gave up on: no turn will ever complete it.
+        Also used for a message the sweep gave up on (``failed``): no turn will ever complete it.
         """
+        if failed:
+            self._note_failed(finished)
         if not self._turn_done_listeners:
             return
         new = self.acks.take_unreported(session_id, finished)
@@ -463,7 +481,11 @@ class DeliveryLoop:
         if adapter is None:
             raise DeliveryError(f"no {row.channel_type} adapter is running")
         files = await asyncio.to_thread(self._load_files, layout, row)
-        payload = OutboundPayload(kind=row.kind, content=row.content, files=files)
+        name = self._agent_names.get(session.agent_group_id)
+        if name is None:  # looked up once per agent group while the host runs
+            name = await asyncio.to_thread(self._agent_name, session.agent_group_id)
+            self._agent_names[session.agent_group_id] = name
+        payload = OutboundPayload(kind=row.kind, content=row.content, files=files, sender_name=name)
         try:
             async with asyncio.timeout(self.settings.delivery_send_timeout_s):
                 return await adapter.deliver(row.platform_id, row.thread_id, payload)
@@ -482,6 +504,11 @@ class DeliveryLoop:
             )
             self._buckets[session_id] = bucket
         return bucket
+
+    def _agent_name(self, agent_group_id: str) -> str:
+        """The name the agent answers as (its assistant name, else its group's name)."""
+        config = self.repo.container_config(agent_group_id)
+        return config.assistant_name or self.repo.agent_group(agent_group_id).name
 
     async def _deliver_to_agent(self, session: SessionRow, row: OutboundRow) -> str | None:
         target = row.platform_id

@@ -330,7 +330,8 @@ class Sweep:
                 "so I gave up on it. Please try again later."
             )
             await self.notices.notify(row.channel_type, row.platform_id, row.thread_id, notice)
-        await self.delivery.report_done(session.id, {row.id})  # after the notice: it is the answer
+        # After the notice: it is the answer (``failed``: a terminal client exits non-zero).
+        await self.delivery.report_done(session.id, {row.id}, failed=True)
 
     # -- on time ---------------------------------------------------------------------------------
     async def _on_due(self, session_id: str, due: datetime) -> None:

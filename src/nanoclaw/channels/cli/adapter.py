@@ -1,21 +1,29 @@
 """The CLI channel adapter: a Unix socket server; each connection subscribes to one named chat.
 
-Each chat name is its own messaging group (``cli``/<chat>). Replies go to every
-connection subscribed to the chat; with none connected they wait in a small backlog
-that is flushed to the next client of that chat.
+Each chat name is its own messaging group (``cli``/<chat>). Invariants:
+
+- Every reply is stored in the durable backlog (``CliBacklog``) before any client sees it, and
+  stays there until a client acknowledges it; a client opening a chat gets its unacknowledged
+  replies in order, each at most once per connection.
+- The host never waits for a client: frames are written without awaiting the socket, and a
+  client whose unread output passes ``client_buffer_bytes`` is disconnected (its replies stay in
+  the backlog). So a client that stops reading delays nothing else, on any chat or channel.
+- Every malformed frame gets an ``error`` frame and the connection stays usable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
+import json
 import logging
 import os
 import re
-from collections import OrderedDict, defaultdict, deque
+from collections import OrderedDict
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+
+from pydantic import BaseModel
 
 from nanoclaw.channels.base import (
     ChannelAdapter,
@@ -27,6 +35,21 @@ from nanoclaw.channels.base import (
     user_id_of,
 )
 from nanoclaw.channels.cards import card_of
+from nanoclaw.channels.cli.backlog import CliBacklog, reply_id, row_id_of
+from nanoclaw.channels.cli.frames import (
+    Ack,
+    Action,
+    ActionResult,
+    CardFrame,
+    Done,
+    Error,
+    Hello,
+    Message,
+    Notice,
+    Ready,
+    Reply,
+    Typing,
+)
 from nanoclaw.channels.cli.protocol import MAX_FRAME_BYTES, encode, parse_client_frame
 from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.errors import ValidationError
@@ -34,22 +57,94 @@ from nanoclaw.ids import new_id
 
 log = logging.getLogger("nanoclaw.channels.cli")
 
-BACKLOG_PER_CHAT = 100
 RECENT_DONE_KEPT = 4096  # finished turn ids remembered for clients told about them late
-SAID_KEPT = 1000  # recent messages (both ways) a client can reply to by id, with their text
 CHANNEL_TYPE = "cli"
+SAID_KEPT = 1000  # recent messages (both ways) a client can reply to by id
 DM_PREFIX = "dm-"  # the DM of cli user <handle> is the chat named dm-<handle>
+LISTEN_BACKLOG = 1024  # pending connections the kernel queues (a burst of 500 is served)
+DEFAULT_CLIENT_BUFFER_BYTES = 1024 * 1024
+CLIENT_STALL_S = 30.0  # a backlog replay waits this long for a client to read a page
+READ_CHUNK_BYTES = 64 * 1024
 
 
 class _Client:
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+    """One connection: the chat it follows and what the host has queued for it."""
+
+    def __init__(self, writer: asyncio.StreamWriter, buffer_max_bytes: int) -> None:
         self.writer = writer
+        self.buffer_max_bytes = buffer_max_bytes
         self.chat: str | None = None
         self.waiting: set[str] = set()  # inbound message ids this client waits to finish
+        self.closed = False
+        # While the chat's backlog is replayed, live replies wait here (row id, frame) so that
+        # order holds and none is sent twice.
+        self.replaying = False
+        self.held: list[tuple[int, bytes]] = []
+        self.replay: asyncio.Task[None] | None = None
+        self.ready_after_replay = False  # a hello arrived: answer ``ready`` once replayed
 
-    async def send(self, frame: dict[str, Any]) -> None:
-        self.writer.write(encode(frame))
-        await self.writer.drain()
+    def send(self, frame: BaseModel | bytes) -> None:
+        """Queue a frame without waiting; disconnect the client once too much is unread."""
+        if self.closed:
+            return
+        transport = self.writer.transport
+        if transport.is_closing():
+            self.closed = True
+            return
+        self.writer.write(frame if isinstance(frame, bytes) else encode(frame))
+        if transport.get_write_buffer_size() > self.buffer_max_bytes:
+            log.warning(
+                "CLI client of chat %s is not reading (%d bytes unread): disconnected; "
+                "its replies stay in the backlog",
+                self.chat,
+                transport.get_write_buffer_size(),
+            )
+            self.close()
+
+    def push_reply(self, row_id: int, frame: bytes) -> None:
+        if self.replaying:
+            self.held.append((row_id, frame))
+        else:
+            self.send(frame)
+
+    def close(self) -> None:
+        self.closed = True
+        self.writer.transport.abort()
+
+
+def _reply_bytes(row_id: int, stored: str) -> bytes:
+    body = json.loads(stored)
+    body["id"] = reply_id(row_id)
+    return encode(body)
+
+
+async def _lines(reader: asyncio.StreamReader) -> AsyncIterator[bytes | None]:
+    """Yield each line (without its newline); ``None`` for a line over the frame limit, skipped."""
+    buffer = bytearray()
+    skipping = False
+    while True:
+        chunk = await reader.read(READ_CHUNK_BYTES)
+        if not chunk:
+            return
+        start = 0
+        while True:
+            end = chunk.find(b"\n", start)
+            if end < 0:
+                if not skipping:
+                    buffer += chunk[start:]
+                    if len(buffer) > MAX_FRAME_BYTES:
+                        buffer.clear()
+                        skipping = True
+                        yield None
+                break
+            if skipping:
+                skipping = False
+            else:
+                buffer += chunk[start:end]
+                line = bytes(buffer)
+                buffer.clear()
+                yield None if len(line) > MAX_FRAME_BYTES else line
+            start = end + 1
 
 
 class CliAdapter(ChannelAdapter):
@@ -57,30 +152,29 @@ class CliAdapter(ChannelAdapter):
     channel_type = CHANNEL_TYPE
     supports_threads = False
 
-    def __init__(self, *, socket_path: Path) -> None:
+    def __init__(
+        self,
+        *,
+        socket_path: Path,
+        backlog: CliBacklog,
+        client_buffer_bytes: int = DEFAULT_CLIENT_BUFFER_BYTES,
+        stall_s: float = CLIENT_STALL_S,
+    ) -> None:
         self.socket_path = socket_path
+        self.backlog = backlog
+        self.client_buffer_bytes = client_buffer_bytes
+        self.stall_s = stall_s
         self._server: asyncio.base_events.Server | None = None
         self._setup: ChannelSetup | None = None
         self._clients: set[_Client] = set()
-        self._backlog: dict[str, deque[dict[str, Any]]] = defaultdict(
-            lambda: deque(maxlen=BACKLOG_PER_CHAT)
-        )
-        self._counter = itertools.count(1)
-        self._recent_done: OrderedDict[str, None] = OrderedDict()
+        self._recent_done: OrderedDict[str, bool] = OrderedDict()  # id → ended failed
+        # Recent messages both ways, by id: what a client's reply_to names (text, sender).
         self._said: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()
 
     def _remember(self, chat: str, message_id: str, text: str, sender: str) -> None:
         self._said[(chat, message_id)] = (text, sender)
         while len(self._said) > SAID_KEPT:
             self._said.popitem(last=False)
-
-    def _reply_to(self, chat: str, frame: dict[str, Any]) -> ReplyTo | None:
-        """A ``reply_to`` frame field: the id of a numbered message in this chat."""
-        target = frame.get("reply_to")
-        if not isinstance(target, str) or not target:
-            return None
-        text, sender = self._said.get((chat, target), (None, None))
-        return ReplyTo(id=target, text=text, sender=sender)
 
     async def setup(self, setup: ChannelSetup) -> None:
         self._setup = setup
@@ -90,7 +184,7 @@ class CliAdapter(ChannelAdapter):
         old_umask = os.umask(0o177)  # the socket is created 0600: only this user may talk
         try:
             self._server = await asyncio.start_unix_server(
-                self._handle, path=str(self.socket_path), limit=MAX_FRAME_BYTES + 1
+                self._handle, path=str(self.socket_path), backlog=LISTEN_BACKLOG
             )
         finally:
             os.umask(old_umask)
@@ -101,6 +195,8 @@ class CliAdapter(ChannelAdapter):
         if self._server is not None:
             self._server.close()
             for client in list(self._clients):
+                if client.replay is not None:
+                    client.replay.cancel()
                 client.writer.close()
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
@@ -111,124 +207,220 @@ class CliAdapter(ChannelAdapter):
     def is_connected(self) -> bool:
         return self._server is not None
 
+    def clients_of(self, chat: str) -> int:
+        """How many open connections follow ``chat`` (for status and tests)."""
+        return sum(1 for c in self._clients if c.chat == chat and not c.closed)
+
+    # -- host → clients ---------------------------------------------------------------------------
     async def deliver(
         self, platform_id: str, thread_id: str | None, payload: OutboundPayload
     ) -> str | None:
-        message_id = f"cli-{next(self._counter)}"
-        frame: dict[str, Any] = {
-            "type": "reply",
-            "chat": platform_id,
-            "id": message_id,
-            "text": payload.text,
-        }
-        if payload.files:
-            frame["files"] = [f.filename for f in payload.files]
-        if "operation" in payload.content:
-            frame["operation"] = payload.content["operation"]
-        if payload.kind == "card" and isinstance(payload.content.get("card"), dict):
-            # "text" holds the numbered fallback; scripts may answer with an action frame.
-            frame["card"] = payload.content["card"]
+        reply = self._reply_of(platform_id, payload)
+        stored = reply.model_dump_json(exclude_none=True, exclude={"id"})
+        row_id = await asyncio.to_thread(self.backlog.add, platform_id, stored)
+        self._remember(platform_id, reply_id(row_id), payload.text, payload.sender_name or "assistant")
+        frame = _reply_bytes(row_id, stored)
+        for client in list(self._clients):
+            if client.chat == platform_id:
+                client.push_reply(row_id, frame)
+        return reply_id(row_id)
+
+    @staticmethod
+    def _reply_of(chat: str, payload: OutboundPayload) -> Reply:
+        content = payload.content
+        card: CardFrame | None = None
+        if payload.kind == "card" and isinstance(content.get("card"), dict):
+            # "text" holds the numbered fallback; clients answer with an action frame.
+            card = CardFrame.model_validate(content["card"], strict=False)
         elif (found := card_of(payload)) is not None:  # an agent's ask_user_question
-            frame["card"] = found[0].to_dict()
-        self._remember(platform_id, message_id, payload.text, "assistant")
-        targets = [c for c in self._clients if c.chat == platform_id]
-        if not targets:
-            self._backlog[platform_id].append(frame)
-            return message_id
-        for client in targets:
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await client.send(frame)
-        return message_id
+            card = CardFrame.model_validate(found[0].to_dict(), strict=False)
+        operation = content.get("operation")
+        return Reply(
+            chat=chat,
+            id="",
+            text=payload.text,
+            sender_name=payload.sender_name,
+            files=[f.filename for f in payload.files] or None,
+            card=card,
+            operation=str(operation) if operation else None,
+            message_id=str(content["messageId"]) if operation and "messageId" in content else None,
+            emoji=str(content["emoji"]) if operation and "emoji" in content else None,
+        )
+
+    async def set_typing(self, platform_id: str, thread_id: str | None, on: bool) -> None:
+        for client in list(self._clients):
+            if client.chat == platform_id:
+                client.send(Typing(chat=platform_id, on=on))
 
     async def open_dm(self, handle: str) -> str | None:
         """A terminal user's DM is the chat ``dm-<handle>`` (``chat --chat dm-<handle>``)."""
         name = re.sub(r"[^A-Za-z0-9_.-]", "-", handle)
         return (DM_PREFIX + name)[:64]
 
-    async def turn_done(self, message_ids: frozenset[str]) -> None:
-        """Tell waiting clients that the turn answering their message is complete."""
+    async def turn_done(
+        self, message_ids: frozenset[str], *, failed: frozenset[str] = frozenset()
+    ) -> None:
+        """Tell waiting clients that the turn answering their message is complete (or failed)."""
         # A turn can finish before its client has been told what to wait for (fan-out:
         # one agent answers while another is still being woken), so remember it.
         for message_id in message_ids:
-            self._recent_done[message_id] = None
+            self._recent_done[message_id] = message_id in failed
         while len(self._recent_done) > RECENT_DONE_KEPT:
             self._recent_done.popitem(last=False)
         for client in list(self._clients):
             finished = client.waiting & message_ids
             if finished:
                 client.waiting -= finished
-                with contextlib.suppress(ConnectionError, RuntimeError):
-                    await client.send({"type": "done", "ids": sorted(finished)})
+                client.send(Done(ids=sorted(finished), failed=sorted(finished & failed) or None))
 
-    async def _on_action(self, client: _Client, frame: dict[str, Any]) -> None:
-        assert self._setup is not None
-        text: str | None = None
-        if self._setup.on_action is not None:
-            text = await self._setup.on_action(
-                str(frame["question_id"]),
-                str(frame["value"]),
-                user_id_of(CHANNEL_TYPE, str(frame["sender"])),
-            )
-        await client.send(
-            {"type": "action_result", "id": frame.get("id"), "text": text or "Not accepted."}
-        )
+    # -- subscription and backlog replay ----------------------------------------------------------
+    @staticmethod
+    def _follow_live(client: _Client, chat: str) -> None:
+        if client.replay is not None:
+            client.replay.cancel()
+        client.chat, client.replaying, client.held = chat, False, []
 
-    async def _subscribe(self, client: _Client, chat: str) -> None:
+    def _subscribe(self, client: _Client, chat: str, *, then_ready: bool) -> None:
+        if client.replay is not None:
+            client.replay.cancel()
         client.chat = chat
-        backlog = self._backlog.pop(chat, None)
-        for frame in backlog or ():
-            await client.send(frame)
+        client.replaying = True
+        client.held = []
+        client.ready_after_replay = then_ready
+        client.replay = asyncio.create_task(self._replay(client, chat))
 
+    async def _replay(self, client: _Client, chat: str) -> None:
+        sent: set[int] = set()
+        try:
+            dropped = await asyncio.to_thread(self.backlog.take_dropped, chat)
+            if dropped:
+                client.send(
+                    Notice(
+                        reason="backlog_dropped",
+                        count=dropped,
+                        text=(
+                            f"{dropped} older replies in this chat were dropped unread: "
+                            f"it keeps at most {self.backlog.per_chat_max}."
+                        ),
+                    )
+                )
+            after = 0
+            while not client.closed:
+                page = await asyncio.to_thread(self.backlog.pending, chat, after_id=after)
+                if not page:
+                    break
+                for stored in page:
+                    client.writer.write(_reply_bytes(stored.id, stored.frame))
+                    sent.add(stored.id)
+                after = page[-1].id
+                await asyncio.wait_for(client.writer.drain(), timeout=self.stall_s)
+        except (ConnectionError, TimeoutError):
+            log.warning("CLI client of chat %s stopped reading its backlog: disconnected", chat)
+            client.close()
+            return
+        except Exception:  # the backlog could not be read: the client reconnects and tries again
+            log.exception("CLI backlog replay for chat %s failed: client disconnected", chat)
+            client.close()
+            return
+        if client.chat != chat:  # a newer subscription owns the held frames now
+            return
+        client.replaying = False
+        held, client.held = client.held, []
+        for row_id, frame in sorted(held, key=lambda item: item[0]):
+            if row_id not in sent:
+                client.send(frame)
+        if client.ready_after_replay:
+            client.ready_after_replay = False
+            client.send(Ready(chat=chat))
+
+    # -- client → host ----------------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        client = _Client(writer)
+        client = _Client(writer, self.client_buffer_bytes)
         self._clients.add(client)
         try:
-            while True:
-                try:
-                    line = await reader.readline()
-                except (ValueError, asyncio.LimitOverrunError):
-                    await client.send({"type": "error", "error": "frame too large"})
+            async for line in _lines(reader):
+                if client.closed:
                     break
-                if not line:
-                    break
+                if line is None:
+                    too_large = f"frame too large (the limit is {MAX_FRAME_BYTES} bytes)"
+                    client.send(Error(error=too_large, field="frame"))
+                    continue
                 if not line.strip():
                     continue
                 try:
                     frame = parse_client_frame(line)
                 except ValidationError as exc:
-                    await client.send({"type": "error", "error": str(exc)})
+                    client.send(Error(error=str(exc), field=exc.field))
                     continue
                 await self._on_frame(client, frame)
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
             self._clients.discard(client)
+            if client.replay is not None:
+                client.replay.cancel()
             with contextlib.suppress(Exception):
                 writer.close()
 
-    async def _on_frame(self, client: _Client, frame: dict[str, Any]) -> None:
-        chat = str(frame.get("chat", "local"))
-        if client.chat != chat:
-            await self._subscribe(client, chat)
-        if frame["type"] == "hello":
-            await client.send({"type": "ready", "chat": chat})
+    async def _on_frame(self, client: _Client, frame: Hello | Message | Action | Ack) -> None:
+        if isinstance(frame, Ack):
+            await self._on_ack(client, frame)
             return
+        if isinstance(frame, Hello):
+            if not frame.replay:
+                self._follow_live(client, frame.chat)
+                client.send(Ready(chat=frame.chat))
+            elif client.chat != frame.chat:
+                self._subscribe(client, frame.chat, then_ready=True)
+            elif client.replaying:
+                client.ready_after_replay = True
+            else:
+                client.send(Ready(chat=frame.chat))
+            return
+        if client.chat != frame.chat:
+            # Only a hello replays the backlog: a bare message (a script, a benchmark) follows the
+            # chat from now on, so the first reply it reads answers its own message.
+            self._follow_live(client, frame.chat)
         assert self._setup is not None
-        if frame["type"] == "action":
+        if isinstance(frame, Action):
             await self._on_action(client, frame)
             return
-        client_id = str(frame.get("id") or new_id("cli"))
-        reply_to = self._reply_to(chat, frame)
-        self._remember(chat, client_id, str(frame["text"]), str(frame["sender"]))
+        await self._on_message(client, frame)
+
+    async def _on_ack(self, client: _Client, frame: Ack) -> None:
+        row_ids = [row_id_of(i) for i in frame.ids]
+        known = [r for r in row_ids if r is not None]
+        if len(known) != len(row_ids):
+            client.send(Error(error="an ack names reply ids 'cli-<n>'", field="ids"))
+        if known:
+            await asyncio.to_thread(self.backlog.ack, frame.chat, known)
+
+    async def _on_action(self, client: _Client, frame: Action) -> None:
+        assert self._setup is not None
+        text: str | None = None
+        if self._setup.on_action is not None:
+            text = await self._setup.on_action(
+                frame.question_id, frame.value, user_id_of(CHANNEL_TYPE, frame.sender)
+            )
+        client.send(ActionResult(id=frame.id, text=text or "Not accepted."))
+
+    async def _on_message(self, client: _Client, frame: Message) -> None:
+        assert self._setup is not None
+        client_id = frame.id or new_id("cli")
+        reply_to = None
+        if frame.reply_to:
+            text, sender = self._said.get((frame.chat, frame.reply_to), (None, None))
+            reply_to = ReplyTo(id=frame.reply_to, text=text, sender=sender)
+        self._remember(frame.chat, client_id, frame.text, frame.sender)
         event = InboundEvent(
             channel_type=CHANNEL_TYPE,
-            platform_id=chat,
+            platform_id=frame.chat,
             thread_id=None,
             message=InboundMessage(
                 id=client_id,
-                text=str(frame["text"]),
-                sender=str(frame["sender"]),
-                sender_name=frame.get("sender_name") or str(frame["sender"]),
+                text=frame.text,
+                sender=frame.sender,
+                sender_name=frame.sender_name or frame.sender,
                 is_mention=True,  # a terminal chat is a direct conversation with the assistant
                 is_group=False,
                 timestamp=now_iso(),
@@ -241,6 +433,7 @@ class CliAdapter(ChannelAdapter):
         waiting = set(outcome.waiting_ids)
         finished = {m for m in waiting if m in self._recent_done}
         client.waiting |= waiting - finished
-        await client.send(outcome.to_frame(client_id))  # written before any later "done"
+        client.send(encode(outcome.to_frame(client_id)))  # written before any later "done"
         if finished:
-            await client.send({"type": "done", "ids": sorted(finished)})
+            failed = sorted(m for m in finished if self._recent_done.get(m))
+            client.send(Done(ids=sorted(finished), failed=failed or None))

@@ -1,18 +1,40 @@
-"""Frames of the CLI socket protocol (one JSON object per line); see docs/cli-protocol.md."""
+"""The CLI socket protocol's line codec: one JSON object per line, parsed into the models of ``frames``."""
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from nanoclaw.channels.cli.frames import (
+    CHAT_NAME_PATTERN,
+    CLIENT_FRAME,
+    HANDLE_PATTERN,
+    MAX_TEXT_CHARS,
+    Ack,
+    Action,
+    Hello,
+    Message,
+)
 from nanoclaw.errors import ValidationError
 
-CHAT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-HANDLE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
+CHAT_NAME_RE = re.compile(CHAT_NAME_PATTERN)
+HANDLE_RE = re.compile(HANDLE_PATTERN)
 MAX_FRAME_BYTES = 4 * 1024 * 1024
-MAX_TEXT_CHARS = 200_000
+CLIENT_FRAME_TYPES = ("hello", "message", "action", "ack")
+
+__all__ = [
+    "CHAT_NAME_RE",
+    "MAX_FRAME_BYTES",
+    "MAX_TEXT_CHARS",
+    "encode",
+    "parse_client_frame",
+    "validate_chat",
+    "validate_handle",
+]
 
 
 def validate_chat(name: str) -> str:
@@ -29,49 +51,65 @@ def validate_handle(handle: str) -> str:
     return handle
 
 
-@dataclass(frozen=True)
-class ClientMessage:
-    chat: str
-    sender: str
-    text: str
-    sender_name: str | None = None
-    client_id: str | None = None
-
-
-def encode(frame: dict[str, Any]) -> bytes:
+def encode(frame: BaseModel | dict[str, Any]) -> bytes:
+    if isinstance(frame, BaseModel):
+        return frame.model_dump_json(exclude_none=True).encode() + b"\n"
     return (json.dumps(frame, ensure_ascii=False) + "\n").encode()
 
 
-def parse_client_frame(line: bytes) -> dict[str, Any]:
-    """Decode one client line into a validated frame; raises ``ValidationError``."""
+def parse_client_frame(line: bytes) -> Hello | Message | Action | Ack:
+    """Decode one client line into a validated frame; raises ``ValidationError`` with a clear reason.
+
+    The JSON parser is pydantic's: bounded nesting depth, strict UTF-8, and lone surrogate
+    escapes refused, so no input can raise anything but a validation error.
+    """
     if len(line) > MAX_FRAME_BYTES:
-        raise ValidationError("frame too large", field="frame")
+        raise ValidationError(
+            f"frame too large (the limit is {MAX_FRAME_BYTES} bytes)", field="frame"
+        )
     try:
-        frame = json.loads(line)
-    except ValueError as exc:
-        raise ValidationError(f"malformed JSON: {exc}", field="frame") from exc
-    if not isinstance(frame, dict):
-        raise ValidationError("a frame must be a JSON object", field="frame")
-    kind = frame.get("type")
-    if kind not in ("hello", "message", "action"):
-        raise ValidationError(f"unknown frame type {kind!r}", field="type")
-    validate_chat(str(frame.get("chat", "local")))
-    if kind == "message":
-        text = frame.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise ValidationError("a message needs non-empty 'text'", field="text")
-        if len(text) > MAX_TEXT_CHARS:
-            raise ValidationError(
-                f"message too long ({len(text)} characters; the limit is {MAX_TEXT_CHARS})",
-                field="text",
+        return CLIENT_FRAME.validate_json(line)
+    except PydanticValidationError as exc:
+        raise _explain(exc) from None
+
+
+def _explain(exc: PydanticValidationError) -> ValidationError:
+    error = exc.errors(include_url=False)[0]
+    kind, message = error["type"], str(error["msg"])
+    where = ".".join(str(part) for part in error["loc"])
+    if kind == "json_invalid":
+        if "hex escape" in message or "surrogate" in message:
+            return ValidationError(
+                f"invalid Unicode: a lone surrogate escape (\\ud800–\\udfff without its pair) "
+                f"is not a character ({message})",
+                field="frame",
             )
-        validate_handle(str(frame.get("sender", "")))
-        reply_to = frame.get("reply_to")  # the id of an earlier message of this chat
-        if reply_to is not None and (not isinstance(reply_to, str) or len(reply_to) > 256):
-            raise ValidationError("'reply_to' must be a message id (a string)", field="reply_to")
-    if kind == "action":  # a card answer: {question_id, value, sender}
-        for key in ("question_id", "value"):
-            if not isinstance(frame.get(key), str) or not frame[key]:
-                raise ValidationError(f"an action needs a non-empty {key!r}", field=key)
-        validate_handle(str(frame.get("sender", "")))
-    return frame
+        if "code point" in message or "utf-8" in message.lower():
+            return ValidationError(
+                f"invalid Unicode: the frame is not UTF-8 ({message})", field="frame"
+            )
+        if "recursion limit" in message:
+            return ValidationError("frame nested too deeply", field="frame")
+        return ValidationError(f"malformed JSON: {message}", field="frame")
+    if kind in ("model_attributes_type", "model_type", "dict_type"):
+        return ValidationError("a frame must be a JSON object", field="frame")
+    if kind == "union_tag_invalid":
+        tag = error.get("ctx", {}).get("tag")
+        expected = ", ".join(CLIENT_FRAME_TYPES)
+        return ValidationError(f"unknown frame type {tag!r} (expected {expected})", field="type")
+    if kind == "union_tag_not_found":
+        return ValidationError("a frame needs a 'type'", field="type")
+    field = str(error["loc"][-1]) if error["loc"] else "frame"
+    if field == "chat":
+        return ValidationError(
+            "invalid chat name: 1–64 letters, digits, '_', '.' or '-'", field="chat"
+        )
+    if field == "sender":
+        return ValidationError("invalid sender handle", field="sender")
+    if field == "text" and kind in ("string_too_long",):
+        return ValidationError(
+            f"message too long (the limit is {MAX_TEXT_CHARS} characters)", field="text"
+        )
+    if field == "text" and kind in ("string_too_short", "string_pattern_mismatch", "missing"):
+        return ValidationError("a message needs non-empty 'text'", field="text")
+    return ValidationError(f"{where}: {message}", field=field)

@@ -1,0 +1,145 @@
+"""The terminal channel keeps every reply until a client acknowledges it, and waits for no client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from nanoclaw.channels.base import ChannelSetup, InboundEvent, OutboundPayload, RouteReceipt
+from nanoclaw.channels.cli.adapter import CliAdapter
+from nanoclaw.channels.cli.backlog import CliBacklog
+from tests.chat_client import ChatClient
+from tests.helpers import until
+
+
+async def _nothing_routed(event: InboundEvent) -> RouteReceipt:
+    return RouteReceipt(delivered_to=0, waiting_ids=(), reason="no_agent_wired", text="none")
+
+
+@pytest.fixture
+async def adapter(short_dir: Path, cli_backlog: CliBacklog) -> AsyncIterator[CliAdapter]:
+    instance = CliAdapter(
+        socket_path=short_dir / "cli.sock", backlog=cli_backlog, client_buffer_bytes=256 * 1024
+    )
+    await instance.setup(ChannelSetup(on_inbound=_nothing_routed))
+    try:
+        yield instance
+    finally:
+        await instance.teardown()
+
+
+def _say(text: str) -> OutboundPayload:
+    return OutboundPayload("chat", {"text": text}, sender_name="Robin")
+
+
+async def test_replies_with_no_client_are_kept_and_shown_in_order_after_a_restart(
+    adapter: CliAdapter, cli_backlog: CliBacklog, short_dir: Path
+) -> None:
+    for n in range(130):
+        await adapter.deliver("local", None, _say(f"r{n}"))
+    await adapter.teardown()  # the host stops; a new one opens the same central DB
+    restarted = CliAdapter(socket_path=short_dir / "cli2.sock", backlog=cli_backlog)
+    await restarted.setup(ChannelSetup(on_inbound=_nothing_routed))
+    try:
+        async with ChatClient(restarted.socket_path, "local", "al") as client:
+            replies = [f for f in client.frames if f["type"] == "reply"]
+            # ``ready`` comes after the replayed backlog, so all 130 are already here.
+            assert [f["text"] for f in replies] == [f"r{n}" for n in range(130)]
+            assert {f["sender_name"] for f in replies} == {"Robin"}
+            assert len({f["id"] for f in replies}) == 130
+    finally:
+        await restarted.teardown()
+
+
+async def test_an_acked_reply_is_delivered_and_an_unacked_one_comes_once_per_reconnect(
+    adapter: CliAdapter, cli_backlog: CliBacklog
+) -> None:
+    first = await adapter.deliver("local", None, _say("one"))
+    second = await adapter.deliver("local", None, _say("two"))
+    async with ChatClient(adapter.socket_path, "local", "al", ack=False) as client:
+        assert client.replies() == ["one", "two"]
+        await client._send({"type": "ack", "chat": "local", "ids": [first]})
+    await until(lambda: cli_backlog.counts("local") == (1, 1))
+    for _ in range(2):  # each reconnect shows the unacknowledged reply exactly once
+        async with ChatClient(adapter.socket_path, "local", "al", ack=False) as client:
+            assert [(f["id"], f["text"]) for f in client.frames if f["type"] == "reply"] == [
+                (second, "two")
+            ]
+    async with ChatClient(adapter.socket_path, "local", "al", ack=False) as client:
+        await client._send({"type": "ack", "chat": "local", "ids": [second]})
+        await until(lambda: cli_backlog.counts("local") == (0, 2))
+    async with ChatClient(adapter.socket_path, "local", "al") as client:
+        assert client.replies() == []
+
+
+async def test_a_live_reply_is_shown_once_even_while_the_backlog_replays(
+    adapter: CliAdapter,
+) -> None:
+    for n in range(600):  # more than one replay page
+        await adapter.deliver("local", None, _say(f"old{n}"))
+    async with ChatClient(adapter.socket_path, "local", "al") as client:
+        await adapter.deliver("local", None, _say("live"))
+        await client.reply_containing("live")
+        assert client.replies() == [f"old{n}" for n in range(600)] + ["live"]
+
+
+async def test_the_backlog_is_bounded_and_the_next_client_is_told_how_many_were_dropped(
+    short_dir: Path, cli_backlog: CliBacklog
+) -> None:
+    bounded = CliBacklog(db=cli_backlog.db, per_chat_max=5)
+    adapter = CliAdapter(socket_path=short_dir / "b.sock", backlog=bounded)
+    await adapter.setup(ChannelSetup(on_inbound=_nothing_routed))
+    try:
+        for n in range(8):
+            await adapter.deliver("local", None, _say(f"r{n}"))
+        async with ChatClient(adapter.socket_path, "local", "al") as client:
+            (notice,) = [f for f in client.frames if f["type"] == "notice"]
+            assert notice["reason"] == "backlog_dropped" and notice["count"] == 3
+            assert "3 older replies" in notice["text"]
+            assert client.replies() == ["r3", "r4", "r5", "r6", "r7"]
+        async with ChatClient(adapter.socket_path, "local", "al") as client:
+            assert not [f for f in client.frames if f["type"] == "notice"]  # told once
+    finally:
+        await adapter.teardown()
+
+
+async def test_a_script_hello_without_replay_leaves_the_backlog_for_the_chat(
+    adapter: CliAdapter, cli_backlog: CliBacklog
+) -> None:
+    await adapter.deliver("local", None, _say("for the person"))
+    reader, writer = await asyncio.open_unix_connection(str(adapter.socket_path))
+    writer.write(b'{"type":"hello","chat":"local","replay":false}\n')
+    await writer.drain()
+    assert json.loads(await reader.readline()) == {"type": "ready", "chat": "local"}
+    writer.close()
+    assert cli_backlog.counts("local") == (1, 0)
+
+
+async def test_a_client_that_never_reads_is_cut_off_and_stalls_no_other_chat(
+    adapter: CliAdapter, cli_backlog: CliBacklog
+) -> None:
+    stuck = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(str(adapter.socket_path))
+    stuck.sendall(b'{"type":"hello","chat":"stuck"}\n')  # and then it never reads
+    await until(lambda: adapter.clients_of("stuck") == 1)
+    try:
+        async with ChatClient(adapter.socket_path, "other", "bo") as other:
+            big = "x" * 32_768
+            for n in range(60):  # ~2 MB for a client that reads nothing; each call returns
+                await adapter.deliver("stuck", None, _say(f"{n} {big}"))
+            await adapter.deliver("other", None, _say("for the other chat"))
+            await other.reply_containing("for the other chat")
+            # The stuck client was disconnected once its bounded buffer filled up ...
+            await until(lambda: adapter.clients_of("stuck") == 0)
+        # ... and every one of its replies is kept for it, in order.
+        assert cli_backlog.counts("stuck") == (60, 0)
+        async with ChatClient(adapter.socket_path, "stuck", "al") as again:
+            assert [t.split(" ")[0] for t in again.replies()] == [str(n) for n in range(60)]
+    finally:
+        stuck.close()
