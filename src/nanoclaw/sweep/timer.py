@@ -4,8 +4,9 @@ A runner only takes rows whose ``process_after`` has passed, so something must w
 session at that moment; waiting for the next sweep would start a task up to a minute late.
 The timer keeps the earliest future due time per session and sleeps until the earliest
 of all. It learns about rows from the host's own inserts (a ``SessionStore`` listener),
-from the sweep, and from a cheap change-counter scan of every known ``inbound.db`` each
-``SCAN_INTERVAL_S`` (writes by other processes, e.g. ``nanoclaw tasks resume``). The
+from the sweep, and from changes of any known ``inbound.db`` seen each ``SCAN_INTERVAL_S`` (writes by other
+processes, e.g. ``nanoclaw tasks resume``): inotify events where they work, else the file's
+change counter. The
 sweep remains the safety net.
 """
 
@@ -16,9 +17,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from nanoclaw.contract.dbwatch import change_signature
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.timeutil import parse_iso, to_iso, utc_now
+from nanoclaw.contract.watcher import ChangeWatcher
 from nanoclaw.tasks import Spawn
 
 log = logging.getLogger("nanoclaw.sweep.timer")
@@ -50,7 +51,10 @@ class DueTimer:
         self._due: dict[str, datetime] = {}
         self._fired: dict[str, datetime] = {}  # the last due time acted on, per session
         self._layouts: dict[str, SessionLayout] = {}
-        self._signatures: dict[str, tuple[int, int] | None] = {}
+        self._watched: set[str] = set()
+        self._watcher = ChangeWatcher(
+            fast_interval_s=SCAN_INTERVAL_S, slow_interval_s=SCAN_INTERVAL_S
+        )
         self._changed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -132,8 +136,12 @@ class DueTimer:
                 waiter.cancel()
 
     async def _scan(self) -> None:
+        """Refresh sessions whose inbound.db changed: inotify events (no per-session cost while
+        nothing changes), change counters for files inotify cannot watch."""
         for session_id, layout in list(self._layouts.items()):
-            signature = change_signature(layout.inbound_db)
-            if signature != self._signatures.get(session_id):
-                self._signatures[session_id] = signature
+            if session_id not in self._watched:
+                self._watched.add(session_id)
+                self._watcher.watch(session_id, layout.inbound_db)
                 await self.refresh(session_id)
+        for session_id in await self._watcher.wait(0):
+            await self.refresh(session_id)
