@@ -252,6 +252,7 @@ def build_host(
         running_sessions=supervisor.running_sessions,
         note_activity=supervisor.note_activity,
         quarantine=quarantine,
+        notices=notices,
     )
     quarantine.report_done = delivery.report_done
 
