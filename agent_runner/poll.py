@@ -27,6 +27,7 @@ from agent_runner.output import parse_output
 from agent_runner.providers.base import Provider, TurnRequest, TurnResult
 from agent_runner.rows import InboundRow, is_clear_command
 from agent_runner.task_script import SCRIPT_TIMEOUT_S, run_task_script
+from nanoclaw.contract.control import STOP_RUNNER_TYPE
 from nanoclaw.contract.fault_log import FaultLog, fault_key
 from nanoclaw.contract.runner_config import RunnerConfig
 from nanoclaw.contract.timeutil import now_iso, parse_iso, utc_now
@@ -35,7 +36,7 @@ from nanoclaw.contract.watcher import ChangeWatcher
 log = logging.getLogger("agent_runner")
 
 CLEARED_TEXT = "Session cleared."
-STOP_TYPE = "stop_runner"  # a host request (restart) that this runner stop between turns
+STOP_TYPE = STOP_RUNNER_TYPE  # a host request (restart): this runner stops between turns
 SCRIPT_TIMEOUT_MS = int(SCRIPT_TIMEOUT_S * 1000)
 # System rows that answer a blocking tool are consumed by that tool, not by a turn.
 TOOL_RESPONSE_TYPES = frozenset({"question_response"})
