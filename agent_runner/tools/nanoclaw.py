@@ -359,7 +359,9 @@ class ScheduleTask(FunctionTool):
     host_action = "schedule_task"
     description = (
         "Schedule a task: at 'process_after' you receive 'prompt' as a task. 'recurrence' (cron,"
-        " in the user's time zone) repeats it. A 'script' (bash) runs first; its output is added."
+        " in the user's time zone) repeats it. A 'script' (bash, 30 s max) runs first in your"
+        ' sandbox; its last output line must be {"wakeAgent": true|false, "data": ...}: false'
+        " (or a failing script) skips the turn, true adds 'data' to the prompt."
     )
     schema = _schema(
         ["prompt", "process_after"],
@@ -370,7 +372,7 @@ class ScheduleTask(FunctionTool):
             "Optional 5-field cron expression, or '@every <n><s|m|h|d>' for an exact interval "
             "(at least 60 s) counted from 'process_after'.",
         ),
-        script=_prop("string", "Optional bash script run before the prompt."),
+        script=_prop("string", "Optional bash pre-check deciding whether the task wakes you."),
     )
 
     async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
