@@ -203,3 +203,18 @@ async def test_when_the_asking_session_is_gone_peer_affinity_then_the_newest(
         gone.status = "closed"
     fallback, _ = route._target_session(bob_layout, reply_to("a2a-x1"), ada.id)
     assert fallback.id not in (first.id, second.id) and fallback.agent_group_id == ada.id
+
+
+async def test_a_self_addressed_loop_stops_at_the_hop_limit(
+    make_host: Callable[..., Any], hosts: list[Host]
+) -> None:
+    host = await make_host(a2a_max_hops=3)
+    hosts.append(host)
+    ada = make_agent(host.repo, "Ada")
+    wire_chat(host.repo, ada, "local")
+    host.repo.add_agent_destination(agent_group_id=ada.id, name="me", target_id=ada.id)
+    async with ChatListener(host.settings.cli_socket) as chat:
+        await say(host.settings.cli_socket, "!to me talk to yourself")
+        await chat.wait_for(lambda f: "were stopped" in str(f.get("text")))
+    await eventually(lambda: settled(host), timeout_s=20)
+    assert sorted(r["content"]["a2a"]["hop"] for r in a2a_rows(host)) == [1, 2, 3]
