@@ -9,6 +9,7 @@ from typing import Any
 
 from nanoclaw.admin.service import Actor
 from nanoclaw.host import Host
+from nanoclaw.permissions.approvals import APPROVE
 from tests.agent.conftest import claude_agent, eventually, make_owner, session_layout
 from tests.fakes.anthropic_server import FakeAnthropic, reply, tool_call
 from tests.helpers import make_agent, say, texts
@@ -53,6 +54,17 @@ async def test_a_non_admins_request_waits_for_an_approval_card(
     pending = agent_host.permissions.admin.approvals(Actor.operator())
     assert [r["title"] for r in pending.rows if "wire_chat" in str(r["title"])] != []
     assert agent_host.repo.messaging_group("cli", "elsewhere") is None  # nothing ran yet
+    (card,) = [r for r in pending.rows if "wire_chat" in str(r["title"])]
+    fake_api.push(reply("Wired, thanks."))  # the agent's turn on the approved result
+    answer = await agent_host.permissions.approvals.answer(
+        card["id"], APPROVE, user_id="cli:olive", membership=agent_host.repo.membership("cli:olive")
+    )
+    assert answer.startswith("✅ Approved") and "Wired cli/elsewhere to Andy" in answer
+    elsewhere = agent_host.repo.messaging_group("cli", "elsewhere")
+    assert elsewhere is not None  # ran as the approver, through the admin service
+    assert [w.agent_group_id for w in agent_host.repo.wirings_for(elsewhere.id)] == [
+        agent_host.repo.agent_group("Andy").id
+    ]
 
 
 async def test_restart_agent_restarts_after_the_turn_and_the_note_is_read_first(
