@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from nanoclaw.admin.service import Actor
-from nanoclaw.host import Host
+from nanoclaw.host import build_host
 from tests.e2e.test_sandbox_runtimes import WAIT_S
 from tests.fakes.anthropic_server import FakeAnthropic, reply, tool_call
 from tests.helpers import say, texts
@@ -34,7 +34,7 @@ async def test_a_new_mount_is_there_after_the_restart(
         anthropic_base_url=fake_api.base_url,
         mount_allowlist_path=allowlist,
     )
-    host = Host(settings=settings)
+    host = build_host(settings)
     await host.start()
     try:
         agent = claude_agent(host)
