@@ -293,7 +293,9 @@ class AgentRouter:
                     f" {settings.a2a_pair_window_s:g} s (the limit is"
                     f" {settings.a2a_pair_max_messages})"
                 )
-                notice_key = "pair:" + ":".join(sorted((session.agent_group_id, target)))
+                window = int(self.volume.clock() // settings.a2a_pair_window_s)
+                pair_key = ":".join(sorted((session.agent_group_id, target)))
+                notice_key = f"pair:{pair_key}:{window}"  # told once per window
         if reason is None:
             return
         log.warning(
