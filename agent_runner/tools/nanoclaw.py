@@ -534,6 +534,7 @@ class InstallPackages(FunctionTool):
 
 class AddMcpServer(FunctionTool):
     name = "add_mcp_server"
+    host_action = "add_mcp_server"
     description = (
         "Ask to add a stdio MCP server to yourself (its tools appear as mcp__<name>__<tool> from"
         " your next start). Needs an admin's approval. The server's program must already be in"

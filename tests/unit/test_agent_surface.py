@@ -10,11 +10,8 @@ from agent_runner.tools.base import FunctionTool
 from agent_runner.tools.nanoclaw import nanoclaw_tools
 from agent_runner.tools.sandbox import BashTool, TextEditorTool, web_server_tools
 
-from nanoclaw.db.models import SessionRow
-from nanoclaw.delivery.actions import SystemActions
 from nanoclaw.host import Host, build_host
 from nanoclaw.permissions.agent_actions import GATED_ACTIONS
-from nanoclaw.sessions.outbound_reader import OutboundRow
 from nanoclaw.settings import Settings
 from tests.conftest import REPO_ROOT
 
@@ -55,10 +52,17 @@ def test_docs_admin_md_names_every_gated_action() -> None:
     assert [a for a in sorted(GATED_ACTIONS) if f"`{a}`" not in doc] == []
 
 
-async def test_an_action_of_a_later_release_answers_honestly() -> None:
-    row = OutboundRow(id="out-1", seq=1, in_reply_to=None, timestamp="", deliver_after=None,
-                      kind="system", channel_type=None, platform_id=None, thread_id=None,
-                      content={"action": "add_mcp_server", "name": "x"})  # fmt: skip
-    session = SessionRow(id="s", agent_group_id="ag")
-    result = await SystemActions().run(session, row)
-    assert result.status == "error" and "not available in this build" in result.text
+def test_every_function_tool_either_asks_the_host_or_only_writes_its_own_rows() -> None:
+    chat_only = {"send_message", "send_file", "edit_message", "add_reaction", "ask_user_question",
+                 "list_tasks"}  # fmt: skip
+    undeclared = sorted(
+        t.name
+        for t in nanoclaw_tools()
+        if isinstance(t, FunctionTool) and not t.host_action and t.name not in chat_only
+    )
+    assert undeclared == [], f"tools that name no host action: {undeclared}"
+
+
+def test_actions_that_change_an_agent_are_gated() -> None:
+    assert {"add_mcp_server", "add_destination", "remove_destination", "wire_chat",
+            "unwire_chat", "add_mount", "restart_agent"} <= GATED_ACTIONS  # fmt: skip

@@ -32,14 +32,6 @@ def action_result_content(row: OutboundRow, status: str, text: str) -> dict[str,
     }
 
 
-# Actions an agent may name that this build does not carry out: an honest answer, no card.
-NOT_YET_AVAILABLE = {
-    "add_mcp_server": (
-        "add_mcp_server is not available in this build (MCP servers come with a later"
-        " release); nothing was changed."
-    ),
-}
-
 ActionHandler = Callable[[SessionRow, OutboundRow], Awaitable[ActionResult]]
 # None = allowed; a string = refused with that text; an ActionResult = the outcome instead of
 # running the handler now (e.g. "pending" while an approval card waits for an admin).
@@ -65,9 +57,7 @@ class SystemActions:
         action = str(row.content.get("action") or "")
         handler = self._handlers.get(action)
         if handler is None:
-            return ActionResult(
-                "error", NOT_YET_AVAILABLE.get(action, f"unknown action {action!r}")
-            )
+            return ActionResult("error", f"unknown action {action!r}")
         if self._authorize is not None:
             refusal = await self._authorize(session, row)
             if isinstance(refusal, ActionResult):

@@ -40,6 +40,7 @@ GATED_ACTIONS = frozenset(
     {
         "create_agent",
         "install_packages",
+        "add_mcp_server",
         "add_mount",
         "add_destination",
         "remove_destination",
@@ -47,7 +48,7 @@ GATED_ACTIONS = frozenset(
         "unwire_chat",
         "restart_agent",
     }
-)  # every name here has a handler (tests/unit/test_agent_surface.py); add_mcp_server comes later
+)  # every name here has a handler (tests/unit/test_agent_surface.py walks the list)
 ADMIN_REQUEST = "admin_request"
 READ_OPS = frozenset(
     {
