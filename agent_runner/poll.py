@@ -27,6 +27,7 @@ from agent_runner.output import parse_output
 from agent_runner.providers.base import Provider, TurnRequest, TurnResult
 from agent_runner.rows import InboundRow, is_clear_command
 from agent_runner.task_script import SCRIPT_TIMEOUT_S, run_task_script
+from nanoclaw.contract.control import STOP_RUNNER_TYPE
 from nanoclaw.contract.fault_log import FaultLog, fault_key
 from nanoclaw.contract.runner_config import RunnerConfig
 from nanoclaw.contract.timeutil import now_iso, parse_iso, utc_now
@@ -35,7 +36,7 @@ from nanoclaw.contract.watcher import ChangeWatcher
 log = logging.getLogger("agent_runner")
 
 CLEARED_TEXT = "Session cleared."
-STOP_TYPE = "stop_runner"  # a host request (restart) that this runner stop between turns
+STOP_TYPE = STOP_RUNNER_TYPE  # a host request (restart): this runner stops between turns
 SCRIPT_TIMEOUT_MS = int(SCRIPT_TIMEOUT_S * 1000)
 # System rows that answer a blocking tool are consumed by that tool, not by a turn.
 TOOL_RESPONSE_TYPES = frozenset({"question_response"})
@@ -122,7 +123,7 @@ class PollLoop:
     async def poll_once(self) -> bool:
         """Run at most one batch; return whether one ran."""
         rows = self.db.pending(now=now_iso(), include_on_wake=self._first_poll)
-        first_poll, self._first_poll = self._first_poll, False
+        self._first_poll = False
         controls = [r for r in rows if r.kind == "system" and r.content.get("type") == STOP_TYPE]
         rows = [
             r
@@ -132,7 +133,7 @@ class PollLoop:
                 and (r.content.get("type") in TOOL_RESPONSE_TYPES or r in controls)
             )
         ]
-        if controls and self._stop_requested(controls, first_poll):
+        if controls and self._stop_requested(controls):
             return False
         if not rows or not any(r.trigger for r in rows):
             return False
@@ -200,13 +201,13 @@ class PollLoop:
             session_dir=self.session_dir,
         )
 
-    def _stop_requested(self, controls: list[InboundRow], first_poll: bool) -> bool:
+    def _stop_requested(self, controls: list[InboundRow]) -> bool:
         """A restart asks this runner to stop between turns; a request older runners left is spent.
 
         A request written before this runner started was meant for its predecessor (which
         ended anyway): it is acked and ignored, so a fresh runner never stops for it.
         """
-        mine = [r for r in controls if not first_poll and r.timestamp >= self.started_at]
+        mine = [r for r in controls if r.timestamp >= self.started_at]
         self.db.finish([r.id for r in controls], [])
         if mine:
             log.info("restart requested: stopping after the turn")
@@ -278,6 +279,11 @@ class PollLoop:
             try:
                 messages.append(ctx.address(reply.to, {"text": reply.text}))
             except UnknownDestinationError as exc:
+                if reply.to is None and all(_from_host(r) for r in ctx.batch):
+                    # An answer to host notices only, with no chat to go to: telling the agent
+                    # again would wake it again (a loop of paid turns). Logged, not sent.
+                    log.info("reply to a host notice has no destination; not sent")
+                    continue
                 # Never silently dropped: the host turns this into a notice for the agent.
                 log.warning("%s", exc)
                 messages.append(
@@ -297,6 +303,12 @@ class PollLoop:
 def is_isolated_task(row: InboundRow) -> bool:
     """A task whose content asks for a fresh context (v1's ``context_mode=isolated``)."""
     return row.kind == "task" and row.content.get("context_mode") == "isolated"
+
+
+def _from_host(row: InboundRow) -> bool:
+    return row.kind == "system" or (
+        row.channel_type == "agent" and row.content.get("sender") == "system"
+    )
 
 
 def _usage_record(result: TurnResult) -> UsageRecord | None:

@@ -57,6 +57,9 @@ class FunctionTool(Tool):
 
     description: str
     schema: dict[str, Any]
+    # The host action (``system`` row) this tool asks for, or None when it writes chat rows
+    # or reads only. Every named action has a handler on the host (test_agent_surface.py).
+    host_action: str | None = None
 
     def definition(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "input_schema": self.schema}

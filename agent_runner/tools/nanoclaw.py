@@ -356,9 +356,12 @@ def check_cron(expr: str) -> str:
 
 class ScheduleTask(FunctionTool):
     name = "schedule_task"
+    host_action = "schedule_task"
     description = (
         "Schedule a task: at 'process_after' you receive 'prompt' as a task. 'recurrence' (cron,"
-        " in the user's time zone) repeats it. A 'script' (bash) runs first; its output is added."
+        " in the user's time zone) repeats it. A 'script' (bash, 30 s max) runs first in your"
+        ' sandbox; its last output line must be {"wakeAgent": true|false, "data": ...}: false'
+        " (or a failing script) skips the turn, true adds 'data' to the prompt."
     )
     schema = _schema(
         ["prompt", "process_after"],
@@ -369,7 +372,7 @@ class ScheduleTask(FunctionTool):
             "Optional 5-field cron expression, or '@every <n><s|m|h|d>' for an exact interval "
             "(at least 60 s) counted from 'process_after'.",
         ),
-        script=_prop("string", "Optional bash script run before the prompt."),
+        script=_prop("string", "Optional bash pre-check deciding whether the task wakes you."),
     )
 
     async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
@@ -410,6 +413,10 @@ class ListTasks(FunctionTool):
 
 
 class _SeriesAction(FunctionTool):
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        cls.host_action = cls.name
+
     schema = _schema(["task_id"], task_id=_prop("string", "The task id (series) from list_tasks."))
 
     async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
@@ -435,6 +442,7 @@ class ResumeTask(_SeriesAction):
 
 class UpdateTask(FunctionTool):
     name = "update_task"
+    host_action = "update_task"
     description = "Change a scheduled task. An empty string clears 'recurrence' or 'script'."
     schema = _schema(
         ["task_id"],
@@ -468,6 +476,7 @@ class UpdateTask(FunctionTool):
 
 class CreateAgent(FunctionTool):
     name = "create_agent"
+    host_action = "create_agent"
     description = (
         'Create a new agent you can message with <message to="name">. Needs an admin\'s permission.'
     )
@@ -498,6 +507,7 @@ def validate_packages(pip: list[str], apt: list[str]) -> None:
 
 class InstallPackages(FunctionTool):
     name = "install_packages"
+    host_action = "install_packages"
     description = (
         "Ask for packages in your sandbox: 'pip' (Python packages) and, with the Docker runtime,"
         " 'apt' (Debian packages). Needs an admin's approval; the host then downloads and"
@@ -524,6 +534,7 @@ class InstallPackages(FunctionTool):
 
 class AddMcpServer(FunctionTool):
     name = "add_mcp_server"
+    host_action = "add_mcp_server"
     description = (
         "Ask to add a stdio MCP server to yourself (its tools appear as mcp__<name>__<tool> from"
         " your next start). Needs an admin's approval. The server's program must already be in"
@@ -559,6 +570,122 @@ class AddMcpServer(FunctionTool):
         return await request_and_wait(env, self.name, payload)
 
 
+class _AdminTool(FunctionTool):
+    """A gated host action on this agent's own group: runs at once for an admin, else a card."""
+
+    fields: tuple[tuple[str, str, str, bool], ...] = ()  # (name, JSON type, description, required)
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        cls.host_action = cls.name
+        cls.schema = _schema(
+            [f for f, _, _, req in cls.fields if req],
+            **{f: _prop(kind, text) for f, kind, text, _ in cls.fields},
+        )
+
+    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
+        payload: dict[str, Any] = {}
+        for field, kind, _, required in self.fields:
+            value = tool_input.get(field)
+            if value is None:
+                if required:
+                    raise ToolError(f"'{field}' is required")
+                continue
+            if kind == "string":
+                value = require_str(tool_input, field)
+            elif kind == "boolean" and not isinstance(value, bool):
+                raise ToolError(f"'{field}' must be true or false")
+            payload[field] = value
+        self.check(payload)
+        return await request_and_wait(env, self.name, payload)
+
+    def check(self, payload: dict[str, Any]) -> None:
+        return None
+
+
+class AddDestination(_AdminTool):
+    name = "add_destination"
+    description = (
+        "Link yourself to another agent or a chat under a name you can use in"
+        ' <message to="name">. Give exactly one of agent or chat. Needs an admin.'
+    )
+    fields = (
+        ("name", "string", "The destination name you will write.", True),
+        ("agent", "string", "The other agent (name or id).", False),
+        ("chat", "string", "A chat as <channel>/<id>, e.g. slack/C0123.", False),
+    )
+
+    def check(self, payload: dict[str, Any]) -> None:
+        if ("agent" in payload) == ("chat" in payload):
+            raise ToolError("give exactly one of 'agent' or 'chat'")
+
+
+class RemoveDestination(_AdminTool):
+    name = "remove_destination"
+    description = "Remove one of your destinations by name. Needs an admin."
+    fields = (("name", "string", "The destination name.", True),)
+
+
+class WireChat(_AdminTool):
+    name = "wire_chat"
+    description = "Wire a chat to you, so you answer there. Needs an admin."
+    fields = (
+        ("chat", "string", "The chat as <channel>/<id>.", True),
+        ("engage", "string", "pattern (default), mention or mention-sticky.", False),
+        ("pattern", "string", "The regex for engage=pattern (default '.': everything).", False),
+    )
+
+
+class UnwireChat(_AdminTool):
+    name = "unwire_chat"
+    description = "Stop answering in a chat (remove its wiring to you). Needs an admin."
+    fields = (("chat", "string", "The chat as <channel>/<id>.", True),)
+
+
+class AddMount(_AdminTool):
+    name = "add_mount"
+    description = (
+        "Ask for a host folder at /workspace/extra/<container_path>, checked against the"
+        " operator's mount allowlist; it appears from your next start. Needs an admin."
+    )
+    fields = (
+        ("host_path", "string", "Absolute host path (or ~/...).", True),
+        ("container_path", "string", "Relative name under /workspace/extra.", False),
+        ("read_write", "boolean", "Writable (only if the allowlist root allows it).", False),
+    )
+
+
+class RestartAgent(_AdminTool):
+    name = "restart_agent"
+    description = (
+        "Restart yourself after this turn (e.g. to get a new mount); you then read 'note'"
+        " first. Needs an admin."
+    )
+    fields = (("note", "string", "What to tell yourself after the restart.", False),)
+
+
+class AdminRequest(FunctionTool):
+    name = "admin_request"
+    host_action = "admin_request"
+    description = (
+        "Admin operations within your admin scope (see docs/admin.md): reads such as"
+        " agents.list, wirings.list, sessions.list; writes such as wire, members.add need an"
+        " admin. Returns the result as text or JSON rows."
+    )
+    schema = _schema(
+        ["op"],
+        op=_prop("string", "The operation, e.g. agents.list or members.add."),
+        args={"type": "object", "description": "The operation's arguments."},
+    )
+
+    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
+        op = require_str(tool_input, "op")
+        args = tool_input.get("args") or {}
+        if not isinstance(args, dict):
+            raise ToolError("'args' must be an object")
+        return await request_and_wait(env, self.name, {"op": op, "args": args})
+
+
 def nanoclaw_tools() -> list[Tool]:
     return [
         SendMessage(),
@@ -574,5 +701,12 @@ def nanoclaw_tools() -> list[Tool]:
         ResumeTask(),
         CreateAgent(),
         InstallPackages(),
+        AddDestination(),
+        RemoveDestination(),
+        WireChat(),
+        UnwireChat(),
+        AddMount(),
+        RestartAgent(),
+        AdminRequest(),
         AddMcpServer(),
     ]

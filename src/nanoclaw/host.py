@@ -39,6 +39,7 @@ from nanoclaw.routing.inbound import InboundHandler, TypedRoute
 from nanoclaw.routing.router import RouteOutcome, Router
 from nanoclaw.routing.unhandled import UnhandledInbound
 from nanoclaw.runtime.base import RunnerExit, RunnerRuntime
+from nanoclaw.runtime.mounts import MountPolicy
 from nanoclaw.runtime.packages import PackageInstaller
 from nanoclaw.runtime.sandbox import SandboxServices, build_proxy
 from nanoclaw.runtime.select import select_runtime
@@ -257,6 +258,7 @@ def build_host(
         running_sessions=supervisor.running_sessions,
         note_activity=supervisor.note_activity,
         quarantine=quarantine,
+        notices=notices,
     )
     quarantine.report_done = delivery.report_done
 
@@ -282,6 +284,12 @@ def build_host(
         write_to_agent=delivery.write_to_agent,
         origins=delivery.origins,
         route=reroute,
+        mount_policy=MountPolicy.for_install(
+            allowlist_path=settings.mount_allowlist_path,
+            root=settings.root,
+            data=settings.data_path,
+            groups=settings.groups_path,
+        ),
     )
     router = Router(
         repo=repo,

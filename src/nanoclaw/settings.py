@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     # One session's sends (flood limit; far above what a conversation or the benchmarks need).
     delivery_rate_per_session_per_s: float = Field(default=50.0, ge=0)
     delivery_burst_per_session: int = Field(default=200, ge=1)
+    # Agent-to-agent limits (docs/agent.md): messages per originating chat message, and per
+    # pair of agents within a sliding window.
+    a2a_max_hops: int = Field(default=10, ge=1)
+    a2a_pair_max_messages: int = Field(default=60, ge=1)
+    a2a_pair_window_s: float = Field(default=600.0, gt=0)
     max_messages_per_prompt: int = Field(default=10, ge=1)
 
     # Model

@@ -18,7 +18,7 @@ COMMANDS = [
     "/status", "/agents", "/channels", "/wire lab Andy", "/unwire team Andy",
     "/engage team Andy mention", "/policy team strict", "/users", "/grant bob admin",
     "/revoke olive owner", "/members Andy", "/pending", "/approve appr-x", "/deny appr-x",
-    "/tasks", "/usage",
+    "/tasks", "/usage", "/destinations Andy", "/mounts Andy", "/restart Andy",
 ]  # fmt: skip
 
 

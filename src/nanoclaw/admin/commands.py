@@ -173,6 +173,27 @@ class ChatCommands:
             "What happens when an unknown sender writes in a chat.",
             self._policy,
         )
+        r(
+            "/destinations",
+            "/destinations <agent> [add <name> agent <agent> | add <name> chat <chat>"
+            " | remove <name>]",
+            "List an agent's destinations, or link it to another agent or a chat.",
+            self._destinations,
+        )
+        r(
+            "/mounts",
+            "/mounts <agent> [add <host path> [container path] [rw] | remove <container path>]",
+            "List an agent's extra mounts, or add one (checked against the allowlist; from"
+            " its next start).",
+            self._mounts,
+        )
+        r(
+            "/restart",
+            "/restart <agent> [note …]",
+            "Restart the agent's running sessions after their turn; with a note, they start"
+            " again and read it first.",
+            self._restart,
+        )
         r("/users", "/users", "List users with their roles and memberships.", self._users)
         r(
             "/grant",
@@ -367,6 +388,74 @@ class ChatCommands:
             return f"{user} is now a member of {agent.name}."
         await asyncio.to_thread(self.admin.remove_member, ctx.actor, agent, user)
         return f"{user} is no longer a member of {agent.name}."
+
+    async def _destinations(self, ctx: CommandContext) -> str:
+        if not ctx.args:
+            raise UsageError("Name an agent.")
+        agent = self.admin.agent(ctx.args[0])
+        words = ctx.args[1:]
+        if not words:
+            return (await asyncio.to_thread(self.admin.destinations, ctx.actor, agent)).as_text()
+        if words[0] == "remove" and len(words) == 2:
+            await asyncio.to_thread(self.admin.remove_destination, ctx.actor, agent, words[1])
+            return f"Removed destination {words[1]} of {agent.name}."
+        if words[0] != "add" or len(words) != 4 or words[2] not in ("agent", "chat"):
+            raise UsageError(
+                "Use add <name> agent <agent>, add <name> chat <chat> or remove <name>."
+            )
+        name, kind, ref = words[1], words[2], words[3]
+        target_agent = self.admin.agent(ref) if kind == "agent" else None
+        target_chat = self._chat(ctx, ref) if kind == "chat" else None
+        local = await asyncio.to_thread(
+            self.admin.add_destination,
+            ctx.actor,
+            agent,
+            name,
+            target_agent=target_agent,
+            target_chat=target_chat,
+        )
+        return f"{agent.name} can now send to {local} ({kind} {ref})."
+
+    async def _mounts(self, ctx: CommandContext) -> str:
+        if not ctx.args:
+            raise UsageError("Name an agent.")
+        agent = self.admin.agent(ctx.args[0])
+        words = ctx.args[1:]
+        if not words:
+            return (await asyncio.to_thread(self.admin.mounts, ctx.actor, agent)).as_text()
+        if words[0] == "remove" and len(words) == 2:
+            await asyncio.to_thread(self.admin.remove_mount, ctx.actor, agent, words[1])
+            return f"Removed the mount {words[1]} of {agent.name} (from its next start)."
+        if words[0] != "add" or not 2 <= len(words) <= 4:
+            raise UsageError("Use add <host path> [container path] [rw] or remove <path>.")
+        rest = words[2:]
+        read_write = bool(rest) and rest[-1] == "rw"
+        if read_write:
+            rest = rest[:-1]
+        entry = await asyncio.to_thread(
+            self.admin.add_mount,
+            ctx.actor,
+            agent,
+            words[1],
+            container_path=rest[0] if rest else None,
+            read_write=read_write,
+        )
+        mode = "read-only" if entry["readonly"] else "read-write"
+        return (
+            f"{agent.name} gets {entry['hostPath']} at /workspace/extra/{entry['containerPath']}"
+            f" ({mode}) from its next start (/restart {agent.name})."
+        )
+
+    async def _restart(self, ctx: CommandContext) -> str:
+        if not ctx.args:
+            raise UsageError("Name an agent.")
+        agent = self.admin.agent(ctx.args[0])
+        note = " ".join(ctx.args[1:]) or None
+        count = await asyncio.to_thread(self.admin.restart_agent, ctx.actor, agent, note)
+        if count == 0:
+            return f"{agent.name} has no running session; it starts fresh on its next message."
+        after = " and read your note first" if note else ""
+        return f"Restarting {count} session(s) of {agent.name} after their turn{after}."
 
     async def _approve(self, ctx: CommandContext) -> str:
         if len(ctx.args) not in (1, 2):

@@ -18,8 +18,9 @@ from typing import Any, Literal
 
 from nanoclaw.admin.bootstrap import CLAUDE_MD_TEMPLATE, ensure_memory_file, folder_for
 from nanoclaw.admin.store import AdminStore
+from nanoclaw.contract.runner_config import CONTAINER_EXTRA_DIR
 from nanoclaw.db.models import AgentGroup, MessagingGroup, PendingApproval
-from nanoclaw.db.repository import Membership, Repository
+from nanoclaw.db.repository import Membership, Repository, normalize_destination_name
 from nanoclaw.errors import NotFoundError, PermissionDeniedError, ValidationError
 from nanoclaw.permissions.access import (
     admin_groups,
@@ -32,6 +33,8 @@ from nanoclaw.permissions.access import (
 from nanoclaw.routing.modes import ENGAGE_MODES as ENGAGE_MODES
 from nanoclaw.routing.modes import SESSION_MODES as SESSION_MODES
 from nanoclaw.routing.user_regex import check_user_pattern
+from nanoclaw.runtime.mounts import MountPolicy, MountRequest
+from nanoclaw.sessions.restart import request_restart
 from nanoclaw.sessions.service import SessionService
 
 POLICIES = ("strict", "request_approval", "public")
@@ -155,10 +158,12 @@ class AdminService:
         store: AdminStore,
         groups_path: Path,
         sessions: SessionService | None = None,
+        mount_policy: MountPolicy | None = None,
     ) -> None:
         self.repo = repo
         self.store = store
         self.groups_path = groups_path
+        self.mount_policy = mount_policy  # None: extra mounts cannot be added here
         # Tasks live in each session's inbound.db; wiring changes re-project destinations there.
         self.session_service = sessions
 
@@ -426,6 +431,131 @@ class AdminService:
             raise _deny(actor, "delete", f"wiring {wiring_id}")
         self.repo.delete_wiring(wiring_id)
         self._reproject(wiring.agent_group_id)
+
+    # -- destinations (name map and ACL of an agent; re-projected into its live sessions) -------
+    def destinations(self, actor: Actor, agent: AgentGroup) -> Table:
+        if not actor.can_read(agent.id):
+            raise _deny(actor, "list the destinations of", f"agent {agent.name}")
+        table = Table(
+            ["name", "type", "target", "target_id"], title=f"Destinations of {agent.name}"
+        )
+        names = {g.id: g.name for g in self.repo.agent_groups()}
+        for d in self.repo.destinations(agent.id):
+            if d.target_type == "agent":
+                target = f"agent {names.get(d.target_id, d.target_id)}"
+            else:
+                mg = self.repo.messaging_group_by_id(d.target_id)
+                target = f"{mg.channel_type}/{mg.platform_id}" if mg else "(missing chat)"
+            table.rows.append(
+                {"name": d.local_name, "type": d.target_type, "target": target,
+                 "target_id": d.target_id}
+            )  # fmt: skip
+        return table
+
+    def add_destination(
+        self,
+        actor: Actor,
+        agent: AgentGroup,
+        name: str,
+        *,
+        target_agent: AgentGroup | None = None,
+        target_chat: MessagingGroup | None = None,
+    ) -> str:
+        """Link an agent to another agent or to a chat under ``name``; returns the stored name.
+
+        The link is a permission (the agent may send there), so the actor must be able to
+        write both ends: the agent, and the other agent or every agent wired to the chat.
+        """
+        if (target_agent is None) == (target_chat is None):
+            raise ValidationError("name exactly one target: an agent or a chat", field="target")
+        if not actor.can_write(agent.id):
+            raise _deny(actor, "add destinations to", f"agent {agent.name}")
+        local = normalize_destination_name(name)
+        if target_agent is not None:
+            if not actor.can_write(target_agent.id):
+                raise _deny(actor, "link to", f"agent {target_agent.name}")
+            self.store.add_destination(
+                agent.id, local, target_type="agent", target_id=target_agent.id
+            )
+        else:
+            assert target_chat is not None
+            wired_here = agent.id in self._wired_groups(target_chat.id)
+            if not wired_here and not self._chat_writable(actor, target_chat):
+                where = f"{target_chat.channel_type}/{target_chat.platform_id}"
+                raise _deny(actor, "link an agent to", where)
+            self.store.add_destination(
+                agent.id, local, target_type="channel", target_id=target_chat.id
+            )
+        self._reproject(agent.id)
+        return local
+
+    def remove_destination(self, actor: Actor, agent: AgentGroup, name: str) -> None:
+        if not actor.can_write(agent.id):
+            raise _deny(actor, "remove destinations of", f"agent {agent.name}")
+        if not self.store.remove_destination(agent.id, normalize_destination_name(name)):
+            raise NotFoundError("destination", f"{name} of {agent.name}")
+        self._reproject(agent.id)
+
+    # -- extra mounts (validated against the allowlist now, and again at every start) ----------
+    def mounts(self, actor: Actor, agent: AgentGroup) -> Table:
+        if not actor.can_read(agent.id):
+            raise _deny(actor, "list the mounts of", f"agent {agent.name}")
+        table = Table(["hostPath", "containerPath", "readonly"], title=f"Mounts of {agent.name}")
+        table.rows = self.store.additional_mounts(agent.id)
+        return table
+
+    def add_mount(
+        self,
+        actor: Actor,
+        agent: AgentGroup,
+        host_path: str,
+        *,
+        container_path: str | None = None,
+        read_write: bool = False,
+    ) -> dict[str, Any]:
+        """Record an extra mount (effective at the agent's next start); returns what was stored."""
+        if not actor.can_write(agent.id):
+            raise _deny(actor, "add mounts to", f"agent {agent.name}")
+        if self.mount_policy is None:
+            raise ValidationError("extra mounts cannot be added here", field="hostPath")
+        request = MountRequest(host_path, container_path, read_only=not read_write)
+        mount = self.mount_policy.check(request)  # raises with the allowlist's reason
+        target = mount.target.removeprefix(CONTAINER_EXTRA_DIR + "/")
+        entry = {"hostPath": str(mount.source), "containerPath": target,
+                 "readonly": mount.read_only}  # fmt: skip
+        current = self.store.additional_mounts(agent.id)
+        if any(m.get("containerPath") == target for m in current):
+            raise ValidationError(f"a mount at {target!r} exists", field="containerPath")
+        self.store.set_additional_mounts(agent.id, json.dumps([*current, entry]))
+        return entry
+
+    def remove_mount(self, actor: Actor, agent: AgentGroup, container_path: str) -> None:
+        if not actor.can_write(agent.id):
+            raise _deny(actor, "remove mounts of", f"agent {agent.name}")
+        current = self.store.additional_mounts(agent.id)
+        kept = [m for m in current if m.get("containerPath") != container_path]
+        if len(kept) == len(current):
+            raise NotFoundError("mount", f"{container_path} of {agent.name}")
+        self.store.set_additional_mounts(agent.id, json.dumps(kept))
+
+    # -- restart ---------------------------------------------------------------------------------
+    def restart_agent(self, actor: Actor, agent: AgentGroup, note: str | None = None) -> int:
+        """Ask every running runner of the agent to stop after its turn; returns how many.
+
+        With a note, each starts again at once and reads the note first (``on_wake``).
+        """
+        if not actor.can_write(agent.id):
+            raise _deny(actor, "restart", f"agent {agent.name}")
+        if self.session_service is None:
+            raise ValidationError("restarts need the session folders", field="agent")
+        running = [
+            s
+            for s in self.repo.sessions()
+            if s.agent_group_id == agent.id and s.runner_status == "running"
+        ]
+        for session in running:
+            request_restart(self.session_service, session, note=note, requested_by=actor.label)
+        return len(running)
 
     # -- users, roles, members -----------------------------------------------------------------
     def users(self, actor: Actor) -> Table:

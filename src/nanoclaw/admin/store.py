@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select, update
 from nanoclaw.contract.timeutil import utc_now
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.models import (
+    AgentDestination,
     AgentGroup,
     AgentGroupMember,
     ContainerConfig,
@@ -129,6 +130,43 @@ class AdminStore:
             if group is None:
                 raise NotFoundError("agent group", agent_group_id)
             s.delete(group)
+
+    # -- destinations and container config ---------------------------------------------------------
+    def add_destination(
+        self, agent_group_id: str, name: str, *, target_type: str, target_id: str
+    ) -> AgentDestination:
+        """Insert a destination; a name already taken is an error (never silently replaced)."""
+        with self.db.session() as s:
+            if s.get(AgentDestination, (agent_group_id, name)) is not None:
+                raise ValidationError(f"a destination named {name!r} exists", field="name")
+            dest = AgentDestination(
+                agent_group_id=agent_group_id,
+                local_name=name,
+                target_type=target_type,
+                target_id=target_id,
+            )
+            s.add(dest)
+            return dest
+
+    def remove_destination(self, agent_group_id: str, name: str) -> bool:
+        with self.db.session() as s:
+            result = s.execute(
+                delete(AgentDestination).where(
+                    AgentDestination.agent_group_id == agent_group_id,
+                    AgentDestination.local_name == name,
+                )
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def additional_mounts(self, agent_group_id: str) -> list[dict[str, Any]]:
+        with self.db.session() as s:
+            cfg = s.get(ContainerConfig, agent_group_id)
+            raw = cfg.additional_mounts if cfg is not None else "[]"
+        try:
+            value = json.loads(raw or "[]")
+        except ValueError:
+            return []
+        return [m for m in value if isinstance(m, dict)] if isinstance(value, list) else []
 
     def admin_scope(self, agent_group_id: str) -> str:
         with self.db.session() as s:

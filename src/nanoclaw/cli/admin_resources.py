@@ -23,6 +23,7 @@ from nanoclaw.admin.store import AdminStore
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.repository import Repository
 from nanoclaw.errors import NanoclawError, NotFoundError, ValidationError
+from nanoclaw.runtime.mounts import MountPolicy
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import SessionStore
 from nanoclaw.settings import load_settings
@@ -51,6 +52,12 @@ def admin_service() -> Iterator[AdminService]:
             store=AdminStore(db),
             groups_path=settings.groups_path,
             sessions=SessionService(repo=repo, store=store),
+            mount_policy=MountPolicy.for_install(
+                allowlist_path=settings.mount_allowlist_path,
+                root=settings.root,
+                data=settings.data_path,
+                groups=settings.groups_path,
+            ),
         )
     except NotFoundError as exc:
         err.print(f"[red]error:[/] {exc}")

@@ -299,6 +299,10 @@ app.add_typer(_admin.members_app, name="members")
 app.add_typer(_admin.sessions_app, name="sessions")
 app.add_typer(_admin.approvals_app, name="approvals")
 app.add_typer(_admin.dropped_app, name="dropped")
+from nanoclaw.cli import agent_resources as _agent_resources  # noqa: E402
+
+app.add_typer(_agent_resources.destinations_app, name="destinations")
+app.add_typer(_agent_resources.mounts_app, name="mounts")
 
 
 def main() -> None:

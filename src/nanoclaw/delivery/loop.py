@@ -47,6 +47,8 @@ from nanoclaw.db.models import SessionRow
 from nanoclaw.db.repository import Repository
 from nanoclaw.delivery.acks import FINISHED, AckTracker
 from nanoclaw.delivery.actions import SystemActions, action_result_content
+from nanoclaw.delivery.agent_route import AgentLimitError, AgentRouter
+from nanoclaw.delivery.notices import Notifier
 from nanoclaw.delivery.origin import OriginLedger
 from nanoclaw.delivery.rate import TokenBucket
 from nanoclaw.errors import (
@@ -93,6 +95,7 @@ class DeliveryLoop:
         origins: OriginLedger | None = None,
         clock: Callable[[], float] = time.monotonic,
         quarantine: SessionQuarantine | None = None,
+        notices: Notifier | None = None,
     ) -> None:
         self.settings = settings
         self.repo = repo
@@ -106,6 +109,15 @@ class DeliveryLoop:
         # Who asked for each system row, decided from host facts when the row is first read.
         self.origins = origins or OriginLedger(engines=reader.engines)
         self.quarantine = quarantine  # a session whose files fail the probe is shut off alone
+        # Agent-to-agent rows: return path, files, hop and per-pair limits (agent_route.py).
+        self.agents = AgentRouter(
+            settings=settings,
+            repo=repo,
+            sessions=sessions,
+            notices=notices,
+            wake=wake,
+            read_files=read_outbox_files,
+        )
         self._locks: dict[str, asyncio.Lock] = {}
         self._floor: dict[str, int] = {}  # every row at or below is terminal
         self._signatures: dict[str, tuple[int, int] | None] = {}
@@ -398,7 +410,7 @@ class DeliveryLoop:
                 await self._run_action(session, layout, row)
                 platform_id = None
             elif row.channel_type == "agent":
-                platform_id = await self._deliver_to_agent(session, row)
+                platform_id = await self.agents.deliver(session, layout, row)
             else:
                 platform_id = await self._deliver_to_channel(session, layout, row)
         except DeliveryDeferredError as exc:
@@ -444,7 +456,8 @@ class DeliveryLoop:
             log.error(
                 "delivery of %s failed for good after %d attempt(s): %s", row.id, attempts, exc
             )
-            await self._tell_agent_of_failure(session, layout, row, str(exc))
+            if not isinstance(exc, AgentLimitError):  # both agents were told why already
+                await self._tell_agent_of_failure(session, layout, row, str(exc))
             return True
         self._sent_unrecorded[row.id] = platform_id
         await asyncio.to_thread(
@@ -509,43 +522,6 @@ class DeliveryLoop:
         """The name the agent answers as (its assistant name, else its group's name)."""
         config = self.repo.container_config(agent_group_id)
         return config.assistant_name or self.repo.agent_group(agent_group_id).name
-
-    async def _deliver_to_agent(self, session: SessionRow, row: OutboundRow) -> str | None:
-        target = row.platform_id
-        if not target:
-            raise UnauthorizedDestinationError(f"message {row.id} names no agent")
-        if target != session.agent_group_id:
-            allowed = {
-                d.target_id
-                for d in await asyncio.to_thread(self.repo.destinations, session.agent_group_id)
-                if d.target_type == "agent"
-            }
-            if target not in allowed:
-                raise UnauthorizedDestinationError(f"agent may not message agent {target}")
-        target_session, target_layout = await asyncio.to_thread(
-            self.sessions.resolve,
-            agent_group_id=target,
-            messaging_group_id=None,
-            thread_id=None,
-            mode="agent-shared",
-        )
-        message_id = f"a2a-{row.id}"
-        await asyncio.to_thread(
-            self.sessions.store.insert_messages,
-            target_layout,
-            [
-                InboundMessage(
-                    id=message_id,
-                    kind="chat",
-                    content={"text": row.content.get("text", ""), "sender": session.agent_group_id},
-                    channel_type="agent",
-                    platform_id=session.agent_group_id,
-                    source_session_id=session.id,
-                )
-            ],
-        )
-        self.wake(target_session.id)
-        return message_id
 
     async def _run_action(
         self, session: SessionRow, layout: SessionLayout, row: OutboundRow

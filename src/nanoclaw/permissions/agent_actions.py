@@ -43,11 +43,12 @@ GATED_ACTIONS = frozenset(
         "add_mcp_server",
         "add_mount",
         "add_destination",
+        "remove_destination",
         "wire_chat",
         "unwire_chat",
         "restart_agent",
     }
-)
+)  # every name here has a handler (tests/unit/test_agent_surface.py walks the list)
 ADMIN_REQUEST = "admin_request"
 READ_OPS = frozenset(
     {
@@ -134,6 +135,14 @@ class ActionGate:
     def origin_user_sync(self, session: SessionRow, row: OutboundRow) -> str | None:
         # Decided by the delivery pass that first read the row; only the row's id is used.
         return self.origins.origin(session.id, row.id)
+
+    def acting_actor(self, session: SessionRow, row: OutboundRow) -> Actor:
+        """Who an allowed gated action runs as: its approver, else the originating user."""
+        approved = self._acting.get(row.id)
+        if approved is not None:
+            return approved
+        user_id = self.origin_user_sync(session, row)
+        return Actor.user(self.repo.membership(user_id), user_id)
 
     # -- the authorizer ------------------------------------------------------------------------
     async def authorize(self, session: SessionRow, row: OutboundRow) -> str | ActionResult | None:

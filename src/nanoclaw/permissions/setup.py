@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from nanoclaw.admin.agent_actions import AdminActions
 from nanoclaw.admin.commands import ChatCommands, Reply
 from nanoclaw.admin.extensions import Extensions
 from nanoclaw.admin.extensions_chat import register_extension_commands
@@ -22,6 +23,7 @@ from nanoclaw.delivery.notices import Notifier
 from nanoclaw.delivery.origin import OriginLedger
 from nanoclaw.permissions.agent_actions import ActionGate, WriteToAgent
 from nanoclaw.permissions.approvals import ApprovalService, RouteFn
+from nanoclaw.runtime.mounts import MountPolicy
 from nanoclaw.sessions.outbound_reader import SessionReader
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.usage.ledger import UsageLedger
@@ -54,6 +56,7 @@ def build_permissions(
     write_to_agent: WriteToAgent,
     origins: OriginLedger,
     route: RouteFn,
+    mount_policy: MountPolicy | None = None,
 ) -> Permissions:
     """Approvals (first in line for card clicks), admin chat commands and the action gate."""
     store = AdminStore(db)
@@ -61,7 +64,13 @@ def build_permissions(
     def create_agent(name: str) -> AgentGroup:
         return create_agent_files(repo, groups_path, name)
 
-    admin = AdminService(repo=repo, store=store, groups_path=groups_path, sessions=sessions)
+    admin = AdminService(
+        repo=repo,
+        store=store,
+        groups_path=groups_path,
+        sessions=sessions,
+        mount_policy=mount_policy,
+    )
 
     # The approval service and the gate reach each other: an approval card for an agent action
     # is answered by the gate, which opens such cards through the approval service. This
@@ -93,6 +102,7 @@ def build_permissions(
         origins=origins,
     )
     gate.install()
+    AdminActions(admin=admin, actor_of=gate.acting_actor).install(actions)
     register_usage_command(commands, ledger)
     register_extension_commands(commands, Extensions(repo=repo, groups_path=groups_path))
     return Permissions(store, admin, approvals, commands, gate)

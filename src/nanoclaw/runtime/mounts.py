@@ -231,3 +231,24 @@ def _check_blocked(path: str, patterns: Sequence[str], shown: str) -> None:
 
 def _is_within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
+
+
+@dataclass(frozen=True)
+class MountPolicy:
+    """The checks an extra mount passes when it is set (admin) and again at every start."""
+
+    allowlist_path: Path
+    project_root: Path
+    protected: tuple[Path, ...]
+
+    @classmethod
+    def for_install(
+        cls, *, allowlist_path: Path, root: Path, data: Path, groups: Path
+    ) -> MountPolicy:
+        """The policy of one install: its project, data and groups folders are never mounted."""
+        return cls(allowlist_path=allowlist_path, project_root=root, protected=(root, data, groups))
+
+    def check(self, request: MountRequest) -> Mount:
+        """Validate one request now, against the allowlist as it is today; raises with the reason."""
+        allowlist = load_allowlist(self.allowlist_path, project_root=self.project_root)
+        return validate_mount(request, allowlist, protected=self.protected)
