@@ -35,11 +35,11 @@ async def test_a_reply_to_a_numbered_cli_message_tells_the_agent_which_one(host:
     assert row["content"]["reply_to"] == {
         "id": answer["id"],
         "text": answer["text"],
-        "sender": "assistant",
+        "sender": "Andy",
     }
     seq = re.search(r'reply_to="(\d+)"', prompt)
     assert seq is not None and int(seq.group(1)) % 2 == 1  # the agent's own message, by seq
-    assert '<quoted_message from="assistant">' in prompt
+    assert '<quoted_message from="Andy">' in prompt
     assert "the plan is &lt;b&gt;A&lt;/b&gt;" in prompt  # the quoted text, escaped
 
 

@@ -80,8 +80,10 @@ async def test_a_lone_surrogate_is_replaced_and_the_message_answered(
     await until(lambda: any(expected in (s.payload.text or "") for s in fake.sent), "the reply")
     (session,) = host.repo.sessions()
     assert not [s for s in fake.sent if has_lone_surrogates(s.payload.text or "")]
-    failed = host.reader.deliveries(host.sessions.layout(session))
-    assert [d.status for d in failed.values()] == ["delivered"]
+    layout = host.sessions.layout(session)
+    # The send is recorded just after it returns: wait for the recorded state.
+    await until(lambda: bool(host.reader.deliveries(layout)), "the delivery record")
+    assert [d.status for d in host.reader.deliveries(layout).values()] == ["delivered"]
 
 
 async def test_a_message_no_session_can_take_is_recorded_told_and_logged_once(
