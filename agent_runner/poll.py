@@ -257,8 +257,11 @@ class PollLoop:
     def _replies(self, ctx: RunnerContext, result: TurnResult) -> list[OutboundMessage]:
         messages: list[OutboundMessage] = []
         for reply in parse_output(result.text):
+            content: dict[str, str] = {"text": reply.text}
+            if result.error:  # a structured mark, so channels and setup never parse the text
+                content["error"] = result.error
             try:
-                messages.append(ctx.address(reply.to, {"text": reply.text}))
+                messages.append(ctx.address(reply.to, content))
             except UnknownDestinationError as exc:
                 # Never silently dropped: the host turns this into a notice for the agent.
                 log.warning("%s", exc)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -30,6 +29,25 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_HOST_DOWN = 3
 EXIT_NO_REPLY = 4
+EXIT_REPLY_FAILED = 5  # a reply carried a "failure" mark (the agent's turn failed)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from nanoclaw import __version__
+
+        print(f"nanoclaw {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """NanoClaw: a personal AI assistant whose agents run sandboxed."""
 
 
 # The settings live in cli.context so command modules never import this module back.
@@ -47,29 +65,20 @@ def run(
         Path | None, typer.Option(help="Write the log here instead of stderr.")
     ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    pid_file: Annotated[
+        Path | None,
+        typer.Option(help="Record this process's pid here (start/stop check it against argv)."),
+    ] = None,
 ) -> None:
     """Run the host in the foreground until SIGINT or SIGTERM."""
-    from nanoclaw.host import build_host
     from nanoclaw.logging_setup import configure_logging
+    from nanoclaw.service.hostrun import run_host
 
     configure_logging(level=log_level.upper(), log_file=log_file)
     try:
-        host = build_host(settings())
+        asyncio.run(run_host(settings(), pid_file=pid_file.resolve() if pid_file else None))
     except NanoclawError as exc:
         raise fail(str(exc)) from exc
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await host.start()
-        try:
-            await stop.wait()
-        finally:
-            await host.stop()
-
-    asyncio.run(main())
 
 
 @app.command()
@@ -129,6 +138,10 @@ def chat(
             print(json.dumps(reply))
         else:
             print(reply.get("text", ""))
+    failed = [r for r in exchange.replies if r.get("failure")]
+    if failed:
+        detail = failed[0].get("failure_detail") or failed[0].get("failure")
+        raise fail(f"the agent's turn failed: {detail}", EXIT_REPLY_FAILED)
 
 
 @app.command()
@@ -265,6 +278,18 @@ app.add_typer(_admin.members_app, name="members")
 app.add_typer(_admin.sessions_app, name="sessions")
 app.add_typer(_admin.approvals_app, name="approvals")
 app.add_typer(_admin.dropped_app, name="dropped")
+
+
+from nanoclaw.cli import service as _service  # noqa: E402
+
+app.add_typer(_service.service_app, name="service")
+app.command("start")(_service.start)
+app.command("stop")(_service.stop)
+app.command("restart")(_service.restart)
+app.command("logs")(_service.logs)
+from nanoclaw.cli.setup import setup as _setup  # noqa: E402
+
+app.command("setup")(_setup)
 
 
 def main() -> None:

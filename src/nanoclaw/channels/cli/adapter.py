@@ -107,6 +107,9 @@ class CliAdapter(ChannelAdapter):
         }
         if payload.files:
             frame["files"] = [f.filename for f in payload.files]
+        if payload.content.get("error"):  # the agent's turn failed: the text is an error notice
+            frame["failure"] = "agent_error"
+            frame["failure_detail"] = str(payload.content["error"])
         if "operation" in payload.content:
             frame["operation"] = payload.content["operation"]
         if payload.kind == "card" and isinstance(payload.content.get("card"), dict):
