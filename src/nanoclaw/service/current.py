@@ -28,7 +28,9 @@ def settings_differ(settings: Settings) -> bool | None:
     return state.settings_hash != effective_settings_hash(settings)
 
 
-def restart_if_changed(settings: Settings, control: ServiceControl | None = None) -> HostState | None:
+def restart_if_changed(
+    settings: Settings, control: ServiceControl | None = None
+) -> HostState | None:
     """Restart a running host whose settings are out of date; its (new) state, None if none runs."""
     differ = settings_differ(settings)
     if differ is None:

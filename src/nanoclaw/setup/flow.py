@@ -153,6 +153,9 @@ class Setup:
                 self.prompter, given=self.options.owner_name, current=owner_name
             )
             report = initialize(self.settings, agent_name=agent_name, owner_name=owner)
+            # `nanoclaw chat` shows replies under this name.
+            store_env(self.env_file, {"NANOCLAW_ASSISTANT_NAME": report.agent_name})
+            self.reload()
             verb = "created" if report.created_agent else "using"
             rec.done(
                 f"{verb} agent {report.agent_name} (groups/{report.agent_folder}/); "

@@ -212,7 +212,9 @@ class CliAdapter(ChannelAdapter):
                 id=client_id,
                 text=str(frame["text"]),
                 sender=str(frame["sender"]),
-                sender_name=frame.get("sender_name") or str(frame["sender"]),
+                # No name given: keep the one the user record holds (setup's owner name); the
+                # agent then sees the handle.
+                sender_name=frame.get("sender_name") or None,
                 is_mention=True,  # a terminal chat is a direct conversation with the assistant
                 is_group=False,
                 timestamp=now_iso(),
