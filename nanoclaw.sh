@@ -70,7 +70,7 @@ USAGE
 
 usage_error() {
   printf '%serror:%s %s\n' "$R" "$N" "$1" >&2
-  printf 'Run `bash nanoclaw.sh --help` for the options.\n' >&2
+  printf 'Run "bash nanoclaw.sh --help" for the options.\n' >&2
   exit 2
 }
 
@@ -155,7 +155,7 @@ link_cli() {
   ok "linked ~/.local/bin/nanoclaw → .venv/bin/nanoclaw"
   case ":$PATH:" in
     *":$HOME/.local/bin:"*) ;;
-    *) warn "~/.local/bin is not on your PATH; add: export PATH=\"\$HOME/.local/bin:\$PATH\"" ;;
+    *) warn "$HOME/.local/bin is not on your PATH; add: export PATH=\"\$HOME/.local/bin:\$PATH\"" ;;
   esac
 }
 
