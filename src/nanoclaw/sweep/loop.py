@@ -278,7 +278,9 @@ class Sweep:
                 f"Sorry: I could not process your {what} “{preview}” after {row.tries} attempts, "
                 "so I gave up on it. Please try again later."
             )
-            await self.notices.notify(row.channel_type, row.platform_id, row.thread_id, notice)
+            await self.notices.notify(
+                row.channel_type, row.platform_id, row.thread_id, notice, failure="not_processed"
+            )
         await self.delivery.report_done(session.id, {row.id})  # after the notice: it is the answer
 
     # -- on time ---------------------------------------------------------------------------------

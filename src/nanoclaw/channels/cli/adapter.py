@@ -110,6 +110,9 @@ class CliAdapter(ChannelAdapter):
         if payload.content.get("error"):  # the agent's turn failed: the text is an error notice
             frame["failure"] = "agent_error"
             frame["failure_detail"] = str(payload.content["error"])
+        elif payload.content.get("failure"):  # a host notice standing in for a lost answer
+            frame["failure"] = str(payload.content["failure"])
+            frame["failure_detail"] = payload.text
         if "operation" in payload.content:
             frame["operation"] = payload.content["operation"]
         if payload.kind == "card" and isinstance(payload.content.get("card"), dict):
