@@ -1,8 +1,8 @@
 """host notices say when they stand in for a lost answer (host_notices.failure)
 
-Revision ID: 0005_notice_failure
-Revises: 0004_host_notices
-Create Date: 2026-12-01 11:00:00
+Revision ID: 0007_notice_failure
+Revises: 0006_mcp_packages
+Create Date: 2026-12-01 11:05:00
 
 """
 from typing import Sequence, Union
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision: str = '0005_notice_failure'
-down_revision: Union[str, Sequence[str], None] = '0004_host_notices'
+revision: str = '0007_notice_failure'
+down_revision: Union[str, Sequence[str], None] = '0006_mcp_packages'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
