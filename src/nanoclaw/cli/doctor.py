@@ -188,7 +188,7 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Report each setting's source, the runtime, the image, the host, the model and channels."""
-    from nanoclaw.cli.app import settings
+    from nanoclaw.cli.context import settings
 
     runtime, reason, checks = gather()
     sources = settings_sources(settings())

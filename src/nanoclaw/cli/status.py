@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from rich.console import Console
@@ -10,21 +9,10 @@ from rich.table import Table
 
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.repository import Repository
+from nanoclaw.service.probe import host_running
 from nanoclaw.settings import Settings
 
-
-def host_running(settings: Settings) -> bool:
-    if not settings.cli_socket.exists():
-        return False
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(1.0)
-    try:
-        probe.connect(str(settings.cli_socket))
-    except OSError:
-        return False
-    finally:
-        probe.close()
-    return True
+__all__ = ["channel_states", "gather", "host_running", "render", "running_host"]
 
 
 def channel_states(settings: Settings) -> list[dict[str, Any]]:

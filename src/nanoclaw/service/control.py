@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nanoclaw.cli.status import host_running
 from nanoclaw.errors import ConfigError, NanoclawError
+from nanoclaw.service.probe import host_running
 from nanoclaw.settings import Settings
 
 from .breaker import StartupBreaker

@@ -9,7 +9,7 @@ from .hoststate import HostState, read_state
 
 
 def running_state(settings: Settings) -> HostState | None:
-    from nanoclaw.cli.status import host_running
+    from nanoclaw.service.probe import host_running
 
     from .hoststate import HOST_PID_FILE
     from .pidfile import PidFile
