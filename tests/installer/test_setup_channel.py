@@ -57,7 +57,9 @@ def test_telegram_is_paired_within_the_setup_run(install: Install) -> None:
             found = CODE.search(line)
             code = found.group(1) if found else None
         loop.call(tg.push({"message": tg.message(code, chat_id=7, user_id=7, first_name="Op")}))
-        rest, _ = proc.communicate(timeout=180)
+        # read on through the same buffered pipe (communicate() would skip what it holds)
+        rest = proc.stdout.read()
+        proc.wait(timeout=180)
         text = "".join(seen) + rest
         assert proc.returncode == 0, text
         assert f"bot @{BOT_USERNAME}" in text and f"t.me/{BOT_USERNAME}" in text
@@ -114,7 +116,9 @@ def test_channels_add_restarts_a_running_host_to_pair(install: Install) -> None:
             rest_until_wait += line
         assert "Restarting the host" in "".join(seen) + rest_until_wait
         loop.call(tg.push({"message": tg.message(code, chat_id=9, user_id=9, first_name="Op")}))
-        rest, _ = proc.communicate(timeout=180)
+        # read on through the same buffered pipe (communicate() would skip what it holds)
+        rest = proc.stdout.read()
+        proc.wait(timeout=180)
         assert proc.returncode == 0, "".join(seen) + rest_until_wait + rest
         assert "Paired telegram:9 as owner" in rest
     status = json.loads(install.nanoclaw("status", "--json").stdout)["running_host"]
