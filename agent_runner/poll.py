@@ -276,8 +276,11 @@ class PollLoop:
     def _replies(self, ctx: RunnerContext, result: TurnResult) -> list[OutboundMessage]:
         messages: list[OutboundMessage] = []
         for reply in parse_output(result.text):
+            content: dict[str, str] = {"text": reply.text}
+            if result.error:  # a structured mark, so channels and setup never parse the text
+                content["error"] = result.error
             try:
-                messages.append(ctx.address(reply.to, {"text": reply.text}))
+                messages.append(ctx.address(reply.to, content))
             except UnknownDestinationError as exc:
                 if reply.to is None and all(_from_host(r) for r in ctx.batch):
                     # An answer to host notices only, with no chat to go to: telling the agent

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Test prerequisites for the sandbox runtimes: docker.io, debootstrap and bubblewrap installed,
+# Test prerequisites: docker.io, debootstrap, bubblewrap and systemd-analyze installed,
 # dockerd running, and the agent image built (cached by content tag, so a no-op when unchanged).
 # Called by `bash nanoclaw.sh test`; safe to run again. Set NANOCLAW_SKIP_IMAGE_BUILD=1 to skip the image.
 set -euo pipefail
@@ -25,6 +25,8 @@ missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+# systemd-analyze verifies the generated service units (tests/unit/test_service_units.py).
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ "${#missing[@]}" -gt 0 ]; then
   command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and no apt-get to install them"
   printf '    installing %s (apt)\n' "${missing[*]}"
@@ -32,7 +34,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
 fi
-ok "docker.io, debootstrap and bubblewrap installed"
+ok "docker.io, debootstrap, bubblewrap and systemd-analyze installed"
 
 # 2. dockerd in the background unless a daemon already answers.
 if docker info >/dev/null 2>&1; then

@@ -244,7 +244,9 @@ def build_host(
     AgentActions(settings=settings, repo=repo, sessions=sessions).install(actions)
     ExtensionActions(
         extensions=Extensions(repo=repo, groups_path=settings.groups_path),
-        installer=PackageInstaller(runtime=runtime, data_path=settings.data_path, progress=log.info),
+        installer=PackageInstaller(
+            runtime=runtime, data_path=settings.data_path, progress=log.info
+        ),
     ).install(actions)
     ScriptResults(sessions=sessions, notices=notices).install(actions)
     delivery = DeliveryLoop(

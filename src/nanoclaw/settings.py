@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 from functools import cached_property
@@ -130,7 +131,15 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("NANOCLAW_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),
     )
-    anthropic_base_url: str | None = None
+    # A gateway or Anthropic-compatible server: its URL and a bearer token (instead of an API key).
+    anthropic_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NANOCLAW_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL"),
+    )
+    anthropic_auth_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NANOCLAW_ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN"),
+    )
     default_model: str = "claude-sonnet-4-5"
 
     # First agent
@@ -166,6 +175,8 @@ class Settings(BaseSettings):
     cli_backlog_per_chat: int = Field(default=10_000, ge=1)
     # Bytes a terminal client may leave unread before it is disconnected (its replies are kept).
     cli_client_buffer_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
+    # The service manager `nanoclaw service install` uses: auto, systemd, launchd or fallback.
+    service_manager: Literal["auto", "systemd", "launchd", "fallback"] = "auto"
     python_executable: str = Field(default_factory=lambda: sys.executable)
 
     @field_validator("timezone")
@@ -218,8 +229,9 @@ class Settings(BaseSettings):
 
     @property
     def has_model_credential(self) -> bool:
-        return self.anthropic_api_key is not None and bool(
-            self.anthropic_api_key.get_secret_value()
+        return any(
+            secret is not None and bool(secret.get_secret_value())
+            for secret in (self.anthropic_api_key, self.anthropic_auth_token)
         )
 
     @property
@@ -228,6 +240,22 @@ class Settings(BaseSettings):
         if self.provider == "auto":
             return "anthropic" if self.has_model_credential else "mock"
         return self.provider
+
+
+def effective_settings_hash(settings: Settings) -> str:
+    """A digest of every value the host reads at start; secrets enter only as their SHA-256.
+
+    The running host records it; a CLI that computes a different one knows the host must restart
+    to see the current settings.
+    """
+    values: dict[str, object] = {}
+    for name in sorted(type(settings).model_fields):
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            value = hashlib.sha256(value.get_secret_value().encode()).hexdigest()
+        values[name] = value
+    blob = json.dumps(values, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def load_settings(**overrides: object) -> Settings:

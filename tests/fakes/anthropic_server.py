@@ -131,6 +131,8 @@ class FakeAnthropic:
     _runner: web.AppRunner | None = None
     port: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    # When set, a request whose x-api-key / bearer token is not in it gets the API's 401.
+    accept_tokens: set[str] | None = None
 
     @property
     def base_url(self) -> str:
@@ -167,6 +169,16 @@ class FakeAnthropic:
         body = await request.json()
         self.requests.append(Recorded(body=body, headers=dict(request.headers)))
         self.arrived.set()
+        if self.accept_tokens is not None:
+            bearer = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not {request.headers.get("x-api-key", ""), bearer} & self.accept_tokens:
+                return web.json_response(  # the shape of the API's own answer (errors docs)
+                    {
+                        "type": "error",
+                        "error": {"type": "authentication_error", "message": "invalid x-api-key"},
+                    },
+                    status=401,
+                )
         script: Script = self.queue.pop(0) if self.queue else reply(DEFAULT_TEXT)
         spec = script(body) if callable(script) else script
         if "error" in spec:

@@ -22,7 +22,12 @@ class FlakyChannel:
         self.accepted: list[str] = []
 
     async def notify(
-        self, channel_type: str | None, platform_id: str | None, thread_id: str | None, text: str
+        self,
+        channel_type: str | None,
+        platform_id: str | None,
+        thread_id: str | None,
+        text: str,
+        failure: str | None = None,
     ) -> bool:
         self.calls.append((channel_type, platform_id, thread_id, text))
         if len(self.calls) <= self.down_for:
@@ -110,7 +115,12 @@ class SlowChannel(FlakyChannel):
         self.called = asyncio.Event()
 
     async def notify(
-        self, channel_type: str | None, platform_id: str | None, thread_id: str | None, text: str
+        self,
+        channel_type: str | None,
+        platform_id: str | None,
+        thread_id: str | None,
+        text: str,
+        failure: str | None = None,
     ) -> bool:
         self.calls.append((channel_type, platform_id, thread_id, text))
         self.called.set()

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from nanoclaw.contract.confined import ensure_file
+from nanoclaw.contract.confined import ensure_file, read_file, replace_file
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.repository import Repository
 from nanoclaw.errors import SandboxFileError
@@ -24,10 +24,9 @@ You are {name}, a personal assistant. You talk with your user through chat apps.
 Keep answers short and useful. Write down lasting facts about the user in CLAUDE.local.md.
 """
 
-GLOBAL_MD = """# Shared instructions
-
-These instructions apply to every agent on this NanoClaw install. They are read-only for agents.
-"""
+# The base instructions every agent reads: committed at groups/global/CLAUDE.md in the checkout.
+GLOBAL_MD_RELATIVE = Path("groups") / "global" / "CLAUDE.md"
+OWNER_LINE = "The person you work for is called {name}."
 
 
 @dataclass(frozen=True)
@@ -65,14 +64,42 @@ def ensure_memory_file(groups_path: Path, folder: str, name: str, text: str) -> 
         log.warning("left %s/%s alone: %s", folder, name, exc)
 
 
-def initialize(settings: Settings, *, agent_name: str | None = None) -> InitReport:
+def ensure_global_instructions(settings: Settings) -> Path:
+    """``<groups>/global/CLAUDE.md``: the committed file itself, or a copy of it in another groups dir.
+
+    An installed wheel without the checkout gets an empty file rather than invented text.
+    """
+    committed = settings.root / GLOBAL_MD_RELATIVE
+    text = committed.read_text(encoding="utf-8") if committed.is_file() else ""
+    settings.groups_path.mkdir(parents=True, exist_ok=True)
+    ensure_memory_file(settings.groups_path, "global", "CLAUDE.md", text)
+    return settings.groups_path / "global" / "CLAUDE.md"
+
+
+def note_owner(groups_path: Path, folder: str, owner_name: str) -> None:
+    """Tell the agent its owner's name in its own memory (replacing an earlier such line).
+
+    Read and replaced through the group folder's descriptor: the folder is sandbox-writable.
+    """
+    prefix = OWNER_LINE.split("{", 1)[0]
+    try:
+        old = read_file(groups_path, folder, "CLAUDE.local.md").decode("utf-8", "replace")
+        lines = [ln for ln in old.splitlines() if not ln.startswith(prefix)]
+        text = "\n".join([OWNER_LINE.format(name=owner_name), *lines]).rstrip() + "\n"
+        replace_file(groups_path, folder, "CLAUDE.local.md", data=text.encode("utf-8"))
+    except SandboxFileError as exc:
+        log.warning("left %s/CLAUDE.local.md alone: %s", folder, exc)
+
+
+def initialize(
+    settings: Settings, *, agent_name: str | None = None, owner_name: str | None = None
+) -> InitReport:
     """Idempotent: creates only what is missing."""
     db = CentralDB(path=settings.central_db_path, migrations_root=settings.migrations_path)
     try:
         db.migrate()
         repo = Repository(db)
-        settings.groups_path.mkdir(parents=True, exist_ok=True)
-        ensure_memory_file(settings.groups_path, "global", "CLAUDE.md", GLOBAL_MD)
+        ensure_global_instructions(settings)
         groups = repo.agent_groups()
         created = False
         if groups:
@@ -82,9 +109,14 @@ def initialize(settings: Settings, *, agent_name: str | None = None) -> InitRepo
             group = repo.create_agent_group(name=name, folder=folder_for(name), assistant_name=name)
             created = True
         ensure_memory_file(
-            settings.groups_path, group.folder, "CLAUDE.md", CLAUDE_MD_TEMPLATE.format(name=group.name)
+            settings.groups_path,
+            group.folder,
+            "CLAUDE.md",
+            CLAUDE_MD_TEMPLATE.format(name=group.name),
         )
         ensure_memory_file(settings.groups_path, group.folder, "CLAUDE.local.md", "")
+        if owner_name:
+            note_owner(settings.groups_path, group.folder, owner_name)
 
         mg = repo.ensure_messaging_group(
             channel_type="cli",
@@ -105,10 +137,12 @@ def initialize(settings: Settings, *, agent_name: str | None = None) -> InitRepo
         owner: str | None = None
         if not repo.has_owner():
             owner = f"cli:{operator_handle()}"
-            repo.upsert_user(owner, kind="cli", display_name=operator_handle())
+            repo.upsert_user(owner, kind="cli", display_name=owner_name or operator_handle())
             repo.grant_role(owner, "owner", granted_by="setup")
             # The owner's DM agent reads everything; writes still need the owner's own role.
             repo.set_admin_scope(group.id, "global")
+        elif owner_name:
+            repo.upsert_user(f"cli:{operator_handle()}", kind="cli", display_name=owner_name)
         return InitReport(
             agent_name=group.name,
             agent_folder=group.folder,

@@ -119,7 +119,13 @@ class Extensions:
         )
 
     def record_packages(
-        self, agent_group_id: str, request: PackageRequest, *, image: str | None, ok: bool, message: str
+        self,
+        agent_group_id: str,
+        request: PackageRequest,
+        *,
+        image: str | None,
+        ok: bool,
+        message: str,
     ) -> None:
         """Store the package set and the build's outcome; a built layer becomes the group's image."""
         values: dict[str, Any] = {

@@ -105,7 +105,12 @@ class ChannelRegistry:
         self._adapters[adapter.channel_type] = adapter
 
     async def notify(
-        self, channel_type: str | None, platform_id: str | None, thread_id: str | None, text: str
+        self,
+        channel_type: str | None,
+        platform_id: str | None,
+        thread_id: str | None,
+        text: str,
+        failure: str | None = None,
     ) -> bool:
         """Send a host notice (a denial, a failure, a budget stop) straight through the adapter.
 
@@ -119,7 +124,11 @@ class ChannelRegistry:
             return False
         try:
             await adapter.deliver(
-                platform_id, thread_id, OutboundPayload(kind="chat", content={"text": text})
+                platform_id,
+                thread_id,
+                OutboundPayload(
+                    kind="chat", content={"text": text, **({"failure": failure} if failure else {})}
+                ),
             )
         except Exception:
             log.exception("notice to %s/%s failed", channel_type, platform_id)

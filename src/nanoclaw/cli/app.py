@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -33,6 +32,24 @@ EXIT_NO_REPLY = 4
 EXIT_ERROR_REPLY = 5  # a reply carried a structured error (the turn could not be answered)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from nanoclaw import __version__
+
+        print(f"nanoclaw {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """NanoClaw: a personal AI assistant whose agents run sandboxed."""
+
+
 # The settings live in cli.context so command modules never import this module back.
 __all__ = ["_State", "settings"]
 
@@ -48,29 +65,20 @@ def run(
         Path | None, typer.Option(help="Write the log here instead of stderr.")
     ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    pid_file: Annotated[
+        Path | None,
+        typer.Option(help="Record this process's pid here (start/stop check it against argv)."),
+    ] = None,
 ) -> None:
     """Run the host in the foreground until SIGINT or SIGTERM."""
-    from nanoclaw.host import build_host
     from nanoclaw.logging_setup import configure_logging
+    from nanoclaw.service.hostrun import run_host
 
     configure_logging(level=log_level.upper(), log_file=log_file)
     try:
-        host = build_host(settings())
+        asyncio.run(run_host(settings(), pid_file=pid_file.resolve() if pid_file else None))
     except NanoclawError as exc:
         raise fail(str(exc)) from exc
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await host.start()
-        try:
-            await stop.wait()
-        finally:
-            await host.stop()
-
-    asyncio.run(main())
 
 
 @app.command()
@@ -303,6 +311,18 @@ from nanoclaw.cli import agent_resources as _agent_resources  # noqa: E402
 
 app.add_typer(_agent_resources.destinations_app, name="destinations")
 app.add_typer(_agent_resources.mounts_app, name="mounts")
+
+
+from nanoclaw.cli import service as _service  # noqa: E402
+
+app.add_typer(_service.service_app, name="service")
+app.command("start")(_service.start)
+app.command("stop")(_service.stop)
+app.command("restart")(_service.restart)
+app.command("logs")(_service.logs)
+from nanoclaw.cli.setup import setup as _setup  # noqa: E402
+
+app.command("setup")(_setup)
 
 
 def main() -> None:

@@ -3,15 +3,15 @@
 The credentials are checked against the platform (``auth.test`` / ``getMe``) and stored in
 ``.env`` (0600; printed only masked). When no owner exists yet, a one-time pairing code is
 issued: the operator sends it to the bot in a private chat and becomes owner, that DM is
-wired to the agent, and the agent's welcome comes back through the normal pipeline. With no
-host running, the command runs one in-process until the welcome is delivered.
+wired to the agent, and the agent's welcome comes back through the normal pipeline. A running
+host whose settings differ from the new ones (the new credentials) is restarted first; with no
+host running, the command runs one in-process until the welcome is delivered. The channels and
+their credentials are data: ``nanoclaw.setup.channel_options``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,6 +20,8 @@ from sqlalchemy import select
 
 from nanoclaw.errors import NanoclawError
 from nanoclaw.settings import Settings, load_settings
+from nanoclaw.setup.channel_options import check_slack, check_telegram
+from nanoclaw.setup.envfile import env_file_path, store_env
 
 app = typer.Typer(help="Chat channels: add Slack or Telegram.", no_args_is_help=True)
 console = Console()
@@ -32,58 +34,9 @@ EXIT_TIMEOUT = 4
 
 def mask(secret: str) -> str:
     """``1234…oken``: enough to recognise a credential, never enough to use it."""
-    if len(secret) <= 12:
-        return "…"
-    return f"{secret[:4]}…{secret[-4:]}"
+    from nanoclaw.setup.credential import mask as _mask
 
-
-def env_file_path(settings: Settings) -> Path:
-    named = os.environ.get("NANOCLAW_ENV_FILE")
-    return Path(named) if named else settings.root / ".env"
-
-
-def store_env(path: Path, values: dict[str, str]) -> None:
-    """Set keys in a dotenv file (replacing earlier values), keeping it private to this user."""
-    lines = path.read_text().splitlines() if path.exists() else []
-    kept = [ln for ln in lines if ln.split("=", 1)[0].strip() not in values]
-    kept += [f"{key}={value}" for key, value in values.items()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600, exist_ok=True)
-    path.chmod(0o600)
-    path.write_text("\n".join(kept) + "\n")
-
-
-# -- credential checks -----------------------------------------------------------------------------
-async def check_telegram(settings: Settings, token: str) -> str:
-    from nanoclaw.channels.telegram.api import TelegramApi, TelegramApiError
-
-    api = TelegramApi(token=token, base_url=settings.telegram_api_base_url)
-    try:
-        me = await api.call("getMe")
-    except TelegramApiError as exc:
-        raise NanoclawError(f"Telegram rejected the token: {exc.description}") from None
-    finally:
-        await api.aclose()
-    return str(me.get("username") or "")
-
-
-async def check_slack(settings: Settings, bot_token: str, app_token: str | None) -> str:
-    from slack_sdk.errors import SlackApiError
-    from slack_sdk.web.async_client import AsyncWebClient
-
-    client = AsyncWebClient(token=bot_token, base_url=settings.slack_api_base_url)
-    try:
-        auth = await client.auth_test()
-        if app_token:
-            await client.apps_connections_open(app_token=app_token)
-    except SlackApiError as exc:
-        raise NanoclawError(
-            f"Slack rejected the credentials: {exc.response.get('error')}"
-        ) from None
-    finally:
-        if client.session is not None:
-            await client.session.close()
-    return str(auth.get("user") or "")
+    return _mask(secret)
 
 
 # -- pairing ---------------------------------------------------------------------------------------
@@ -173,6 +126,7 @@ def add(
     from nanoclaw.db.central import CentralDB
     from nanoclaw.db.models import UserRole
     from nanoclaw.db.repository import Repository
+    from nanoclaw.service.current import settings_differ
 
     settings = load_settings()
     if channel == "telegram":
@@ -182,7 +136,7 @@ def add(
         if not token:
             token = typer.prompt("Telegram bot token (from @BotFather)", hide_input=True)
         values = {"NANOCLAW_TELEGRAM_BOT_TOKEN": token}
-        check = check_telegram(settings, token)
+        check = check_telegram(settings, values)
     elif channel == "slack":
         if mode not in ("socket", "http"):
             err.print(f"[red]error:[/] unknown Slack mode {mode!r}")
@@ -201,7 +155,14 @@ def add(
         else:
             signing_secret = signing_secret or typer.prompt("Slack signing secret", hide_input=True)
             values["NANOCLAW_SLACK_SIGNING_SECRET"] = signing_secret
-        check = check_slack(settings, bot_token, app_token if mode == "socket" else None)
+        check = check_slack(
+            settings,
+            {
+                k: v
+                for k, v in values.items()
+                if k != "NANOCLAW_SLACK_APP_TOKEN" or mode == "socket"
+            },
+        )
     else:
         err.print(f"[red]error:[/] unknown channel {channel!r} (slack or telegram)")
         raise typer.Exit(EXIT_USAGE)
@@ -253,14 +214,19 @@ def add(
     fresh = load_settings()  # with the credentials just stored
     try:
         if host_running(fresh):
-            console.print(
-                "The host is running: restart it so it picks up the new credentials "
-                "(e.g. `systemctl --user restart nanoclaw`), then send the code."
-            )
+            from nanoclaw.service.current import restart_if_changed
+
+            if settings_differ(fresh):
+                console.print("Restarting the host so it uses the new credentials…")
+                restart_if_changed(fresh)
+            console.print("Waiting for the code…")
             result = asyncio.run(wait_for_result(fresh, channel, since, timeout))
         else:
             console.print("Waiting for the code…")
             result = asyncio.run(run_pairing(fresh, channel, since, timeout))
+    except NanoclawError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_FAILURE) from exc
     except TimeoutError:
         err.print(
             f"[red]error:[/] no pairing code arrived within {timeout:g} s; run the command again"

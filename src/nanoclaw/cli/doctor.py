@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
-if TYPE_CHECKING:
-    from nanoclaw.settings import Settings
+from nanoclaw.settings import Settings
 
 console = Console()
 
@@ -62,15 +61,7 @@ def gather() -> tuple[str | None, str, list[Check]]:
         checks.append(
             Check("isolation", False, "the process runtime gives NO isolation (development only)")
         )
-    provider = s.effective_provider
-    if s.has_model_credential:
-        cred = "configured; runners reach the model only through the credential proxy"
-    elif provider == "anthropic":
-        cred = "MISSING but the anthropic provider is selected: no runner will start"
-    else:
-        cred = "none: agents use the mock model"
-    checks.append(Check("model credential", s.has_model_credential or provider == "mock", cred))
-    checks.append(Check("credential proxy", True, f"{s.model_proxy} transport", required=False))
+    checks += host_checks(s)
     try:
         allowlist = load_allowlist(s.mount_allowlist_path, project_root=s.root)
         if allowlist.source is None:
@@ -80,11 +71,11 @@ def gather() -> tuple[str | None, str, list[Check]]:
         checks.append(Check("mount allowlist", True, detail, required=False))
     except ConfigError as exc:
         checks.append(Check("mount allowlist", False, str(exc), required=False))
-    checks.extend(channel_checks(s))
+    checks.extend(channel_link_checks(s))
     return runtime, reason, checks
 
 
-def channel_checks(s: Settings) -> list[Check]:
+def channel_link_checks(s: Settings) -> list[Check]:
     """One check per configured chat channel, from the running host's real link state."""
     from nanoclaw.cli.status import channel_states
 
@@ -98,6 +89,104 @@ def channel_checks(s: Settings) -> list[Check]:
             detail += " — stop the other bot instance or webhook using this token"
         found.append(Check(f"channel {row['channel']}", state == "connected", detail, False))
     return found
+
+
+def host_checks(s: Settings) -> list[Check]:
+    """The running host, its settings, one real model request and each channel's connection."""
+    from nanoclaw.service.current import running_state
+    from nanoclaw.settings import effective_settings_hash
+    from nanoclaw.setup.modelcheck import check_model
+
+    checks: list[Check] = []
+    state = running_state(s)
+    if state is None:
+        checks.append(Check("host", False, "not running: start it with `nanoclaw start`"))
+    elif state.settings_hash != effective_settings_hash(s):
+        checks.append(
+            Check("host", False, f"pid {state.pid} runs older settings: run `nanoclaw restart`")
+        )
+    else:
+        checks.append(Check("host", True, f"pid {state.pid}, current settings"))
+    provider = s.effective_provider
+    if provider == "mock":
+        checks.append(Check("model", True, "the mock model (no credential; replies say so)"))
+    elif not s.has_model_credential:
+        checks.append(
+            Check(
+                "model",
+                False,
+                "no credential but the anthropic provider is selected: "
+                "run `bash nanoclaw.sh` to enter one",
+            )
+        )
+    elif state is None:
+        checks.append(Check("model", False, "cannot try the credential: the host is not running"))
+    else:
+        result = check_model(state)
+        detail = result.detail + (f" — {result.hint}" if result.hint else "")
+        checks.append(
+            Check("model", result.ok, f"one request through the credential proxy: {detail}")
+        )
+    checks += channel_checks(s)
+    return checks
+
+
+def channel_checks(s: Settings) -> list[Check]:
+    """Each configured channel's credentials, tried against the platform once."""
+    import asyncio
+
+    from nanoclaw.errors import NanoclawError
+    from nanoclaw.setup.channel_options import CHANNEL_OPTIONS, configured_values
+
+    checks: list[Check] = []
+    for option in CHANNEL_OPTIONS:
+        values = configured_values(option, s)
+        if not values:
+            continue
+        primary = option.fields[0].env_key  # the rest may be optional (Slack in HTTP mode)
+        if primary not in values:
+            checks.append(Check(f"channel {option.name}", False, f"incomplete: set {primary}"))
+            continue
+        try:
+            bot = asyncio.run(option.check(s, values))
+        except NanoclawError as exc:
+            checks.append(
+                Check(
+                    f"channel {option.name}",
+                    False,
+                    f"{exc} — enter new credentials with `nanoclaw channels add {option.name}`",
+                )
+            )
+        except Exception as exc:  # unreachable platform: name it, never crash the report
+            checks.append(
+                Check(
+                    f"channel {option.name}",
+                    False,
+                    f"could not reach {option.name} ({type(exc).__name__}) — check the network",
+                )
+            )
+        else:
+            checks.append(Check(f"channel {option.name}", True, f"connected as @{bot}"))
+    return checks
+
+
+def settings_sources(s: Settings) -> list[dict[str, str]]:
+    from nanoclaw.setup.envfile import env_file_path
+    from nanoclaw.setup.sources import REPORTED_FIELDS, source_of
+
+    env_file = env_file_path(s)
+    rows = []
+    for name in REPORTED_FIELDS:
+        src = source_of(name, s, env_file=env_file)
+        rows.append(
+            {
+                "setting": name,
+                "value": src.shown,
+                "source": src.origin.value,
+                "from": src.name or "",
+            }
+        )
+    return rows
 
 
 def _image_present(image: str) -> bool:
@@ -115,8 +204,11 @@ def _image_present(image: str) -> bool:
 def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Report the sandbox runtime in use and why, the agent image, credentials and mounts."""
+    """Report each setting's source, the runtime, the image, the host, the model and channels."""
+    from nanoclaw.cli.context import settings
+
     runtime, reason, checks = gather()
+    sources = settings_sources(settings())
     healthy = runtime is not None and all(c.ok for c in checks if c.required)
     if as_json:
         data = {
@@ -124,9 +216,14 @@ def doctor(
             "reason": reason,
             "healthy": healthy,
             "checks": [asdict(c) for c in checks],
+            "settings": sources,
         }
         print(json.dumps(data, indent=2))
     else:
+        console.print("settings (flags > NANOCLAW_* > ANTHROPIC_* > .env > default):")
+        for row in sources:
+            where = row["source"] + (f" {row['from']}" if row["from"] else "")
+            console.print(f"  {row['setting']}: {row['value']} ({where})", highlight=False)
         if runtime is None:
             console.print(f"[red]✗ no sandbox runtime[/]: {reason}")
         else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from dataclasses import asdict
 from typing import Any
 
@@ -11,22 +10,11 @@ from rich.table import Table
 
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.repository import Repository
+from nanoclaw.service.probe import host_running
 from nanoclaw.sessions.quarantine import list_quarantined
 from nanoclaw.settings import Settings
 
-
-def host_running(settings: Settings) -> bool:
-    if not settings.cli_socket.exists():
-        return False
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(1.0)
-    try:
-        probe.connect(str(settings.cli_socket))
-    except OSError:
-        return False
-    finally:
-        probe.close()
-    return True
+__all__ = ["channel_states", "gather", "host_running", "render", "running_host"]
 
 
 def channel_states(settings: Settings) -> list[dict[str, Any]]:
@@ -81,6 +69,22 @@ def channel_states(settings: Settings) -> list[dict[str, Any]]:
     return rows
 
 
+def running_host(settings: Settings) -> dict[str, Any] | None:
+    """What the running host uses (from its state file), and whether the settings changed since."""
+    from nanoclaw.service.breaker import StartupBreaker
+    from nanoclaw.service.current import running_state
+    from nanoclaw.settings import effective_settings_hash
+
+    breaker = StartupBreaker(data_path=settings.data_path).status()
+    state = running_state(settings)
+    if state is None:
+        return {"breaker": breaker} if breaker["crashes_last_hour"] else None
+    info = state.model_dump(exclude={"check_token", "proxy_socket", "proxy_tcp"})
+    info["settings_current"] = state.settings_hash == effective_settings_hash(settings)
+    info["breaker"] = breaker
+    return info
+
+
 def gather(settings: Settings) -> dict[str, Any]:
     db = CentralDB(path=settings.central_db_path, migrations_root=settings.migrations_path)
     try:
@@ -92,6 +96,7 @@ def gather(settings: Settings) -> dict[str, Any]:
         provider = settings.effective_provider
         return {
             "host_running": host_running(settings),
+            "running_host": running_host(settings),
             "channels": channel_states(settings),
             "install_id": settings.install_id,
             "provider": provider,
@@ -140,7 +145,34 @@ def gather(settings: Settings) -> dict[str, Any]:
 def render(data: dict[str, Any], console: Console) -> None:
     state = "[green]running[/]" if data["host_running"] else "[red]not running[/]"
     console.print(f"Host: {state}   install {data['install_id']}   runtime {data['runtime']}")
-    console.print(f"Model: {data['provider']} ({data['provider_note']})")
+    host = data.get("running_host")
+    if host and "pid" in host:
+        endpoint = host["base_url"] or "api.anthropic.com"
+        model = (
+            "mock model"
+            if host["provider"] == "mock"
+            else f"{host['model']} at {endpoint} ({host['credential']})"
+        )
+        console.print(
+            f"Running host: pid {host['pid']} since {host['started_at']}, {model}, "
+            f"time zone {host['timezone']}",
+            highlight=False,
+        )
+        if not host["settings_current"]:
+            console.print(
+                "[yellow]The settings changed since the host started: it still uses the values "
+                "above. Run `nanoclaw restart`.[/]"
+            )
+    if host and host["breaker"]["crashes_last_hour"]:
+        breaker = host["breaker"]
+        wait = (
+            f"; waiting {breaker['waiting_s']:g} s before starting" if breaker["waiting_s"] else ""
+        )
+        console.print(
+            f"[yellow]Start-up breaker: {breaker['crashes_last_hour']} crash(es) in the last "
+            f"hour{wait} (`nanoclaw restart` skips the wait)[/]"
+        )
+    console.print(f"Model (current settings): {data['provider']} ({data['provider_note']})")
     for title, rows, columns in (
         ("Agent groups", data["agent_groups"], ["name", "folder", "id"]),
         (

@@ -363,6 +363,7 @@ class HostNotice(CentralBase):
     platform_id: Mapped[str] = mapped_column(String(256))
     thread_id: Mapped[str | None] = mapped_column(String(256))
     text: Mapped[str] = mapped_column(Text)
+    failure: Mapped[str | None] = mapped_column(String(32))  # the notice replaces a lost answer
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)

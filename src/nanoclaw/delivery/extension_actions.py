@@ -50,11 +50,20 @@ class ExtensionActions:
         except NanoclawError as exc:
             log.warning("packages for %s not installed: %s", agent_id, exc)
             await asyncio.to_thread(
-                self.extensions.record_packages, agent_id, wanted, image=None, ok=False, message=str(exc)
+                self.extensions.record_packages,
+                agent_id,
+                wanted,
+                image=None,
+                ok=False,
+                message=str(exc),
             )
             return ActionResult("error", f"install_packages: not installed: {exc}")
         await asyncio.to_thread(
-            self.extensions.record_packages, agent_id, wanted, image=outcome.image, ok=True,
+            self.extensions.record_packages,
+            agent_id,
+            wanted,
+            image=outcome.image,
+            ok=True,
             message=outcome.message,
         )
         log.info("packages for %s installed: %s", agent_id, outcome.message)
@@ -63,7 +72,9 @@ class ExtensionActions:
     async def add_mcp_server(self, session: SessionRow, row: OutboundRow) -> ActionResult:
         content = row.content
         try:
-            agent = await asyncio.to_thread(self.extensions.repo.agent_group, session.agent_group_id)
+            agent = await asyncio.to_thread(
+                self.extensions.repo.agent_group, session.agent_group_id
+            )
             spec = await asyncio.to_thread(
                 lambda: self.extensions.add_mcp_server(
                     APPROVED,

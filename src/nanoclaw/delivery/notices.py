@@ -35,7 +35,12 @@ class Notifier(Protocol):
     """Anything that can send a host notice to a chat; True when the platform accepted it."""
 
     async def notify(
-        self, channel_type: str | None, platform_id: str | None, thread_id: str | None, text: str
+        self,
+        channel_type: str | None,
+        platform_id: str | None,
+        thread_id: str | None,
+        text: str,
+        failure: str | None = None,
     ) -> bool: ...
 
 
@@ -46,6 +51,9 @@ class Notice:
     platform_id: str
     thread_id: str | None
     text: str
+    # Set when the notice stands in for an answer that will not come (e.g. "not_processed"):
+    # channels mark the message with it, so clients tell it from a reply without reading text.
+    failure: str | None = None
 
 
 def retry_delay_s(attempts: int) -> float:
@@ -72,12 +80,17 @@ class NoticeOutbox:
         self._in_flight: set[int] = set()
 
     async def notify(
-        self, channel_type: str | None, platform_id: str | None, thread_id: str | None, text: str
+        self,
+        channel_type: str | None,
+        platform_id: str | None,
+        thread_id: str | None,
+        text: str,
+        failure: str | None = None,
     ) -> bool:
         """Record the notice and try it now; False means it is queued for a retry."""
         if not channel_type or not platform_id:
             return False
-        notice = Notice(0, channel_type, platform_id, thread_id, text)
+        notice = Notice(0, channel_type, platform_id, thread_id, text, failure)
         notice_id = await asyncio.to_thread(self._record, notice)
         return await self._attempt(replace(notice, id=notice_id))
 
@@ -107,7 +120,11 @@ class NoticeOutbox:
         self._in_flight.add(notice.id)
         try:
             ok = await self.sender.notify(
-                notice.channel_type, notice.platform_id, notice.thread_id, notice.text
+                notice.channel_type,
+                notice.platform_id,
+                notice.thread_id,
+                notice.text,
+                failure=notice.failure,
             )
             await asyncio.to_thread(self._after_attempt, notice.id, ok)
         finally:
@@ -121,6 +138,7 @@ class NoticeOutbox:
                 platform_id=notice.platform_id,
                 thread_id=notice.thread_id,
                 text=notice.text,
+                failure=notice.failure,
                 next_attempt_at=self.clock(),
                 created_at=self.clock(),
             )
@@ -158,7 +176,7 @@ class NoticeOutbox:
                 .order_by(HostNotice.id)
             )
             return [
-                Notice(int(r.id), r.channel_type, r.platform_id, r.thread_id, r.text)
+                Notice(int(r.id), r.channel_type, r.platform_id, r.thread_id, r.text, r.failure)
                 for r in s.scalars(query)
             ]
 

@@ -260,7 +260,9 @@ class DockerRuntime(RunnerRuntime):
             log.warning(
                 "the package layer %s of %s predates the agent image %s; starting without it "
                 "(ask the agent to install its packages again)",
-                spec.image, spec.agent_folder, self.image,
+                spec.image,
+                spec.agent_folder,
+                self.image,
             )
             image = self.image
         kwargs = build_run_kwargs(spec, image=image, user=self.user, limits=self.limits)

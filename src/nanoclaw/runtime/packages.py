@@ -318,11 +318,18 @@ class PackageInstaller:
         listed = ", ".join([*request.pip, *request.apt])
         if name == "docker":
             builder = PackageBuilder(
-                client=runtime.client(), cache_dir=self.data_path / "packages", progress=self.progress
+                client=runtime.client(),
+                cache_dir=self.data_path / "packages",
+                progress=self.progress,
             )
             tag = builder.build_layer(runtime.image, request)
-            return InstallOutcome(tag, f"Installed {listed} into your image ({tag}); they are there from your next start.")
-        builder = PackageBuilder(client=None, cache_dir=self.data_path / "packages", progress=self.progress)
+            return InstallOutcome(
+                tag,
+                f"Installed {listed} into your image ({tag}); they are there from your next start.",
+            )
+        builder = PackageBuilder(
+            client=None, cache_dir=self.data_path / "packages", progress=self.progress
+        )
         builder.install_site(request, self.site_dir(agent_group_id))
         return InstallOutcome(
             None,

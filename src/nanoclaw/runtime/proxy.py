@@ -63,6 +63,11 @@ HOP_BY_HOP = frozenset(
     }
 )
 CLIENT_CREDENTIAL_HEADERS = frozenset({"x-api-key", "authorization", "cookie"})
+# Set on every answer the proxy itself gives (never on the model API's), so a caller can tell
+# "the endpoint answered 502" from "the proxy could not reach the endpoint".
+PROXY_ORIGIN_HEADER = "x-nanoclaw-proxy"
+# The grant behind the host's own check token (`nanoclaw doctor`, setup's credential step).
+CHECK_GRANT_ID = "_host-check"
 PROXIED_PREFIX = "/v1/"
 
 
@@ -174,12 +179,14 @@ class CredentialProxy:
         tcp_port: int = 0,
         session_factory: Callable[[], aiohttp.ClientSession] | None = None,
         rate_limit: RequestRateLimit | None = None,
+        auth_token: SecretStr | None = None,
     ) -> None:
         # A runaway agent loop cannot spend faster than this; the SDK honours retry-after.
         self.rate_limit = rate_limit or RequestRateLimit(per_minute=0)
         if socket_dir is None and tcp_host is None:
             raise ValueError("the proxy needs a socket folder or a TCP host")
         self._api_key = api_key
+        self._auth_token = auth_token  # a gateway's bearer token, sent when there is no API key
         self.upstream_url = (upstream_url or DEFAULT_UPSTREAM).rstrip("/")
         self._socket_dir_wanted = socket_dir
         self.socket_dir: Path | None = None
@@ -194,7 +201,10 @@ class CredentialProxy:
     # -- lifecycle ------------------------------------------------------------------------------
     @property
     def has_key(self) -> bool:
-        return self._api_key is not None and bool(self._api_key.get_secret_value())
+        return any(
+            secret is not None and bool(secret.get_secret_value())
+            for secret in (self._api_key, self._auth_token)
+        )
 
     @property
     def available(self) -> bool:
@@ -262,6 +272,10 @@ class CredentialProxy:
         self._grants[token] = Grant(agent_group_id=agent_group_id, session_id=session_id)
         return token
 
+    def issue_check_token(self) -> str:
+        """A token for the host's own one-request credential checks (kept by the host, 0600)."""
+        return self.issue(agent_group_id=CHECK_GRANT_ID, session_id=CHECK_GRANT_ID)
+
     def revoke_session(self, session_id: str) -> None:
         for token in [t for t, g in self._grants.items() if g.session_id == session_id]:
             del self._grants[token]
@@ -302,8 +316,11 @@ class CredentialProxy:
             for k, v in request.headers.items()
             if k.lower() not in HOP_BY_HOP and k.lower() not in CLIENT_CREDENTIAL_HEADERS
         }
-        assert self._api_key is not None
-        headers["x-api-key"] = self._api_key.get_secret_value()
+        if self._api_key is not None and self._api_key.get_secret_value():
+            headers["x-api-key"] = self._api_key.get_secret_value()
+        else:
+            assert self._auth_token is not None
+            headers["authorization"] = f"Bearer {self._auth_token.get_secret_value()}"
         headers["accept-encoding"] = "identity"
         body = await request.read()
         url = URL(self.upstream_url + target, encoded=True)  # as checked, never re-normalised
@@ -377,7 +394,9 @@ def _error(status: int, kind: str, message: str) -> web.Response:
     from aiohttp import web
 
     body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
-    return web.json_response(body, status=status, headers={"x-should-retry": "false"})
+    return web.json_response(
+        body, status=status, headers={"x-should-retry": "false", PROXY_ORIGIN_HEADER: "1"}
+    )
 
 
 def _socket_dir(wanted: Path) -> Path:

@@ -33,6 +33,7 @@ def build_proxy(settings: Settings) -> CredentialProxy:
         return CredentialProxy(
             api_key=settings.anthropic_api_key,
             upstream_url=settings.anthropic_base_url,
+            auth_token=settings.anthropic_auth_token,
             tcp_host=settings.model_proxy_host,
             tcp_port=settings.model_proxy_port,
             rate_limit=RequestRateLimit(per_minute=settings.model_requests_per_minute),
@@ -40,6 +41,7 @@ def build_proxy(settings: Settings) -> CredentialProxy:
     return CredentialProxy(
         api_key=settings.anthropic_api_key,
         upstream_url=settings.anthropic_base_url,
+        auth_token=settings.anthropic_auth_token,
         socket_dir=settings.data_path / "proxy",
         rate_limit=RequestRateLimit(per_minute=settings.model_requests_per_minute),
     )

@@ -24,12 +24,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from nanoclaw.admin.bootstrap import ensure_global_instructions
 from nanoclaw.cancel import cancel_and_wait
 from nanoclaw.contract.confined import ConfinedDir
 from nanoclaw.contract.runner_config import RunnerConfig
 from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.db.repository import Repository
-from nanoclaw.errors import SandboxFileError
+from nanoclaw.errors import NotFoundError, SandboxFileError
 from nanoclaw.runtime.base import RunnerExit, RunnerHandle, RunnerRuntime, RunSpec
 from nanoclaw.runtime.model_limits import with_model_limits
 from nanoclaw.runtime.packages import packages_site
@@ -271,8 +272,7 @@ class Supervisor:
             outbound.unlink(layout.heartbeat.name)
         group_dir = self.settings.groups_path / group.folder
         group_dir.mkdir(parents=True, exist_ok=True)
-        global_dir = self.settings.groups_path / "global"
-        global_dir.mkdir(parents=True, exist_ok=True)
+        global_dir = ensure_global_instructions(self.settings).parent
         inbound_head, outbound_head = store.heads()
         provider = cfg.provider or self.settings.effective_provider
         config = RunnerConfig(
@@ -412,9 +412,16 @@ class Supervisor:
         now = self.clock()
         stopped: list[str] = []
         for session_id, entry in list(self._running.items()):
+            try:
+                session = await asyncio.to_thread(self.repo.session, session_id)
+            except NotFoundError:  # its agent was deleted (e.g. setup's check agent): stop it
+                log.info("stopping the runner of deleted session %s", session_id)
+                await self.stop(session_id)
+                stopped.append(session_id)
+                continue
             if now - entry.last_activity < self.settings.idle_timeout_s:
                 continue
-            layout = self.sessions.layout(await asyncio.to_thread(self.repo.session, session_id))
+            layout = self.sessions.layout(session)
             claims = await asyncio.to_thread(self.reader.acks, layout)
             if any(status == "processing" for status in claims.values()):
                 continue  # mid-turn: stuck detection is the sweep's job, not idleness

@@ -329,7 +329,9 @@ class Sweep:
                 f"Sorry: I could not process your {what} “{preview}” after {row.tries} attempts, "
                 "so I gave up on it. Please try again later."
             )
-            await self.notices.notify(row.channel_type, row.platform_id, row.thread_id, notice)
+            await self.notices.notify(
+                row.channel_type, row.platform_id, row.thread_id, notice, failure="not_processed"
+            )
         # After the notice: it is the answer (``failed``: a terminal client exits non-zero).
         await self.delivery.report_done(session.id, {row.id}, failed=True)
 

@@ -118,7 +118,11 @@ class BudgetGuard:
             if mg is None:
                 return
             await self.notices.notify(
-                mg.channel_type, mg.platform_id, session.thread_id, self.message(spent, budget)
+                mg.channel_type,
+                mg.platform_id,
+                session.thread_id,
+                self.message(spent, budget),
+                failure="budget_spent",
             )
         except Exception:
             log.exception("could not tell session %s about its budget", session_id)

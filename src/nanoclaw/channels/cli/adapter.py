@@ -218,7 +218,9 @@ class CliAdapter(ChannelAdapter):
         reply = self._reply_of(platform_id, payload)
         stored = reply.model_dump_json(exclude_none=True, exclude={"id"})
         row_id = await asyncio.to_thread(self.backlog.add, platform_id, stored)
-        self._remember(platform_id, reply_id(row_id), payload.text, payload.sender_name or "assistant")
+        self._remember(
+            platform_id, reply_id(row_id), payload.text, payload.sender_name or "assistant"
+        )
         frame = _reply_bytes(row_id, stored)
         for client in list(self._clients):
             if client.chat == platform_id:
@@ -235,6 +237,7 @@ class CliAdapter(ChannelAdapter):
         elif (found := card_of(payload)) is not None:  # an agent's ask_user_question
             card = CardFrame.model_validate(found[0].to_dict(), strict=False)
         operation = content.get("operation")
+        failure, failure_detail = _failure_of(payload)
         return Reply(
             chat=chat,
             id="",
@@ -245,6 +248,8 @@ class CliAdapter(ChannelAdapter):
             operation=str(operation) if operation else None,
             message_id=str(content["messageId"]) if operation and "messageId" in content else None,
             emoji=str(content["emoji"]) if operation and "emoji" in content else None,
+            failure=failure,
+            failure_detail=failure_detail,
         )
 
     async def set_typing(self, platform_id: str, thread_id: str | None, on: bool) -> None:
@@ -420,7 +425,8 @@ class CliAdapter(ChannelAdapter):
                 id=client_id,
                 text=frame.text,
                 sender=frame.sender,
-                sender_name=frame.sender_name or frame.sender,
+                # No name given: keep the one the user record holds (setup's owner name).
+                sender_name=frame.sender_name or None,
                 is_mention=True,  # a terminal chat is a direct conversation with the assistant
                 is_group=False,
                 timestamp=now_iso(),
@@ -437,3 +443,14 @@ class CliAdapter(ChannelAdapter):
         if finished:
             failed = sorted(m for m in finished if self._recent_done.get(m))
             client.send(Done(ids=sorted(finished), failed=failed or None))
+
+
+def _failure_of(payload: OutboundPayload) -> tuple[str | None, str | None]:
+    """The structured failure mark of a reply: the agent's turn failed, or a host notice stands
+    in for an answer that will not come (not processed, budget spent)."""
+    content = payload.content
+    if content.get("error"):
+        return "agent_error", str(content["error"])
+    if content.get("failure"):
+        return str(content["failure"]), payload.text
+    return None, None

@@ -23,7 +23,7 @@ class HostNotRunningError(ChannelError):
     def __init__(self, socket_path: Path) -> None:
         super().__init__(
             f"the NanoClaw host is not running (no socket at {socket_path}); "
-            "start it with `nanoclaw run` or `bash nanoclaw.sh`",
+            "start it with `nanoclaw start` (or set it up with `bash nanoclaw.sh`)",
             channel="cli",
         )
 

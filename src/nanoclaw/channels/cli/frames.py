@@ -121,6 +121,10 @@ class Reply(_Frame):
     operation: str | None = None  # "edit" or "reaction": an operation on an earlier reply
     message_id: str | None = None  # the earlier reply an operation applies to
     emoji: str | None = None  # operation "reaction"
+    # Set when this reply stands for a failure (not a text prefix): "agent_error" (the turn
+    # failed), "not_processed" (the host gave up on the message) or "budget_spent".
+    failure: str | None = None
+    failure_detail: str | None = None
 
 
 class Done(_Frame):

@@ -1,0 +1,1 @@
+"""Keeping the host up: service units, the fallback supervisor, pid files and the start-up breaker."""

@@ -1,0 +1,1 @@
+"""Onboarding: ``nanoclaw setup`` (what ``bash nanoclaw.sh`` hands over to after the venv exists)."""
