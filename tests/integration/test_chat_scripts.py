@@ -6,9 +6,13 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.integration.test_cli_commands import NANOCLAW, env, host_process, nanoclaw
 
 __all__ = ["env"]
+# Real host processes started (and restarted) per test: slow on a loaded 2-core machine.
+pytestmark = pytest.mark.timeout(300)
 
 MOCK = "(mock model, no API key configured) heard: "
 

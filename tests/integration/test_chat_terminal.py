@@ -16,6 +16,8 @@ from tests.integration.test_cli_commands import NANOCLAW, env, host_process, nan
 from tests.pty_screen import PtyScreen
 
 __all__ = ["env"]  # the fixture, shared with the other CLI tests
+# Real host processes started (and restarted) per test: slow on a loaded 2-core machine.
+pytestmark = pytest.mark.timeout(300)
 
 MOCK = "(mock model, no API key configured) heard: "
 
