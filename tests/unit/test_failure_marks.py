@@ -7,6 +7,7 @@ from pathlib import Path
 
 from nanoclaw.channels.base import ChannelSetup, InboundEvent, OutboundPayload, RouteReceipt
 from nanoclaw.channels.cli.adapter import CliAdapter
+from nanoclaw.channels.cli.backlog import CliBacklog
 from nanoclaw.channels.cli.client import send_once
 from nanoclaw.db.central import CentralDB
 from nanoclaw.delivery.notices import NoticeOutbox, retry_delay_s
@@ -49,8 +50,10 @@ async def test_the_mark_survives_a_retry_by_the_next_host(
     db.dispose()
 
 
-async def test_the_terminal_frame_carries_the_mark(short_dir: Path) -> None:
-    adapter = CliAdapter(socket_path=short_dir / "cli.sock")
+async def test_the_terminal_frame_carries_the_mark(
+    short_dir: Path, cli_backlog: CliBacklog
+) -> None:
+    adapter = CliAdapter(socket_path=short_dir / "cli.sock", backlog=cli_backlog)
 
     async def on_inbound(event: InboundEvent) -> RouteReceipt:
         mid = f"{event.message.id}:a"

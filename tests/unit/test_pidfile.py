@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from nanoclaw.service.pidfile import PidFile, command_line
@@ -32,7 +33,12 @@ def test_the_process_that_names_the_file_is_signalled(tmp_path: Path) -> None:
     try:
         pid_file = PidFile(path)
         pid_file.write(ours.pid)
-        assert command_line(ours.pid) is not None and pid_file.alive() == ours.pid
+        # Until the child has exec'd, /proc shows the parent's command line: wait for that state.
+        deadline = time.monotonic() + 10
+        while str(path) not in " ".join(command_line(ours.pid) or []):
+            assert time.monotonic() < deadline, "the child never showed its command line"
+            time.sleep(0.01)
+        assert pid_file.alive() == ours.pid
         assert pid_file.signal(signal.SIGTERM) == ours.pid
         assert ours.wait(10) == -signal.SIGTERM
     finally:
