@@ -227,10 +227,47 @@ class Setup:
             rec.done(f"a scratch agent answered: {result.detail[:120]}")
 
     def step_import(self) -> None:
-        # IMPORT STEP (issue #19): detect an earlier NanoClaw install and offer to import it here.
-        # It runs after the end-to-end check (the host works) and before the first channel, so
-        # channel credentials and pairings the import brings along are seen by the channel step.
-        return
+        """Offer ``nanoclaw import`` when an earlier NanoClaw install is found (docs/import.md).
+
+        After the end-to-end check (the host works) and before the first channel, so channel
+        credentials the import brings along are seen by the channel step. No install: a silent
+        skip. Without a terminal nothing is imported; setup says how.
+        """
+        from pathlib import Path
+
+        from nanoclaw.importer.detect import detect
+
+        try:
+            found = detect(None, project_root=self.settings.root, home=Path.home())
+        except NanoclawError:
+            found = None
+        if found is None:
+            return
+        with self.progress.step("import", "An earlier NanoClaw install") as rec:
+            command = f"nanoclaw import {found.root}"
+            if not self.prompter.interactive:
+                rec.skip(f"found {found.kind.value} at {found.root}; to bring it in: {command}")
+                return
+            if not self.prompter.confirm(
+                f"Found a NanoClaw {found.kind.value} install at {found.root}. Import it now?",
+                default=True,
+            ):
+                rec.skip(f"not imported; any time later: {command}")
+                return
+            import subprocess
+            import sys
+
+            code = subprocess.call(
+                [sys.executable, "-m", "nanoclaw.cli", "import", str(found.root)]
+            )
+            if code not in (0, 1):
+                rec.skip(f"the import stopped (exit {code}); run it again: {command}")
+                return
+            self.reload()
+            rec.done(
+                "imported (report under logs/import/)"
+                + (" with problems listed in the report" if code == 1 else "")
+            )
 
     def step_channel(self) -> None:
         with self.progress.step("channel", "Your first chat channel") as rec:
