@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -13,10 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from nanoclaw.admin.service import AdminService
-from nanoclaw.admin.store import AdminStore
-from nanoclaw.db.central import CentralDB
-from nanoclaw.db.repository import Repository
+from nanoclaw.cli.admin_resources import admin_service
 from nanoclaw.errors import ValidationError
 from nanoclaw.importer import hostctl
 from nanoclaw.importer.detect import candidate_roots, detect
@@ -26,9 +21,7 @@ from nanoclaw.importer.report import backup, write_report
 from nanoclaw.importer.run import ImportRun
 from nanoclaw.importer.v1 import read_v1
 from nanoclaw.importer.v2 import read_v2
-from nanoclaw.sessions.service import SessionService
-from nanoclaw.sessions.store import SessionStore
-from nanoclaw.settings import Settings, load_settings
+from nanoclaw.settings import load_settings
 
 console = Console()
 err = Console(stderr=True)
@@ -41,23 +34,6 @@ EXIT_NONE_FOUND = 5  # --check: no install found
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-@contextmanager
-def _admin(settings: Settings) -> Iterator[AdminService]:
-    db = CentralDB(path=settings.central_db_path, migrations_root=settings.migrations_path)
-    try:
-        db.migrate()
-        repo = Repository(db)
-        store = SessionStore(sessions_root=settings.sessions_path)
-        yield AdminService(
-            repo=repo,
-            store=AdminStore(db),
-            groups_path=settings.groups_path,
-            sessions=SessionService(repo=repo, store=store),
-        )
-    finally:
-        db.dispose()
 
 
 def _read(install: SourceInstall, now: datetime) -> SourceModel:
@@ -124,7 +100,7 @@ def import_install(
         err.print(f"[red]error:[/] name the owner as CHANNEL:HANDLE, not {owner!r}")
         raise typer.Exit(EXIT_USAGE)
     model = _read(install, started)
-    with _admin(settings) as admin:
+    with admin_service() as admin:
         has_owner = admin.repo.has_owner() or any(r.role == "owner" for r in model.roles)
         if not dry_run and yes and owner is None and not has_owner:
             err.print(

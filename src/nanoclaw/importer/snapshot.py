@@ -5,9 +5,13 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from nanoclaw.contract.timeutil import parse_iso, to_iso
+from nanoclaw.importer.envmap import parse_env
+from nanoclaw.importer.model import SourceInstall, SourceModel
 
 
 @contextmanager
@@ -47,3 +51,34 @@ def rows(conn: sqlite3.Connection, table: str, wanted: list[str]) -> list[dict[s
         record.update({c: row[c] for c in present})
         out.append(record)
     return out
+
+
+def start_model(install: SourceInstall) -> SourceModel:
+    """A model for ``install`` with its ``.env`` read (``TZ`` is the install's time zone)."""
+    model = SourceModel(install=install)
+    env_file = install.root / ".env"
+    if env_file.is_file():
+        try:
+            model.env = parse_env(env_file.read_text(errors="replace"))
+        except OSError as exc:
+            model.problems.append(("env", f"cannot read {env_file}: {exc}"))
+    model.timezone = model.env.get("TZ") or None
+    return model
+
+
+def read_step(model: SourceModel, name: str, fn: Callable[[], None]) -> None:
+    """One step's failure is recorded and the others still run (the import never aborts)."""
+    try:
+        fn()
+    except (sqlite3.Error, ValueError, TypeError, KeyError, OSError) as exc:
+        model.problems.append((name, f"{type(exc).__name__}: {exc}"))
+
+
+def utc_or_none(raw: object) -> str | None:
+    """A source timestamp as our UTC ISO form, or None when it is missing or not a time."""
+    if raw is None or not str(raw).strip():
+        return None
+    try:
+        return to_iso(parse_iso(str(raw)))
+    except ValueError:
+        return None

@@ -6,11 +6,8 @@ import json
 import re
 import sqlite3
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime
 
-from nanoclaw.contract.timeutil import parse_iso, to_iso
-from nanoclaw.importer.envmap import parse_env
 from nanoclaw.importer.ids import from_v1_jid, v1_sender_user_id
 from nanoclaw.importer.model import (
     AgentSpec,
@@ -22,7 +19,7 @@ from nanoclaw.importer.model import (
     UserSpec,
     WiringSpec,
 )
-from nanoclaw.importer.snapshot import rows, snapshot
+from nanoclaw.importer.snapshot import read_step, rows, snapshot, start_model, utc_or_none
 
 DEFAULT_ASSISTANT = "Andy"
 MS_PER_S = 1000
@@ -35,20 +32,13 @@ def trigger_pattern(trigger: str | None, assistant: str) -> str:
 
 
 def read_v1(install: SourceInstall, *, now: datetime) -> SourceModel:
-    model = SourceModel(install=install)
-    env_file = install.root / ".env"
-    if env_file.is_file():
-        try:
-            model.env = parse_env(env_file.read_text(errors="replace"))
-        except OSError as exc:
-            model.problems.append(("env", f"cannot read {env_file}: {exc}"))
+    model = start_model(install)
     assistant = model.env.get("ASSISTANT_NAME") or DEFAULT_ASSISTANT
-    model.timezone = model.env.get("TZ") or None
     with snapshot(install.db_path) as conn:
-        _step(model, "groups", lambda: _groups(model, conn, assistant))
-        _step(model, "chats", lambda: _chats(model, conn))
-        _step(model, "senders", lambda: _senders(model, conn))
-        _step(model, "tasks", lambda: _tasks(model, conn, now=now))
+        read_step(model, "groups", lambda: _groups(model, conn, assistant))
+        read_step(model, "chats", lambda: _chats(model, conn))
+        read_step(model, "senders", lambda: _senders(model, conn))
+        read_step(model, "tasks", lambda: _tasks(model, conn, now=now))
     if model.env.get("ASSISTANT_HAS_OWN_NUMBER") is not None or any(
         c.channel == "whatsapp" for c in model.chats
     ):
@@ -57,14 +47,6 @@ def read_v1(install: SourceInstall, *, now: datetime) -> SourceModel:
             "link again with `nanoclaw channels add whatsapp`"
         )
     return model
-
-
-def _step(model: SourceModel, name: str, fn: Callable[[], None]) -> None:
-    """One step's failure is recorded and the others still run."""
-    try:
-        fn()
-    except (sqlite3.Error, ValueError, TypeError, KeyError, OSError) as exc:
-        model.problems.append((name, f"{type(exc).__name__}: {exc}"))
 
 
 def _groups(model: SourceModel, conn: sqlite3.Connection, assistant: str) -> None:
@@ -184,7 +166,7 @@ def _tasks(model: SourceModel, conn: sqlite3.Connection, *, now: datetime) -> No
             continue
         kind = str(row["schedule_type"] or "")
         value = str(row["schedule_value"] or "").strip()
-        next_run = _utc(row["next_run"])
+        next_run = utc_or_none(row["next_run"])
         address = from_v1_jid(str(row["chat_jid"] or "")) if row["chat_jid"] else None
         try:
             schedule = TaskSchedule(kind)
@@ -198,7 +180,7 @@ def _tasks(model: SourceModel, conn: sqlite3.Connection, *, now: datetime) -> No
                 model.skipped_tasks.append((task_id, f"interval {value!r} is not milliseconds"))
                 continue
         elif schedule is TaskSchedule.ONCE:
-            at = _utc(value)
+            at = utc_or_none(value)
             if at is None:
                 model.skipped_tasks.append((task_id, f"once task time {value!r} is not a time"))
                 continue
@@ -220,12 +202,3 @@ def _tasks(model: SourceModel, conn: sqlite3.Connection, *, now: datetime) -> No
                 timezone=model.timezone,
             )
         )
-
-
-def _utc(raw: object) -> str | None:
-    if raw is None or not str(raw).strip():
-        return None
-    try:
-        return to_iso(parse_iso(str(raw)))
-    except ValueError:
-        return None

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
 from datetime import datetime
 
-from nanoclaw.contract.timeutil import parse_iso, to_iso
-from nanoclaw.importer.envmap import parse_env
 from nanoclaw.importer.ids import from_v2
 from nanoclaw.importer.model import (
     AgentSpec,
@@ -22,7 +19,7 @@ from nanoclaw.importer.model import (
     UserSpec,
     WiringSpec,
 )
-from nanoclaw.importer.snapshot import rows, snapshot
+from nanoclaw.importer.snapshot import read_step, rows, snapshot, start_model, utc_or_none
 
 SESSIONS_DIR = "data/v2-sessions"
 # v2 keeps credentials in its vault (OneCLI), which cannot be read from here.
@@ -30,24 +27,17 @@ VAULT_CREDENTIALS = ("the Anthropic credential (ANTHROPIC_API_KEY or a custom en
 
 
 def read_v2(install: SourceInstall, *, now: datetime) -> SourceModel:
-    model = SourceModel(install=install)
-    env_file = install.root / ".env"
-    if env_file.is_file():
-        try:
-            model.env = parse_env(env_file.read_text(errors="replace"))
-        except OSError as exc:
-            model.problems.append(("env", f"cannot read {env_file}: {exc}"))
-    model.timezone = model.env.get("TZ") or None
+    model = start_model(install)
     chat_refs: dict[str, str] = {}
     with snapshot(install.db_path) as conn:
-        _step(model, "agent_groups", lambda: _agents(model, conn))
-        _step(model, "messaging_groups", lambda: chat_refs.update(_chats(model, conn)))
-        _step(model, "wirings", lambda: _wirings(model, conn, chat_refs))
-        _step(model, "users", lambda: _users(model, conn))
-        _step(model, "destinations", lambda: _destinations(model, conn, chat_refs))
-        _step(model, "container_configs", lambda: _configs(model, conn))
+        read_step(model, "agent_groups", lambda: _agents(model, conn))
+        read_step(model, "messaging_groups", lambda: chat_refs.update(_chats(model, conn)))
+        read_step(model, "wirings", lambda: _wirings(model, conn, chat_refs))
+        read_step(model, "users", lambda: _users(model, conn))
+        read_step(model, "destinations", lambda: _destinations(model, conn, chat_refs))
+        read_step(model, "container_configs", lambda: _configs(model, conn))
         sessions = rows(conn, "sessions", ["id", "agent_group_id", "messaging_group_id"])
-    _step(model, "tasks", lambda: _tasks(model, sessions, chat_refs))
+    read_step(model, "tasks", lambda: _tasks(model, sessions, chat_refs))
     for what in VAULT_CREDENTIALS:
         if "ANTHROPIC_API_KEY" not in model.env:
             model.todo.append(
@@ -56,13 +46,6 @@ def read_v2(install: SourceInstall, *, now: datetime) -> SourceModel:
     if any(c.channel == "whatsapp" for c in model.chats):
         model.todo.append("WhatsApp: link again with `nanoclaw channels add whatsapp`")
     return model
-
-
-def _step(model: SourceModel, name: str, fn: Callable[[], None]) -> None:
-    try:
-        fn()
-    except (sqlite3.Error, ValueError, TypeError, KeyError, OSError) as exc:
-        model.problems.append((name, f"{type(exc).__name__}: {exc}"))
 
 
 def _agents(model: SourceModel, conn: sqlite3.Connection) -> None:
@@ -220,7 +203,7 @@ def _tasks(model: SourceModel, sessions: list[dict[str, object]], chats: dict[st
                 if row["channel_type"] and row["platform_id"]:
                     address = from_v2(str(row["channel_type"]), str(row["platform_id"]), True)
                     chat_ref = f"{address.channel}/{address.platform_id}"
-                when = _utc(row["process_after"])
+                when = utc_or_none(row["process_after"])
                 recurrence = str(row["recurrence"] or "").strip()
                 model.tasks.append(
                     TaskSpec(
@@ -236,12 +219,3 @@ def _tasks(model: SourceModel, sessions: list[dict[str, object]], chats: dict[st
                         timezone=model.timezone,
                     )
                 )
-
-
-def _utc(raw: object) -> str | None:
-    if raw is None or not str(raw).strip():
-        return None
-    try:
-        return to_iso(parse_iso(str(raw)))
-    except ValueError:
-        return None

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -295,22 +295,9 @@ class ImageBuilder:
         self.progress(
             f"downloading wheels into {self.wheelhouse} ({', '.join(wheel_requirements())})"
         )
-        command = [
-            self.python,
-            "-m",
-            "pip",
-            "download",
-            "--disable-pip-version-check",
-            "--only-binary=:all:",
-            "--python-version",
-            IMAGE_PYTHON,
-            "--implementation",
-            "cp",
-            *(arg for plat in _platform_tags(arch) for arg in ("--platform", plat)),
-            "--dest",
-            str(self.wheelhouse),
-            *wheel_requirements(),
-        ]
+        command = pip_download_command(
+            self.python, arch=arch, dest=self.wheelhouse, requirements=wheel_requirements()
+        )
         self._run_streaming(command, prefix="pip")
         stamp.write_text(requirements)
 
@@ -378,6 +365,28 @@ def _docker_arch(client: Any) -> str:
     except Exception:
         arch = ""
     return arch or platform.machine()
+
+
+def pip_download_command(
+    python: str, *, arch: str, dest: Path, requirements: Iterable[str]
+) -> list[str]:
+    """``pip download`` of binary wheels for the image's Python and platform (on the host)."""
+    return [
+        python,
+        "-m",
+        "pip",
+        "download",
+        "--disable-pip-version-check",
+        "--only-binary=:all:",
+        "--python-version",
+        IMAGE_PYTHON,
+        "--implementation",
+        "cp",
+        *(arg for plat in _platform_tags(arch) for arg in ("--platform", plat)),
+        "--dest",
+        str(dest),
+        *requirements,
+    ]
 
 
 def _platform_tags(arch: str) -> list[str]:

@@ -28,7 +28,7 @@ from typing import Any
 
 from nanoclaw.contract.packages import PackageNameError, check_package_names
 from nanoclaw.errors import RuntimeUnavailableError, ValidationError
-from nanoclaw.runtime.image import IMAGE_PYTHON, _docker_arch, _platform_tags
+from nanoclaw.runtime.image import _docker_arch, pip_download_command
 
 LAYER_REPOSITORY = "nanoclaw-agent-layer"
 FETCH_TIMEOUT_S = 600.0
@@ -124,22 +124,7 @@ class PackageBuilder:
         if not names:
             return
         arch = _docker_arch(self.client) if self.client is not None else "x86_64"
-        command = [
-            self.python,
-            "-m",
-            "pip",
-            "download",
-            "--disable-pip-version-check",
-            "--only-binary=:all:",
-            "--python-version",
-            IMAGE_PYTHON,
-            "--implementation",
-            "cp",
-            *(a for plat in _platform_tags(arch) for a in ("--platform", plat)),
-            "--dest",
-            str(dest),
-            *names,
-        ]
+        command = pip_download_command(self.python, arch=arch, dest=dest, requirements=names)
         self._check(command, what="pip download")
         (dest / "requirements.txt").write_text("\n".join(names) + "\n")
 
