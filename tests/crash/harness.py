@@ -15,6 +15,7 @@ from typing import Any
 
 from nanoclaw.channels.cli.protocol import encode
 from nanoclaw.runtime.process import find_foreign_runners
+from nanoclaw.service.breaker import StartupBreaker
 from nanoclaw.settings import Settings
 
 NANOCLAW = str(Path(sys.executable).with_name("nanoclaw"))
@@ -51,6 +52,9 @@ class HostProcess:
 
     def start(self) -> None:
         self.runs += 1
+        # The harness restarts on purpose, as a user's `nanoclaw start` would: the start-up
+        # breaker's crash-loop wait is for unattended restarts, not for these.
+        StartupBreaker(data_path=self.settings.data_path).request_skip()
         log = (self.log_dir / f"host-{self.runs}.log").open("wb")
         self.proc = subprocess.Popen(
             [NANOCLAW, "run", "--log-level", "INFO"],
