@@ -14,7 +14,7 @@ from agent_runner.formatter import format_batch
 from agent_runner.rows import InboundRow
 
 from nanoclaw.channels.registry import STATE_FILE, read_states
-from nanoclaw.cli.doctor import channel_checks
+from nanoclaw.cli.doctor import channel_link_checks
 from nanoclaw.host import Host, build_host
 from nanoclaw.settings import Settings
 from tests.channel_helpers import deliveries, inbound_rows, until, user_rows
@@ -330,11 +330,11 @@ async def test_a_409_conflict_shows_in_status_and_doctor(
         "the conflict state",
     )
     assert "409 Conflict" in state["detail"]
-    (check,) = channel_checks(tg_settings(settings, tg))
+    (check,) = channel_link_checks(tg_settings(settings, tg))
     assert check.name == "channel telegram" and not check.ok and "conflict" in check.detail
     tg.other_poller = False
     await until(lambda: telegram_state().get("state") == "connected", "the recovery")
-    (check,) = channel_checks(tg_settings(settings, tg))
+    (check,) = channel_link_checks(tg_settings(settings, tg))
     assert check.ok
 
 
