@@ -33,6 +33,8 @@ RACE_DEADLINE_S = 60.0  # how long a harness waits for a descheduled attacker to
 SECRET = b"ANTHROPIC_API_KEY=sk-ant-host-secret"
 MESSAGE_ID = "msg-race"
 DEADLINE_S = 1.0
+# 1,000 real calls against a live attacker plus a positive control: minutes on a loaded machine.
+pytestmark = pytest.mark.timeout(600)
 
 
 @dataclass

@@ -6,6 +6,7 @@ watches, and parsing of the event records it reads.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -104,4 +105,13 @@ class Inotify:
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self) -> None:
+        # A watcher built but never run or closed (a host built and dropped) still gives its
+        # instance back: the per-user limit is small.
+        fd = getattr(self, "fd", -1)
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
             self.fd = -1

@@ -107,6 +107,12 @@ class DueTimer:
 
     # -- loop ------------------------------------------------------------------------------------
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            self._watcher.close()  # its inotify instance (a per-user kernel limit, 128 by default)
+
+    async def _run(self) -> None:
         self._loop = asyncio.get_running_loop()
         next_scan = self._loop.time() + SCAN_INTERVAL_S
         while True:
