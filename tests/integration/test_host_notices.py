@@ -46,8 +46,9 @@ async def test_a_denial_the_platform_refused_once_is_retried_and_arrives(
     assert (
         notice.text == "Permission denied: /grant requires admin access." and notice.attempts == 1
     )
-    for _ in range(200):
-        if flaky.sent:
+    # The send is recorded just after it returns: wait for both states, not a time.
+    for _ in range(600):
+        if flaky.sent and not host.notices.pending():
             break
         await asyncio.sleep(0.05)
     assert [s.payload.text for s in flaky.sent] == [notice.text]
