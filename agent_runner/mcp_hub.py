@@ -142,13 +142,12 @@ class McpHub:
         )
 
     def status(self) -> dict[str, str]:
-        out = {name: "failed: " + why for name, why in self.failures.items()}
-        for tool in self.tools:
-            out.setdefault(tool.server, "")
-        for name in out:
-            if not out[name]:
-                count = sum(1 for t in self.tools if t.server == name)
-                out[name] = f"ok: {count} tool{'s' if count != 1 else ''}"
+        """Each configured server's state: ``ok: <n> tools`` or ``failed: <why>``."""
+        out = {name: f"failed: {why}" for name, why in self.failures.items()}
+        for spec in self.specs:
+            if spec.name not in out:
+                count = sum(1 for t in self.tools if t.server == spec.name)
+                out[spec.name] = f"ok: {count} tool{'s' if count != 1 else ''}"
         return out
 
     def prompt_note(self) -> str:

@@ -13,7 +13,7 @@ from nanoclaw.admin.extensions import Extensions
 from nanoclaw.admin.service import Actor
 from nanoclaw.cli.app import _State, app
 from nanoclaw.contract.mcp import McpConfigError, looks_secret, tool_name, validate_server
-from nanoclaw.errors import ValidationError
+from nanoclaw.errors import PermissionDeniedError, ValidationError
 from nanoclaw.host import Host
 from nanoclaw.settings import Settings
 from tests.agent.conftest import claude_agent, eventually, outbound_query, session_layout
@@ -140,7 +140,7 @@ def test_the_extensions_service_refuses_a_non_admin(settings: Settings) -> None:
         repo = Repository(db)
         agent = make_agent(repo, "Andy")
         stranger = Actor.user(repo.upsert_user("cli:eve", kind="cli", display_name=None))
-        with pytest.raises(Exception, match="may not"):
+        with pytest.raises(PermissionDeniedError, match="permission denied"):
             Extensions(repo=repo, groups_path=settings.groups_path).add_mcp_server(
                 stranger, agent, name="echo", command="python"
             )

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nanoclaw.admin.service import Actor, Table
+from nanoclaw.admin.service import Actor, Table, deny
 from nanoclaw.contract.mcp import (
     McpConfigError,
     McpServerSpec,
@@ -22,14 +22,8 @@ from nanoclaw.contract.skills import SKILLS_DIR, Skill, list_skills
 from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.db.models import AgentGroup, ContainerConfig
 from nanoclaw.db.repository import Repository
-from nanoclaw.errors import PermissionDeniedError, ValidationError
+from nanoclaw.errors import ValidationError
 from nanoclaw.runtime.packages import PackageRequest
-
-
-def _deny(actor: Actor, what: str) -> PermissionDeniedError:
-    return PermissionDeniedError(
-        f"{actor.label} may not {what}", user_id=actor.user_id, action=what
-    )
 
 
 class Extensions:
@@ -40,7 +34,7 @@ class Extensions:
     # -- MCP servers ---------------------------------------------------------------------------
     def mcp_servers(self, actor: Actor, agent: AgentGroup) -> list[McpServerSpec]:
         if not actor.can_read(agent.id):
-            raise _deny(actor, f"see the MCP servers of {agent.name}")
+            raise deny(actor, "see the MCP servers of", f"agent {agent.name}")
         return parse_servers(self._config(agent).mcp_servers)
 
     def mcp_table(self, actor: Actor, agent: AgentGroup) -> Table:
@@ -68,7 +62,7 @@ class Extensions:
     ) -> McpServerSpec:
         """Add or replace a server (effective on the agent's next runner start)."""
         if not actor.can_write(agent.id):
-            raise _deny(actor, f"add an MCP server to {agent.name}")
+            raise deny(actor, "add an MCP server to", f"agent {agent.name}")
         try:
             spec = validate_server(name, command, list(args), env or {})
         except McpConfigError as exc:
@@ -84,7 +78,7 @@ class Extensions:
 
     def remove_mcp_server(self, actor: Actor, agent: AgentGroup, name: str) -> bool:
         if not actor.can_write(agent.id):
-            raise _deny(actor, f"remove an MCP server of {agent.name}")
+            raise deny(actor, "remove an MCP server of", f"agent {agent.name}")
         current = parse_servers(self._config(agent).mcp_servers)
         kept = [s for s in current if s.name != name]
         if len(kept) == len(current):
@@ -95,14 +89,14 @@ class Extensions:
     # -- skills --------------------------------------------------------------------------------
     def skills(self, actor: Actor, agent: AgentGroup) -> list[Skill]:
         if not actor.can_read(agent.id):
-            raise _deny(actor, f"see the skills of {agent.name}")
+            raise deny(actor, "see the skills of", f"agent {agent.name}")
         groups = self.groups_path
         return list_skills(groups / agent.folder / SKILLS_DIR, groups / "global" / SKILLS_DIR)
 
     # -- packages ------------------------------------------------------------------------------
     def packages(self, actor: Actor, agent: AgentGroup) -> dict[str, Any]:
         if not actor.can_read(agent.id):
-            raise _deny(actor, f"see the packages of {agent.name}")
+            raise deny(actor, "see the packages of", f"agent {agent.name}")
         cfg = self._config(agent)
         return {
             "pip": json.loads(cfg.packages_pip or "[]"),

@@ -120,7 +120,7 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _deny(actor: Actor, action: str, what: str) -> PermissionDeniedError:
+def deny(actor: Actor, action: str, what: str) -> PermissionDeniedError:
     return PermissionDeniedError(
         f"permission denied: {action} {what} needs admin rights there",
         user_id=actor.user_id,
@@ -253,7 +253,7 @@ class AdminService:
 
     def create_agent(self, actor: Actor, name: str, folder: str | None = None) -> AgentGroup:
         if not actor.can_write(None):
-            raise _deny(actor, "create", "an agent")
+            raise deny(actor, "create", "an agent")
         return create_agent_files(self.repo, self.groups_path, name, folder)
 
     def update_agent(
@@ -261,18 +261,18 @@ class AdminService:
     ) -> AgentGroup:
         group = self.agent(key)
         if not actor.can_write(group.id):
-            raise _deny(actor, "update", f"agent {group.name}")
+            raise deny(actor, "update", f"agent {group.name}")
         if admin_scope is not None and not (
             actor.kind == "operator" or is_global_privileged(actor.membership)
         ):
-            raise _deny(actor, "change the admin scope of", f"agent {group.name}")
+            raise deny(actor, "change the admin scope of", f"agent {group.name}")
         self.store.update_agent_group(group.id, name=name, admin_scope=admin_scope)
         return self.agent(group.id)
 
     def delete_agent(self, actor: Actor, key: str) -> AgentGroup:
         group = self.agent(key)
         if not actor.can_write(None):
-            raise _deny(actor, "delete", f"agent {group.name}")
+            raise deny(actor, "delete", f"agent {group.name}")
         self.store.delete_agent_group(group.id)
         return group
 
@@ -301,7 +301,7 @@ class AdminService:
                 f"unknown policy {policy!r}; use one of {', '.join(POLICIES)}", field="policy"
             )
         if not self._chat_writable(actor, chat):
-            raise _deny(actor, "set the policy of", f"{chat.channel_type}/{chat.platform_id}")
+            raise deny(actor, "set the policy of", f"{chat.channel_type}/{chat.platform_id}")
         self.store.set_policy(chat.id, policy)
 
     def update_chat(
@@ -313,7 +313,7 @@ class AdminService:
         denied: bool | None = None,
     ) -> None:
         if not self._chat_writable(actor, chat):
-            raise _deny(actor, "update", f"{chat.channel_type}/{chat.platform_id}")
+            raise deny(actor, "update", f"{chat.channel_type}/{chat.platform_id}")
         if name:
             self.store.rename_messaging_group(chat.id, name)
         if denied is not None:
@@ -321,7 +321,7 @@ class AdminService:
 
     def delete_chat(self, actor: Actor, chat: MessagingGroup) -> None:
         if not actor.can_write(None):
-            raise _deny(actor, "delete", f"{chat.channel_type}/{chat.platform_id}")
+            raise deny(actor, "delete", f"{chat.channel_type}/{chat.platform_id}")
         self.store.delete_messaging_group(chat.id)
 
     # -- wirings -------------------------------------------------------------------------------
@@ -375,7 +375,7 @@ class AdminService:
         priority: int = 0,
     ) -> str:
         if not actor.can_write(agent.id):
-            raise _deny(actor, "wire", f"agent {agent.name}")
+            raise deny(actor, "wire", f"agent {agent.name}")
         check_wiring_options(engage_mode, engage_pattern, session_mode)
         wiring = self.repo.create_wiring(
             messaging_group_id=chat.id,
@@ -398,7 +398,7 @@ class AdminService:
 
     def unwire(self, actor: Actor, chat: MessagingGroup, agent: AgentGroup) -> None:
         if not actor.can_write(agent.id):
-            raise _deny(actor, "unwire", f"agent {agent.name}")
+            raise deny(actor, "unwire", f"agent {agent.name}")
         wiring = self.store.find_wiring(chat.id, agent.id)
         if wiring is None:
             raise NotFoundError("wiring", f"{chat.channel_type}/{chat.platform_id} → {agent.name}")
@@ -409,7 +409,7 @@ class AdminService:
         self, actor: Actor, chat: MessagingGroup, agent: AgentGroup, **fields: Any
     ) -> None:
         if not actor.can_write(agent.id):
-            raise _deny(actor, "change the wiring of", f"agent {agent.name}")
+            raise deny(actor, "change the wiring of", f"agent {agent.name}")
         wiring = self.store.find_wiring(chat.id, agent.id)
         if wiring is None:
             raise NotFoundError("wiring", f"{chat.channel_type}/{chat.platform_id} → {agent.name}")
@@ -428,14 +428,14 @@ class AdminService:
         if wiring is None:
             raise NotFoundError("wiring", wiring_id)
         if not actor.can_write(wiring.agent_group_id):
-            raise _deny(actor, "delete", f"wiring {wiring_id}")
+            raise deny(actor, "delete", f"wiring {wiring_id}")
         self.repo.delete_wiring(wiring_id)
         self._reproject(wiring.agent_group_id)
 
     # -- destinations (name map and ACL of an agent; re-projected into its live sessions) -------
     def destinations(self, actor: Actor, agent: AgentGroup) -> Table:
         if not actor.can_read(agent.id):
-            raise _deny(actor, "list the destinations of", f"agent {agent.name}")
+            raise deny(actor, "list the destinations of", f"agent {agent.name}")
         table = Table(
             ["name", "type", "target", "target_id"], title=f"Destinations of {agent.name}"
         )
@@ -469,11 +469,11 @@ class AdminService:
         if (target_agent is None) == (target_chat is None):
             raise ValidationError("name exactly one target: an agent or a chat", field="target")
         if not actor.can_write(agent.id):
-            raise _deny(actor, "add destinations to", f"agent {agent.name}")
+            raise deny(actor, "add destinations to", f"agent {agent.name}")
         local = normalize_destination_name(name)
         if target_agent is not None:
             if not actor.can_write(target_agent.id):
-                raise _deny(actor, "link to", f"agent {target_agent.name}")
+                raise deny(actor, "link to", f"agent {target_agent.name}")
             self.store.add_destination(
                 agent.id, local, target_type="agent", target_id=target_agent.id
             )
@@ -482,7 +482,7 @@ class AdminService:
             wired_here = agent.id in self._wired_groups(target_chat.id)
             if not wired_here and not self._chat_writable(actor, target_chat):
                 where = f"{target_chat.channel_type}/{target_chat.platform_id}"
-                raise _deny(actor, "link an agent to", where)
+                raise deny(actor, "link an agent to", where)
             self.store.add_destination(
                 agent.id, local, target_type="channel", target_id=target_chat.id
             )
@@ -491,7 +491,7 @@ class AdminService:
 
     def remove_destination(self, actor: Actor, agent: AgentGroup, name: str) -> None:
         if not actor.can_write(agent.id):
-            raise _deny(actor, "remove destinations of", f"agent {agent.name}")
+            raise deny(actor, "remove destinations of", f"agent {agent.name}")
         if not self.store.remove_destination(agent.id, normalize_destination_name(name)):
             raise NotFoundError("destination", f"{name} of {agent.name}")
         self._reproject(agent.id)
@@ -499,7 +499,7 @@ class AdminService:
     # -- extra mounts (validated against the allowlist now, and again at every start) ----------
     def mounts(self, actor: Actor, agent: AgentGroup) -> Table:
         if not actor.can_read(agent.id):
-            raise _deny(actor, "list the mounts of", f"agent {agent.name}")
+            raise deny(actor, "list the mounts of", f"agent {agent.name}")
         table = Table(["hostPath", "containerPath", "readonly"], title=f"Mounts of {agent.name}")
         table.rows = self.store.additional_mounts(agent.id)
         return table
@@ -515,7 +515,7 @@ class AdminService:
     ) -> dict[str, Any]:
         """Record an extra mount (effective at the agent's next start); returns what was stored."""
         if not actor.can_write(agent.id):
-            raise _deny(actor, "add mounts to", f"agent {agent.name}")
+            raise deny(actor, "add mounts to", f"agent {agent.name}")
         if self.mount_policy is None:
             raise ValidationError("extra mounts cannot be added here", field="hostPath")
         request = MountRequest(host_path, container_path, read_only=not read_write)
@@ -531,7 +531,7 @@ class AdminService:
 
     def remove_mount(self, actor: Actor, agent: AgentGroup, container_path: str) -> None:
         if not actor.can_write(agent.id):
-            raise _deny(actor, "remove mounts of", f"agent {agent.name}")
+            raise deny(actor, "remove mounts of", f"agent {agent.name}")
         current = self.store.additional_mounts(agent.id)
         kept = [m for m in current if m.get("containerPath") != container_path]
         if len(kept) == len(current):
@@ -545,7 +545,7 @@ class AdminService:
         With a note, each starts again at once and reads the note first (``on_wake``).
         """
         if not actor.can_write(agent.id):
-            raise _deny(actor, "restart", f"agent {agent.name}")
+            raise deny(actor, "restart", f"agent {agent.name}")
         if self.session_service is None:
             raise ValidationError("restarts need the session folders", field="agent")
         running = [
@@ -616,7 +616,7 @@ class AdminService:
         if actor.kind != "operator" and (
             actor.kind == "agent" or not can_grant(actor.membership, role, ag_id)
         ):
-            raise _deny(actor, f"grant {role}", f"on {agent.name if agent else 'everything'}")
+            raise deny(actor, f"grant {role}", f"on {agent.name if agent else 'everything'}")
         if self.store.user(user_id) is None:
             kind = user_id.split(":", 1)[0]
             self.repo.upsert_user(user_id, kind=kind, display_name=user_id.split(":", 1)[-1])
@@ -631,7 +631,7 @@ class AdminService:
         if actor.kind != "operator" and (
             actor.kind == "agent" or not can_grant(actor.membership, role, ag_id)
         ):
-            raise _deny(actor, f"revoke {role}", f"on {agent.name if agent else 'everything'}")
+            raise deny(actor, f"revoke {role}", f"on {agent.name if agent else 'everything'}")
         if role == "owner" and self.store.count_owners() <= 1:
             raise ValidationError("refusing to revoke the last owner", field="role")
         if not self.store.revoke_role(user_id, role, ag_id):
@@ -655,7 +655,7 @@ class AdminService:
 
     def add_member(self, actor: Actor, agent: AgentGroup, user_id: str) -> None:
         if not actor.can_write(agent.id):
-            raise _deny(actor, "add members to", f"agent {agent.name}")
+            raise deny(actor, "add members to", f"agent {agent.name}")
         if self.store.user(user_id) is None:
             self.repo.upsert_user(
                 user_id, kind=user_id.split(":", 1)[0], display_name=user_id.split(":", 1)[-1]
@@ -664,7 +664,7 @@ class AdminService:
 
     def remove_member(self, actor: Actor, agent: AgentGroup, user_id: str) -> None:
         if not actor.can_write(agent.id):
-            raise _deny(actor, "remove members from", f"agent {agent.name}")
+            raise deny(actor, "remove members from", f"agent {agent.name}")
         if not self.store.remove_member(user_id, agent.id):
             raise NotFoundError("member", f"{user_id} of {agent.name}")
 
@@ -810,7 +810,7 @@ class AdminService:
             ):
                 continue
             if not actor.can_write(s.agent_group_id):
-                raise _deny(actor, f"{action} tasks of", "that agent")
+                raise deny(actor, f"{action} tasks of", "that agent")
             return control_task(self.session_service.store, layout, key, action)  # type: ignore[arg-type]
         raise NotFoundError("task", key)
 

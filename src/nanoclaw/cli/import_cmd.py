@@ -107,10 +107,18 @@ def import_install(
                 "[red]error:[/] --yes needs --owner CHANNEL:HANDLE: this install has no owner yet"
             )
             raise typer.Exit(EXIT_USAGE)
-        run = ImportRun(
-            settings=settings, admin=admin, clock=_now, owner=owner, fire_missed=fire_missed
-        )
-        planned = run.run(model, execute=False)
+
+        def import_run(*, execute: bool, owner: str | None) -> ImportRun:
+            return ImportRun(
+                settings=settings,
+                admin=admin,
+                clock=_now,
+                owner=owner,
+                fire_missed=fire_missed,
+                execute=execute,
+            )
+
+        planned = import_run(execute=False, owner=owner).run(model)
         if not json_out:
             console.print(f"[bold]Import from {label} at {install.root}[/]")
             console.print(planned.plan.as_text(), markup=False, highlight=False)
@@ -134,7 +142,6 @@ def import_install(
                 raise typer.Exit(EXIT_USAGE)
             if owner is None and not has_owner:
                 owner = _choose_owner(model)
-                run.owner = owner
             if not typer.confirm("Import this?", default=False):
                 console.print("Nothing changed.")
                 raise typer.Exit(EXIT_OK)
@@ -151,7 +158,7 @@ def import_install(
                 data_dir=settings.data_path,
                 at=started,
             )
-            outcome = run.run(model, execute=True)
+            outcome = import_run(execute=True, owner=owner).run(model)
         finally:
             if was_running:
                 console.print("Starting the host again …")

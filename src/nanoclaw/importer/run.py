@@ -80,6 +80,7 @@ class ImportRun:
         clock: Callable[[], datetime],
         owner: str | None,
         fire_missed: bool,
+        execute: bool,
     ) -> None:
         self.settings = settings
         self.admin = admin
@@ -87,12 +88,15 @@ class ImportRun:
         self.clock = clock
         self.owner = owner
         self.fire_missed = fire_missed
-
-    def run(self, model: SourceModel, *, execute: bool) -> Outcome:
-        out = Outcome(plan=Plan(), problems=list(model.problems), todo=list(model.todo))
-        ledger = Ledger.load(self.settings.data_path, model.install)
         self._execute = execute
-        self._out = out
+        self._out = Outcome(plan=Plan())
+
+    def run(self, model: SourceModel) -> Outcome:
+        """One pass; build a new ``ImportRun`` for another (the plan, then the import)."""
+        out = self._out
+        out.problems += model.problems
+        out.todo += model.todo
+        ledger = Ledger.load(self.settings.data_path, model.install)
         agents: dict[str, AgentGroup | None] = {}
         self._step("owner", self._owner, model)
         for spec in model.agents:
@@ -110,7 +114,7 @@ class ImportRun:
         for task_id, why in model.skipped_tasks:
             out.plan.add("task", task_id, Action.SKIP, why)
         self._step("env", self._env, model)
-        if execute:
+        if self._execute:
             ledger.save()
         return out
 

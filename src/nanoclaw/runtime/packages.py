@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import platform
 import shutil
 import subprocess
 import sys
@@ -107,13 +108,11 @@ class PackageBuilder:
         self,
         *,
         client: Any,
-        cache_dir: Path,
         progress: Progress,
         python: str = sys.executable,
         run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
     ) -> None:
         self.client = client
-        self.cache_dir = cache_dir
         self.progress = progress
         self.python = python
         self._run = run
@@ -123,7 +122,7 @@ class PackageBuilder:
         names = list(packages)
         if not names:
             return
-        arch = _docker_arch(self.client) if self.client is not None else "x86_64"
+        arch = _docker_arch(self.client) if self.client is not None else platform.machine()
         command = pip_download_command(self.python, arch=arch, dest=dest, requirements=names)
         self._check(command, what="pip download")
         (dest / "requirements.txt").write_text("\n".join(names) + "\n")
@@ -304,7 +303,6 @@ class PackageInstaller:
         if name == "docker":
             builder = PackageBuilder(
                 client=runtime.client(),
-                cache_dir=self.data_path / "packages",
                 progress=self.progress,
             )
             tag = builder.build_layer(runtime.image, request)
@@ -312,9 +310,7 @@ class PackageInstaller:
                 tag,
                 f"Installed {listed} into your image ({tag}); they are there from your next start.",
             )
-        builder = PackageBuilder(
-            client=None, cache_dir=self.data_path / "packages", progress=self.progress
-        )
+        builder = PackageBuilder(client=None, progress=self.progress)
         builder.install_site(request, self.site_dir(agent_group_id))
         return InstallOutcome(
             None,
