@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+from typer.testing import CliRunner
+
+from nanoclaw.admin.extensions import Extensions
+from nanoclaw.cli.app import _State, app
+from nanoclaw.db.central import CentralDB
+from nanoclaw.db.repository import Repository
 from nanoclaw.errors import ValidationError
 from nanoclaw.runtime.packages import PackageRequest, layer_tag, stale_layer, validate_request
+from nanoclaw.settings import Settings
 
 
 @pytest.mark.parametrize(
@@ -42,3 +50,31 @@ def test_a_layer_names_its_base_and_is_stale_once_the_agent_image_changes() -> N
     assert stale_layer(tag, "nanoclaw-agent:999999999999")
     assert not stale_layer(None, "nanoclaw-agent:999999999999")
     assert not stale_layer("my-own-image:1", "nanoclaw-agent:999999999999")
+
+
+def test_packages_list_shows_the_set_the_image_and_the_last_outcome(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    monkeypatch.setenv("NANOCLAW_ENV_FILE", "")
+    monkeypatch.setenv("NANOCLAW_DATA_DIR", str(settings.data_path))
+    monkeypatch.setenv("NANOCLAW_GROUPS_DIR", str(settings.groups_path))
+    monkeypatch.setattr(_State, "settings", None)
+    assert runner.invoke(app, ["agents", "create", "Andy"]).exit_code == 0
+    db = CentralDB(path=settings.central_db_path, migrations_root=settings.migrations_path)
+    try:
+        repo = Repository(db)
+        agent = repo.agent_group("Andy")
+        Extensions(repo=repo, groups_path=settings.groups_path).record_packages(
+            agent.id,
+            PackageRequest(pip=("six",)),
+            image="nanoclaw-agent-layer:x-y",
+            ok=True,
+            message="Installed six",
+        )
+    finally:
+        db.dispose()
+    shown = json.loads(runner.invoke(app, ["agents", "packages", "list", "Andy", "--json"]).output)
+    assert shown["pip"] == ["six"] and shown["apt"] == []
+    assert shown["image"] == "nanoclaw-agent-layer:x-y"
+    assert shown["status"]["ok"] is True and shown["status"]["message"] == "Installed six"
