@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from nanoclaw.admin.extensions import Extensions
 from nanoclaw.admin.service import Actor
-from nanoclaw.cli.app import _State, app
+from nanoclaw.cli.app import app
 from nanoclaw.contract.mcp import McpConfigError, looks_secret, tool_name, validate_server
 from nanoclaw.errors import PermissionDeniedError, ValidationError
 from nanoclaw.host import Host
@@ -61,13 +61,9 @@ def test_tool_names_are_namespaced_and_fit_the_64_character_limit() -> None:
 
 
 def test_the_cli_adds_lists_and_removes_and_refuses_a_secret(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, cli: CliRunner
 ) -> None:
-    runner = CliRunner()
-    monkeypatch.setenv("NANOCLAW_ENV_FILE", "")
-    monkeypatch.setenv("NANOCLAW_DATA_DIR", str(settings.data_path))
-    monkeypatch.setenv("NANOCLAW_GROUPS_DIR", str(settings.groups_path))
-    monkeypatch.setattr(_State, "settings", None)
+    runner = cli
     assert runner.invoke(app, ["agents", "create", "Andy"]).exit_code == 0
     bad = runner.invoke(
         app, ["agents", "mcp", "add", "Andy", "cal", "npx", "--env", "CAL_TOKEN=abc"]

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nanoclaw.admin.extensions import Extensions
-from nanoclaw.cli.app import _State, app
+from nanoclaw.cli.app import app
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.repository import Repository
 from nanoclaw.errors import ValidationError
@@ -53,13 +53,9 @@ def test_a_layer_names_its_base_and_is_stale_once_the_agent_image_changes() -> N
 
 
 def test_packages_list_shows_the_set_the_image_and_the_last_outcome(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, cli: CliRunner
 ) -> None:
-    runner = CliRunner()
-    monkeypatch.setenv("NANOCLAW_ENV_FILE", "")
-    monkeypatch.setenv("NANOCLAW_DATA_DIR", str(settings.data_path))
-    monkeypatch.setenv("NANOCLAW_GROUPS_DIR", str(settings.groups_path))
-    monkeypatch.setattr(_State, "settings", None)
+    runner = cli
     assert runner.invoke(app, ["agents", "create", "Andy"]).exit_code == 0
     db = CentralDB(path=settings.central_db_path, migrations_root=settings.migrations_path)
     try:

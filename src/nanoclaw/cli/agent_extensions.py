@@ -7,8 +7,13 @@ from typing import Annotated
 import typer
 
 from nanoclaw.admin.extensions import Extensions
-from nanoclaw.admin.service import Table
+from nanoclaw.admin.service import AdminService, Table
 from nanoclaw.cli.admin_resources import OPERATOR, JsonOpt, admin_service, done, show, show_one
+
+
+def _extensions(admin: AdminService) -> Extensions:
+    return Extensions(repo=admin.repo, groups_path=admin.groups_path)
+
 
 mcp_app = typer.Typer(help="An agent's MCP servers: list, add, remove.", no_args_is_help=True)
 skills_app = typer.Typer(
@@ -22,7 +27,7 @@ def mcp_list(agent: str, as_json: JsonOpt = False) -> None:
     """The agent's MCP servers (the env shows names only)."""
     with admin_service() as a:
         show(
-            Extensions(repo=a.repo, groups_path=a.groups_path).mcp_table(OPERATOR, a.agent(agent)),
+            _extensions(a).mcp_table(OPERATOR, a.agent(agent)),
             as_json,
         )
 
@@ -52,7 +57,7 @@ def mcp_add(
             raise typer.BadParameter(f"--env takes KEY=VALUE, not {item!r}")
         pairs[key] = value
     with admin_service() as a:
-        spec = Extensions(repo=a.repo, groups_path=a.groups_path).add_mcp_server(
+        spec = _extensions(a).add_mcp_server(
             OPERATOR, a.agent(agent), name=name, command=command, args=list(args or []), env=pairs
         )
         done(
@@ -65,9 +70,7 @@ def mcp_add(
 def mcp_remove(agent: str, name: str, as_json: JsonOpt = False) -> None:
     """Remove an MCP server."""
     with admin_service() as a:
-        removed = Extensions(repo=a.repo, groups_path=a.groups_path).remove_mcp_server(
-            OPERATOR, a.agent(agent), name
-        )
+        removed = _extensions(a).remove_mcp_server(OPERATOR, a.agent(agent), name)
     if not removed:
         raise typer.Exit(5)
     done(f"MCP server {name} removed from {agent}.", as_json)
@@ -79,7 +82,7 @@ def skills_list(agent: str, as_json: JsonOpt = False) -> None:
     with admin_service() as a:
         group = a.agent(agent)
         table = Table(["name", "description", "shared", "path"], title=f"Skills of {group.name}")
-        for skill in Extensions(repo=a.repo, groups_path=a.groups_path).skills(OPERATOR, group):
+        for skill in _extensions(a).skills(OPERATOR, group):
             table.rows.append(
                 {
                     "name": skill.name,
@@ -96,6 +99,6 @@ def packages_list(agent: str, as_json: JsonOpt = False) -> None:
     """Packages the agent has (pip, apt), its image, and the last build's outcome."""
     with admin_service() as a:
         show_one(
-            Extensions(repo=a.repo, groups_path=a.groups_path).packages(OPERATOR, a.agent(agent)),
+            _extensions(a).packages(OPERATOR, a.agent(agent)),
             as_json,
         )
