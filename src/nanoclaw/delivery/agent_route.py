@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import deque
@@ -32,6 +31,7 @@ from sqlalchemy import select
 from nanoclaw.channels.base import OutboundFile
 from nanoclaw.contract.confined import create_file
 from nanoclaw.contract.layout import SessionLayout
+from nanoclaw.contract.sessiondb import parse_content
 from nanoclaw.db.models import SessionRow
 from nanoclaw.db.repository import Repository
 from nanoclaw.delivery.notices import Notifier
@@ -94,14 +94,6 @@ class Lineage:
     hop: int
     origin: Origin | None
     answered: dict[str, Any] | None  # the row being answered, as the host wrote it
-
-
-def _content(raw: Any) -> dict[str, Any]:
-    try:
-        value = json.loads(raw)
-    except (TypeError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 class PairVolume:
@@ -242,7 +234,7 @@ class AgentRouter:
             found = self._rows(layout, messages_in.c.id == row.in_reply_to)
             answered = dict(found[0]._mapping) if found else None
         if answered is not None:
-            content = _content(answered["content"])
+            content = parse_content(answered["content"])
             if answered["channel_type"] == "agent" and isinstance(content.get("a2a"), dict):
                 a2a = content["a2a"]
                 hop = int(a2a.get("hop") or 0) + 1

@@ -19,7 +19,6 @@ row counts (more cards, never fewer).
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from nanoclaw.contract.layout import SessionLayout
+from nanoclaw.contract.sessiondb import parse_content
 from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.db.sqlite import EngineCache
 from nanoclaw.sessions.schema import messages_in
@@ -102,11 +102,8 @@ def decide_origin(
 
 
 def _sender_id(raw: Any) -> str | None:
-    try:
-        value = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
-        return None
-    sender = value.get("sender_id") if isinstance(value, dict) else None
+    value = raw if isinstance(raw, dict) else parse_content(raw)
+    sender = value.get("sender_id")
     return str(sender) if sender else None
 
 

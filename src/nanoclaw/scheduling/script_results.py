@@ -15,11 +15,11 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import or_, select, update
 
 from nanoclaw.contract.layout import SessionLayout
+from nanoclaw.contract.sessiondb import parse_content
 from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.db.models import SessionRow
 from nanoclaw.delivery.actions import ActionResult, SystemActions
@@ -71,7 +71,7 @@ def record_script_run(
         streak = 1 if outcome == "error" else 0
         if outcome == "error":
             for other_id, raw in history:
-                previous = _json(raw).get("script_run")
+                previous = parse_content(raw).get("script_run")
                 # Only an occurrence's own record counts (a recurrence clone copies content).
                 if not isinstance(previous, dict) or previous.get("occurrence") != other_id:
                     continue
@@ -85,7 +85,7 @@ def record_script_run(
             "at": now_iso(),
             "failures_in_a_row": streak,
         }
-        content = _json(row.content)
+        content = parse_content(row.content)
         content["script_run"] = run
         content["last_script"] = run
         conn.execute(
@@ -102,7 +102,7 @@ def record_script_run(
             )
         ).all()
         for live_id, raw in live:
-            live_content = _json(raw)
+            live_content = parse_content(raw)
             live_content["last_script"] = run
             conn.execute(
                 update(messages_in)
@@ -117,14 +117,6 @@ def record_script_run(
         thread_id=row.thread_id,
         prompt=str(content.get("prompt") or ""),
     )
-
-
-def _json(raw: Any) -> dict[str, Any]:
-    try:
-        value = json.loads(raw)
-    except (TypeError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 class ScriptResults:

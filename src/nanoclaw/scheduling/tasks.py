@@ -7,13 +7,13 @@ series (upstream reliability #13): it matches ``id = X OR series_id = X`` among 
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from sqlalchemy import or_, select, update
 
 from nanoclaw.contract.layout import SessionLayout
+from nanoclaw.contract.sessiondb import parse_content
 from nanoclaw.errors import ValidationError
 from nanoclaw.sessions.schema import messages_in
 from nanoclaw.sessions.store import SessionStore
@@ -43,13 +43,8 @@ class TaskRow:
 
 def message_text(raw: str) -> str:
     """The text of a row's JSON content: a task's prompt, a chat's text."""
-    try:
-        content = json.loads(raw)
-    except ValueError:
-        return raw
-    if isinstance(content, dict):
-        return str(content.get("prompt") or content.get("text") or "")
-    return str(content)
+    content = parse_content(raw)
+    return str(content.get("prompt") or content.get("text") or "")
 
 
 def list_tasks(
@@ -94,11 +89,7 @@ def describe_script_run(run: dict[str, Any]) -> str:
 
 
 def _last_script(raw: str) -> str | None:
-    try:
-        content = json.loads(raw)
-    except ValueError:
-        return None
-    run = content.get("last_script") if isinstance(content, dict) else None
+    run = parse_content(raw).get("last_script")
     return describe_script_run(run) if isinstance(run, dict) else None
 
 
