@@ -1,14 +1,50 @@
-"""What the channel protocol tests share: waiting for a state, and reading session rows."""
+"""What the channel protocol tests share: a wired host, waiting for a state, reading session rows."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
-from nanoclaw.host import Host
+from nanoclaw.host import Host, build_host
+from nanoclaw.settings import Settings
+from tests.helpers import make_agent, wire_chat
+
+
+@contextlib.asynccontextmanager
+async def wired_host(
+    settings: Settings,
+    *,
+    channel: str,
+    connected: Callable[[Host], Awaitable[object]],
+    direct: Iterable[str],
+    groups: Iterable[str],
+) -> AsyncIterator[Host]:
+    """A started host whose channel is connected, with agent Andy wired to each ``direct`` chat
+    and, answering mentions only, to each group chat; stopped on exit."""
+    instance = build_host(settings)  # the registry builds the adapter
+    await instance.start()
+    try:
+        await connected(instance)
+        andy = make_agent(instance.repo, "Andy")
+        for chat in direct:
+            wire_chat(instance.repo, andy, chat, channel=channel)
+        for chat in groups:
+            wire_chat(
+                instance.repo,
+                andy,
+                chat,
+                channel=channel,
+                is_group=True,
+                engage_mode="mention",
+                engage_pattern=None,
+            )
+        yield instance
+    finally:
+        await instance.stop()
 
 
 async def until(predicate: Callable[[], Any], what: str, within_s: float = 20.0) -> Any:

@@ -30,7 +30,3 @@ def fixture(channel: str, name: str) -> Any:
 
 def names(channel: str) -> list[str]:
     return sorted(p.stem for p in (FIXTURES / channel).glob("*.json"))
-
-
-def doc_of(channel: str, name: str) -> str:
-    return str(_read(channel, name)["_doc"])

@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from nanoclaw.channels.slack.adapter import SlackAdapter
 from nanoclaw.channels.slack.mrkdwn import to_mrkdwn
 from nanoclaw.host import Host, build_host
 from nanoclaw.settings import Settings
+from tests.channel_helpers import wired_host
 from tests.fakes.slack import BOT_USER, FakeSlack
 from tests.helpers import make_agent, wire_chat
 
@@ -36,26 +38,21 @@ def slack_settings(settings: Settings, fake: FakeSlack, **extra: Any) -> Setting
     )
 
 
+def slack_host(settings: Settings, slack: FakeSlack) -> AbstractAsyncContextManager[Host]:
+    """The host of these tests: Andy answers DM ``D1`` and mentions in channel ``C1``."""
+    return wired_host(
+        slack_settings(settings, slack),
+        channel="slack",
+        connected=lambda _host: slack.wait_connected(),
+        direct=["D1"],
+        groups=["C1"],
+    )
+
+
 @pytest.fixture
 async def host(settings: Settings, slack: FakeSlack) -> AsyncIterator[Host]:
-    instance = build_host(slack_settings(settings, slack))  # the registry builds the adapter
-    await instance.start()
-    await slack.wait_connected()
-    andy = make_agent(instance.repo, "Andy")
-    wire_chat(instance.repo, andy, "D1", channel="slack")
-    wire_chat(
-        instance.repo,
-        andy,
-        "C1",
-        channel="slack",
-        is_group=True,
-        engage_mode="mention",
-        engage_pattern=None,
-    )
-    try:
+    async with slack_host(settings, slack) as instance:
         yield instance
-    finally:
-        await instance.stop()
 
 
 _ts = iter(range(1, 10_000))

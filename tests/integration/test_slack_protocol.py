@@ -12,36 +12,24 @@ import pytest
 
 from nanoclaw.channels.registry import STATE_FILE, read_states
 from nanoclaw.channels.slack.text import unescape
-from nanoclaw.host import Host, build_host
+from nanoclaw.host import Host
 from nanoclaw.settings import Settings
 from tests.channel_helpers import deliveries, until, user_rows
 from tests.fakes.slack import BOT_USER, FakeSlack
-from tests.helpers import make_agent, wire_chat
-from tests.integration.test_slack_channel import MOCK, card_ts, posted_to, slack_settings
+from tests.integration.test_slack_channel import (
+    MOCK,
+    card_ts,
+    posted_to,
+    slack_host,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
 async def host(settings: Settings, slack: FakeSlack) -> AsyncIterator[Host]:
-    instance = build_host(slack_settings(settings, slack))
-    await instance.start()
-    await slack.wait_connected()
-    andy = make_agent(instance.repo, "Andy")
-    wire_chat(instance.repo, andy, "D1", channel="slack")
-    wire_chat(
-        instance.repo,
-        andy,
-        "C1",
-        channel="slack",
-        is_group=True,
-        engage_mode="mention",
-        engage_pattern=None,
-    )
-    try:
+    async with slack_host(settings, slack) as instance:
         yield instance
-    finally:
-        await instance.stop()
 
 
 def posts(slack: FakeSlack, channel: str) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from nanoclaw.channels.telegram.adapter import TelegramAdapter
 from nanoclaw.channels.telegram.html import to_html
 from nanoclaw.host import Host, build_host
 from nanoclaw.settings import Settings
+from tests.channel_helpers import wired_host
 from tests.fakes.telegram import BOT_ID, BOT_USERNAME, FakeTelegram, markup
 from tests.helpers import make_agent, wire_chat
 
@@ -43,26 +45,23 @@ async def connected(host: Host) -> TelegramAdapter:
     raise AssertionError("telegram never connected")
 
 
+def tg_host(
+    settings: Settings, tg: FakeTelegram, *, direct: list[str], groups: list[str]
+) -> AbstractAsyncContextManager[Host]:
+    """A host polling ``tg``: Andy answers the ``direct`` chats and mentions in the ``groups``."""
+    return wired_host(
+        tg_settings(settings, tg),
+        channel="telegram",
+        connected=connected,
+        direct=direct,
+        groups=groups,
+    )
+
+
 @pytest.fixture
 async def host(settings: Settings, tg: FakeTelegram) -> AsyncIterator[Host]:
-    instance = build_host(tg_settings(settings, tg))
-    await instance.start()
-    await connected(instance)
-    andy = make_agent(instance.repo, "Andy")
-    wire_chat(instance.repo, andy, "42", channel="telegram")
-    wire_chat(
-        instance.repo,
-        andy,
-        str(GROUP),
-        channel="telegram",
-        is_group=True,
-        engage_mode="mention",
-        engage_pattern=None,
-    )
-    try:
+    async with tg_host(settings, tg, direct=["42"], groups=[str(GROUP)]) as instance:
         yield instance
-    finally:
-        await instance.stop()
 
 
 def to_chat(chat_id: int) -> Any:

@@ -20,7 +20,7 @@ from nanoclaw.settings import Settings
 from tests.channel_helpers import deliveries, inbound_rows, until, user_rows
 from tests.fakes.telegram import BOT_ID, BOT_USERNAME, FakeTelegram
 from tests.helpers import make_agent, wire_chat
-from tests.integration.test_telegram_channel import MOCK, connected, tg_settings, to_chat
+from tests.integration.test_telegram_channel import MOCK, connected, tg_host, tg_settings, to_chat
 
 GROUP = -1001
 FORUM = -1002
@@ -29,26 +29,9 @@ pytestmark = pytest.mark.timeout(90)
 
 @pytest.fixture
 async def host(settings: Settings, tg: FakeTelegram) -> AsyncIterator[Host]:
-    instance = build_host(tg_settings(settings, tg))
-    await instance.start()
-    await connected(instance)
-    andy = make_agent(instance.repo, "Andy")
-    wire_chat(instance.repo, andy, "42", channel="telegram")
-    wire_chat(instance.repo, andy, "43", channel="telegram")
-    for chat in (GROUP, FORUM, -300):
-        wire_chat(
-            instance.repo,
-            andy,
-            str(chat),
-            channel="telegram",
-            is_group=True,
-            engage_mode="mention",
-            engage_pattern=None,
-        )
-    try:
+    groups = [str(chat) for chat in (GROUP, FORUM, -300)]
+    async with tg_host(settings, tg, direct=["42", "43"], groups=groups) as instance:
         yield instance
-    finally:
-        await instance.stop()
 
 
 def sent_to(tg: FakeTelegram, chat: int) -> list[str]:

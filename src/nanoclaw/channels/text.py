@@ -3,10 +3,11 @@
 A lone UTF-16 surrogate (U+D800–U+DFFF unpaired) reaches Python from JSON payloads that carry
 an escaped half pair (``"\\ud83d"``): Slack, Telegram and the CLI socket all decode JSON. Such a
 ``str`` cannot be encoded to UTF-8, so SQLite, the model API and every platform refuse it later,
-after the message was acknowledged. The rule per channel: platforms that deliver such text
-(Slack, Telegram: RFC 8259 §8.2 leaves it undefined; Unicode's practice is U+FFFD) get it
-replaced with U+FFFD by ``replace_lone_surrogates``; the CLI refuses the frame
-(``require_valid_unicode`` → an ``error`` frame). ``clean_event`` is the router's backstop.
+after the message was acknowledged. One mechanism per channel kind: an event from a platform
+that delivers such text (Slack, Telegram: RFC 8259 §8.2 leaves it undefined; Unicode's practice
+is U+FFFD) is repaired by ``clean_event``, which ``routing.inbound.InboundHandler`` applies to
+every event before routing; the CLI never builds such an event, as its frame parser refuses a
+lone surrogate escape with an ``error`` frame (``cli.protocol.parse_client_frame``).
 """
 
 from __future__ import annotations

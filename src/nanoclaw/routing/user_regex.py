@@ -16,6 +16,7 @@ from typing import Any
 
 import re2
 
+from nanoclaw.channels.text import replace_lone_surrogates
 from nanoclaw.errors import ValidationError
 
 log = logging.getLogger("nanoclaw.routing.regex")
@@ -86,5 +87,4 @@ def search(compiled: Any, text: str) -> bool:
     try:
         return compiled.search(text) is not None
     except UnicodeEncodeError:
-        safe = text.encode("utf-8", "replace").decode("utf-8")
-        return compiled.search(safe) is not None
+        return compiled.search(replace_lone_surrogates(text)) is not None

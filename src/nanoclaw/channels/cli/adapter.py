@@ -285,13 +285,11 @@ class CliAdapter(ChannelAdapter):
             client.replay.cancel()
         client.chat, client.replaying, client.held = chat, False, []
 
-    def _subscribe(self, client: _Client, chat: str, *, then_ready: bool) -> None:
-        if client.replay is not None:
-            client.replay.cancel()
-        client.chat = chat
+    def _subscribe(self, client: _Client, chat: str) -> None:
+        """Follow ``chat`` after replaying its backlog; answer ``ready`` once replayed."""
+        self._follow_live(client, chat)
         client.replaying = True
-        client.held = []
-        client.ready_after_replay = then_ready
+        client.ready_after_replay = True
         client.replay = asyncio.create_task(self._replay(client, chat))
 
     async def _replay(self, client: _Client, chat: str) -> None:
@@ -376,7 +374,7 @@ class CliAdapter(ChannelAdapter):
                 self._follow_live(client, frame.chat)
                 client.send(Ready(chat=frame.chat))
             elif client.chat != frame.chat:
-                self._subscribe(client, frame.chat, then_ready=True)
+                self._subscribe(client, frame.chat)
             elif client.replaying:
                 client.ready_after_replay = True
             else:

@@ -52,8 +52,6 @@ SERVICE_FIELDS = frozenset(
         "web_app_data",
     }
 )
-# The Telegram user that stands for an anonymous group administrator ("GroupAnonymousBot").
-ANONYMOUS_ADMIN_BOT_ID = 1087968824
 
 
 @dataclass(frozen=True)
