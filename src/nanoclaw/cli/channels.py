@@ -121,12 +121,12 @@ def add(
     """Add a chat channel: check its credentials, store them in .env, pair your DM, say hello."""
     from nanoclaw.admin.bootstrap import initialize
     from nanoclaw.channels.pairing import PAIRING_FILE, PairingCodes
-    from nanoclaw.cli.status import host_running
     from nanoclaw.contract.timeutil import now_iso
     from nanoclaw.db.central import CentralDB
     from nanoclaw.db.models import UserRole
     from nanoclaw.db.repository import Repository
     from nanoclaw.service.current import settings_differ
+    from nanoclaw.service.probe import host_running
 
     settings = load_settings()
     if channel == "telegram":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from typing import Annotated
 
@@ -71,18 +72,30 @@ def gather() -> tuple[str | None, str, list[Check]]:
         checks.append(Check("mount allowlist", True, detail, required=False))
     except ConfigError as exc:
         checks.append(Check("mount allowlist", False, str(exc), required=False))
-    checks.extend(channel_link_checks(s))
+    checks += channel_checks(s)
     return runtime, reason, checks
 
 
+def channel_checks(s: Settings) -> list[Check]:
+    """One row per configured chat channel: the running host's link state where it reports one,
+    else the channel's credentials tried against the platform (never both for one channel)."""
+    linked = channel_link_checks(s)
+    reported = {check.name for check in linked}
+    return linked + channel_credential_checks(s, skip=reported)
+
+
+# States that say nothing about the link: no credentials, or no live report from a host.
+_NOT_A_LINK_STATE = ("not configured", "skipped", "configured", "unknown")
+
+
 def channel_link_checks(s: Settings) -> list[Check]:
-    """One check per configured chat channel, from the running host's real link state."""
+    """One check per chat channel the running host reports a link state for."""
     from nanoclaw.cli.status import channel_states
 
     found: list[Check] = []
     for row in channel_states(s):
         state = str(row.get("state") or "")
-        if row["channel"] == "cli" or state in ("not configured", "skipped"):
+        if row["channel"] == "cli" or state in _NOT_A_LINK_STATE:
             continue
         detail = f"{state}: {row.get('detail')}" if row.get("detail") else state
         if state == "conflict":
@@ -92,7 +105,7 @@ def channel_link_checks(s: Settings) -> list[Check]:
 
 
 def host_checks(s: Settings) -> list[Check]:
-    """The running host, its settings, one real model request and each channel's connection."""
+    """The running host, its settings and one real model request."""
     from nanoclaw.service.current import running_state
     from nanoclaw.settings import effective_settings_hash
     from nanoclaw.setup.modelcheck import check_model
@@ -127,12 +140,12 @@ def host_checks(s: Settings) -> list[Check]:
         checks.append(
             Check("model", result.ok, f"one request through the credential proxy: {detail}")
         )
-    checks += channel_checks(s)
     return checks
 
 
-def channel_checks(s: Settings) -> list[Check]:
-    """Each configured channel's credentials, tried against the platform once."""
+def channel_credential_checks(s: Settings, *, skip: Collection[str] = ()) -> list[Check]:
+    """Each configured channel's credentials (but those named in ``skip``), tried against the
+    platform once."""
     import asyncio
 
     from nanoclaw.errors import NanoclawError
@@ -141,7 +154,7 @@ def channel_checks(s: Settings) -> list[Check]:
     checks: list[Check] = []
     for option in CHANNEL_OPTIONS:
         values = configured_values(option, s)
-        if not values:
+        if not values or f"channel {option.name}" in skip:
             continue
         primary = option.fields[0].env_key  # the rest may be optional (Slack in HTTP mode)
         if primary not in values:

@@ -14,8 +14,6 @@ from nanoclaw.service.probe import host_running
 from nanoclaw.sessions.quarantine import list_quarantined
 from nanoclaw.settings import Settings
 
-__all__ = ["channel_states", "gather", "host_running", "render", "running_host"]
-
 
 def channel_states(settings: Settings) -> list[dict[str, Any]]:
     """Each channel: its live state from the running host, else whether its credentials are set."""
