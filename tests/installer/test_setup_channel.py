@@ -17,6 +17,33 @@ from tests.installer.threaded import running
 pytestmark = pytest.mark.timeout(400)
 CODE = re.compile(r"Pairing code: ([A-Z0-9]{4}-[A-Z0-9]{4})")
 ADD_CODE = re.compile(r"Pairing code for \w+: ([A-Z0-9]{4}-[A-Z0-9]{4})")
+WAITING = re.compile(r"Waiting for the code")
+
+
+def _spawn(argv: list[str], install: Install) -> subprocess.Popen[str]:
+    """Start one installer/CLI command with its output merged into one text pipe."""
+    return subprocess.Popen(
+        argv,
+        cwd=REPO_ROOT,
+        env=install.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _read_until(proc: subprocess.Popen[str], seen: list[str], pattern: re.Pattern[str]) -> str:
+    """Read lines into ``seen`` until one matches; the match's first group, or fail with the output."""
+    assert proc.stdout is not None
+    while True:
+        line = proc.stdout.readline()
+        assert line, "".join(seen)
+        sys.stdout.write(line)
+        seen.append(line)
+        found = pattern.search(line)
+        if found:
+            return found.group(1) if pattern.groups else found.group(0)
 
 
 def test_telegram_is_paired_within_the_setup_run(install: Install) -> None:
@@ -25,7 +52,7 @@ def test_telegram_is_paired_within_the_setup_run(install: Install) -> None:
         install.env.update(
             NANOCLAW_TELEGRAM_API_BASE_URL=tg.url, NANOCLAW_TELEGRAM_POLL_TIMEOUT_S="1"
         )
-        proc = subprocess.Popen(
+        proc = _spawn(
             [
                 "bash",
                 str(REPO_ROOT / "nanoclaw.sh"),
@@ -39,23 +66,11 @@ def test_telegram_is_paired_within_the_setup_run(install: Install) -> None:
                 "--pair-timeout",
                 "120",
             ],
-            cwd=REPO_ROOT,
-            env=install.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+            install,
         )
         assert proc.stdout is not None
         seen: list[str] = []
-        code = None
-        while code is None:
-            line = proc.stdout.readline()
-            assert line, "".join(seen)
-            sys.stdout.write(line)
-            seen.append(line)
-            found = CODE.search(line)
-            code = found.group(1) if found else None
+        code = _read_until(proc, seen, CODE)
         loop.call(tg.push({"message": tg.message(code, chat_id=7, user_id=7, first_name="Op")}))
         # read on through the same buffered pipe (communicate() would skip what it holds)
         rest = proc.stdout.read()
@@ -80,7 +95,7 @@ def test_channels_add_restarts_a_running_host_to_pair(install: Install) -> None:
         assert install.nanoclaw("init").returncode == 0
         assert install.nanoclaw("start").returncode == 0
         before = json.loads(install.nanoclaw("status", "--json").stdout)["running_host"]["pid"]
-        proc = subprocess.Popen(
+        proc = _spawn(
             [
                 sys.executable,
                 "-m",
@@ -93,33 +108,18 @@ def test_channels_add_restarts_a_running_host_to_pair(install: Install) -> None:
                 "--timeout",
                 "120",
             ],
-            cwd=REPO_ROOT,
-            env=install.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+            install,
         )
         assert proc.stdout is not None
         seen: list[str] = []
-        code = None
-        while code is None:
-            line = proc.stdout.readline()
-            assert line, "".join(seen)
-            seen.append(line)
-            found = ADD_CODE.search(line)
-            code = found.group(1) if found else None
-        rest_until_wait = ""
-        while "Waiting for the code" not in rest_until_wait:
-            line = proc.stdout.readline()
-            assert line, "".join(seen) + rest_until_wait
-            rest_until_wait += line
-        assert "Restarting the host" in "".join(seen) + rest_until_wait
+        code = _read_until(proc, seen, ADD_CODE)
+        _read_until(proc, seen, WAITING)
+        assert "Restarting the host" in "".join(seen)
         loop.call(tg.push({"message": tg.message(code, chat_id=9, user_id=9, first_name="Op")}))
         # read on through the same buffered pipe (communicate() would skip what it holds)
         rest = proc.stdout.read()
         proc.wait(timeout=180)
-        assert proc.returncode == 0, "".join(seen) + rest_until_wait + rest
+        assert proc.returncode == 0, "".join(seen) + rest
         assert "Paired telegram:9 as owner" in rest
     status = json.loads(install.nanoclaw("status", "--json").stdout)["running_host"]
     assert status["pid"] != before and status["settings_current"] is True
