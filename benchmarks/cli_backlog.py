@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,28 +20,14 @@ from nanoclaw.channels.cli.backlog import CliBacklog
 from nanoclaw.db.central import CentralDB
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.common import durable_commit_ms  # noqa: E402
+
 RESULTS = REPO / "benchmarks" / "results" / "cli_backlog.json"
 REPLIES = 1_000
 BOUND = 10_000
 REPLAYED = 10_000
-
-
-def commit_ms(folder: Path, commits: int = 200) -> float:
-    """Median durable SQLite commit (journal_mode=DELETE, synchronous=FULL) in ``folder``."""
-    path = folder / "commit-cost.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=DELETE")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("CREATE TABLE t (v TEXT)")
-    costs = []
-    for i in range(commits):
-        start = time.perf_counter()
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO t VALUES (?)", (str(i),))
-        conn.execute("COMMIT")
-        costs.append((time.perf_counter() - start) * 1000)
-    conn.close()
-    return statistics.median(costs)
 
 
 def timed_ms(call: object, times: int) -> list[float]:
@@ -87,7 +73,7 @@ async def replay_ms(folder: Path, backlog: CliBacklog) -> float:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nc-bench-", dir="/tmp") as tmp:
         folder = Path(tmp)
-        commit = commit_ms(folder)
+        commit = durable_commit_ms(folder)
         db = CentralDB(path=folder / "central.db", migrations_root=REPO / "migrations")
         db.migrate()
         backlog = CliBacklog(db=db, per_chat_max=BOUND)
