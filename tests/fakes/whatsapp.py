@@ -80,12 +80,15 @@ class FakeWhatsApp(CallLog):
     media: dict[str, bytes] = field(default_factory=dict)  # directPath → decrypted bytes
     sessions: list[Path] = field(default_factory=list)  # the session paths clients opened
     pair_code: str = "ABCD-EFGH"
+    accepts_by: str | None = None  # "qr": the user scans the code; "code": types the pair code
+    refuses: str | None = None  # WhatsApp refuses the scanned link with this reason
 
     def __post_init__(self) -> None:
         self.event = FakeEvents()
         self._changed = asyncio.Event()
         self._ids = itertools.count(1)
         self.connected = False
+        self._phone: asyncio.Task[None] | None = None
 
     def factory(self, session: Path) -> FakeWhatsApp:
         """The adapter's ``client_factory``."""
@@ -122,6 +125,14 @@ class FakeWhatsApp(CallLog):
         codes = parse("qr_codes", npb.QR).Codes
         assert self.event.qr_handler is not None, "no QR callback registered"
         await self.event.qr_handler(self, codes[0].encode())
+        if self.accepts_by == "qr":
+            self._accept_on_phone()
+        elif self.refuses is not None:
+            self._phone = asyncio.ensure_future(self.refuse_pairing(self.refuses))
+
+    def _accept_on_phone(self) -> None:
+        """The phone completes the link, later and on its own (as the user acts)."""
+        self._phone = asyncio.ensure_future(self.complete_pairing())
 
     async def complete_pairing(self) -> None:
         """The phone accepted the link: PairStatus SUCCESS, then Connected."""
@@ -129,13 +140,24 @@ class FakeWhatsApp(CallLog):
         await self.emit_fixture("pair_status_success", npb.PairStatus)
         await self._connected()
 
+    async def refuse_pairing(self, reason: str) -> None:
+        """The pairing failed on WhatsApp's side: PairStatus ERROR with its reason."""
+        status = parse("pair_status_success", npb.PairStatus)
+        status.Status = npb.PairStatus.PStatus.ERROR
+        status.Error = reason
+        await self.emit(status)
+
     async def _connected(self) -> None:
         self.connected = True
         await self.emit_fixture("connected", npb.Connected)
 
     # -- the client surface (neonize's names) --------------------------------------------------
     async def connect(self) -> None:
+        """neonize opens (creates) its SQLite store at the session path, then logs in or shows QR."""
         self._record("connect")
+        if self.sessions:
+            self.sessions[-1].parent.mkdir(parents=True, exist_ok=True)
+            self.sessions[-1].touch()
         if self.linked:
             await self._connected()
         elif self.event.qr_handler is not None:
@@ -151,6 +173,8 @@ class FakeWhatsApp(CallLog):
 
     async def PairPhone(self, phone: str, show_push_notification: bool) -> str:  # noqa: N802
         self._record("PairPhone", phone=phone, show_push_notification=show_push_notification)
+        if self.accepts_by == "code":
+            self._accept_on_phone()
         return self.pair_code
 
     async def send_message(self, to: Any, message: Any) -> Any:

@@ -302,7 +302,8 @@ def wa_settings(settings: Settings) -> Settings:
 async def connected(host: Host) -> WhatsAppAdapter:
     adapter = host.channels.get("whatsapp")
     assert isinstance(adapter, WhatsAppAdapter)
-    return await until(lambda: adapter if adapter.is_connected() else None, "whatsapp connected")
+    await until(adapter.is_connected, "whatsapp connected")
+    return adapter
 
 
 @pytest.fixture

@@ -26,7 +26,8 @@ class EventRegistry(Protocol):
 
 
 class WhatsAppClient(Protocol):
-    event: EventRegistry
+    @property
+    def event(self) -> EventRegistry: ...
 
     async def connect(self) -> Any: ...
 
