@@ -7,8 +7,11 @@ seam with its own proto types, outbound through the recording fake of neonize's 
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from neonize.proto import Neonize_pb2 as npb
@@ -356,6 +359,78 @@ async def test_the_registry_reports_whatsapp_skipped_until_linked(settings: Sett
     assert "NANOCLAW_WHATSAPP_ENABLED" in states[0].detail
     enabled = settings.model_copy(update={"whatsapp_enabled": True})
     _, states = build_adapters(enabled, [SPEC])
-    assert "channels add whatsapp" in states[0].detail
+    assert "a linked session via `nanoclaw channels add whatsapp`" in states[0].detail
     adapters, states = build_adapters(wa_settings(settings), [SPEC])
     assert [a.name for a in adapters] == ["whatsapp"] and states == []
+
+
+async def test_status_and_doctor_show_the_link_and_a_logout_with_its_fix(
+    host: Host, wa: FakeWhatsApp
+) -> None:
+    from nanoclaw.cli.doctor import channel_checks
+    from nanoclaw.cli.status import channel_states
+
+    def row() -> dict[str, Any]:
+        return next(r for r in channel_states(host.settings) if r["channel"] == "whatsapp")
+
+    await until(lambda: row()["state"] == "connected", "whatsapp connected in status")
+    (check,) = [c for c in channel_checks(host.settings) if c.name == "channel whatsapp"]
+    assert check.ok
+    await wa.emit_fixture("logged_out", npb.LoggedOut)
+    await until(lambda: row()["state"] == "disconnected", "the logout in status")
+    assert "nanoclaw channels add whatsapp" in row()["detail"]
+    (check,) = [c for c in channel_checks(host.settings) if c.name == "channel whatsapp"]
+    assert not check.ok and "logged out" in check.detail
+
+
+def test_doctor_without_a_host_reads_what_linking_left(settings: Settings) -> None:
+    from nanoclaw.channels.whatsapp.diagnose import offline_check
+    from nanoclaw.channels.whatsapp.link import account_path
+
+    assert offline_check(settings) is None  # not enabled: no row
+    enabled = settings.model_copy(update={"whatsapp_enabled": True})
+    assert offline_check(enabled) == (False, "not linked: run `nanoclaw channels add whatsapp`")
+    linked = wa_settings(settings)
+    account_path(linked).write_text('{"jid": "15550001111@s.whatsapp.net"}')
+    ok, detail = offline_check(linked) or (False, "")
+    assert ok and detail.startswith("linked as 15550001111@s.whatsapp.net (its own number)")
+
+
+def run_python(code: str, tmp_path: Path) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        check=True,
+        timeout=60,
+    )
+    return out.stdout.strip()
+
+
+def test_neonize_is_imported_only_for_an_enabled_channel(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from nanoclaw.settings import Settings\n"
+        "from nanoclaw.channels.registry import build_adapters\n"
+        "build_adapters(Settings(_env_file=None))\n"
+        "print('neonize' in sys.modules)\n"
+    )
+    assert run_python(code, tmp_path) == "False"
+
+
+def test_without_the_extra_the_channel_fails_and_names_the_install(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['neonize'] = None  # as if the whatsapp extra were not installed\n"
+        "from pathlib import Path\n"
+        "from nanoclaw.settings import Settings\n"
+        "from nanoclaw.channels.registry import build_adapters\n"
+        "from nanoclaw.channels.whatsapp import session_path\n"
+        f"s = Settings(_env_file=None, data_dir=Path({str(tmp_path)!r}), whatsapp_enabled=True)\n"
+        "session_path(s).parent.mkdir(parents=True); session_path(s).touch()\n"
+        "adapters, states = build_adapters(s)\n"
+        "print([(x.name, x.state, x.detail) for x in states if x.name == 'whatsapp'])\n"
+    )
+    out = run_python(code, tmp_path)
+    assert "'whatsapp', 'failed'" in out and "pip install 'nanoclaw[whatsapp]'" in out

@@ -21,7 +21,7 @@ def missing_credentials(settings: Settings) -> list[str]:
     if not settings.whatsapp_enabled:
         return ["NANOCLAW_WHATSAPP_ENABLED"]
     if not session_path(settings).is_file():
-        return ["a linked session (run `nanoclaw channels add whatsapp`)"]
+        return ["a linked session via `nanoclaw channels add whatsapp`"]
     return []
 
 
