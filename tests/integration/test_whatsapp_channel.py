@@ -434,3 +434,26 @@ def test_without_the_extra_the_channel_fails_and_names_the_install(tmp_path: Pat
     )
     out = run_python(code, tmp_path)
     assert "'whatsapp', 'failed'" in out and "pip install 'nanoclaw[whatsapp]'" in out
+
+
+def test_neonizes_real_client_has_every_call_the_adapter_makes(tmp_path: Path) -> None:
+    """The protocol (and so the fake) uses neonize's own names and parameters (no connection)."""
+    import inspect
+
+    from nanoclaw.channels.whatsapp.client import WhatsAppClient, new_client
+
+    real = new_client(tmp_path / "wa" / "session.sqlite3")
+    assert callable(real.event) and callable(real.event.qr)
+    calls = [
+        (name, member)
+        for name, member in inspect.getmembers(WhatsAppClient, inspect.isfunction)
+        if not name.startswith("_")
+    ]
+    assert {"send_message", "build_reply_message", "download_any", "PairPhone"} <= dict(
+        calls
+    ).keys()
+    for name, member in calls:
+        wanted = [p for p in inspect.signature(member).parameters if p != "self"]
+        have = inspect.signature(getattr(real, name)).parameters
+        assert all(p in have for p in wanted), (name, wanted, list(have))
+        assert inspect.iscoroutinefunction(getattr(real, name)), name

@@ -154,3 +154,38 @@ def dotenv_values(path: Path) -> dict[str, str]:
     from nanoclaw.importer.envmap import parse_env
 
     return parse_env(path.read_text()) if path.is_file() else {}
+
+
+def test_setup_offers_whatsapp_and_refuses_without_the_extra_naming_the_install(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from nanoclaw.setup.channel_options import WHATSAPP, option
+    from nanoclaw.setup.flow import Setup, SetupOptions
+    from nanoclaw.setup.progress import StepFailedError
+
+    assert option("whatsapp") is WHATSAPP
+    setup = Setup(SetupOptions(interactive=False))
+    setup.ensure_extra(WHATSAPP)  # neonize is installed here: nothing to do
+    missing = dataclasses.replace(WHATSAPP, requires="neonize_not_installed_here")
+    with pytest.raises(StepFailedError) as failed:
+        setup.ensure_extra(missing)
+    assert failed.value.hint == "pip install 'nanoclaw[whatsapp]'"
+
+
+async def test_setups_whatsapp_check_links_and_names_where_to_send_the_code(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nanoclaw.settings import load_settings
+    from nanoclaw.setup.channel_options import WHATSAPP
+
+    wa = FakeWhatsApp(linked=False, accepts_by="qr")
+    use_fake(monkeypatch, wa)
+    account = await WHATSAPP.check(load_settings(), {})
+    assert account == ME
+    assert render_qr(QR_CODE).strip() in capsys.readouterr().out
+    assert WHATSAPP.where_to_send(account, "ABCD-EFGH").startswith(
+        "a WhatsApp message to +15550001111 from your phone: ABCD-EFGH"
+    )
+    assert dict(WHATSAPP.fixed) == {"NANOCLAW_WHATSAPP_ENABLED": "true"}

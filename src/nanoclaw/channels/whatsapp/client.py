@@ -76,6 +76,11 @@ def new_client(session: Path) -> WhatsAppClient:
         raise ConfigError(
             f"WhatsApp needs neonize: pip install 'nanoclaw[whatsapp]' ({exc})"
         ) from None
+    import neonize.aioze.events as neonize_events
+
+    # neonize dispatches its Go thread's events to a process-wide loop that ``connect`` sets
+    # only once; `channels add whatsapp` links in one event loop and runs a host in the next.
+    neonize_events.event_global_loop = None
     session.parent.mkdir(parents=True, exist_ok=True)
     client: WhatsAppClient = NewAClient(str(session))
     return client
