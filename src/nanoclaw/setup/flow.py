@@ -313,7 +313,8 @@ class Setup:
                         "channel", str(exc), hint="check the token and try again"
                     ) from exc
                 values = {}
-        self.progress.say(f"{picked.name} credentials accepted (bot @{bot})")
+        accepted = f"credentials accepted (bot @{bot})" if picked.fields else f"linked as {bot}"
+        self.progress.say(f"{picked.name} {accepted}")
         store_env(self.env_file, {**values, **dict(picked.fixed)})
         self.reload()
         restart_if_changed(self.settings)
