@@ -224,6 +224,9 @@ class WhatsAppAdapter(ChannelAdapter):
             raise ValueError("a message event without a chat or an id")
         if chat.rpartition("@")[2] in IGNORED_SERVERS:
             return
+        if (chat, message_id) in self._recent:
+            log.debug("WhatsApp message %s delivered again; ignored", message_id)
+            return  # a redelivery (e.g. after a reconnect) is not a second message
         message = event.Message
         if wa.is_protocol(message) or wa.is_reaction(message):
             return  # reactions, revocations, key exchange: never a turn
