@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,8 @@ class FakeWhatsApp(CallLog):
     pair_code: str = "ABCD-EFGH"
     accepts_by: str | None = None  # "qr": the user scans the code; "code": types the pair code
     refuses: str | None = None  # WhatsApp refuses the scanned link with this reason
+    # What the people on the other end do once a linked session connects (run as a task).
+    after_login: Callable[[FakeWhatsApp], Awaitable[None]] | None = None
 
     def __post_init__(self) -> None:
         self.event = FakeEvents()
@@ -160,6 +162,8 @@ class FakeWhatsApp(CallLog):
             self.sessions[-1].touch()
         if self.linked:
             await self._connected()
+            if self.after_login is not None:
+                self._phone = asyncio.ensure_future(self.after_login(self))
         elif self.event.qr_handler is not None:
             await self.show_qr()
 

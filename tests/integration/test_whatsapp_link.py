@@ -189,3 +189,32 @@ async def test_setups_whatsapp_check_links_and_names_where_to_send_the_code(
         "a WhatsApp message to +15550001111 from your phone: ABCD-EFGH"
     )
     assert dict(WHATSAPP.fixed) == {"NANOCLAW_WHATSAPP_ENABLED": "true"}
+
+
+def test_add_whatsapp_links_pairs_the_owner_and_the_welcome_arrives(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole command, as a new user runs it: QR, link, code sent from the phone, welcome."""
+    owner = "15550003333@s.whatsapp.net"
+    issued: list[str] = []
+    issue = PairingCodes.issue
+
+    def remember(self: PairingCodes, channel: str, agent_group_id: str) -> str:
+        code = issue(self, channel, agent_group_id)
+        issued.append(code)  # what the user reads on the screen
+        return code
+
+    async def owner_sends_the_code(fake: FakeWhatsApp) -> None:
+        dm = parse("direct_text")  # from the owner's phone to the assistant's number
+        dm.Message.conversation = issued[-1]
+        await fake.emit(dm)
+
+    wa = FakeWhatsApp(linked=False, accepts_by="qr", after_login=owner_sends_the_code)
+    use_fake(monkeypatch, wa)
+    monkeypatch.setattr("nanoclaw.channels.whatsapp.adapter.new_client", wa.factory)
+    monkeypatch.setattr(PairingCodes, "issue", remember)
+    result = CliRunner().invoke(app, ["channels", "add", "whatsapp", "--timeout", "45"])
+    assert result.exit_code == 0, result.output
+    assert f"Paired whatsapp:{owner} as owner" in result.output
+    welcome = [c for c in wa.sent() if c.args["to"] == owner]
+    assert [c.args["message"].conversation for c in welcome] == [f"Andy {MOCK}{WELCOME_PROMPT}"]
