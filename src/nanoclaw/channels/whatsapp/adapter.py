@@ -150,7 +150,9 @@ class WhatsAppAdapter(ChannelAdapter):
             asyncio.ensure_future(self._not_linked.wait()),
         ]
         try:
-            await asyncio.wait(waits, timeout=self.connect_timeout_s, return_when="FIRST_COMPLETED")
+            await asyncio.wait(
+                waits, timeout=self.connect_timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             for task in waits:
                 task.cancel()
