@@ -53,7 +53,7 @@ Options (each can also come from the environment; flags win):
   --timezone ZONE        IANA time zone, e.g. Europe/Berlin  (NANOCLAW_TIMEZONE)
   --owner-name NAME      your name                    (NANOCLAW_OWNER_NAME)
   --agent-name NAME      your assistant's name        (NANOCLAW_AGENT_NAME)
-  --channel NAME         first channel: terminal, telegram or slack
+  --channel NAME         first channel: terminal, telegram, slack or whatsapp
   --telegram-token T     Telegram bot token           (TELEGRAM_BOT_TOKEN)
   --slack-bot-token T    Slack bot token              (SLACK_BOT_TOKEN)
   --slack-app-token T    Slack app-level token        (SLACK_APP_TOKEN)

@@ -167,6 +167,13 @@ class Settings(BaseSettings):
     )
     telegram_api_base_url: str = "https://api.telegram.org"
     telegram_poll_timeout_s: int = Field(default=30, ge=0, le=60)
+    # WhatsApp (neonize): on once `nanoclaw channels add whatsapp` has linked a session. With
+    # own_number false the assistant shares the owner's number (v1's ASSISTANT_HAS_OWN_NUMBER).
+    whatsapp_enabled: bool = False
+    whatsapp_own_number: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("NANOCLAW_WHATSAPP_OWN_NUMBER", "ASSISTANT_HAS_OWN_NUMBER"),
+    )
     channel_retry_delays_s: tuple[float, ...] = (2.0, 5.0, 10.0)
 
     cli_socket_path: Path | None = None

@@ -114,6 +114,7 @@ def test_import_maps_every_part_and_a_second_run_creates_nothing(
 
     env = env_file.read_text()
     assert "NANOCLAW_TIMEZONE=Europe/Berlin" in env and "TELEGRAM_BOT_TOKEN=123:abc" in env
+    assert "NANOCLAW_WHATSAPP_OWN_NUMBER=false" in env  # v1's shared-number mode carries over
     assert "CLAUDE_CODE_OAUTH_TOKEN" not in env and "ONECLI" not in env
     assert env_file.stat().st_mode & 0o777 == 0o600
     skipped_settings = {

@@ -215,7 +215,8 @@ def make_v1(
         (groups_dir / "family" / "scripts" / "fetch.sh").write_text("#!/bin/sh\necho hi\n")
         (root / "custom-fork-file.txt").write_text("fork\n")
     (root / ".env").write_text(
-        "ASSISTANT_NAME=Andy\nTZ=Europe/Berlin\nTELEGRAM_BOT_TOKEN=123:abc\n"
+        "ASSISTANT_NAME=Andy\nASSISTANT_HAS_OWN_NUMBER=false\nTZ=Europe/Berlin\n"
+        "TELEGRAM_BOT_TOKEN=123:abc\n"
         "CLAUDE_CODE_OAUTH_TOKEN=sk-ant-oat-xyz\nONECLI_URL=http://localhost:1\n"
     )
     (root / "store" / "auth").mkdir()

@@ -30,7 +30,7 @@ async def test_channels_without_credentials_are_skipped_with_a_log_line(
     assert "channel slack skipped: no credentials (set NANOCLAW_SLACK_BOT_TOKEN)" in messages
     assert "channel telegram skipped: no credentials (set NANOCLAW_TELEGRAM_BOT_TOKEN)" in messages
     states = {s.name: s.state for s in host.channels.states()}
-    assert states == {"slack": "skipped", "telegram": "skipped"}
+    assert states == {"slack": "skipped", "telegram": "skipped", "whatsapp": "skipped"}
 
 
 def test_platform_libraries_are_imported_only_for_configured_channels(tmp_path: object) -> None:

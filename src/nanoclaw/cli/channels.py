@@ -1,4 +1,4 @@
-"""``nanoclaw channels add slack|telegram``: check, store, pair the operator, welcome.
+"""``nanoclaw channels add slack|telegram|whatsapp``: check, store, pair the operator, welcome.
 
 The credentials are checked against the platform (``auth.test`` / ``getMe``) and stored in
 ``.env`` (0600; printed only masked). When no owner exists yet, a one-time pairing code is
@@ -23,13 +23,16 @@ from nanoclaw.settings import Settings, load_settings
 from nanoclaw.setup.channel_options import check_slack, check_telegram
 from nanoclaw.setup.envfile import env_file_path, store_env
 
-app = typer.Typer(help="Chat channels: add Slack or Telegram.", no_args_is_help=True)
+app = typer.Typer(help="Chat channels: add Slack, Telegram or WhatsApp.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 4
+PLAIN_VALUES = frozenset(
+    {"NANOCLAW_SLACK_MODE", "NANOCLAW_WHATSAPP_ENABLED", "NANOCLAW_WHATSAPP_OWN_NUMBER"}
+)
 
 
 def mask(secret: str) -> str:
@@ -96,7 +99,7 @@ async def wait_for_result(
 
 @app.command("add")
 def add(
-    channel: Annotated[str, typer.Argument(help="slack or telegram")],
+    channel: Annotated[str, typer.Argument(help="slack, telegram or whatsapp")],
     token: Annotated[str | None, typer.Option(help="Telegram bot token (from BotFather).")] = None,
     bot_token: Annotated[str | None, typer.Option(help="Slack bot token (xoxb-…).")] = None,
     app_token: Annotated[
@@ -117,6 +120,16 @@ def add(
         bool, typer.Option("--wait/--no-wait", help="Wait for the pairing code to arrive.")
     ] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the pairing code.")] = 600.0,
+    phone: Annotated[
+        str | None, typer.Option(help="WhatsApp: link by pairing code for this number, not QR.")
+    ] = None,
+    shared_number: Annotated[
+        bool,
+        typer.Option(
+            help="WhatsApp: the assistant shares your number (v1 ASSISTANT_HAS_OWN_NUMBER=false)."
+        ),
+    ] = False,
+    relink: Annotated[bool, typer.Option(help="WhatsApp: link again (a new device).")] = False,
 ) -> None:
     """Add a chat channel: check its credentials, store them in .env, pair your DM, say hello."""
     from nanoclaw.admin.bootstrap import initialize
@@ -163,8 +176,12 @@ def add(
                 if k != "NANOCLAW_SLACK_APP_TOKEN" or mode == "socket"
             },
         )
+    elif channel == "whatsapp":
+        from nanoclaw.cli.whatsapp_link import whatsapp_link
+
+        values, check = whatsapp_link(settings, phone=phone, shared=shared_number, relink=relink)
     else:
-        err.print(f"[red]error:[/] unknown channel {channel!r} (slack or telegram)")
+        err.print(f"[red]error:[/] unknown channel {channel!r} (slack, telegram or whatsapp)")
         raise typer.Exit(EXIT_USAGE)
 
     try:
@@ -172,11 +189,14 @@ def add(
     except NanoclawError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_FAILURE) from exc
-    console.print(f"{channel.title()} credentials accepted (bot @{bot_name}).")
+    if channel == "whatsapp":
+        console.print(f"WhatsApp linked as {bot_name}.")
+    else:
+        console.print(f"{channel.title()} credentials accepted (bot @{bot_name}).")
     env_path = env_file_path(settings)
     store_env(env_path, values)
     for key, value in values.items():
-        shown = value if key == "NANOCLAW_SLACK_MODE" else mask(value)
+        shown = value if key in PLAIN_VALUES else mask(value)
         console.print(f"Stored {key}={shown} in {env_path}")
 
     report = initialize(settings, agent_name=None)
@@ -207,6 +227,10 @@ def add(
         if channel == "telegram"
         else f"a direct message to @{bot_name}: {code}"
     )
+    if channel == "whatsapp":
+        from nanoclaw.setup.channel_options import whatsapp_where
+
+        where = whatsapp_where(bot_name, code)
     console.print(f"Pairing code for {group.name}: [bold]{code}[/] (valid 10 minutes)")
     console.print(f"Prove it's you: open {where}", soft_wrap=True)
     if not wait:

@@ -79,9 +79,15 @@ def gather() -> tuple[str | None, str, list[Check]]:
 def channel_checks(s: Settings) -> list[Check]:
     """One row per configured chat channel: the running host's link state where it reports one,
     else the channel's credentials tried against the platform (never both for one channel)."""
+    from nanoclaw.channels.whatsapp.diagnose import offline_check
+
     linked = channel_link_checks(s)
     reported = {check.name for check in linked}
-    return linked + channel_credential_checks(s, skip=reported)
+    checks = linked + channel_credential_checks(s, skip=reported)
+    whatsapp = offline_check(s) if "channel whatsapp" not in reported else None
+    if whatsapp is not None:
+        checks.append(Check("channel whatsapp", *whatsapp))
+    return checks
 
 
 # States that say nothing about the link: no credentials, or no live report from a host.

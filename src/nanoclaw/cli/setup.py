@@ -28,7 +28,7 @@ def setup(
     ] = None,
     agent_name: Annotated[str | None, typer.Option(help="Your assistant's name.")] = None,
     channel: Annotated[
-        str | None, typer.Option(help="First channel: terminal, telegram or slack.")
+        str | None, typer.Option(help="First channel: terminal, telegram, slack or whatsapp.")
     ] = None,
     telegram_token: Annotated[str | None, typer.Option(help="Telegram bot token.")] = None,
     slack_bot_token: Annotated[str | None, typer.Option(help="Slack bot token (xoxb-…).")] = None,

@@ -15,9 +15,10 @@ TRANSLATED = {
     "SLACK_BOT_TOKEN": "SLACK_BOT_TOKEN",
     "SLACK_APP_TOKEN": "SLACK_APP_TOKEN",
     "DISCORD_BOT_TOKEN": "DISCORD_BOT_TOKEN",
+    "ASSISTANT_HAS_OWN_NUMBER": "NANOCLAW_WHATSAPP_OWN_NUMBER",  # WhatsApp: shared number or not
 }
-# Read by the importer itself (agent names, WhatsApp mode), not copied.
-CONSUMED = frozenset({"ASSISTANT_NAME", "ASSISTANT_HAS_OWN_NUMBER"})
+# Read by the importer itself (agent names), not copied.
+CONSUMED = frozenset({"ASSISTANT_NAME"})
 SECRET_NAMES = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 
 

@@ -55,4 +55,7 @@ def v1_sender_user_id(channel: str, sender: str) -> str:
     for prefix in ("tg:", "dc:", "slack:"):
         if handle.startswith(prefix):
             handle = handle[len(prefix) :]
+    if channel == "whatsapp":  # a device-qualified JID (``4915…:12@s.whatsapp.net``) is the person
+        user, at, server = handle.partition("@")
+        handle = user.partition(":")[0] + at + server
     return f"{channel}:{handle}"

@@ -37,6 +37,8 @@ class ChannelOption:
     check: Check
     where_to_send: Callable[[str, str], str]  # (bot name, code) → where the user sends the code
     fixed: tuple[tuple[str, str], ...] = ()  # extra .env values (not secret)
+    requires: str | None = None  # a module from an optional extra (offered by setup)
+    install: tuple[str, ...] = ()  # the extra's requirements, for ``pip install``
 
 
 async def check_telegram(settings: Settings, values: dict[str, str]) -> str:
@@ -113,7 +115,34 @@ SLACK = ChannelOption(
     where_to_send=lambda bot, code: f"a direct message to @{bot}: {code}",
     fixed=(("NANOCLAW_SLACK_MODE", "socket"),),
 )
-CHANNEL_OPTIONS: tuple[ChannelOption, ...] = (TELEGRAM, SLACK)
+
+
+async def check_whatsapp(settings: Settings, values: dict[str, str]) -> str:
+    """Link the device (QR code in the terminal); the linked account's JID."""
+    from nanoclaw.channels.whatsapp.link import link_session
+
+    return await link_session(settings, show=lambda text: print(text, flush=True))
+
+
+def whatsapp_where(account: str, code: str) -> str:
+    number = account.partition("@")[0]
+    return (
+        f"a WhatsApp message to +{number} from your phone: {code} (a shared number: send it"
+        " in your own chat, “Message yourself”)"
+    )
+
+
+WHATSAPP = ChannelOption(
+    name="whatsapp",
+    title="WhatsApp (link this machine as a device: QR code; needs the whatsapp extra)",
+    fields=(),
+    check=check_whatsapp,
+    where_to_send=whatsapp_where,
+    fixed=(("NANOCLAW_WHATSAPP_ENABLED", "true"),),
+    requires="neonize",
+    install=("neonize>=0.5.2,<0.6", "segno>=1.6"),
+)
+CHANNEL_OPTIONS: tuple[ChannelOption, ...] = (TELEGRAM, SLACK, WHATSAPP)
 TERMINAL = "terminal"
 
 

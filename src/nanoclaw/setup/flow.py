@@ -297,6 +297,7 @@ class Setup:
         from nanoclaw.service.current import restart_if_changed
 
         values = {**configured_values(picked, self.settings), **self.options.channel_values}
+        self.ensure_extra(picked)
         while True:
             for f in picked.fields:
                 if f.env_key not in values:
@@ -312,7 +313,8 @@ class Setup:
                         "channel", str(exc), hint="check the token and try again"
                     ) from exc
                 values = {}
-        self.progress.say(f"{picked.name} credentials accepted (bot @{bot})")
+        accepted = f"credentials accepted (bot @{bot})" if picked.fields else f"linked as {bot}"
+        self.progress.say(f"{picked.name} {accepted}")
         store_env(self.env_file, {**values, **dict(picked.fixed)})
         self.reload()
         restart_if_changed(self.settings)
@@ -340,6 +342,24 @@ class Setup:
         return (
             f"{picked.name}: paired {result['user_id']} as {result['role']}; the welcome was sent"
         )
+
+    def ensure_extra(self, picked: ChannelOption) -> None:
+        """Offer to install a channel's optional extra (WhatsApp's neonize) when it is missing."""
+        import importlib.util
+        import subprocess
+        import sys
+
+        if picked.requires is None or importlib.util.find_spec(picked.requires) is not None:
+            return
+        command = [sys.executable, "-m", "pip", "install", *picked.install]
+        hint = f"pip install 'nanoclaw[{picked.name}]'"
+        if not self.prompter.interactive or not self.prompter.confirm(
+            f"{picked.name} needs {picked.requires}, not installed. Install it now"
+            f" ({' '.join(command[3:])})?"
+        ):
+            raise StepFailedError("channel", f"{picked.requires} is not installed", hint=hint)
+        if subprocess.call(command) != 0 or importlib.util.find_spec(picked.requires) is None:
+            raise StepFailedError("channel", f"installing {picked.requires} failed", hint=hint)
 
     def summary(self) -> None:
         print("\nNanoClaw is set up and running.", flush=True)
