@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Test prerequisites: docker.io, debootstrap, bubblewrap and systemd-analyze installed,
+# Test prerequisites: docker.io, debootstrap, bubblewrap, systemd-analyze and libmagic installed,
 # dockerd running, and the agent image built (cached by content tag, so a no-op when unchanged).
 # Called by `bash nanoclaw.sh test`; safe to run again. Set NANOCLAW_SKIP_IMAGE_BUILD=1 to skip the image.
 set -euo pipefail
@@ -27,6 +27,8 @@ command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 # systemd-analyze verifies the generated service units (tests/unit/test_service_units.py).
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+# neonize (the WhatsApp extra, in [dev]) imports python-magic, which loads libmagic.
+ldconfig -p 2>/dev/null | grep -q 'libmagic\.so\.1' || missing+=(libmagic1)
 if [ "${#missing[@]}" -gt 0 ]; then
   command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and no apt-get to install them"
   printf '    installing %s (apt)\n' "${missing[*]}"
@@ -34,7 +36,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
 fi
-ok "docker.io, debootstrap, bubblewrap and systemd-analyze installed"
+ok "docker.io, debootstrap, bubblewrap, systemd-analyze and libmagic installed"
 
 # 2. dockerd in the background unless a daemon already answers.
 if docker info >/dev/null 2>&1; then
