@@ -287,6 +287,7 @@ def build_host(
         write_to_agent=delivery.write_to_agent,
         origins=delivery.origins,
         route=reroute,
+        liveness=supervisor.liveness,  # status reads the supervisor's runner table
         mount_policy=MountPolicy.for_install(
             allowlist_path=settings.mount_allowlist_path,
             root=settings.root,

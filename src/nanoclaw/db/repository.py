@@ -596,6 +596,14 @@ class Repository:
                 row.last_exit_code = exit_code
                 row.last_exit_log = exit_log
 
+    def reset_runner_statuses(self) -> int:
+        """Publish every session's runner as stopped (at start-up, before any runner starts)."""
+        with self.db.session() as s:
+            rows = list(s.scalars(select(SessionRow).where(SessionRow.runner_status == "running")))
+            for row in rows:
+                row.runner_status = "stopped"
+            return len(rows)
+
     # -- drop audit --------------------------------------------------------------------------------
     def record_drop(
         self,
