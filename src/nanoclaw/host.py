@@ -36,7 +36,8 @@ from nanoclaw.delivery.notices import NoticeOutbox, Notifier
 from nanoclaw.delivery.task_actions import TaskActions
 from nanoclaw.permissions.setup import Permissions, build_permissions
 from nanoclaw.routing.inbound import InboundHandler, TypedRoute
-from nanoclaw.routing.router import RouteOutcome, Router
+from nanoclaw.routing.outcome import RouteOutcome
+from nanoclaw.routing.router import Router
 from nanoclaw.routing.unhandled import UnhandledInbound
 from nanoclaw.runtime.base import RunnerExit, RunnerRuntime
 from nanoclaw.runtime.mounts import MountPolicy
@@ -286,6 +287,7 @@ def build_host(
         write_to_agent=delivery.write_to_agent,
         origins=delivery.origins,
         route=reroute,
+        liveness=supervisor.liveness,  # status reads the supervisor's runner table
         mount_policy=MountPolicy.for_install(
             allowlist_path=settings.mount_allowlist_path,
             root=settings.root,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from nanoclaw.channels.base import InboundEvent
 from nanoclaw.db.models import MessagingGroup, Wiring
+from nanoclaw.db.repository import DropRecord, Membership
+from nanoclaw.routing.outcome import Delivery
+from nanoclaw.routing.plan import PlannedWrite
 
 
 @dataclass
@@ -28,14 +32,61 @@ class RecordingReplier:
 @dataclass
 class RecordingApprovals:
     unknown_senders: list[tuple[str, str | None]] = field(default_factory=list)
+    unknown_sender_wirings: list[str] = field(default_factory=list)  # wiring ids
     unwired_chats: list[str] = field(default_factory=list)
 
     async def on_unknown_sender(
         self, event: InboundEvent, mg: MessagingGroup, wiring: Wiring, user_id: str | None
     ) -> None:
         self.unknown_senders.append((mg.platform_id, user_id))
+        self.unknown_sender_wirings.append(wiring.id)
 
     async def on_unwired_chat(
         self, event: InboundEvent, mg: MessagingGroup, user_id: str | None
     ) -> None:
         self.unwired_chats.append(mg.platform_id)
+
+
+@dataclass
+class RecordingWriter:
+    """An ``InboundWriter`` that writes nothing: each planned row becomes a delivery."""
+
+    writes: list[PlannedWrite] = field(default_factory=list)
+
+    def write(
+        self, event: InboundEvent, writes: Sequence[PlannedWrite], user_id: str | None
+    ) -> list[Delivery]:
+        out: list[Delivery] = []
+        for planned in writes:
+            self.writes.append(planned)
+            session_id = planned.session_id or f"new-{planned.agent_group_id}"
+            out.append(
+                Delivery(
+                    session_id,
+                    planned.agent_group_id,
+                    planned.message_id,
+                    len(self.writes),
+                    planned.trigger,
+                )
+            )
+        return out
+
+
+@dataclass
+class RecordingAudit:
+    drops: list[DropRecord] = field(default_factory=list)
+
+    def record_drops(self, drops: Sequence[DropRecord]) -> None:
+        self.drops.extend(drops)
+
+
+@dataclass
+class RecordingCommands:
+    consume: bool = False
+    seen: list[str] = field(default_factory=list)  # message texts offered
+
+    async def handle(
+        self, event: InboundEvent, mg: MessagingGroup, membership: Membership | None
+    ) -> bool:
+        self.seen.append(event.message.text)
+        return self.consume

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from nanoclaw.admin.bootstrap import CLAUDE_MD_TEMPLATE, ensure_memory_file, folder_for
 from nanoclaw.admin.store import AdminStore
 from nanoclaw.contract.runner_config import CONTAINER_EXTRA_DIR
-from nanoclaw.db.models import AgentGroup, MessagingGroup, PendingApproval
+from nanoclaw.db.models import AgentGroup, MessagingGroup, PendingApproval, SessionRow
 from nanoclaw.db.repository import Membership, Repository, normalize_destination_name
 from nanoclaw.errors import NotFoundError, PermissionDeniedError, ValidationError
 from nanoclaw.permissions.access import (
@@ -33,6 +33,7 @@ from nanoclaw.permissions.access import (
 from nanoclaw.routing.modes import ENGAGE_MODES as ENGAGE_MODES
 from nanoclaw.routing.modes import SESSION_MODES as SESSION_MODES
 from nanoclaw.routing.user_regex import check_user_pattern
+from nanoclaw.runtime.liveness import LivenessOf, RunnerLiveness
 from nanoclaw.runtime.mounts import MountPolicy, MountRequest
 from nanoclaw.sessions.restart import request_restart
 from nanoclaw.sessions.service import SessionService
@@ -159,8 +160,12 @@ class AdminService:
         groups_path: Path,
         sessions: SessionService | None = None,
         mount_policy: MountPolicy | None = None,
+        liveness: LivenessOf | None = None,
     ) -> None:
         self.repo = repo
+        # In the host: the supervisor's answer; elsewhere (the CLI) its copy published in the
+        # central DB (``sessions.runner_status``).
+        self.liveness = liveness
         self.store = store
         self.groups_path = groups_path
         self.mount_policy = mount_policy  # None: extra mounts cannot be added here
@@ -551,7 +556,7 @@ class AdminService:
         running = [
             s
             for s in self.repo.sessions()
-            if s.agent_group_id == agent.id and s.runner_status == "running"
+            if s.agent_group_id == agent.id and self._runner(s) is RunnerLiveness.RUNNING
         ]
         for session in running:
             request_restart(self.session_service, session, note=note, requested_by=actor.label)
@@ -687,7 +692,7 @@ class AdminService:
                     "chat": f"{mg.channel_type}/{mg.platform_id}" if mg else None,
                     "thread": s.thread_id,
                     "mode": s.session_mode,
-                    "runner": s.runner_status,
+                    "runner": str(self._runner(s)),
                     "last_active": s.last_active.isoformat(),
                     "id": s.id,
                 }
@@ -708,11 +713,16 @@ class AdminService:
             "thread": row.thread_id,
             "mode": row.session_mode,
             "status": row.status,
-            "runner": row.runner_status,
+            "runner": str(self._runner(row)),
             "last_exit_code": row.last_exit_code,
             "last_active": row.last_active.isoformat(),
             "created": row.created_at.isoformat(),
         }
+
+    def _runner(self, session: SessionRow) -> RunnerLiveness:
+        if self.liveness is not None:
+            return self.liveness(session.id)
+        return RunnerLiveness(session.runner_status)
 
     def may_see_approval(self, actor: Actor, a: PendingApproval) -> bool:
         if actor.kind == "operator":

@@ -49,7 +49,7 @@ async def run_pairing(
     """Run a host until the code arrives and the agent's welcome is delivered."""
     from nanoclaw.channels.pairing import PAIRING_FILE, PairingCodes
     from nanoclaw.host import build_host
-    from nanoclaw.routing.router import routed_id
+    from nanoclaw.routing.planner import routed_id
 
     codes = PairingCodes(path=settings.data_path / PAIRING_FILE)
     host = build_host(settings)

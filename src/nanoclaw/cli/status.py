@@ -92,8 +92,9 @@ def gather(settings: Settings) -> dict[str, Any]:
         names = {g.id: g.name for g in groups}
         mgs = {m.id: m for m in repo.messaging_groups()}
         provider = settings.effective_provider
+        up = host_running(settings)
         return {
-            "host_running": host_running(settings),
+            "host_running": up,
             "running_host": running_host(settings),
             "channels": channel_states(settings),
             "install_id": settings.install_id,
@@ -129,7 +130,8 @@ def gather(settings: Settings) -> dict[str, Any]:
                     else None,
                     "thread": s.thread_id,
                     "mode": s.session_mode,
-                    "runner": s.runner_status,
+                    # The running host's published liveness; with no host, no runner runs.
+                    "runner": s.runner_status if up else "stopped",
                     "last_exit_code": s.last_exit_code,
                     "last_active": s.last_active.isoformat(),
                 }

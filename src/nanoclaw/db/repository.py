@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -55,12 +56,46 @@ class Membership:
 
 
 @dataclass(frozen=True)
+class SessionKey:
+    """What ``find_session`` matches on: the session one wiring routes one message to."""
+
+    agent_group_id: str
+    messaging_group_id: str | None
+    thread_id: str | None
+    mode: str
+
+
+@dataclass(frozen=True)
+class NewChat:
+    """How to register a chat the central DB does not know yet (a mention in a new chat)."""
+
+    is_group: bool
+    unknown_sender_policy: str
+
+
+@dataclass(frozen=True)
 class RouteFacts:
     """The central-DB facts one message is routed by (``Repository.route_facts``)."""
 
     messaging_group: MessagingGroup | None
     membership: Membership | None
-    wirings: list[Wiring]
+    wirings: tuple[Wiring, ...] = ()
+    sessions: Mapping[SessionKey, SessionRow | None] = field(default_factory=dict)
+    folders: Mapping[str, str] = field(default_factory=dict)  # agent group id → folder
+
+
+@dataclass(frozen=True)
+class DropRecord:
+    """One message no agent got, for the drop audit (``dropped_messages``)."""
+
+    channel_type: str
+    platform_id: str
+    reason: str
+    user_id: str | None = None
+    sender_name: str | None = None
+    messaging_group_id: str | None = None
+    agent_group_id: str | None = None
+    text: str | None = None
 
 
 class Repository:
@@ -330,12 +365,18 @@ class Repository:
     def upsert_user(self, user_id: str, *, kind: str, display_name: str | None) -> Membership:
         """Create or rename the user; return its roles and memberships (one transaction)."""
         with self.db.session() as s:
-            user = s.get(User, user_id)
-            if user is None:
-                s.add(User(id=user_id, kind=kind, display_name=display_name))
-            elif display_name and user.display_name != display_name:
-                user.display_name = display_name
-            return self._membership(s, user_id)
+            return self._upsert_user(s, user_id, kind=kind, display_name=display_name)
+
+    @classmethod
+    def _upsert_user(
+        cls, s: Session, user_id: str, *, kind: str, display_name: str | None
+    ) -> Membership:
+        user = s.get(User, user_id)
+        if user is None:
+            s.add(User(id=user_id, kind=kind, display_name=display_name))
+        elif display_name and user.display_name != display_name:
+            user.display_name = display_name
+        return cls._membership(s, user_id)
 
     def route_facts(
         self,
@@ -345,10 +386,16 @@ class Repository:
         user_id: str | None,
         user_kind: str,
         display_name: str | None,
+        new_chat: NewChat | None = None,
+        session_key: Callable[[MessagingGroup, Wiring], SessionKey] | None = None,
     ) -> RouteFacts:
         """What the router decides from, read in one transaction: the chat's messaging group,
-        the sender (created or renamed; its roles and memberships) and the chat's wirings,
-        highest priority first. An unknown chat writes nothing (no user is created for it)."""
+        the sender (created or renamed; its roles and memberships), the chat's wirings
+        (highest priority first), each wiring's active session under ``session_key`` and the
+        wired agents' folders.
+
+        An unknown chat writes nothing (no user is created for it) unless ``new_chat`` says
+        how to register it; a chat registered here has no wirings yet."""
         with self.db.session() as s:
             mg = s.scalar(
                 select(MessagingGroup).where(
@@ -356,24 +403,48 @@ class Repository:
                     MessagingGroup.platform_id == platform_id,
                 )
             )
-            if mg is None:
-                return RouteFacts(None, None, [])
+            if mg is None and new_chat is None:
+                return RouteFacts(None, None)
             membership = None
             if user_id is not None:
-                user = s.get(User, user_id)
-                if user is None:
-                    s.add(User(id=user_id, kind=user_kind, display_name=display_name))
-                elif display_name and user.display_name != display_name:
-                    user.display_name = display_name
-                membership = self._membership(s, user_id)
-            wirings = list(
+                membership = self._upsert_user(
+                    s, user_id, kind=user_kind, display_name=display_name
+                )
+            if mg is None:
+                assert new_chat is not None
+                mg = MessagingGroup(
+                    id=new_id("mg"),
+                    channel_type=channel_type,
+                    platform_id=platform_id,
+                    name=None,
+                    is_group=new_chat.is_group,
+                    unknown_sender_policy=new_chat.unknown_sender_policy,
+                )
+                s.add(mg)
+                return RouteFacts(mg, membership)
+            wirings = tuple(
                 s.scalars(
                     select(Wiring)
                     .where(Wiring.messaging_group_id == mg.id)
                     .order_by(Wiring.priority.desc(), Wiring.created_at)
                 )
             )
-            return RouteFacts(mg, membership, wirings)
+            sessions: dict[SessionKey, SessionRow | None] = {}
+            if session_key is not None:
+                for wiring in wirings:
+                    key = session_key(mg, wiring)
+                    if key not in sessions:
+                        sessions[key] = self._find_session(s, key)
+            folders: dict[str, str] = {}
+            if wirings:
+                agent_ids = {w.agent_group_id for w in wirings}
+                folders = {
+                    ag: folder
+                    for ag, folder in s.execute(
+                        select(AgentGroup.id, AgentGroup.folder).where(AgentGroup.id.in_(agent_ids))
+                    ).all()
+                }
+            return RouteFacts(mg, membership, wirings, sessions, folders)
 
     def membership(self, user_id: str | None) -> Membership | None:
         if user_id is None:
@@ -444,17 +515,22 @@ class Repository:
         thread_id: str | None,
         mode: str,
     ) -> SessionRow | None:
+        key = SessionKey(agent_group_id, messaging_group_id, thread_id, mode)
         with self.db.session() as s:
-            query = select(SessionRow).where(
-                SessionRow.agent_group_id == agent_group_id, SessionRow.status == "active"
-            )
-            if mode != "agent-shared":
-                query = query.where(SessionRow.messaging_group_id == messaging_group_id)
-                if mode == "per-thread":
-                    query = query.where(SessionRow.thread_id == thread_id)
-                else:
-                    query = query.where(SessionRow.thread_id.is_(None))
-            return s.scalar(query.order_by(SessionRow.last_active.desc()).limit(1))
+            return self._find_session(s, key)
+
+    @staticmethod
+    def _find_session(s: Session, key: SessionKey) -> SessionRow | None:
+        query = select(SessionRow).where(
+            SessionRow.agent_group_id == key.agent_group_id, SessionRow.status == "active"
+        )
+        if key.mode != "agent-shared":
+            query = query.where(SessionRow.messaging_group_id == key.messaging_group_id)
+            if key.mode == "per-thread":
+                query = query.where(SessionRow.thread_id == key.thread_id)
+            else:
+                query = query.where(SessionRow.thread_id.is_(None))
+        return s.scalar(query.order_by(SessionRow.last_active.desc()).limit(1))
 
     def create_session(
         self,
@@ -491,10 +567,17 @@ class Repository:
             return list(s.scalars(query))
 
     def touch_session(self, session_id: str, *, at: datetime | None = None) -> None:
+        self.touch_sessions([session_id], at=at)
+
+    def touch_sessions(self, session_ids: Sequence[str], *, at: datetime | None = None) -> None:
+        """Mark the sessions active now (one transaction for all of them)."""
+        if not session_ids:
+            return
         with self.db.session() as s:
-            row = s.get(SessionRow, session_id)
-            if row is not None:
-                row.last_active = at or utc_now()
+            for session_id in session_ids:
+                row = s.get(SessionRow, session_id)
+                if row is not None:
+                    row.last_active = at or utc_now()
 
     def set_runner_status(
         self,
@@ -513,6 +596,14 @@ class Repository:
                 row.last_exit_code = exit_code
                 row.last_exit_log = exit_log
 
+    def reset_runner_statuses(self) -> int:
+        """Publish every session's runner as stopped (at start-up, before any runner starts)."""
+        with self.db.session() as s:
+            rows = list(s.scalars(select(SessionRow).where(SessionRow.runner_status == "running")))
+            for row in rows:
+                row.runner_status = "stopped"
+            return len(rows)
+
     # -- drop audit --------------------------------------------------------------------------------
     def record_drop(
         self,
@@ -526,36 +617,61 @@ class Repository:
         agent_group_id: str | None = None,
         text: str | None = None,
     ) -> None:
-        key = user_id or ""
-        preview = (text or "")[:280] or None
+        self.record_drops(
+            [
+                DropRecord(
+                    channel_type=channel_type,
+                    platform_id=platform_id,
+                    reason=reason,
+                    user_id=user_id,
+                    sender_name=sender_name,
+                    messaging_group_id=messaging_group_id,
+                    agent_group_id=agent_group_id,
+                    text=text,
+                )
+            ]
+        )
+
+    def record_drops(self, drops: Sequence[DropRecord]) -> None:
+        """Count each drop in the audit (one transaction for all of them)."""
+        if not drops:
+            return
         with self.db.session() as s:
-            row = s.scalar(
-                select(DroppedMessage).where(
-                    DroppedMessage.channel_type == channel_type,
-                    DroppedMessage.platform_id == platform_id,
-                    DroppedMessage.sender_key == key,
-                    DroppedMessage.reason == reason,
+            for drop in drops:
+                self._record_drop(s, drop)
+
+    @staticmethod
+    def _record_drop(s: Session, drop: DropRecord) -> None:
+        key = drop.user_id or ""
+        preview = (drop.text or "")[:280] or None
+        row = s.scalar(
+            select(DroppedMessage).where(
+                DroppedMessage.channel_type == drop.channel_type,
+                DroppedMessage.platform_id == drop.platform_id,
+                DroppedMessage.sender_key == key,
+                DroppedMessage.reason == drop.reason,
+            )
+        )
+        if row is None:
+            s.add(
+                DroppedMessage(
+                    channel_type=drop.channel_type,
+                    platform_id=drop.platform_id,
+                    sender_key=key,
+                    user_id=drop.user_id,
+                    sender_name=drop.sender_name,
+                    reason=drop.reason,
+                    messaging_group_id=drop.messaging_group_id,
+                    agent_group_id=drop.agent_group_id,
+                    last_text=preview,
                 )
             )
-            if row is None:
-                s.add(
-                    DroppedMessage(
-                        channel_type=channel_type,
-                        platform_id=platform_id,
-                        sender_key=key,
-                        user_id=user_id,
-                        sender_name=sender_name,
-                        reason=reason,
-                        messaging_group_id=messaging_group_id,
-                        agent_group_id=agent_group_id,
-                        last_text=preview,
-                    )
-                )
-            else:
-                row.message_count += 1
-                row.last_seen = utc_now()
-                row.last_text = preview
-                row.agent_group_id = agent_group_id or row.agent_group_id
+            s.flush()  # a second drop of the same key in this transaction finds this row
+        else:
+            row.message_count += 1
+            row.last_seen = utc_now()
+            row.last_text = preview
+            row.agent_group_id = drop.agent_group_id or row.agent_group_id
 
     def dropped(self) -> list[DroppedMessage]:
         with self.db.session() as s:

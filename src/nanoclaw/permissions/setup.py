@@ -23,6 +23,7 @@ from nanoclaw.delivery.notices import Notifier
 from nanoclaw.delivery.origin import OriginLedger
 from nanoclaw.permissions.agent_actions import ActionGate, WriteToAgent
 from nanoclaw.permissions.approvals import ApprovalService, RouteFn
+from nanoclaw.runtime.liveness import LivenessOf
 from nanoclaw.runtime.mounts import MountPolicy
 from nanoclaw.sessions.outbound_reader import SessionReader
 from nanoclaw.sessions.service import SessionService
@@ -57,6 +58,7 @@ def build_permissions(
     origins: OriginLedger,
     route: RouteFn,
     mount_policy: MountPolicy | None = None,
+    liveness: LivenessOf | None = None,
 ) -> Permissions:
     """Approvals (first in line for card clicks), admin chat commands and the action gate."""
     store = AdminStore(db)
@@ -70,6 +72,7 @@ def build_permissions(
         groups_path=groups_path,
         sessions=sessions,
         mount_policy=mount_policy,
+        liveness=liveness,
     )
 
     # The approval service and the gate reach each other: an approval card for an agent action

@@ -9,6 +9,11 @@ chosen. A runner blocked in ``ask_user_question`` holds its batch's claim, so it
 mid-turn and is never evicted: its turn cannot resume after a restart (the batch would run
 again from the start and ask again). A runner whose system action awaits an approval card is
 idle (the decision arrives as a new inbound row that wakes it), so it may be evicted.
+
+Liveness has one source: ``liveness`` derives it from this runner table (a start under way, or
+a handle whose process has not exited). The sweep, status, delivery and eviction read it; the
+``sessions.runner_status`` column is only its copy published for other processes, written here
+at each start and exit and reset at start-up (no runner of this install outlives the host).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.db.repository import Repository
 from nanoclaw.errors import NotFoundError, SandboxFileError
 from nanoclaw.runtime.base import RunnerExit, RunnerHandle, RunnerRuntime, RunSpec
+from nanoclaw.runtime.liveness import RunnerLiveness
 from nanoclaw.runtime.model_limits import with_model_limits
 from nanoclaw.runtime.packages import packages_site
 from nanoclaw.sessions.outbound_reader import SessionReader
@@ -101,16 +107,34 @@ class Supervisor:
         """Called (synchronously) with the session id once its runner is up."""
         self._start_listeners.append(listener)
 
-    def running_sessions(self) -> set[str]:
-        return set(self._running)
-
-    def queued_sessions(self) -> list[str]:
-        return list(self._queue)
+    def liveness(self, session_id: str) -> RunnerLiveness:
+        """The one answer to "is this session's runner alive?"; every other reader asks here."""
+        running = self._running.get(session_id)
+        if running is not None and running.handle.is_running():
+            return RunnerLiveness.RUNNING
+        if session_id in self._starting:
+            return RunnerLiveness.STARTING
+        return RunnerLiveness.STOPPED
 
     def is_alive(self, session_id: str) -> bool:
         """Whether a runner for the session is running or being started by this host."""
-        running = self._running.get(session_id)
-        return session_id in self._starting or (running is not None and running.handle.is_running())
+        return self.liveness(session_id).alive
+
+    def running_sessions(self) -> set[str]:
+        """The sessions whose runner is ``RUNNING``."""
+        return {sid for sid in self._running if self.liveness(sid) is RunnerLiveness.RUNNING}
+
+    def eviction_candidates(self) -> list[str]:
+        """Running runners a waiting session may displace, least recently active first (each is
+        still checked for idleness before it is stopped)."""
+        return [
+            sid
+            for sid, entry in sorted(self._running.items(), key=lambda item: item[1].last_activity)
+            if not entry.evicting and self.liveness(sid) is RunnerLiveness.RUNNING
+        ]
+
+    def queued_sessions(self) -> list[str]:
+        return list(self._queue)
 
     def note_activity(self, session_id: str) -> None:
         running = self._running.get(session_id)
@@ -133,6 +157,8 @@ class Supervisor:
 
     async def start(self) -> None:
         await self.reap_orphans()
+        # No runner of ours is alive now: the published copy of a crashed host's table goes.
+        await asyncio.to_thread(self.repo.reset_runner_statuses)
         self._idle_task = asyncio.create_task(self._idle_loop(), name="supervisor-idle")
 
     async def close(self) -> None:
@@ -190,7 +216,7 @@ class Supervisor:
             # Its runner is being stopped to make room: start it again when a slot frees.
             self._queue.setdefault(session_id, None)
             return False
-        if running is not None and running.handle.is_running():
+        if running is not None and self.liveness(session_id) is RunnerLiveness.RUNNING:
             running.last_activity = self.clock()
             return True
         in_flight = self._starting.get(session_id)
@@ -252,7 +278,7 @@ class Supervisor:
                 listener(session_id)
             except Exception:
                 log.exception("start listener failed for %s", session_id)
-        await asyncio.to_thread(self.repo.set_runner_status, session_id, "running")
+        await asyncio.to_thread(self.repo.set_runner_status, session_id, RunnerLiveness.RUNNING)
         log.info("runner %s started for %s", handle.runner_id, session_id)
         return True
 
@@ -320,7 +346,7 @@ class Supervisor:
             await asyncio.to_thread(
                 self.repo.set_runner_status,
                 session_id,
-                "stopped",
+                RunnerLiveness.STOPPED,
                 exit_code=result.exit_code,
                 exit_log=result.log_tail[-4000:],
             )
@@ -371,15 +397,8 @@ class Supervisor:
             log.exception("cannot stop runner of %s to make room", session_id)
 
     async def _least_recently_active_idle(self) -> tuple[str, _Running] | None:
-        candidates = sorted(
-            (
-                (sid, e)
-                for sid, e in self._running.items()
-                if not e.evicting and e.handle.is_running()
-            ),
-            key=lambda item: item[1].last_activity,
-        )
-        for session_id, entry in candidates:
+        for session_id in self.eviction_candidates():
+            entry = self._running[session_id]
             # Re-checked after the awaits: a wake may have marked it meanwhile.
             idle = await self._is_idle(session_id)
             if idle and not entry.evicting and self._running.get(session_id) is entry:

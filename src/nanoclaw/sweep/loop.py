@@ -22,6 +22,8 @@ claim, no due work) is skipped; its future due work is the timer's, which holds 
 session's next due time in memory. That state lives in memory and is rebuilt by the first
 sweep after start-up, which visits every session; every ``FULL_SWEEP_EVERY`` sweeps all are
 visited again as a safety net.
+
+Whether a runner is alive is never kept here: every step asks ``Supervisor.liveness``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from nanoclaw.delivery.loop import NOTICE_PREFIX, DeliveryLoop
 from nanoclaw.delivery.notices import Notifier
 from nanoclaw.errors import SandboxFileError
 from nanoclaw.runtime.base import RunnerExit
+from nanoclaw.runtime.liveness import RunnerLiveness
 from nanoclaw.runtime.supervisor import Supervisor
 from nanoclaw.scheduling.recurrence import catch_up_overdue, rearm_ended
 from nanoclaw.sessions.outbound_reader import SessionReader
@@ -77,6 +80,7 @@ class SweepReport:
     rearmed: int = 0
     skipped_occurrences: int = 0
     journals: int = 0
+    live: list[str] = field(default_factory=list)  # visited with a RUNNING runner (stuck-checked)
 
 
 class Sweep:
@@ -229,7 +233,8 @@ class Sweep:
                 report.woken.append(session.id)
                 await self.supervisor.wake(session.id)
                 alive = self.supervisor.is_alive(session.id)
-        if alive and session.id in self.supervisor.running_sessions():
+        if self.supervisor.liveness(session.id) is RunnerLiveness.RUNNING:
+            report.live.append(session.id)
             await self._check_stuck(session, layout, claims, report)
         elif not alive and processing:
             report.released += await asyncio.to_thread(ops.release_claims, self.store, layout)
