@@ -77,19 +77,33 @@ def parse_input(model: type[InputT], tool_input: dict[str, Any], *, tool: str) -
 
 
 def _describe(error: ErrorDetails, model: type[BaseModel]) -> str:
-    field = ".".join(str(part) for part in error["loc"])
+    field = ".".join(str(part) for part in error["loc"] if not _is_branch_label(part))
     kind = error["type"]
     if kind == "missing":
         return f"'{field}' is required"
     if kind == "extra_forbidden":
         known = ", ".join(sorted(model.model_fields))
         return f"'{field}' is not an input of this tool (its inputs: {known or 'none'})"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"'{field}' must be an object"
     if kind == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") == (
         NOT_BLANK_PATTERN
     ):
         return f"'{field}' must not be blank"
     message = error["msg"].removeprefix("Value error, ")
     return f"'{field}': {message}" if field else message
+
+
+def _is_branch_label(part: str | int) -> bool:
+    """A union member's name pydantic puts in an error's location (``QuestionOption``, ...)."""
+    return part in _STR_LABELS or part in {m.__name__ for m in _input_models(ToolInput)}
+
+
+_STR_LABELS = frozenset({"str", "constrained-str"})
+
+
+def _input_models(base: type[ToolInput]) -> list[type[ToolInput]]:
+    return [base] + [m for sub in base.__subclasses__() for m in _input_models(sub)]
 
 
 class ModelTool(FunctionTool, Generic[InputT]):

@@ -160,13 +160,6 @@ def test_the_old_limits_are_in_the_schemas_the_model_reads() -> None:
     assert schema["edit_message"]["properties"]["message_id"]["type"] == "integer"
 
 
-@pytest.mark.parametrize(("tool", "tool_input", "accepted"), CASES)
-def test_the_model_and_its_schema_agree(
-    tool: str, tool_input: dict[str, Any], accepted: bool
-) -> None:
-    assert _verdicts(tool, tool_input) == (accepted, accepted)
-
-
 def _verdicts(tool: str, tool_input: dict[str, Any]) -> tuple[bool, bool]:
     model = TOOLS[tool].input_model
     schema_ok = jsonschema.Draft202012Validator(tool_schema(model)).is_valid(tool_input)
@@ -175,6 +168,13 @@ def _verdicts(tool: str, tool_input: dict[str, Any]) -> tuple[bool, bool]:
     except ToolError:
         return False, schema_ok
     return True, schema_ok
+
+
+@pytest.mark.parametrize(("tool", "tool_input", "accepted"), CASES)
+def test_the_model_and_its_schema_agree(
+    tool: str, tool_input: dict[str, Any], accepted: bool
+) -> None:
+    assert _verdicts(tool, tool_input) == (accepted, accepted)
 
 
 @pytest.mark.parametrize(("tool", "tool_input"), STRICTER_THAN_SCHEMA)
@@ -207,6 +207,14 @@ def test_a_refusal_names_each_bad_field() -> None:
         parse_input(TOOLS["send_message"].input_model, {"text": " "}, tool="send_message")
     with pytest.raises(ToolError, match=r"'name': String should have at most 64 characters"):
         parse_input(TOOLS["create_agent"].input_model, {"name": "x" * 65}, tool="create_agent")
+    # A choice that fits neither form: the location names the item, not pydantic's union labels.
+    with pytest.raises(ToolError) as caught:
+        bad = {"question": "q", "options": ["ok", {"value": "v"}]}
+        parse_input(TOOLS["ask_user_question"].input_model, bad, tool="ask")
+    assert str(caught.value) == (
+        "invalid input for ask: 'options.1': Input should be a valid string;"
+        " 'options.1.label' is required"
+    )
 
 
 def test_create_agent_strips_the_name_before_its_limit() -> None:
