@@ -10,6 +10,12 @@ from agent_runner.tools.schema import NonEmptyStr, ToolInput
 
 MAX_QUESTION_OPTIONS = 10
 MAX_AGENT_NAME_CHARS = 64
+# The host's own limits on what these tools ask for (``delivery/task_actions.py``,
+# ``delivery/agent_actions.py``; tests/unit/test_tool_inputs.py keeps them equal), shown in
+# the schema so the model learns them before the host refuses.
+MAX_PROMPT_CHARS = 20_000
+MAX_SCRIPT_CHARS = 20_000
+MAX_INSTRUCTIONS_CHARS = 20_000
 
 To = Annotated[
     str | None, Field(description="Destination name; omit to answer where the message came from.")
@@ -60,7 +66,10 @@ class AskUserQuestionInput(ToolInput):
 
 
 class ScheduleTaskInput(ToolInput):
-    prompt: Annotated[NonEmptyStr, Field(description="What to do when the task runs.")]
+    prompt: Annotated[
+        NonEmptyStr,
+        Field(max_length=MAX_PROMPT_CHARS, description="What to do when the task runs."),
+    ]
     process_after: Annotated[
         NonEmptyStr,
         Field(description="ISO-8601 time; without a zone it is the user's local time."),
@@ -74,7 +83,10 @@ class ScheduleTaskInput(ToolInput):
     ] = None
     script: Annotated[
         str | None,
-        Field(description="Optional bash pre-check deciding whether the task wakes you."),
+        Field(
+            max_length=MAX_SCRIPT_CHARS,
+            description="Optional bash pre-check deciding whether the task wakes you.",
+        ),
     ] = None
 
 
@@ -90,7 +102,9 @@ class SeriesInput(ToolInput):
 
 class UpdateTaskInput(ToolInput):
     task_id: Annotated[NonEmptyStr, Field(description="The task id (series).")]
-    prompt: Annotated[str | None, Field(description="New prompt.")] = None
+    prompt: Annotated[str | None, Field(max_length=MAX_PROMPT_CHARS, description="New prompt.")] = (
+        None
+    )
     process_after: Annotated[
         str | None, Field(description="New time (ISO-8601; no zone = user's local time).")
     ] = None
@@ -98,7 +112,10 @@ class UpdateTaskInput(ToolInput):
         str | None,
         Field(description="New cron expression or '@every <n><s|m|h|d>', or '' to stop repeating."),
     ] = None
-    script: Annotated[str | None, Field(description="New script, or '' to remove it.")] = None
+    script: Annotated[
+        str | None,
+        Field(max_length=MAX_SCRIPT_CHARS, description="New script, or '' to remove it."),
+    ] = None
 
 
 class CreateAgentInput(ToolInput):
@@ -111,7 +128,10 @@ class CreateAgentInput(ToolInput):
     ]
     instructions: Annotated[
         str | None,
-        Field(description="Its standing instructions (written to its CLAUDE.local.md)."),
+        Field(
+            max_length=MAX_INSTRUCTIONS_CHARS,
+            description="Its standing instructions (written to its CLAUDE.local.md).",
+        ),
     ] = None
 
 

@@ -8,11 +8,13 @@ from typing import Any, get_args
 
 import jsonschema
 import pytest
+from agent_runner.tools import inputs
 from agent_runner.tools.base import ToolError
 from agent_runner.tools.inputs import BashInput, EditorInput, WireChatInput
 from agent_runner.tools.nanoclaw import nanoclaw_tools
 from agent_runner.tools.schema import ModelTool, parse_input, tool_schema
 
+from nanoclaw.delivery import agent_actions, task_actions
 from nanoclaw.routing.modes import EngageMode
 from tests.conftest import REPO_ROOT
 
@@ -54,6 +56,9 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("ask_user_question", {"question": "Tea?", "options": ["y"], "timeout_s": "9"}, False),
     ("schedule_task", {"prompt": "p", "process_after": "2026-01-05T09:00"}, True),
     ("schedule_task", {"prompt": "p"}, False),
+    ("schedule_task", {"prompt": "p" * 20_001, "process_after": "2026-01-05T09:00"}, False),
+    ("update_task", {"task_id": "task-1", "script": "s" * 20_001}, False),
+    ("create_agent", {"name": "R", "instructions": "i" * 20_001}, False),
     ("list_tasks", {}, True),
     ("list_tasks", {"all": True}, False),
     ("update_task", {"task_id": "task-1", "recurrence": ""}, True),
@@ -221,6 +226,14 @@ def test_create_agent_strips_the_name_before_its_limit() -> None:
     model = TOOLS["create_agent"].input_model
     parsed = parse_input(model, {"name": f"  {'R' * 64}  "}, tool="create_agent")
     assert parsed.model_dump(exclude_none=True) == {"name": "R" * 64}
+
+
+def test_the_text_limits_are_the_hosts() -> None:
+    assert inputs.MAX_PROMPT_CHARS == task_actions.MAX_PROMPT_CHARS
+    assert inputs.MAX_SCRIPT_CHARS == task_actions.MAX_SCRIPT_CHARS
+    assert inputs.MAX_INSTRUCTIONS_CHARS == agent_actions.MAX_INSTRUCTIONS_CHARS
+    schema = TOOLS["schedule_task"].definition()["input_schema"]["properties"]
+    assert schema["prompt"]["maxLength"] == schema["script"]["maxLength"] == 20_000
 
 
 def test_wire_chat_offers_exactly_the_hosts_engage_modes() -> None:
