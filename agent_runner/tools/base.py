@@ -53,7 +53,8 @@ class Tool(abc.ABC):
 
 
 class FunctionTool(Tool):
-    """A custom tool described by a JSON schema."""
+    """A custom tool described by a JSON schema: an MCP server's, or generated from a model
+    (``agent_runner.tools.schema.ModelTool``)."""
 
     description: str
     schema: dict[str, Any]
@@ -72,36 +73,6 @@ def cap_text(text: str, limit: int = MAX_TOOL_OUTPUT_CHARS) -> str:
     half = limit // 2
     dropped = len(text) - 2 * half
     return f"{text[:half]}\n\n[… {dropped} characters omitted …]\n\n{text[-half:]}"
-
-
-def require_str(tool_input: dict[str, Any], key: str) -> str:
-    value = tool_input.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise ToolError(f"'{key}' is required and must be a non-empty string")
-    return value
-
-
-def require_int(tool_input: dict[str, Any], key: str) -> int:
-    value = tool_input.get(key)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ToolError(f"'{key}' must be an integer")
-    return value
-
-
-def optional_str(tool_input: dict[str, Any], key: str) -> str | None:
-    value = tool_input.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ToolError(f"'{key}' must be a string")
-    return value
-
-
-def string_list(tool_input: dict[str, Any], key: str) -> list[str]:
-    value = tool_input.get(key) or []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ToolError(f"'{key}' must be a list of strings")
-    return list(value)
 
 
 class ToolSet:

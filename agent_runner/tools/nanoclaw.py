@@ -22,17 +22,30 @@ from zoneinfo import ZoneInfo
 from agent_runner.context import UnknownDestinationError
 from agent_runner.db import OutboundMessage, new_out_id
 from agent_runner.rows import InboundRow
-from agent_runner.tools.base import (
-    FunctionTool,
-    Tool,
-    ToolEnv,
-    ToolError,
-    ToolOutput,
-    optional_str,
-    require_int,
-    require_str,
-    string_list,
+from agent_runner.tools.base import Tool, ToolEnv, ToolError, ToolOutput
+from agent_runner.tools.inputs import (
+    AddDestinationInput,
+    AddMcpServerInput,
+    AddMountInput,
+    AddReactionInput,
+    AdminRequestInput,
+    AskUserQuestionInput,
+    CreateAgentInput,
+    EditMessageInput,
+    InstallPackagesInput,
+    ListTasksInput,
+    QuestionOption,
+    RemoveDestinationInput,
+    RestartAgentInput,
+    ScheduleTaskInput,
+    SendFileInput,
+    SendMessageInput,
+    SeriesInput,
+    UnwireChatInput,
+    UpdateTaskInput,
+    WireChatInput,
 )
+from agent_runner.tools.schema import InputT, ModelTool
 from nanoclaw.contract.mcp import McpConfigError, validate_server
 from nanoclaw.contract.packages import PackageNameError, check_package_names
 from nanoclaw.contract.timeutil import to_iso
@@ -44,19 +57,6 @@ MAX_QUESTION_TIMEOUT_S = 3600.0
 MAX_FILE_BYTES = 25 * 1024 * 1024
 CRON_FIELD_RE = re.compile(r"^[\d*/,\-A-Za-z?LW#]+$")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]")
-
-_TO = {
-    "type": "string",
-    "description": "Destination name; omit to answer where the message came from.",
-}
-
-
-def _prop(kind: str, description: str) -> dict[str, Any]:
-    return {"type": kind, "description": description}
-
-
-def _schema(required: list[str], **props: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "properties": props, "required": required}
 
 
 def _send(env: ToolEnv, to: str | None, content: dict[str, Any], out_id: str | None = None) -> int:
@@ -123,16 +123,15 @@ async def request_and_wait(env: ToolEnv, action: str, payload: dict[str, Any]) -
     return ToolOutput(text, is_error=status == "error")
 
 
-class SendMessage(FunctionTool):
+class SendMessage(ModelTool[SendMessageInput]):
     name = "send_message"
     description = (
         "Send a chat message now, while you keep working (e.g. progress updates). Returns its id."
     )
-    schema = _schema(["text"], to=_TO, text=_prop("string", "The message text."))
+    input_model = SendMessageInput
 
-    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
-        text = require_str(tool_input, "text")
-        seq = _send(env, optional_str(tool_input, "to"), {"text": text})
+    async def call(self, args: SendMessageInput, env: ToolEnv) -> ToolOutput:
+        seq = _send(env, args.to, {"text": args.text})
         return ToolOutput(f"Message sent (id: {seq}).")
 
 
@@ -143,33 +142,27 @@ def safe_file_name(raw: str) -> str:
     return cleaned[:128] or "file"
 
 
-class SendFile(FunctionTool):
+class SendFile(ModelTool[SendFileInput]):
     name = "send_file"
     description = "Send a file from your workspace to a chat, with optional text."
-    schema = _schema(
-        ["path"],
-        to=_TO,
-        path=_prop("string", "Path of the file (relative paths start in your group folder)."),
-        text=_prop("string", "Optional message text."),
-        filename=_prop("string", "Optional file name to show."),
-    )
+    input_model = SendFileInput
 
-    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
-        raw = require_str(tool_input, "path")
+    async def call(self, args: SendFileInput, env: ToolEnv) -> ToolOutput:
+        raw = args.path
         source = Path(raw) if Path(raw).is_absolute() else env.group_dir / raw
         if not source.is_file():
             raise ToolError(f"{raw} is not a file")
         size = source.stat().st_size
         if size > MAX_FILE_BYTES:
             raise ToolError(f"{raw} is {size} bytes; the limit is {MAX_FILE_BYTES}")
-        name = safe_file_name(optional_str(tool_input, "filename") or source.name)
+        name = safe_file_name(args.filename or source.name)
         out_id = new_out_id()
         folder = env.session_dir / "outbox" / out_id
         folder.mkdir(parents=True, exist_ok=False)
         await asyncio.to_thread(shutil.copyfile, source, folder / name)
-        content = {"text": optional_str(tool_input, "text") or "", "files": [name]}
+        content = {"text": args.text or "", "files": [name]}
         try:
-            seq = _send(env, optional_str(tool_input, "to"), content, out_id=out_id)
+            seq = _send(env, args.to, content, out_id=out_id)
         except ToolError:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -216,70 +209,37 @@ def _operation(env: ToolEnv, seq: int, content: dict[str, Any]) -> int:
     return result
 
 
-class EditMessage(FunctionTool):
+class EditMessage(ModelTool[EditMessageInput]):
     name = "edit_message"
     description = "Replace the text of a message you sent earlier, by its id."
-    schema = _schema(
-        ["message_id", "text"],
-        message_id=_prop("integer", "The id of your earlier message."),
-        text=_prop("string", "The new text."),
-    )
+    input_model = EditMessageInput
 
-    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
-        seq = require_int(tool_input, "message_id")
-        text = require_str(tool_input, "text")
-        _operation(env, seq, {"operation": "edit", "text": text})
-        return ToolOutput(f"Message {seq} edited.")
+    async def call(self, args: EditMessageInput, env: ToolEnv) -> ToolOutput:
+        _operation(env, args.message_id, {"operation": "edit", "text": args.text})
+        return ToolOutput(f"Message {args.message_id} edited.")
 
 
-class AddReaction(FunctionTool):
+class AddReaction(ModelTool[AddReactionInput]):
     name = "add_reaction"
     description = "React to a message (yours or the user's) with an emoji, by its id."
-    schema = _schema(
-        ["message_id", "emoji"],
-        message_id=_prop("integer", "The id of the message."),
-        emoji=_prop("string", "The emoji, e.g. 👍 or thumbsup."),
-    )
+    input_model = AddReactionInput
 
-    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
-        seq = require_int(tool_input, "message_id")
-        emoji = require_str(tool_input, "emoji")
+    async def call(self, args: AddReactionInput, env: ToolEnv) -> ToolOutput:
+        seq, emoji = args.message_id, args.emoji
         _operation(env, seq, {"operation": "reaction", "emoji": emoji, "text": emoji})
         return ToolOutput(f"Reacted to {seq} with {emoji}.")
 
 
-class AskUserQuestion(FunctionTool):
+class AskUserQuestion(ModelTool[AskUserQuestionInput]):
     name = "ask_user_question"
     description = "Ask the user a multiple-choice question and wait for the answer (default 300 s)."
-    schema = _schema(
-        ["question", "options"],
-        title=_prop("string", "A short title."),
-        question=_prop("string", "The question."),
-        options={
-            "type": "array",
-            "items": {
-                "anyOf": [
-                    {"type": "string"},
-                    {
-                        "type": "object",
-                        "properties": {"label": {"type": "string"}, "value": {"type": "string"}},
-                        "required": ["label"],
-                    },
-                ]
-            },
-            "description": "The choices (1-10).",
-        },
-        timeout_s=_prop("number", "Seconds to wait for the answer (default 300, max 3600)."),
-    )
+    input_model = AskUserQuestionInput
 
-    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
-        question = require_str(tool_input, "question")
-        title = optional_str(tool_input, "title") or "Question"
-        options = _options(tool_input.get("options"))
-        timeout = tool_input.get("timeout_s", DEFAULT_QUESTION_TIMEOUT_S)
-        if not isinstance(timeout, int | float) or timeout <= 0:
-            raise ToolError("'timeout_s' must be a positive number")
-        timeout = min(float(timeout), MAX_QUESTION_TIMEOUT_S)
+    async def call(self, args: AskUserQuestionInput, env: ToolEnv) -> ToolOutput:
+        question = args.question
+        title = args.title or "Question"
+        options = [_option(o) for o in args.options]
+        timeout = min(args.timeout_s or DEFAULT_QUESTION_TIMEOUT_S, MAX_QUESTION_TIMEOUT_S)
         question_id = f"q-{uuid.uuid4().hex[:12]}"
         numbered = "\n".join(f"{n}. {o['label']}" for n, o in enumerate(options, start=1))
         # The card contract of the channels (``nanoclaw.channels.cards``): camelCase ids.
@@ -315,20 +275,10 @@ class AskUserQuestion(FunctionTool):
         return ToolOutput(f"The user answered: {answer}")
 
 
-def _options(raw: Any) -> list[dict[str, str]]:
-    if not isinstance(raw, list) or not 1 <= len(raw) <= 10:
-        raise ToolError("'options' must list 1 to 10 choices")
-    options: list[dict[str, str]] = []
-    for item in raw:
-        if isinstance(item, str) and item.strip():
-            options.append({"label": item, "value": item})
-        elif isinstance(item, dict) and isinstance(item.get("label"), str):
-            options.append(
-                {"label": item["label"], "value": str(item.get("value") or item["label"])}
-            )
-        else:
-            raise ToolError("each option must be a string or {label, value}")
-    return options
+def _option(item: str | QuestionOption) -> dict[str, str]:
+    if isinstance(item, str):
+        return {"label": item, "value": item}
+    return {"label": item.label, "value": item.value or item.label}
 
 
 def parse_when(raw: str, tz_name: str) -> str:
@@ -354,7 +304,7 @@ def check_cron(expr: str) -> str:
     return " ".join(fields)
 
 
-class ScheduleTask(FunctionTool):
+class ScheduleTask(ModelTool[ScheduleTaskInput]):
     name = "schedule_task"
     host_action = "schedule_task"
     description = (
@@ -363,41 +313,27 @@ class ScheduleTask(FunctionTool):
         ' sandbox; its last output line must be {"wakeAgent": true|false, "data": ...}: false'
         " (or a failing script) skips the turn, true adds 'data' to the prompt."
     )
-    schema = _schema(
-        ["prompt", "process_after"],
-        prompt=_prop("string", "What to do when the task runs."),
-        process_after=_prop("string", "ISO-8601 time; without a zone it is the user's local time."),
-        recurrence=_prop(
-            "string",
-            "Optional 5-field cron expression, or '@every <n><s|m|h|d>' for an exact interval "
-            "(at least 60 s) counted from 'process_after'.",
-        ),
-        script=_prop("string", "Optional bash pre-check deciding whether the task wakes you."),
-    )
+    input_model = ScheduleTaskInput
 
-    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
+    async def call(self, args: ScheduleTaskInput, env: ToolEnv) -> ToolOutput:
         payload: dict[str, Any] = {
             "task_id": f"task-{uuid.uuid4().hex[:12]}",
-            "prompt": require_str(tool_input, "prompt"),
-            "process_after": parse_when(
-                require_str(tool_input, "process_after"), env.config.timezone
-            ),
+            "prompt": args.prompt,
+            "process_after": parse_when(args.process_after, env.config.timezone),
         }
-        recurrence = optional_str(tool_input, "recurrence")
-        if recurrence:
-            payload["recurrence"] = check_cron(recurrence)
-        script = optional_str(tool_input, "script")
-        if script:
-            payload["script"] = script
+        if args.recurrence:
+            payload["recurrence"] = check_cron(args.recurrence)
+        if args.script:
+            payload["script"] = args.script
         return await request_and_wait(env, self.name, payload)
 
 
-class ListTasks(FunctionTool):
+class ListTasks(ModelTool[ListTasksInput]):
     name = "list_tasks"
     description = "List your scheduled tasks (one line per series)."
-    schema = _schema([])
+    input_model = ListTasksInput
 
-    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
+    async def call(self, args: ListTasksInput, env: ToolEnv) -> ToolOutput:
         tasks = await asyncio.to_thread(env.ctx.db.tasks)
         seen: set[str] = set()
         lines: list[str] = []
@@ -412,17 +348,15 @@ class ListTasks(FunctionTool):
         return ToolOutput("\n".join(lines) if lines else "No scheduled tasks.")
 
 
-class _SeriesAction(FunctionTool):
-    def __init_subclass__(cls) -> None:
-        super().__init_subclass__()
+class _SeriesAction(ModelTool[SeriesInput]):
+    input_model = SeriesInput
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
         cls.host_action = cls.name
 
-    schema = _schema(["task_id"], task_id=_prop("string", "The task id (series) from list_tasks."))
-
-    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
-        return await request_and_wait(
-            env, self.name, {"task_id": require_str(tool_input, "task_id")}
-        )
+    async def call(self, args: SeriesInput, env: ToolEnv) -> ToolOutput:
+        return await request_and_wait(env, self.name, {"task_id": args.task_id})
 
 
 class CancelTask(_SeriesAction):
@@ -440,60 +374,40 @@ class ResumeTask(_SeriesAction):
     description = "Resume a paused task."
 
 
-class UpdateTask(FunctionTool):
+class UpdateTask(ModelTool[UpdateTaskInput]):
     name = "update_task"
     host_action = "update_task"
     description = "Change a scheduled task. An empty string clears 'recurrence' or 'script'."
-    schema = _schema(
-        ["task_id"],
-        task_id=_prop("string", "The task id (series)."),
-        prompt=_prop("string", "New prompt."),
-        process_after=_prop("string", "New time (ISO-8601; no zone = user's local time)."),
-        recurrence=_prop(
-            "string", "New cron expression or '@every <n><s|m|h|d>', or '' to stop repeating."
-        ),
-        script=_prop("string", "New script, or '' to remove it."),
-    )
+    input_model = UpdateTaskInput
 
-    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
-        payload: dict[str, Any] = {"task_id": require_str(tool_input, "task_id")}
-        prompt = optional_str(tool_input, "prompt")
-        if prompt:
-            payload["prompt"] = prompt
-        when = optional_str(tool_input, "process_after")
-        if when:
-            payload["process_after"] = parse_when(when, env.config.timezone)
-        recurrence = optional_str(tool_input, "recurrence")
+    async def call(self, args: UpdateTaskInput, env: ToolEnv) -> ToolOutput:
+        payload: dict[str, Any] = {"task_id": args.task_id}
+        if args.prompt:
+            payload["prompt"] = args.prompt
+        if args.process_after:
+            payload["process_after"] = parse_when(args.process_after, env.config.timezone)
+        recurrence = args.recurrence
         if recurrence is not None:
             payload["recurrence"] = check_cron(recurrence) if recurrence.strip() else ""
-        script = optional_str(tool_input, "script")
-        if script is not None:
-            payload["script"] = script
+        if args.script is not None:
+            payload["script"] = args.script
         if len(payload) == 1:
             raise ToolError("nothing to change: give prompt, process_after, recurrence or script")
         return await request_and_wait(env, self.name, payload)
 
 
-class CreateAgent(FunctionTool):
+class CreateAgent(ModelTool[CreateAgentInput]):
     name = "create_agent"
     host_action = "create_agent"
     description = (
         'Create a new agent you can message with <message to="name">. Needs an admin\'s permission.'
     )
-    schema = _schema(
-        ["name"],
-        name=_prop("string", "The new agent's name."),
-        instructions=_prop("string", "Its standing instructions (written to its CLAUDE.local.md)."),
-    )
+    input_model = CreateAgentInput
 
-    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
-        name = require_str(tool_input, "name").strip()
-        if len(name) > 64:
-            raise ToolError("'name' is limited to 64 characters")
-        payload: dict[str, Any] = {"name": name}
-        instructions = optional_str(tool_input, "instructions")
-        if instructions:
-            payload["instructions"] = instructions
+    async def call(self, args: CreateAgentInput, env: ToolEnv) -> ToolOutput:
+        payload: dict[str, Any] = {"name": args.name}
+        if args.instructions:
+            payload["instructions"] = args.instructions
         return await request_and_wait(env, self.name, payload)
 
 
@@ -505,7 +419,7 @@ def validate_packages(pip: list[str], apt: list[str]) -> None:
         raise ToolError(str(exc)) from exc
 
 
-class InstallPackages(FunctionTool):
+class InstallPackages(ModelTool[InstallPackagesInput]):
     name = "install_packages"
     host_action = "install_packages"
     description = (
@@ -514,25 +428,18 @@ class InstallPackages(FunctionTool):
         " installs them (your sandbox itself has no network) and tells you the outcome. They"
         " are available from your next start."
     )
-    schema = _schema(
-        [],
-        pip={"type": "array", "items": {"type": "string"}, "description": "pip package names"},
-        apt={"type": "array", "items": {"type": "string"}, "description": "apt package names"},
-        reason=_prop("string", "Why you need them."),
-    )
+    input_model = InstallPackagesInput
 
-    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
-        pip = string_list(tool_input, "pip")
-        apt = string_list(tool_input, "apt")
+    async def call(self, args: InstallPackagesInput, env: ToolEnv) -> ToolOutput:
+        pip, apt = list(args.pip or []), list(args.apt or [])
         validate_packages(pip, apt)
         payload: dict[str, Any] = {"pip": pip, "apt": apt}
-        reason = optional_str(tool_input, "reason")
-        if reason:
-            payload["reason"] = reason
+        if args.reason:
+            payload["reason"] = args.reason
         return await request_and_wait(env, self.name, payload)
 
 
-class AddMcpServer(FunctionTool):
+class AddMcpServer(ModelTool[AddMcpServerInput]):
     name = "add_mcp_server"
     host_action = "add_mcp_server"
     description = (
@@ -541,130 +448,81 @@ class AddMcpServer(FunctionTool):
         " your sandbox (installed packages or files in your folder): the sandbox has no network."
         " Its env may not hold secrets."
     )
-    schema = _schema(
-        ["name", "command"],
-        name=_prop("string", "Server name: lowercase letters, digits, _ or -."),
-        command=_prop("string", "The program to run, e.g. python."),
-        args={"type": "array", "items": {"type": "string"}, "description": "Its arguments."},
-        env={
-            "type": "object",
-            "additionalProperties": {"type": "string"},
-            "description": "Environment variables (no secrets).",
-        },
-        reason=_prop("string", "Why you need it."),
-    )
+    input_model = AddMcpServerInput
 
-    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
-        name = require_str(tool_input, "name")
-        command = require_str(tool_input, "command")
-        args = tool_input.get("args") or []
-        server_env = tool_input.get("env") or {}
+    async def call(self, args: AddMcpServerInput, env: ToolEnv) -> ToolOutput:
         try:
-            spec = validate_server(name, command, args, server_env)
+            spec = validate_server(
+                args.name, args.command, list(args.args or []), dict(args.env or {})
+            )
         except McpConfigError as exc:
             raise ToolError(str(exc)) from exc
         payload: dict[str, Any] = {"name": spec.name, **spec.to_json()}
-        reason = optional_str(tool_input, "reason")
-        if reason:
-            payload["reason"] = reason
+        if args.reason:
+            payload["reason"] = args.reason
         return await request_and_wait(env, self.name, payload)
 
 
-class _AdminTool(FunctionTool):
-    """A gated host action on this agent's own group: runs at once for an admin, else a card."""
+class _AdminTool(ModelTool[InputT]):
+    """A gated host action on this agent's own group: runs at once for an admin, else a card.
 
-    fields: tuple[tuple[str, str, str, bool], ...] = ()  # (name, JSON type, description, required)
+    The payload is the input's given fields (``None`` means not given).
+    """
 
-    def __init_subclass__(cls) -> None:
-        super().__init_subclass__()
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
         cls.host_action = cls.name
-        cls.schema = _schema(
-            [f for f, _, _, req in cls.fields if req],
-            **{f: _prop(kind, text) for f, kind, text, _ in cls.fields},
-        )
 
-    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
-        payload: dict[str, Any] = {}
-        for field, kind, _, required in self.fields:
-            value = tool_input.get(field)
-            if value is None:
-                if required:
-                    raise ToolError(f"'{field}' is required")
-                continue
-            if kind == "string":
-                value = require_str(tool_input, field)
-            elif kind == "boolean" and not isinstance(value, bool):
-                raise ToolError(f"'{field}' must be true or false")
-            payload[field] = value
-        self.check(payload)
-        return await request_and_wait(env, self.name, payload)
-
-    def check(self, payload: dict[str, Any]) -> None:
-        return None
+    async def call(self, args: InputT, env: ToolEnv) -> ToolOutput:
+        return await request_and_wait(env, self.name, args.model_dump(exclude_none=True))
 
 
-class AddDestination(_AdminTool):
+class AddDestination(_AdminTool[AddDestinationInput]):
     name = "add_destination"
     description = (
         "Link yourself to another agent or a chat under a name you can use in"
         ' <message to="name">. Give exactly one of agent or chat. Needs an admin.'
     )
-    fields = (
-        ("name", "string", "The destination name you will write.", True),
-        ("agent", "string", "The other agent (name or id).", False),
-        ("chat", "string", "A chat as <channel>/<id>, e.g. slack/C0123.", False),
-    )
-
-    def check(self, payload: dict[str, Any]) -> None:
-        if ("agent" in payload) == ("chat" in payload):
-            raise ToolError("give exactly one of 'agent' or 'chat'")
+    input_model = AddDestinationInput
 
 
-class RemoveDestination(_AdminTool):
+class RemoveDestination(_AdminTool[RemoveDestinationInput]):
     name = "remove_destination"
     description = "Remove one of your destinations by name. Needs an admin."
-    fields = (("name", "string", "The destination name.", True),)
+    input_model = RemoveDestinationInput
 
 
-class WireChat(_AdminTool):
+class WireChat(_AdminTool[WireChatInput]):
     name = "wire_chat"
     description = "Wire a chat to you, so you answer there. Needs an admin."
-    fields = (
-        ("chat", "string", "The chat as <channel>/<id>.", True),
-        ("engage", "string", "pattern (default), mention or mention-sticky.", False),
-        ("pattern", "string", "The regex for engage=pattern (default '.': everything).", False),
-    )
+    input_model = WireChatInput
 
 
-class UnwireChat(_AdminTool):
+class UnwireChat(_AdminTool[UnwireChatInput]):
     name = "unwire_chat"
     description = "Stop answering in a chat (remove its wiring to you). Needs an admin."
-    fields = (("chat", "string", "The chat as <channel>/<id>.", True),)
+    input_model = UnwireChatInput
 
 
-class AddMount(_AdminTool):
+class AddMount(_AdminTool[AddMountInput]):
     name = "add_mount"
     description = (
         "Ask for a host folder at /workspace/extra/<container_path>, checked against the"
         " operator's mount allowlist; it appears from your next start. Needs an admin."
     )
-    fields = (
-        ("host_path", "string", "Absolute host path (or ~/...).", True),
-        ("container_path", "string", "Relative name under /workspace/extra.", False),
-        ("read_write", "boolean", "Writable (only if the allowlist root allows it).", False),
-    )
+    input_model = AddMountInput
 
 
-class RestartAgent(_AdminTool):
+class RestartAgent(_AdminTool[RestartAgentInput]):
     name = "restart_agent"
     description = (
         "Restart yourself after this turn (e.g. to get a new mount); you then read 'note'"
         " first. Needs an admin."
     )
-    fields = (("note", "string", "What to tell yourself after the restart.", False),)
+    input_model = RestartAgentInput
 
 
-class AdminRequest(FunctionTool):
+class AdminRequest(ModelTool[AdminRequestInput]):
     name = "admin_request"
     host_action = "admin_request"
     description = (
@@ -672,18 +530,10 @@ class AdminRequest(FunctionTool):
         " agents.list, wirings.list, sessions.list; writes such as wire, members.add need an"
         " admin. Returns the result as text or JSON rows."
     )
-    schema = _schema(
-        ["op"],
-        op=_prop("string", "The operation, e.g. agents.list or members.add."),
-        args={"type": "object", "description": "The operation's arguments."},
-    )
+    input_model = AdminRequestInput
 
-    async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
-        op = require_str(tool_input, "op")
-        args = tool_input.get("args") or {}
-        if not isinstance(args, dict):
-            raise ToolError("'args' must be an object")
-        return await request_and_wait(env, self.name, {"op": op, "args": args})
+    async def call(self, args: AdminRequestInput, env: ToolEnv) -> ToolOutput:
+        return await request_and_wait(env, self.name, {"op": args.op, "args": args.args or {}})
 
 
 def nanoclaw_tools() -> list[Tool]:

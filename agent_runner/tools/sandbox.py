@@ -13,7 +13,7 @@ import contextlib
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 from agent_runner.tools.base import (
     MAX_TOOL_OUTPUT_CHARS,
@@ -22,8 +22,9 @@ from agent_runner.tools.base import (
     ToolError,
     ToolOutput,
     cap_text,
-    require_str,
 )
+from agent_runner.tools.inputs import BashInput, EditorInput
+from agent_runner.tools.schema import parse_input
 
 BASH_TOOL_TYPE = "bash_20250124"
 EDITOR_TOOL_TYPE = "text_editor_20250728"
@@ -44,10 +45,13 @@ class BashTool(Tool):
         return {"type": BASH_TOOL_TYPE, "name": self.name}
 
     async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
-        if tool_input.get("restart"):
+        args = parse_input(BashInput, tool_input, tool=self.name)
+        if args.restart:
             self._cwd = None
             return ToolOutput("The shell was restarted.")
-        command = require_str(tool_input, "command")
+        if args.command is None:
+            raise ToolError("'command' is required (or restart: true)")
+        command = args.command
         cwd = self._cwd if self._cwd and self._cwd.is_dir() else env.group_dir
         timeout_s = env.config.tool_timeout_s
         script = (
@@ -131,31 +135,30 @@ class TextEditorTool(Tool):
         return {"type": EDITOR_TOOL_TYPE, "name": self.name}
 
     async def run(self, tool_input: dict[str, Any], env: ToolEnv) -> ToolOutput:
-        command = require_str(tool_input, "command")
-        path = _resolve(require_str(tool_input, "path"), env.group_dir)
+        args = parse_input(EditorInput, tool_input, tool=self.name)
+        path = _resolve(args.path, env.group_dir)
         env.ctx.declare_tool(self.name, timeout_ms=int(env.config.tool_timeout_s * 1000))
         try:
-            return await asyncio.to_thread(self._run, command, path, tool_input, env)
+            return await asyncio.to_thread(self._run, args, path, env)
         finally:
             env.ctx.declare_tool(None)
 
-    def _run(
-        self, command: str, path: Path, tool_input: dict[str, Any], env: ToolEnv
-    ) -> ToolOutput:
+    def _run(self, args: EditorInput, path: Path, env: ToolEnv) -> ToolOutput:
+        command = args.command
         if command == "view":
-            return ToolOutput(cap_text(_view(path, tool_input.get("view_range"))))
+            return ToolOutput(cap_text(_view(path, args.view_range)))
         _check_writable(path, [env.global_dir])
         if command == "create":
-            text = tool_input.get("file_text")
-            if not isinstance(text, str):
+            text = args.file_text
+            if text is None:
                 raise ToolError("'file_text' is required for create")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
             return ToolOutput(f"Created {path}.")
         if command == "str_replace":
-            old = tool_input.get("old_str")
-            new = tool_input.get("new_str") or ""
-            if not isinstance(old, str) or not old:
+            old = args.old_str
+            new = args.new_str or ""
+            if not old:
                 raise ToolError("'old_str' is required for str_replace")
             text = _read_text(path)
             count = text.count(old)
@@ -163,20 +166,20 @@ class TextEditorTool(Tool):
                 raise ToolError(
                     f"'old_str' must occur exactly once in {path}; it occurs {count} times"
                 )
-            path.write_text(text.replace(old, str(new), 1), encoding="utf-8")
+            path.write_text(text.replace(old, new, 1), encoding="utf-8")
             return ToolOutput(f"Edited {path}.")
         if command == "insert":
-            line = tool_input.get("insert_line")
-            new = tool_input.get("insert_text", tool_input.get("new_str"))
-            if not isinstance(line, int) or not isinstance(new, str):
-                raise ToolError("'insert_line' (int) and 'insert_text' are required for insert")
+            line = args.insert_line
+            inserted = args.insert_text if args.insert_text is not None else args.new_str
+            if line is None or inserted is None:
+                raise ToolError("'insert_line' (int) and 'new_str' are required for insert")
             lines = _read_text(path).splitlines(keepends=True)
             if not 0 <= line <= len(lines):
                 raise ToolError(f"'insert_line' must be between 0 and {len(lines)}")
-            lines.insert(line, new if new.endswith("\n") else new + "\n")
+            lines.insert(line, inserted if inserted.endswith("\n") else inserted + "\n")
             path.write_text("".join(lines), encoding="utf-8")
             return ToolOutput(f"Inserted text after line {line} of {path}.")
-        raise ToolError(f"unknown command {command!r}; use view, create, str_replace or insert")
+        assert_never(command)
 
 
 def _resolve(raw: str, base: Path) -> Path:
@@ -203,7 +206,7 @@ def _read_text(path: Path) -> str:
         raise ToolError(f"{path} is not UTF-8 text") from exc
 
 
-def _view(path: Path, view_range: Any) -> str:
+def _view(path: Path, view_range: list[int] | None) -> str:
     if path.is_dir():
         entries: list[str] = []
         for child in sorted(path.rglob("*")):
@@ -217,9 +220,9 @@ def _view(path: Path, view_range: Any) -> str:
         return "\n".join(entries) or "(empty directory)"
     lines = _read_text(path).splitlines()
     start, end = 1, len(lines)
-    if isinstance(view_range, list) and len(view_range) == 2:
-        start = max(1, int(view_range[0]))
-        end = len(lines) if int(view_range[1]) == -1 else min(len(lines), int(view_range[1]))
+    if view_range is not None:
+        start = max(1, view_range[0])
+        end = len(lines) if view_range[1] == -1 else min(len(lines), view_range[1])
     return "\n".join(f"{n:6}\t{lines[n - 1]}" for n in range(start, end + 1)) or "(empty file)"
 
 
