@@ -26,7 +26,11 @@ from nanoclaw.settings import Settings
 
 log = logging.getLogger("nanoclaw.channels")
 
-BUILTIN_CHANNELS = ("nanoclaw.channels.slack", "nanoclaw.channels.telegram")
+BUILTIN_CHANNELS = (
+    "nanoclaw.channels.slack",
+    "nanoclaw.channels.telegram",
+    "nanoclaw.channels.discord",
+)
 STATE_FILE = "channels.json"
 HEALTH_INTERVAL_S = 1.0  # how often a connected adapter's link state is re-read
 
