@@ -153,7 +153,9 @@ class FakeDiscord(CallLog):
         return ws
 
     async def _on_frame(self, conn: _Connection, frame: dict[str, Any]) -> None:
-        op, d = int(frame["op"]), frame.get("d")
+        op = int(frame["op"])
+        raw = frame.get("d")
+        d: dict[str, Any] = raw if isinstance(raw, dict) else {}
         if op == 1:  # HEARTBEAT → HEARTBEAT ACK
             await conn.send(fixture("discord", "heartbeat_ack"))
         elif op == 2:  # IDENTIFY
@@ -239,7 +241,7 @@ class FakeDiscord(CallLog):
         attachments: dict[str, bytes] | None = None,
     ) -> dict[str, Any]:
         """A MESSAGE_CREATE as Discord sends it (mentions computed from ``<@id>`` tokens)."""
-        msg = fixture("discord", "message_create")
+        msg: dict[str, Any] = fixture("discord", "message_create")
         msg["id"] = self.snowflake()
         msg["channel_id"] = channel_id
         msg["author"]["id"], msg["author"]["global_name"] = user_id, name
@@ -385,7 +387,7 @@ class FakeDiscord(CallLog):
     def _sent(
         self, channel_id: str, params: dict[str, Any], files: dict[str, tuple[str, bytes]]
     ) -> dict[str, Any]:
-        msg = fixture("discord", "message_create")
+        msg: dict[str, Any] = fixture("discord", "message_create")
         msg["id"] = self.snowflake()
         msg["channel_id"] = channel_id
         msg["author"] = fixture("discord", "user_bot")

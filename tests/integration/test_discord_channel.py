@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +13,8 @@ from nanoclaw.channels.base import ChannelSetup, OutboundPayload, RouteReceipt
 from nanoclaw.channels.discord.adapter import DiscordAdapter
 from nanoclaw.channels.outbound import OutboundScheduler, RateLimits
 from nanoclaw.channels.pairing import PAIRING_FILE, WELCOME_PROMPT, PairingCodes
+from nanoclaw.cli.doctor import channel_credential_checks, channel_link_checks
+from nanoclaw.cli.status import channel_states
 from nanoclaw.errors import DeliveryDeferredError
 from nanoclaw.host import Host, build_host
 from nanoclaw.settings import Settings
@@ -248,6 +251,10 @@ async def test_close_4014_names_the_message_content_intent_and_the_fix(
         assert not detail.endswith("...")  # the whole fix fits the state line (200 chars)
         (identify,) = dc.identified()
         assert identify.d["intents"] & (1 << 15)  # it asked for Message Content
+        (row,) = [r for r in channel_states(host.settings) if r["channel"] == "discord"]
+        assert row["state"] == "retrying" and "4014" in row["detail"]  # nanoclaw status
+        (check,) = channel_link_checks(host.settings)  # nanoclaw doctor, host running
+        assert not check.ok and "Privileged Gateway Intents" in check.detail
     finally:
         await host.stop()
 
@@ -270,3 +277,62 @@ async def test_pairing_code_in_a_dm_makes_the_sender_owner_and_welcomes(
         assert mg is not None
     finally:
         await host.stop()
+
+
+async def test_agent_edits_and_reactions_and_people_s_edits_are_ignored(
+    host: Host, dc: FakeDiscord
+) -> None:
+    await dc.send_message(dc.message("!edit done now", channel_id=DM_CHANNEL, dm=True))
+    (edit,) = await dc.wait_for("PATCH /channels/{id}/messages/{id}")
+    (draft,) = dc.sent(DM_CHANNEL)
+    assert draft.params["content"] == "Working on it…"
+    assert edit.path == f"/channels/{DM_CHANNEL}/messages/{draft.result['id']}"
+    assert edit.params["content"] == "done now"
+    msg = dc.message("!react 👍", channel_id=DM_CHANNEL, dm=True)
+    await dc.send_message(msg)
+    (reaction,) = await dc.wait_for("PUT /channels/{id}/messages/{id}/reactions/{emoji}/@me")
+    assert reaction.path.startswith(f"/channels/{DM_CHANNEL}/messages/{msg['id']}/reactions/")
+    # A person's edit (MESSAGE_UPDATE) is not read: only the next new message is answered.
+    await dc.dispatch("MESSAGE_UPDATE", {**msg, "content": "edited text"})
+    await dc.send_message(dc.message("next", channel_id=DM_CHANNEL, dm=True))
+    await until(lambda: any("next" in t for t in texts(dc, DM_CHANNEL)), "the next answer")
+    assert not any("edited text" in t for t in texts(dc, DM_CHANNEL))
+    assert "edited text" not in [r["content"]["text"] for r in user_rows(host)]
+
+
+async def test_after_pairing_the_first_server_mention_is_answered_in_that_channel(
+    settings: Settings, dc: FakeDiscord
+) -> None:
+    """The new user's path: pair in a DM, mention the bot in a server, connect it, get the answer."""
+    host = build_host(dc_settings(settings, dc))
+    await host.start()
+    try:
+        await connected(host)
+        andy = make_agent(host.repo, "Andy")
+        code = PairingCodes(path=host.settings.data_path / PAIRING_FILE).issue("discord", andy.id)
+        await dc.send_message(dc.message(code, channel_id=DM_CHANNEL, dm=True))
+        await until(lambda: dc.sent(DM_CHANNEL), "the welcome")
+        await dc.send_message(dc.message("hello team", mention_bot=True))
+        (card,) = await dc.wait_for(SEND, where=lambda c: bool(c.params.get("components")))
+        assert card.path == f"/channels/{DM_CHANNEL}/messages"  # the owner's DM (create DM)
+        assert str(dc.called("POST /users/@me/channels")[0].params["recipient_id"]) == USER_ID
+        labels = [b["label"] for b in card.params["components"][0]["components"]]
+        assert labels[0] == "Connect to Andy"
+        await dc.click(card, 0)
+        await until(lambda: texts(dc, CHANNEL_ID), "the answer in the server channel")
+        assert texts(dc, CHANNEL_ID) == [f"Andy {MOCK}@andy hello team"]
+    finally:
+        await host.stop()
+
+
+async def test_doctor_without_a_host_tries_the_token_and_the_intent(
+    settings: Settings, dc: FakeDiscord
+) -> None:
+    config = dc_settings(settings, dc)
+    (check,) = await asyncio.to_thread(channel_credential_checks, config)
+    assert check.name == "channel discord" and check.ok and check.detail == "connected as @andy"
+    dc.message_content_intent = False
+    (check,) = await asyncio.to_thread(channel_credential_checks, config)
+    assert not check.ok
+    assert "Message Content Intent" in check.detail and "Privileged Gateway Intents" in check.detail
+    assert "enter new credentials" not in check.detail  # the token is fine; the toggle is not

@@ -272,8 +272,7 @@ class DiscordAdapter(ChannelAdapter):
         return None
 
     async def _on_message(self, message: discord.Message) -> None:
-        is_group = message.guild is not None or getattr(message, "guild_id", None) is not None
-        is_group = not isinstance(message.channel, discord.DMChannel) and is_group
+        is_group = not isinstance(message.channel, discord.DMChannel)  # bots have no group DMs
         platform_id, thread_id = dc.chat_of(
             message, parent_id=await self._parent_of(message.channel) if is_group else None
         )
@@ -416,10 +415,7 @@ class DiscordAdapter(ChannelAdapter):
         for index, (chunk, attached) in enumerate(parts):
             if index < len(sent_ids):
                 continue
-            if attached:
-                sent = await self._send(chat, lambda a=attached: channel.send(files=a))  # type: ignore[misc]
-            else:
-                sent = await self._send(chat, lambda c=chunk: channel.send(content=c))  # type: ignore[misc]
+            sent = await self._send(chat, _post(channel, chunk, attached))
             sent_ids.append(str(sent.id))
         self._partial.done(key)
         return sent_ids[0] if sent_ids else None
@@ -466,6 +462,21 @@ class DiscordAdapter(ChannelAdapter):
             return None
         dm = await self.client.create_dm(discord.Object(id=int(user_id)))
         return str(dm.id)
+
+
+def _post(
+    channel: discord.PartialMessageable, text: str, files: list[discord.File]
+) -> Callable[[], Awaitable[discord.Message]]:
+    """One message send, as a call the scheduler can repeat after a rate limit."""
+
+    async def call() -> discord.Message:
+        if files:
+            for file in files:
+                file.reset()  # a repeated call re-reads each file from its start
+            return await channel.send(files=files)
+        return await channel.send(content=text)
+
+    return call
 
 
 def _button_label(message: discord.Message | None, custom_id: str) -> str:

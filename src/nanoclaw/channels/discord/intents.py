@@ -22,6 +22,8 @@ def has_message_content(flags: int) -> bool:
 class MessageContentIntentError(ChannelError):
     """The gateway closed with 4014, or the app's flags lack the Message Content intent."""
 
+    names_its_fix = True  # the message says what to do; doctor adds no other advice
+
     def __init__(self, *, close_code: int | None = CLOSE_DISALLOWED_INTENTS) -> None:
         why = (
             f"Discord gateway closed {close_code} (disallowed intents)"
