@@ -194,7 +194,7 @@ class DiscordAdapter(ChannelAdapter):
         ready = asyncio.ensure_future(self._ready.wait())
         try:
             await asyncio.wait(
-                {ready, self._runner}, timeout=READY_TIMEOUT_S, return_when="FIRST_COMPLETED"
+                {ready, self._runner}, timeout=READY_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             ready.cancel()
