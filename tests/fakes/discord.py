@@ -89,6 +89,8 @@ class FakeDiscord(CallLog):
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._live: _Connection | None = None
+        self._open: set[_Connection] = set()
+        self._stopping = False
         self._session: str | None = None
         self._seq = 0
         self._history: list[dict[str, Any]] = []  # every dispatch of the current session
@@ -111,8 +113,12 @@ class FakeDiscord(CallLog):
         self.url = f"http://{host}:{port}"
 
     async def stop(self) -> None:
-        if self._live is not None:
-            await self._live.ws.close()
+        """Drop every gateway socket and refuse new ones: a bot still running (a host service
+        in the installer tests) reconnects at once, and cleanup must not wait for it."""
+        self._stopping = True
+        for conn in list(self._open):
+            if conn.request.transport is not None:
+                conn.request.transport.abort()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -130,6 +136,8 @@ class FakeDiscord(CallLog):
 
     # -- gateway ------------------------------------------------------------------------------
     async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        if self._stopping:
+            return web.Response(status=503)
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         conn = _Connection(ws, next(self._connections), request)
@@ -138,6 +146,7 @@ class FakeDiscord(CallLog):
             await ws.close(code=4000, message=b"this fake speaks zlib-stream only")
             return ws
         self._live = conn
+        self._open.add(conn)
         hello = fixture("discord", "hello")
         hello["d"]["heartbeat_interval"] = self.heartbeat_interval_ms
         await conn.send(hello)
@@ -148,6 +157,7 @@ class FakeDiscord(CallLog):
             self.frames.append(Frame(int(frame["op"]), frame.get("d"), conn.number))
             self._changed.set()
             await self._on_frame(conn, frame)
+        self._open.discard(conn)
         if self._live is conn:
             self._live = None
         return ws
