@@ -53,10 +53,11 @@ Options (each can also come from the environment; flags win):
   --timezone ZONE        IANA time zone, e.g. Europe/Berlin  (NANOCLAW_TIMEZONE)
   --owner-name NAME      your name                    (NANOCLAW_OWNER_NAME)
   --agent-name NAME      your assistant's name        (NANOCLAW_AGENT_NAME)
-  --channel NAME         first channel: terminal, telegram, slack or whatsapp
+  --channel NAME         first channel: terminal, telegram, slack, discord or whatsapp
   --telegram-token T     Telegram bot token           (TELEGRAM_BOT_TOKEN)
   --slack-bot-token T    Slack bot token              (SLACK_BOT_TOKEN)
   --slack-app-token T    Slack app-level token        (SLACK_APP_TOKEN)
+  --discord-token T      Discord bot token            (DISCORD_BOT_TOKEN)
   --non-interactive      ask nothing (the default without a terminal)
   --no-chat              do not open a chat at the end
   -h, --help             this help
@@ -202,7 +203,7 @@ parse_setup_args() {
   while [ $# -gt 0 ]; do
     case "$1" in
       -h|--help) usage; exit 0 ;;
-      --api-key|--base-url|--auth-token|--timezone|--owner-name|--agent-name|--channel|--telegram-token|--slack-bot-token|--slack-app-token|--check-timeout|--pair-timeout)
+      --api-key|--base-url|--auth-token|--timezone|--owner-name|--agent-name|--channel|--telegram-token|--slack-bot-token|--slack-app-token|--discord-token|--check-timeout|--pair-timeout)
         if [ $# -lt 2 ] || [ -z "$2" ] || [ "${2#--}" != "$2" ]; then usage_error "$1 needs a value"; fi
         add_arg "$1"; add_arg "$2"; shift 2 ;;
       --mock|--non-interactive|--no-chat) add_arg "$1"; shift ;;

@@ -174,6 +174,13 @@ class Settings(BaseSettings):
         default=True,
         validation_alias=AliasChoices("NANOCLAW_WHATSAPP_OWN_NUMBER", "ASSISTANT_HAS_OWN_NUMBER"),
     )
+    discord_bot_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NANOCLAW_DISCORD_BOT_TOKEN", "DISCORD_BOT_TOKEN"),
+    )
+    # REST base; the gateway URL is what GET /gateway/bot there answers (the seam for fakes).
+    discord_api_base_url: str = "https://discord.com/api/v10"
+    discord_guild_ready_timeout_s: float = Field(default=2.0, gt=0)  # discord.py's wait for guilds
     channel_retry_delays_s: tuple[float, ...] = (2.0, 5.0, 10.0)
 
     cli_socket_path: Path | None = None

@@ -30,7 +30,12 @@ async def test_channels_without_credentials_are_skipped_with_a_log_line(
     assert "channel slack skipped: no credentials (set NANOCLAW_SLACK_BOT_TOKEN)" in messages
     assert "channel telegram skipped: no credentials (set NANOCLAW_TELEGRAM_BOT_TOKEN)" in messages
     states = {s.name: s.state for s in host.channels.states()}
-    assert states == {"slack": "skipped", "telegram": "skipped", "whatsapp": "skipped"}
+    assert states == {
+        "slack": "skipped",
+        "telegram": "skipped",
+        "discord": "skipped",
+        "whatsapp": "skipped",
+    }
 
 
 def test_platform_libraries_are_imported_only_for_configured_channels(tmp_path: object) -> None:
@@ -40,6 +45,7 @@ def test_platform_libraries_are_imported_only_for_configured_channels(tmp_path: 
         "from nanoclaw.channels.registry import build_adapters\n"
         "build_adapters(Settings(_env_file=None))\n"
         "print('slack_bolt' in sys.modules, 'nanoclaw.channels.telegram.adapter' in sys.modules)\n"
+        "print('discord' in sys.modules)\n"
     )
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     out = subprocess.run(
@@ -50,7 +56,7 @@ def test_platform_libraries_are_imported_only_for_configured_channels(tmp_path: 
         check=True,
         timeout=60,
     )
-    assert out.stdout.split() == ["False", "False"]
+    assert out.stdout.split() == ["False", "False", "False"]
 
 
 async def test_a_failing_channel_is_retried_with_backoff_and_never_stops_the_host(

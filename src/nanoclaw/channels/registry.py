@@ -30,6 +30,7 @@ BUILTIN_CHANNELS = (
     "nanoclaw.channels.slack",
     "nanoclaw.channels.telegram",
     "nanoclaw.channels.whatsapp",
+    "nanoclaw.channels.discord",
 )
 STATE_FILE = "channels.json"
 HEALTH_INTERVAL_S = 1.0  # how often a connected adapter's link state is re-read

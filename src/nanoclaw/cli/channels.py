@@ -1,6 +1,7 @@
-"""``nanoclaw channels add slack|telegram|whatsapp``: check, store, pair the operator, welcome.
+"""``nanoclaw channels add slack|telegram|discord|whatsapp``: check, store, pair the operator, welcome.
 
-The credentials are checked against the platform (``auth.test`` / ``getMe``) and stored in
+The credentials are checked against the platform (``auth.test`` / ``getMe`` / Discord's
+``/users/@me`` and the app's Message Content intent flag) and stored in
 ``.env`` (0600; printed only masked). When no owner exists yet, a one-time pairing code is
 issued: the operator sends it to the bot in a private chat and becomes owner, that DM is
 wired to the agent, and the agent's welcome comes back through the normal pipeline. A running
@@ -20,10 +21,12 @@ from sqlalchemy import select
 
 from nanoclaw.errors import NanoclawError
 from nanoclaw.settings import Settings, load_settings
-from nanoclaw.setup.channel_options import check_slack, check_telegram
+from nanoclaw.setup.channel_options import DISCORD, check_discord, check_slack, check_telegram
 from nanoclaw.setup.envfile import env_file_path, store_env
 
-app = typer.Typer(help="Chat channels: add Slack, Telegram or WhatsApp.", no_args_is_help=True)
+app = typer.Typer(
+    help="Chat channels: add Slack, Telegram, Discord or WhatsApp.", no_args_is_help=True
+)
 console = Console()
 err = Console(stderr=True)
 
@@ -99,8 +102,10 @@ async def wait_for_result(
 
 @app.command("add")
 def add(
-    channel: Annotated[str, typer.Argument(help="slack, telegram or whatsapp")],
-    token: Annotated[str | None, typer.Option(help="Telegram bot token (from BotFather).")] = None,
+    channel: Annotated[str, typer.Argument(help="slack, telegram, discord or whatsapp")],
+    token: Annotated[
+        str | None, typer.Option(help="Telegram (from BotFather) or Discord bot token.")
+    ] = None,
     bot_token: Annotated[str | None, typer.Option(help="Slack bot token (xoxb-…).")] = None,
     app_token: Annotated[
         str | None, typer.Option(help="Slack app-level token (xapp-…), Socket Mode.")
@@ -176,12 +181,21 @@ def add(
                 if k != "NANOCLAW_SLACK_APP_TOKEN" or mode == "socket"
             },
         )
+    elif channel == "discord":
+        token = token or (
+            settings.discord_bot_token.get_secret_value() if settings.discord_bot_token else None
+        )
+        token = token or typer.prompt(DISCORD.fields[0].label, hide_input=True)
+        values = {"NANOCLAW_DISCORD_BOT_TOKEN": token}
+        check = check_discord(settings, values)
     elif channel == "whatsapp":
         from nanoclaw.cli.whatsapp_link import whatsapp_link
 
         values, check = whatsapp_link(settings, phone=phone, shared=shared_number, relink=relink)
     else:
-        err.print(f"[red]error:[/] unknown channel {channel!r} (slack, telegram or whatsapp)")
+        err.print(
+            f"[red]error:[/] unknown channel {channel!r} (slack, telegram, discord or whatsapp)"
+        )
         raise typer.Exit(EXIT_USAGE)
 
     try:
@@ -225,6 +239,8 @@ def add(
     where = (
         f"https://t.me/{bot_name}?start={code.replace('-', '')} (or send {code} to @{bot_name})"
         if channel == "telegram"
+        else DISCORD.where_to_send(bot_name, code)
+        if channel == "discord"
         else f"a direct message to @{bot_name}: {code}"
     )
     if channel == "whatsapp":

@@ -106,6 +106,8 @@ def channel_link_checks(s: Settings) -> list[Check]:
         detail = f"{state}: {row.get('detail')}" if row.get("detail") else state
         if state == "conflict":
             detail += " — stop the other bot instance or webhook using this token"
+        if "4014" in detail and "Message Content" not in detail:  # cut short in the state file
+            detail += " — turn on the bot's Message Content intent (Developer Portal)"
         found.append(Check(f"channel {row['channel']}", state == "connected", detail, False))
     return found
 
@@ -169,13 +171,10 @@ def channel_credential_checks(s: Settings, *, skip: Collection[str] = ()) -> lis
         try:
             bot = asyncio.run(option.check(s, values))
         except NanoclawError as exc:
-            checks.append(
-                Check(
-                    f"channel {option.name}",
-                    False,
-                    f"{exc} — enter new credentials with `nanoclaw channels add {option.name}`",
-                )
-            )
+            fix = f" — enter new credentials with `nanoclaw channels add {option.name}`"
+            if getattr(exc, "names_its_fix", False):  # e.g. Discord's Message Content intent
+                fix = ""
+            checks.append(Check(f"channel {option.name}", False, f"{exc}{fix}"))
         except Exception as exc:  # unreachable platform: name it, never crash the report
             checks.append(
                 Check(

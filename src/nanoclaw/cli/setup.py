@@ -28,11 +28,13 @@ def setup(
     ] = None,
     agent_name: Annotated[str | None, typer.Option(help="Your assistant's name.")] = None,
     channel: Annotated[
-        str | None, typer.Option(help="First channel: terminal, telegram, slack or whatsapp.")
+        str | None,
+        typer.Option(help="First channel: terminal, telegram, slack, discord or whatsapp."),
     ] = None,
     telegram_token: Annotated[str | None, typer.Option(help="Telegram bot token.")] = None,
     slack_bot_token: Annotated[str | None, typer.Option(help="Slack bot token (xoxb-…).")] = None,
     slack_app_token: Annotated[str | None, typer.Option(help="Slack app token (xapp-…).")] = None,
+    discord_token: Annotated[str | None, typer.Option(help="Discord bot token.")] = None,
     non_interactive: Annotated[
         bool,
         typer.Option("--non-interactive", help="Ask nothing (the default without a terminal)."),
@@ -68,6 +70,7 @@ def setup(
             ("NANOCLAW_TELEGRAM_BOT_TOKEN", telegram_token),
             ("NANOCLAW_SLACK_BOT_TOKEN", slack_bot_token),
             ("NANOCLAW_SLACK_APP_TOKEN", slack_app_token),
+            ("NANOCLAW_DISCORD_BOT_TOKEN", discord_token),
         )
         if value
     }

@@ -44,9 +44,21 @@ def from_v1_jid(jid: str) -> ChatAddress:
 def from_v2(channel_type: str, platform_id: str, is_group: bool) -> ChatAddress:
     """A TypeScript v2 messaging group: strip the Chat SDK prefix (``telegram:42`` → ``42``)."""
     prefix, sep, rest = platform_id.partition(":")
+    if sep and rest and prefix == channel_type == "discord":
+        return _from_v2_discord(rest, is_group)
     if sep and rest and prefix == channel_type and prefix in _V2_PREFIXED:
         return ChatAddress(channel_type, rest, is_group)
     return ChatAddress(channel_type, platform_id, is_group)
+
+
+def _from_v2_discord(rest: str, is_group: bool) -> ChatAddress:
+    """Chat SDK ``discord:<guild>:<channel>[:<thread>]`` (a DM's guild is ``@me``) → the channel
+    id, as the Discord adapter names a chat (a thread is a thread of its parent channel)."""
+    guild, sep, tail = rest.partition(":")
+    if not sep or not tail:
+        return ChatAddress("discord", rest, is_group)
+    channel = tail.split(":", 1)[0]
+    return ChatAddress("discord", channel, is_group and guild != "@me")
 
 
 def v1_sender_user_id(channel: str, sender: str) -> str:

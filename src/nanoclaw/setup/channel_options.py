@@ -78,6 +78,22 @@ async def check_slack(settings: Settings, values: dict[str, str]) -> str:
     return str(auth.get("user") or "")
 
 
+async def check_discord(settings: Settings, values: dict[str, str]) -> str:
+    """The bot's name; refused when the app lacks the Message Content intent (see ``doctor``)."""
+    from nanoclaw.channels.discord.api import DiscordTokenError, check_bot
+    from nanoclaw.channels.discord.intents import MessageContentIntentError
+
+    try:
+        bot = await check_bot(
+            token=values["NANOCLAW_DISCORD_BOT_TOKEN"], api_base_url=settings.discord_api_base_url
+        )
+    except DiscordTokenError as exc:
+        raise NanoclawError(str(exc)) from None
+    if not bot.message_content:
+        raise MessageContentIntentError(close_code=None)
+    return bot.username
+
+
 TELEGRAM = ChannelOption(
     name="telegram",
     title="Telegram (a bot from @BotFather)",
@@ -142,7 +158,25 @@ WHATSAPP = ChannelOption(
     requires="neonize",
     install=("neonize>=0.5.2,<0.6", "segno>=1.6"),
 )
-CHANNEL_OPTIONS: tuple[ChannelOption, ...] = (TELEGRAM, SLACK, WHATSAPP)
+
+
+DISCORD = ChannelOption(
+    name="discord",
+    title="Discord (a bot from the Developer Portal, with the Message Content intent)",
+    fields=(
+        CredentialField(
+            "NANOCLAW_DISCORD_BOT_TOKEN",
+            "discord_bot_token",
+            "Discord bot token (Developer Portal → your app → Bot → Reset Token)",
+            "--discord-token",
+        ),
+    ),
+    check=check_discord,
+    where_to_send=lambda bot, code: (
+        f"a direct message to {bot} (from its profile in a server you share): {code}"
+    ),
+)
+CHANNEL_OPTIONS: tuple[ChannelOption, ...] = (TELEGRAM, SLACK, DISCORD, WHATSAPP)
 TERMINAL = "terminal"
 
 

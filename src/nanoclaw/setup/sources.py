@@ -54,6 +54,7 @@ REPORTED_FIELDS = (
     "slack_bot_token",
     "slack_app_token",
     "telegram_bot_token",
+    "discord_bot_token",
 )
 
 
