@@ -31,7 +31,13 @@ from agent_runner.db import OutboundMessage, SessionDB  # noqa: E402
 
 from benchmarks.common import durable_commit_ms  # noqa: E402
 from benchmarks.scale import settings_for  # noqa: E402
-from nanoclaw.channels.base import ChannelAdapter, ChannelSetup, OutboundPayload  # noqa: E402
+from nanoclaw.channels.base import (  # noqa: E402
+    ChannelAdapter,
+    ChannelSetup,
+    InboundEvent,
+    OutboundPayload,
+    RouteReceipt,
+)
 from nanoclaw.host import build_host  # noqa: E402 - needs the path above
 
 RESULTS = REPO / "benchmarks" / "results" / "history.json"
@@ -92,6 +98,10 @@ def seed(inbound: Path, outbound: Path, n: int) -> None:
     cout.close()
 
 
+async def _no_inbound(event: InboundEvent) -> RouteReceipt | None:
+    raise AssertionError(f"the history benchmark sends nothing inbound: {event}")
+
+
 async def one_size(scratch: Path, n: int, passes: int) -> dict[str, Any]:
     settings = settings_for(scratch / f"n{n}")
     settings.data_path.mkdir(parents=True, exist_ok=True)
@@ -105,9 +115,9 @@ async def one_size(scratch: Path, n: int, passes: int) -> dict[str, Any]:
     )
     seed(layout.inbound_db, layout.outbound_db, n)
     runner = SessionDB(inbound_path=layout.inbound_db, outbound_path=layout.outbound_db)
-    await host.channels.connect(
-        host.channels.get("bench"), ChannelSetup(on_inbound=None, on_action=None)
-    )  # type: ignore[arg-type]
+    channel = host.channels.get("bench")
+    assert channel is not None
+    await host.channels.connect(channel, ChannelSetup(on_inbound=_no_inbound, on_action=None))
     start = time.perf_counter()
     await host.delivery.drain(session.id)
     first_ms = (time.perf_counter() - start) * 1000

@@ -80,7 +80,7 @@ async def until_recorded(host: Host, task_id: str, timeout_s: float = 90.0) -> d
     deadline = loop.time() + timeout_s
     while True:
         row = task_row(host, task_id, "")
-        content = json.loads(row["content"])
+        content: dict[str, Any] = json.loads(row["content"])
         if row["status"] == "completed" and "script_run" in content:
             return content
         if loop.time() > deadline:

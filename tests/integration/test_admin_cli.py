@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -31,7 +32,7 @@ async def nc(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-async def nc_json(*args: str) -> object:
+async def nc_json(*args: str) -> Any:
     code, out = await nc(*args, "--json")
     assert code == 0, out
     return json.loads(out)

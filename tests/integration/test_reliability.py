@@ -21,6 +21,7 @@ from nanoclaw.sessions.schema import messages_in
 from nanoclaw.sessions.store import InboundMessage
 from nanoclaw.settings import Settings
 from nanoclaw.sweep import ops
+from nanoclaw.sweep.stuck import Claim
 from tests.crash.harness import Observers, send_until_accepted
 from tests.helpers import make_agent, say, texts, wire_chat
 
@@ -68,7 +69,7 @@ def _row(host: Host, layout: SessionLayout, message_id: str) -> dict[str, object
     return dict(row._mapping)
 
 
-def _processing(host: Host, layout: SessionLayout) -> dict[str, ops.Claim]:
+def _processing(host: Host, layout: SessionLayout) -> dict[str, Claim]:
     return {
         k: c for k, c in ops.read_claims(host.store, layout).items() if c.status == "processing"
     }

@@ -77,7 +77,11 @@ async def _next_sweep(host: Host) -> SweepReport:
     """A sweep pass that started after this call (the second report from now)."""
     for _ in range(2):
         before = host.sweep.last_report
-        await wait_for(lambda b=before: host.sweep.last_report is not b, 10, "a sweep pass")
+
+        def passed(b: SweepReport | None = before) -> bool:
+            return host.sweep.last_report is not b
+
+        await wait_for(passed, 10, "a sweep pass")
     report = host.sweep.last_report
     assert report is not None
     return report

@@ -326,9 +326,11 @@ async def test_http_events_mode_verifies_signatures_and_routes(
             "v0="
             + hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
         )
+        url = adapter.http_url
+        assert url is not None
         async with httpx.AsyncClient() as client:
             forged = await client.post(
-                adapter.http_url,
+                url,
                 content=body,
                 headers={
                     "Content-Type": "application/json",
@@ -338,7 +340,7 @@ async def test_http_events_mode_verifies_signatures_and_routes(
             )
             assert forged.status_code == 401
             ok = await client.post(
-                adapter.http_url,
+                url,
                 content=body,
                 headers={
                     "Content-Type": "application/json",

@@ -83,7 +83,7 @@ async def test_a_private_chat_is_answered_with_typing_while_the_turn_runs(
 async def test_in_groups_only_mentions_and_replies_to_the_bot_engage(
     host: Host, tg: FakeTelegram
 ) -> None:
-    group = {"chat_id": GROUP, "chat_type": "supergroup"}
+    group: dict[str, Any] = {"chat_id": GROUP, "chat_type": "supergroup"}
     await tg.push({"message": tg.message("just chatting", **group)})
     await tg.push({"message": tg.message(f"@{BOT_USERNAME} what time is it?", **group)})
     bot_message = {
@@ -239,7 +239,7 @@ async def test_an_approval_card_is_answered_by_its_button_even_after_a_host_rest
         first.repo.upsert_user("telegram:42", kind="telegram", display_name="Olive")
         first.repo.grant_role("telegram:42", "owner", granted_by="test")
         andy = make_agent(first.repo, "Andy")
-        group = {"chat_id": -1002, "chat_type": "supergroup"}
+        group: dict[str, Any] = {"chat_id": -1002, "chat_type": "supergroup"}
         wire_chat(first.repo, andy, "-1002", channel="telegram", is_group=True,
                   policy="request_approval", engage_mode="mention", engage_pattern=None)  # fmt: skip
         await tg.push({"message": tg.message(f"@{BOT_USERNAME} hi there", user_id=55,

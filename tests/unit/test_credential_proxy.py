@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import anthropic
@@ -12,6 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from nanoclaw.contract.runner_config import RunnerConfig
+from nanoclaw.db.repository import Repository
 from nanoclaw.errors import RuntimeUnavailableError
 from nanoclaw.runtime.base import RunSpec
 from nanoclaw.runtime.proxy import CredentialProxy, RequestRateLimit
@@ -189,7 +190,7 @@ def spec_and_config(tmp_path: Path, provider: str) -> tuple[RunSpec, RunnerConfi
 def services(settings: Settings, proxy: CredentialProxy | None, runtime: str) -> SandboxServices:
     return SandboxServices(
         settings=settings,
-        repo=_Repo(),
+        repo=cast(Repository, _Repo()),
         default_runtime=runtime,  # type: ignore[arg-type]
         proxy=proxy,
     )

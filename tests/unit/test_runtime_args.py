@@ -52,7 +52,8 @@ def test_docker_run_arguments_are_hardened(tmp_path: Path) -> None:
     assert kw["cap_drop"] == ["ALL"]
     assert kw["security_opt"] == ["no-new-privileges:true"]
     assert kw["read_only"] is True
-    assert set(kw["tmpfs"]) == {"/tmp", "/home/agent"}  # type: ignore[arg-type]
+    tmpfs = kw["tmpfs"]
+    assert isinstance(tmpfs, dict) and set(tmpfs) == {"/tmp", "/home/agent"}
     assert kw["network_mode"] == "none"
     assert "network" not in kw and "extra_hosts" not in kw
     assert kw["mem_limit"] == "512m" and kw["memswap_limit"] == "512m"

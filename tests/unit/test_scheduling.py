@@ -88,7 +88,8 @@ def test_previous_fire_is_the_inverse_of_next_fire() -> None:
     for _ in range(60):
         nxt = next_fire("*/20 * * * *", NY, cursor)
         assert previous_fire("*/20 * * * *", NY, nxt) == nxt
-        assert previous_fire("*/20 * * * *", NY, nxt - timedelta(microseconds=1)) <= cursor
+        before = previous_fire("*/20 * * * *", NY, nxt - timedelta(microseconds=1))
+        assert before is not None and before <= cursor
         cursor = nxt
 
 

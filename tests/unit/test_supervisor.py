@@ -203,7 +203,7 @@ async def test_a_wake_for_a_runner_being_evicted_queues_it_again(
     rig = Rig(tmp_path, settings, FakeRuntime(), cap=1)
     a, b = rig.session("a"), rig.session("b")
     assert await rig.supervisor.wake(a)
-    rig.runtime.handles[a].stop = _slow_stop(rig.runtime.handles[a])  # type: ignore[method-assign]
+    rig.runtime.handles[a].stop = _slow_stop(rig.runtime.handles[a])  # type: ignore[method-assign,assignment]
     assert await rig.supervisor.wake(b) is False
     assert await rig.supervisor.wake(a) is False  # being stopped: it waits behind b
     assert rig.supervisor.queued_sessions() == [b, a]
