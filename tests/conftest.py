@@ -14,6 +14,8 @@ from nanoclaw.channels.cli.backlog import CliBacklog
 from nanoclaw.db.central import CentralDB
 from nanoclaw.settings import Settings
 from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.slack import FakeSlack
+from tests.fakes.telegram import FakeTelegram
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SECRET_PREFIXES = ("NANOCLAW_", "ANTHROPIC_", "SLACK_", "TELEGRAM_")
@@ -82,3 +84,25 @@ def cli_backlog(tmp_path: Path) -> Iterator[CliBacklog]:
         yield CliBacklog(db=db)
     finally:
         db.dispose()
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    """A fake Slack (Web API and Socket Mode) on loopback, for one test."""
+    fake = FakeSlack()
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegram]:
+    """A fake Telegram Bot API on loopback, for one test."""
+    fake = FakeTelegram()
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()

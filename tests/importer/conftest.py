@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from nanoclaw.cli.app import _State, app
 from nanoclaw.settings import Settings
-from tests.integration.conftest import tg  # noqa: F401  (the fake Telegram for the e2e test)
 
 runner = CliRunner()
 

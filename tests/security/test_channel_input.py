@@ -19,16 +19,6 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-
-
-@pytest.fixture
 async def host(settings: Settings, tg: FakeTelegram) -> AsyncIterator[Host]:
     instance = build_host(tg_settings(settings, tg))
     await instance.start()
