@@ -213,12 +213,18 @@ _OUTBOUND_V2 = (
     )""",
 )
 
+# Indexes a pass needs so its cost does not grow with the session's history: the runner's
+# pending scan and the host's unfinished-row look-up filter on ``messages_in.status``; the
+# host reads acks changed since its watermark by ``processing_ack.status_changed``.
+_INBOUND_V3 = ("CREATE INDEX ix_messages_in_status ON messages_in (status)",)
+_OUTBOUND_V3 = ("CREATE INDEX ix_processing_ack_status_changed ON processing_ack (status_changed)",)
+
 Step = tuple[str, ...]
 
 # Append a step to change a schema; never edit a released one (files in the field are at it).
 STEPS: dict[SessionFile, tuple[Step, ...]] = {
-    SessionFile.INBOUND: (_INBOUND_V1, _INBOUND_V2),
-    SessionFile.OUTBOUND: (_OUTBOUND_V1, _OUTBOUND_V2),
+    SessionFile.INBOUND: (_INBOUND_V1, _INBOUND_V2, _INBOUND_V3),
+    SessionFile.OUTBOUND: (_OUTBOUND_V1, _OUTBOUND_V2, _OUTBOUND_V3),
 }
 
 # The Alembic revisions NanoClaw stamped before this contract, and the step each one equals.
