@@ -257,3 +257,36 @@ def test_the_per_pass_filters_are_answered_by_an_index_not_a_scan_of_the_history
     finally:
         conn.close()
     assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, plan
+
+
+def test_a_seed_commits_with_the_schema_or_not_at_all(tmp_path: Path) -> None:
+    path = tmp_path / "inbound.db"
+
+    def failing_seed(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO destinations (name, type) VALUES ('a', 'agent')")
+        raise RuntimeError("seed failed")
+
+    with pytest.raises(RuntimeError, match="seed failed"):
+        sessiondb.migrate(path, SessionFile.INBOUND, seed=failing_seed)
+    assert version(path) == 0 and "destinations" not in tables(path)
+
+    def seed(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO destinations (name, type) VALUES ('a', 'agent')")
+
+    assert sessiondb.migrate(path, SessionFile.INBOUND, seed=seed) == head_version(
+        SessionFile.INBOUND
+    )
+    # At head already, a seed still runs (in a transaction of its own).
+    sessiondb.migrate(
+        path,
+        SessionFile.INBOUND,
+        seed=lambda c: c.execute("INSERT INTO destinations (name, type) VALUES ('b', 'agent')"),
+    )
+    conn = sqlite3.connect(path)
+    try:
+        assert [r[0] for r in conn.execute("SELECT name FROM destinations ORDER BY name")] == [
+            "a",
+            "b",
+        ]
+    finally:
+        conn.close()

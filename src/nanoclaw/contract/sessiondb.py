@@ -26,7 +26,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -403,16 +403,24 @@ def check_version(conn: sqlite3.Connection, file: SessionFile, path: str) -> int
     return found
 
 
-def migrate(path: Path, file: SessionFile, *, confined: bool = False) -> int:
+def migrate(
+    path: Path,
+    file: SessionFile,
+    *,
+    confined: bool = False,
+    seed: Callable[[sqlite3.Connection], None] | None = None,
+) -> int:
     """Create or upgrade ``file`` at ``path`` to :func:`head_version`; returns the version.
 
-    A file already at head costs one open and one pragma. Only the file's writer (or the host
-    while no runner is alive) may call this: it writes.
+    A file already at head costs one open and one pragma. ``seed`` writes rows in the same
+    ``BEGIN IMMEDIATE`` transaction as the steps and ``user_version`` (a new file is created
+    and filled in one commit), or in a transaction of its own when the file is at head
+    already. Only the file's writer (or the host while no runner is alive) may call this.
     """
     head = head_version(file)
     conn = connect(path, readonly=False, confined=confined)
     try:
-        if check_version(conn, file, str(path)) == head:
+        if check_version(conn, file, str(path)) == head and seed is None:
             return head
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -420,11 +428,14 @@ def migrate(path: Path, file: SessionFile, *, confined: bool = False) -> int:
             if version == 0:
                 version = _alembic_version(conn, file, str(path))
                 conn.execute("DROP TABLE IF EXISTS alembic_version")
-            for number, step in enumerate(STEPS[file][version:], start=version + 1):
-                for statement in step:
-                    conn.execute(statement)
-                version = number
-            conn.execute(f"PRAGMA user_version={version}")
+            if version != head:
+                for number, step in enumerate(STEPS[file][version:], start=version + 1):
+                    for statement in step:
+                        conn.execute(statement)
+                    version = number
+                conn.execute(f"PRAGMA user_version={version}")
+            if seed is not None:
+                seed(conn)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
