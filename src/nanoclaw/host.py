@@ -51,6 +51,7 @@ from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import SessionStore
 from nanoclaw.settings import Settings
 from nanoclaw.sweep.loop import Sweep
+from nanoclaw.sweep.settled import SETTLED_RECORD_NAME, SettledStore
 from nanoclaw.tasks import TaskOwner
 from nanoclaw.usage.budget import BudgetGuard, BudgetPause
 from nanoclaw.usage.ledger import UsageLedger
@@ -331,6 +332,7 @@ def build_host(
         spawn=tasks.spawn,
         clock=clock.now,
         quarantine=quarantine,
+        settled_store=SettledStore(path=settings.data_path / SETTLED_RECORD_NAME),
     )
 
     async def runner_exited(session_id: str, result: RunnerExit) -> None:
