@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
+from agent_runner.db import OutboundMessage, SessionDB
 
 from nanoclaw.clock import SystemClock
 from nanoclaw.contract import sessiondb
@@ -16,7 +17,7 @@ from nanoclaw.sessions.store import InboundMessage
 from nanoclaw.settings import Settings
 from nanoclaw.sweep.settled import SETTLED_RECORD_NAME
 from tests.fakes.runtime import FakeRuntime
-from tests.helpers import make_agent, wire_chat
+from tests.helpers import make_agent, wait_for_state, wire_chat
 
 
 @pytest.fixture
@@ -138,5 +139,47 @@ async def test_an_unreadable_settled_record_means_every_session_is_visited(
     try:
         report = second.sweep.last_report
         assert report is not None and (report.swept, report.unchanged) == (3, 0)
+    finally:
+        await second.stop()
+
+
+async def test_a_reply_written_while_the_host_was_down_is_delivered_after_the_restart(
+    settings: Settings,
+) -> None:
+    first = build_host(settings, runtime=FakeRuntime())
+    await first.start()
+    andy = make_agent(first.repo, "Andy")
+    layouts = []
+    for n in range(3):
+        mg, _ = wire_chat(first.repo, andy, f"chat{n}")
+        layouts.append(
+            first.sessions.resolve(
+                agent_group_id=andy.id, messaging_group_id=mg.id, thread_id=None, mode="shared"
+            )[1]
+        )
+    await first.sweep.sweep_once()
+    await first.stop()
+
+    # A runner's reply lands in one session while no host runs.
+    runner = SessionDB(inbound_path=layouts[1].inbound_db, outbound_path=layouts[1].outbound_db)
+    out_id = "out-late"
+    runner.send(
+        OutboundMessage(
+            kind="chat",
+            content={"text": "late"},
+            channel_type="cli",
+            platform_id="chat1",
+            id=out_id,
+        )
+    )
+
+    second = build_host(settings, runtime=FakeRuntime())
+    await second.start()
+    try:
+        state = await wait_for_state(
+            lambda: second.reader.deliveries(layouts[1], [out_id]).get(out_id)
+        )
+        assert state.status == "delivered"
+        assert all(second.reader.all_delivered(layout) for layout in layouts)
     finally:
         await second.stop()
