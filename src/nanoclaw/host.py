@@ -52,6 +52,7 @@ from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import SessionStore
 from nanoclaw.settings import Settings
 from nanoclaw.sweep.loop import Sweep
+from nanoclaw.sweep.settled import SETTLED_RECORD_NAME, SettledStore
 from nanoclaw.tasks import TaskOwner
 from nanoclaw.usage.budget import BudgetGuard, BudgetPause
 from nanoclaw.usage.ledger import UsageLedger
@@ -127,10 +128,24 @@ class Host:
         self.tasks.spawn(self.notices.run(), "notices")
         self.tasks.spawn(self.permissions.approvals.run_expiry(), "approval-expiry")
         # After a restart: deliver what runners wrote while we were down (due work was woken
-        # by the sweep's recovery pass).
-        for session in await asyncio.to_thread(self.repo.sessions):
+        # by the sweep's recovery pass). A session whose every reply has its delivery record
+        # is not drained (two counts instead of a pass that reads its whole history).
+        for session in await asyncio.to_thread(self._undelivered_sessions):
             self.delivery.watch(session.id)
         log.info("host up (install %s, runtime %s)", self.settings.install_id, self.runtime.name)
+
+    def _undelivered_sessions(self) -> list[SessionRow]:
+        found = []
+        for session in self.repo.sessions():
+            if self.quarantine.is_quarantined(session.id):
+                continue  # its files are never opened again (delivery skips it anyway)
+            try:
+                if self.reader.all_delivered(self.sessions.layout(session)):
+                    continue
+            except Exception as exc:  # unreadable here: the drain will say what is wrong
+                log.debug("cannot count the deliveries of %s: %s", session.id, exc)
+            found.append(session)
+        return found
 
     async def stop(self) -> None:
         self.sweep.close()
@@ -333,6 +348,7 @@ def build_host(
         spawn=tasks.spawn,
         clock=clock.now,
         quarantine=quarantine,
+        settled_store=SettledStore(path=settings.data_path / SETTLED_RECORD_NAME),
     )
 
     async def runner_exited(session_id: str, result: RunnerExit) -> None:

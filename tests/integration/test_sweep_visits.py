@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 
 import pytest
+from agent_runner.db import OutboundMessage, SessionDB
 
+from nanoclaw.clock import SystemClock
+from nanoclaw.contract import sessiondb
+from nanoclaw.contract.timeutil import parse_iso, to_iso, utc_now
 from nanoclaw.host import Host, build_host
 from nanoclaw.sessions.store import InboundMessage
 from nanoclaw.settings import Settings
+from nanoclaw.sweep.settled import SETTLED_RECORD_NAME
 from tests.fakes.runtime import FakeRuntime
-from tests.helpers import make_agent, wire_chat
+from tests.helpers import make_agent, wait_for_state, wire_chat
 
 
 @pytest.fixture
@@ -45,3 +52,134 @@ async def test_settled_sessions_are_skipped_until_one_changes(quiet_host: Host) 
     report = await host.sweep.sweep_once()
     assert report.swept == 1 and report.unchanged == 4
     assert report.woken == [changed_id]  # the one that changed is visited and its work woken
+
+
+class AheadClock(SystemClock):
+    """The system clock, ``ahead`` later: a restart after that much downtime."""
+
+    def __init__(self, ahead: timedelta) -> None:
+        self.ahead = ahead
+
+    def now(self) -> datetime:
+        return super().now() + self.ahead
+
+
+async def test_a_restart_visits_only_sessions_changed_or_due_since_their_settled_visit(
+    settings: Settings,
+) -> None:
+    first = build_host(settings, runtime=FakeRuntime())
+    await first.start()
+    andy = make_agent(first.repo, "Andy")
+    ids, layouts = [], []
+    for n in range(5):
+        mg, _ = wire_chat(first.repo, andy, f"chat{n}")
+        session, layout = first.sessions.resolve(
+            agent_group_id=andy.id, messaging_group_id=mg.id, thread_id=None, mode="shared"
+        )
+        ids.append(session.id)
+        layouts.append(layout)
+    due = to_iso(utc_now() + timedelta(hours=1))
+    for layout in layouts[:2]:  # two sessions hold a task due in an hour
+        first.store.insert_messages(
+            layout,
+            [InboundMessage(id="t1", kind="task", content={"prompt": "x"}, process_after=due)],
+        )
+    await first.sweep.sweep_once()  # every session visited and found settled
+    await first.stop()
+
+    # While the host is down: a runner's write to one outbound.db, a journal beside another.
+    with sessiondb.writing(layouts[2].outbound_db) as conn:
+        conn.execute("INSERT INTO session_state VALUES ('k', 'v')")
+    layouts[3].inbound_db.with_name("inbound.db-journal").write_bytes(b"")
+
+    runtime = FakeRuntime()
+    second = build_host(settings, runtime=runtime)
+    await second.start()
+    try:
+        report = second.sweep.last_report
+        assert report is not None
+        assert (report.swept, report.unchanged) == (2, 3)  # the written one and the journal
+        assert second.sweep.timer.due_at(ids[0]) == parse_iso(due)  # restored, not re-read
+        assert runtime.starts == []
+    finally:
+        await second.stop()
+
+    # Two hours later the task's time has passed: that session is visited and woken.
+    runtime = FakeRuntime()
+    third = build_host(settings, runtime=runtime, clock=AheadClock(timedelta(hours=2)))
+    await third.start()
+    try:
+        report = third.sweep.last_report
+        assert report is not None
+        assert sorted(report.woken) == sorted(ids[:2])
+        assert sorted(runtime.starts) == sorted(ids[:2])
+    finally:
+        await third.stop()
+
+
+async def test_an_unreadable_settled_record_means_every_session_is_visited(
+    settings: Settings,
+) -> None:
+    first = build_host(settings, runtime=FakeRuntime())
+    await first.start()
+    andy = make_agent(first.repo, "Andy")
+    for n in range(3):
+        mg, _ = wire_chat(first.repo, andy, f"chat{n}")
+        first.sessions.resolve(
+            agent_group_id=andy.id, messaging_group_id=mg.id, thread_id=None, mode="shared"
+        )
+    await first.sweep.sweep_once()
+    await first.stop()
+    record = settings.data_path / SETTLED_RECORD_NAME
+    assert len(json.loads(record.read_text())["sessions"]) == 3
+    record.write_text("{not json")
+
+    second = build_host(settings, runtime=FakeRuntime())
+    await second.start()
+    try:
+        report = second.sweep.last_report
+        assert report is not None and (report.swept, report.unchanged) == (3, 0)
+    finally:
+        await second.stop()
+
+
+async def test_a_reply_written_while_the_host_was_down_is_delivered_after_the_restart(
+    settings: Settings,
+) -> None:
+    first = build_host(settings, runtime=FakeRuntime())
+    await first.start()
+    andy = make_agent(first.repo, "Andy")
+    layouts = []
+    for n in range(3):
+        mg, _ = wire_chat(first.repo, andy, f"chat{n}")
+        layouts.append(
+            first.sessions.resolve(
+                agent_group_id=andy.id, messaging_group_id=mg.id, thread_id=None, mode="shared"
+            )[1]
+        )
+    await first.sweep.sweep_once()
+    await first.stop()
+
+    # A runner's reply lands in one session while no host runs.
+    runner = SessionDB(inbound_path=layouts[1].inbound_db, outbound_path=layouts[1].outbound_db)
+    out_id = "out-late"
+    runner.send(
+        OutboundMessage(
+            kind="chat",
+            content={"text": "late"},
+            channel_type="cli",
+            platform_id="chat1",
+            id=out_id,
+        )
+    )
+
+    second = build_host(settings, runtime=FakeRuntime())
+    await second.start()
+    try:
+        state = await wait_for_state(
+            lambda: second.reader.deliveries(layouts[1], [out_id]).get(out_id)
+        )
+        assert state is not None and state.status == "delivered"
+        assert all(second.reader.all_delivered(layout) for layout in layouts)
+    finally:
+        await second.stop()

@@ -6,8 +6,10 @@ import os
 import socket
 import sqlite3
 import stat
+import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -189,6 +191,17 @@ def test_a_db_open_that_never_returns_hits_its_deadline() -> None:
         confined.call_with_deadline(lambda: time.sleep(30), deadline_s=0.2, what="a stuck open")
     assert caught.value.problem is SandboxFileProblem.TIMEOUT
     assert time.monotonic() - started < 10
+    # The stuck worker is never handed another open: the next one is answered at once.
+    assert confined.call_with_deadline(lambda: 42, deadline_s=5, what="the next open") == 42
+
+
+def test_deadline_opens_reuse_their_worker_threads() -> None:
+    confined.call_with_deadline(lambda: None, deadline_s=5, what="warm-up")
+    before = {t.ident for t in threading.enumerate() if t.name == "confined-open"}
+    for n in range(20):
+        assert confined.call_with_deadline(partial(int, n), deadline_s=5, what="an open") == n
+    after = {t.ident for t in threading.enumerate() if t.name == "confined-open"}
+    assert after == before
 
 
 def test_nanoclaw_init_leaves_a_planted_claude_md_link_alone(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from nanoclaw.db import migrate
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.models import UserRole
 from nanoclaw.db.repository import Repository, normalize_destination_name, validate_folder
@@ -34,6 +37,30 @@ def test_migrating_twice_is_harmless(repo: Repository) -> None:
     repo.create_agent_group(name="Andy", folder="andy")
     repo.db.migrate()
     assert [g.folder for g in repo.agent_groups()] == ["andy"]
+
+
+def test_the_head_read_from_the_scripts_is_alembics_head() -> None:
+    root = REPO_ROOT / "migrations"
+    assert migrate.declared_head(root, "central") == migrate.head_revision(root, "central")
+
+
+def test_a_database_at_head_is_opened_without_importing_alembic(repo: Repository) -> None:
+    path = repo.db.engine.url.database
+    code = (
+        "import sys; from pathlib import Path; from nanoclaw.db.central import CentralDB; "
+        f"CentralDB(path=Path({str(path)!r}), migrations_root=Path({str(REPO_ROOT / 'migrations')!r}))"
+        ".migrate(); print(sorted(m for m in sys.modules if m.startswith(('alembic', 'mako'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_new_database_is_still_migrated_by_alembic(tmp_path: Path) -> None:
+    db = CentralDB(path=tmp_path / "fresh.db", migrations_root=REPO_ROOT / "migrations")
+    db.migrate()
+    assert migrate.current_revision(db.engine) == migrate.head_revision(
+        REPO_ROOT / "migrations", "central"
+    )
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import pytest
 from nanoclaw.db.central import CentralDB
 from nanoclaw.delivery.notices import MAX_NOTICE_ATTEMPTS, NoticeOutbox, retry_delay_s
 from nanoclaw.settings import Settings
+from tests.helpers import until
 
 
 class FlakyChannel:
@@ -138,3 +139,19 @@ async def test_a_notice_being_sent_is_not_sent_again_by_the_retry_loop(db: Centr
     channel.release.set()
     assert await sending is True
     assert channel.accepted == ["slow"] and outbox.pending() == []
+
+
+async def test_the_retry_loop_retries_a_refused_notice_at_its_time(db: CentralDB) -> None:
+    """The loop sleeps until the next attempt is due (no poll each second), and is woken by
+    the refusal to learn that time."""
+    channel, clock = FlakyChannel(down_for=1), Clock()
+    outbox = NoticeOutbox(db=db, sender=channel, clock=clock)
+    loop = asyncio.create_task(outbox.run())
+    try:
+        assert await outbox.notify("slack", "C1", None, "Sorry") is False
+        clock.advance(retry_delay_s(1))
+        await until(lambda: channel.accepted == ["Sorry"], within_s=10)
+        assert channel.accepted == ["Sorry"] and len(channel.calls) == 2
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)

@@ -234,3 +234,59 @@ def test_the_host_side_open_is_probed(tmp_path: Path) -> None:
 )
 def test_one_content_parser(raw: object, parsed: dict[str, object]) -> None:
     assert sessiondb.parse_content(raw) == parsed
+
+
+@pytest.mark.parametrize(
+    ("file", "query"),
+    [
+        # the runner's pending scan and the host's look-up of unfinished rows (delivery.origin)
+        (SessionFile.INBOUND, "SELECT id FROM messages_in WHERE status = 'pending'"),
+        (SessionFile.INBOUND, "SELECT id FROM messages_in WHERE status IN ('paused', 'pending')"),
+        # the host's ack read since its watermark (delivery.acks)
+        (SessionFile.OUTBOUND, "SELECT * FROM processing_ack WHERE status_changed >= 'x'"),
+    ],
+)
+def test_the_per_pass_filters_are_answered_by_an_index_not_a_scan_of_the_history(
+    tmp_path: Path, file: SessionFile, query: str
+) -> None:
+    path = tmp_path / f"{file.value}.db"
+    sessiondb.migrate(path, file)
+    conn = sqlite3.connect(path)
+    try:
+        plan = " ".join(str(r[-1]) for r in conn.execute(f"EXPLAIN QUERY PLAN {query}"))
+    finally:
+        conn.close()
+    assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, plan
+
+
+def test_a_seed_commits_with_the_schema_or_not_at_all(tmp_path: Path) -> None:
+    path = tmp_path / "inbound.db"
+
+    def failing_seed(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO destinations (name, type) VALUES ('a', 'agent')")
+        raise RuntimeError("seed failed")
+
+    with pytest.raises(RuntimeError, match="seed failed"):
+        sessiondb.migrate(path, SessionFile.INBOUND, seed=failing_seed)
+    assert version(path) == 0 and "destinations" not in tables(path)
+
+    def seed(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO destinations (name, type) VALUES ('a', 'agent')")
+
+    assert sessiondb.migrate(path, SessionFile.INBOUND, seed=seed) == head_version(
+        SessionFile.INBOUND
+    )
+
+    # At head already, a seed still runs (in a transaction of its own).
+    def seed(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO destinations (name, type) VALUES ('b', 'agent')")
+
+    sessiondb.migrate(path, SessionFile.INBOUND, seed=seed)
+    conn = sqlite3.connect(path)
+    try:
+        assert [r[0] for r in conn.execute("SELECT name FROM destinations ORDER BY name")] == [
+            "a",
+            "b",
+        ]
+    finally:
+        conn.close()

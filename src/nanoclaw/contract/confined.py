@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import queue
 import secrets
 import shutil
 import stat
@@ -426,13 +427,33 @@ def replace_file(root: Path, *parts: str, data: bytes, make_dirs: bool = False) 
         folder.replace(parts[-1], data)
 
 
+MAX_IDLE_OPEN_WORKERS = 4  # threads kept for deadline opens (starting one per open cost ~0.4 ms)
+
+
+class _OpenWorker:
+    """A daemon thread running deadline opens one at a time; ``None`` tells it to exit."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="confined-open", daemon=True).start()
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            job()
+
+
+_idle_workers: list[_OpenWorker] = []
+_idle_workers_lock = threading.Lock()
+
+
 def call_with_deadline(fn: Callable[[], T], *, deadline_s: float, what: str) -> T:
-    """Run ``fn`` on its own daemon thread and wait at most ``deadline_s`` for it.
+    """Run ``fn`` on a daemon worker thread and wait at most ``deadline_s`` for it.
 
     For opens that only SQLite can do (it opens by name, without ``O_NONBLOCK``): a FIFO
     swapped in after the probe would block its thread forever. The caller gets a
-    :class:`SandboxFileError` at the deadline; the stuck thread holds nothing of the caller's
-    and the session is quarantined, so it cannot pile up threads.
+    :class:`SandboxFileError` at the deadline; the stuck worker holds nothing of the caller's,
+    is never handed another open (it exits once its open returns) and the session is
+    quarantined, so it cannot pile up threads. Workers that finished in time are reused.
     """
     box: dict[str, object] = {}
     done = threading.Event()
@@ -445,14 +466,24 @@ def call_with_deadline(fn: Callable[[], T], *, deadline_s: float, what: str) -> 
         finally:
             done.set()
 
-    thread = threading.Thread(target=body, name=f"confined-open {what}", daemon=True)
-    thread.start()
+    with _idle_workers_lock:
+        worker = _idle_workers.pop() if _idle_workers else None
+    if worker is None:
+        worker = _OpenWorker()
+    worker.jobs.put(body)
     if not done.wait(deadline_s):
+        worker.jobs.put(None)  # abandoned: it exits after the stuck open, never reused
         raise SandboxFileError(
             f"opening {what} did not finish within {deadline_s:g} s",
             path=what,
             problem=SandboxFileProblem.TIMEOUT,
         )
+    with _idle_workers_lock:
+        keep = len(_idle_workers) < MAX_IDLE_OPEN_WORKERS
+        if keep:
+            _idle_workers.append(worker)
+    if not keep:
+        worker.jobs.put(None)
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
     return box["value"]  # type: ignore[return-value]

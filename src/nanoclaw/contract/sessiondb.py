@@ -26,7 +26,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -213,12 +213,18 @@ _OUTBOUND_V2 = (
     )""",
 )
 
+# Indexes a pass needs so its cost does not grow with the session's history: the runner's
+# pending scan and the host's unfinished-row look-up filter on ``messages_in.status``; the
+# host reads acks changed since its watermark by ``processing_ack.status_changed``.
+_INBOUND_V3 = ("CREATE INDEX ix_messages_in_status ON messages_in (status)",)
+_OUTBOUND_V3 = ("CREATE INDEX ix_processing_ack_status_changed ON processing_ack (status_changed)",)
+
 Step = tuple[str, ...]
 
 # Append a step to change a schema; never edit a released one (files in the field are at it).
 STEPS: dict[SessionFile, tuple[Step, ...]] = {
-    SessionFile.INBOUND: (_INBOUND_V1, _INBOUND_V2),
-    SessionFile.OUTBOUND: (_OUTBOUND_V1, _OUTBOUND_V2),
+    SessionFile.INBOUND: (_INBOUND_V1, _INBOUND_V2, _INBOUND_V3),
+    SessionFile.OUTBOUND: (_OUTBOUND_V1, _OUTBOUND_V2, _OUTBOUND_V3),
 }
 
 # The Alembic revisions NanoClaw stamped before this contract, and the step each one equals.
@@ -397,16 +403,24 @@ def check_version(conn: sqlite3.Connection, file: SessionFile, path: str) -> int
     return found
 
 
-def migrate(path: Path, file: SessionFile, *, confined: bool = False) -> int:
+def migrate(
+    path: Path,
+    file: SessionFile,
+    *,
+    confined: bool = False,
+    seed: Callable[[sqlite3.Connection], None] | None = None,
+) -> int:
     """Create or upgrade ``file`` at ``path`` to :func:`head_version`; returns the version.
 
-    A file already at head costs one open and one pragma. Only the file's writer (or the host
-    while no runner is alive) may call this: it writes.
+    A file already at head costs one open and one pragma. ``seed`` writes rows in the same
+    ``BEGIN IMMEDIATE`` transaction as the steps and ``user_version`` (a new file is created
+    and filled in one commit), or in a transaction of its own when the file is at head
+    already. Only the file's writer (or the host while no runner is alive) may call this.
     """
     head = head_version(file)
     conn = connect(path, readonly=False, confined=confined)
     try:
-        if check_version(conn, file, str(path)) == head:
+        if check_version(conn, file, str(path)) == head and seed is None:
             return head
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -414,11 +428,14 @@ def migrate(path: Path, file: SessionFile, *, confined: bool = False) -> int:
             if version == 0:
                 version = _alembic_version(conn, file, str(path))
                 conn.execute("DROP TABLE IF EXISTS alembic_version")
-            for number, step in enumerate(STEPS[file][version:], start=version + 1):
-                for statement in step:
-                    conn.execute(statement)
-                version = number
-            conn.execute(f"PRAGMA user_version={version}")
+            if version != head:
+                for number, step in enumerate(STEPS[file][version:], start=version + 1):
+                    for statement in step:
+                        conn.execute(statement)
+                    version = number
+                conn.execute(f"PRAGMA user_version={version}")
+            if seed is not None:
+                seed(conn)
         except BaseException:
             conn.execute("ROLLBACK")
             raise

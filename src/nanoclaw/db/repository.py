@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -162,6 +162,14 @@ class Repository:
     def messaging_group_by_id(self, mg_id: str) -> MessagingGroup | None:
         with self.db.session() as s:
             return s.get(MessagingGroup, mg_id)
+
+    def messaging_groups_by_ids(self, mg_ids: Collection[str]) -> dict[str, MessagingGroup]:
+        """The messaging groups among ``mg_ids`` that exist, by id (one query)."""
+        if not mg_ids:
+            return {}
+        with self.db.session() as s:
+            found = s.scalars(select(MessagingGroup).where(MessagingGroup.id.in_(list(mg_ids))))
+            return {mg.id: mg for mg in found}
 
     def ensure_messaging_group(
         self,

@@ -4,7 +4,10 @@ A host notice (a failed message, a denial, a budget stop) must reach its chat ev
 channel is down at that moment or the host is killed right after deciding to send it. Each
 notice is a ``host_notices`` row before the first attempt; a failed attempt is retried with
 backoff ``NOTICE_RETRY_BASE_S·2^n`` (capped) by the retry loop, which also resumes a previous
-run's pending notices at start-up. After ``MAX_NOTICE_ATTEMPTS`` the row ends ``failed`` (logged).
+run's pending notices at start-up. The loop sleeps until the earliest pending notice's next
+attempt (woken when an attempt fails; at least ``NOTICE_MIN_WAIT_S``, at most ``NOTICE_POLL_S``
+between looks at the table): an idle host does not query it every second. After
+``MAX_NOTICE_ATTEMPTS`` the row ends ``failed`` (logged).
 """
 
 from __future__ import annotations
@@ -13,10 +16,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from nanoclaw.contract.timeutil import utc_now
 from nanoclaw.db.central import CentralDB
@@ -27,7 +30,9 @@ log = logging.getLogger("nanoclaw.delivery.notices")
 NOTICE_RETRY_BASE_S = 2.0
 NOTICE_RETRY_MAX_S = 300.0
 MAX_NOTICE_ATTEMPTS = 12  # about half an hour of retries
-NOTICE_POLL_S = 1.0
+NOTICE_POLL_S = 60.0  # the longest sleep between looks at the table with nothing due sooner
+# The shortest: a notice due now may be in flight (skipped by the retry pass) for a while.
+NOTICE_MIN_WAIT_S = 1.0
 SENT_NOTICES_KEPT_FOR_S = 7 * 24 * 3600.0
 
 
@@ -78,6 +83,7 @@ class NoticeOutbox:
         self.poll_s = poll_s
         # Ids being attempted right now: the retry loop skips them, so no notice goes twice.
         self._in_flight: set[int] = set()
+        self._changed = asyncio.Event()  # an attempt failed: its retry time is news to the loop
 
     async def notify(
         self,
@@ -98,8 +104,19 @@ class NoticeOutbox:
         """Retry due notices until cancelled (start-up included: a killed host's are resumed)."""
         await asyncio.to_thread(self._prune)
         while True:
+            self._changed.clear()
             await self.retry_due()
-            await asyncio.sleep(self.poll_s)
+            next_at = await asyncio.to_thread(self._next_attempt_at)
+            timeout_s = self.poll_s
+            if next_at is not None:
+                due_in_s = (next_at - self.clock()).total_seconds()
+                timeout_s = min(timeout_s, max(NOTICE_MIN_WAIT_S, due_in_s))
+            # Not wait_for: on Python 3.11 it can swallow a cancel that races the event.
+            waiter = asyncio.ensure_future(self._changed.wait())
+            try:
+                await asyncio.wait({waiter}, timeout=timeout_s)
+            finally:
+                waiter.cancel()
 
     async def retry_due(self) -> int:
         """Attempt every pending notice whose time has come; returns how many were sent."""
@@ -127,6 +144,8 @@ class NoticeOutbox:
                 failure=notice.failure,
             )
             await asyncio.to_thread(self._after_attempt, notice.id, ok)
+            if not ok:
+                self._changed.set()
         finally:
             self._in_flight.discard(notice.id)
         return ok
@@ -179,6 +198,15 @@ class NoticeOutbox:
                 Notice(int(r.id), r.channel_type, r.platform_id, r.thread_id, r.text, r.failure)
                 for r in s.scalars(query)
             ]
+
+    def _next_attempt_at(self) -> datetime | None:
+        with self.db.session() as s:
+            found = s.scalar(
+                select(func.min(HostNotice.next_attempt_at)).where(HostNotice.status == "pending")
+            )
+        if found is None:
+            return None
+        return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
 
     def _prune(self) -> None:
         cutoff = self.clock() - timedelta(seconds=SENT_NOTICES_KEPT_FOR_S)

@@ -24,15 +24,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from nanoclaw.contract.layout import SessionLayout
-from nanoclaw.contract.sessiondb import parse_content
+from nanoclaw.contract.sessiondb import InboundStatus, parse_content
 from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.db.sqlite import EngineCache
 from nanoclaw.sessions.schema import messages_in
 
 FINISHED_STATUSES = frozenset({"completed", "failed"})
+# The other statuses the DDL's CHECK allows: read by ``IN`` so the status index answers it
+# (a ``NOT IN`` would scan the whole history).
+UNFINISHED_STATUSES = tuple(sorted(s.value for s in InboundStatus if s not in FINISHED_STATUSES))
+# Up to this many previously unfinished ids are named in the facts query; more read every row.
+FACT_IDS_BOUND = 500
 # Decisions kept per session for requests not yet authorized; an evicted one reads as
 # "nobody" (an approval card), never as someone.
 DECISIONS_KEPT_PER_SESSION = 1024
@@ -126,7 +131,7 @@ class OriginLedger:
         with self.engines.get(layout.inbound_db, readonly=True).connect() as conn:
             high = conn.execute(select(func.max(messages_in.c.seq))).scalar()
             open_rows = conn.execute(
-                select(messages_in.c.id).where(messages_in.c.status.not_in(FINISHED_STATUSES))
+                select(messages_in.c.id).where(messages_in.c.status.in_(UNFINISHED_STATUSES))
             ).all()
         done = {mid for mid, status in acks.items() if status in FINISHED_STATUSES}
         self._current[session_id] = Observation(
@@ -144,8 +149,8 @@ class OriginLedger:
         decided = self._decided.setdefault(session_id, OrderedDict())
         new = [(rid, named) for rid, named in requests if rid not in decided]
         if new:
-            facts = self._facts(layout, current.high_seq)
             before = self._previous.get(session_id)
+            facts = self._facts(layout, current.high_seq, before)
             for rid, named in new:
                 decided[rid] = decide_origin(
                     facts, named=named, before=before, high_seq=current.high_seq, now=now_iso()
@@ -164,19 +169,30 @@ class OriginLedger:
         self._current.pop(session_id, None)
         self._decided.pop(session_id, None)
 
-    def _facts(self, layout: SessionLayout, high_seq: int) -> list[InboundFact]:
+    def _facts(
+        self, layout: SessionLayout, high_seq: int, before: Observation | None
+    ) -> list[InboundFact]:
+        """The rows :func:`decide_origin` may count: written by ``high_seq`` and, when the
+        previous pass is known, written since it or unfinished then (it filters the same way;
+        this only spares reading the finished history)."""
+        query = select(
+            messages_in.c.id,
+            messages_in.c.seq,
+            messages_in.c.kind,
+            messages_in.c.channel_type,
+            messages_in.c.content,
+            messages_in.c.status,
+            messages_in.c.process_after,
+        ).where(messages_in.c.seq <= high_seq)
+        if before is not None and len(before.unfinished) <= FACT_IDS_BOUND:
+            query = query.where(
+                or_(
+                    messages_in.c.seq > before.high_seq,
+                    messages_in.c.id.in_(sorted(before.unfinished)),
+                )
+            )
         with self.engines.get(layout.inbound_db, readonly=True).connect() as conn:
-            rows = conn.execute(
-                select(
-                    messages_in.c.id,
-                    messages_in.c.seq,
-                    messages_in.c.kind,
-                    messages_in.c.channel_type,
-                    messages_in.c.content,
-                    messages_in.c.status,
-                    messages_in.c.process_after,
-                ).where(messages_in.c.seq <= high_seq)
-            ).all()
+            rows = conn.execute(query).all()
         return [
             InboundFact(
                 id=r.id,

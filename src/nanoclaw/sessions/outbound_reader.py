@@ -3,7 +3,7 @@ connections; the row types are the session-DB contract's."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.sessiondb import (
@@ -113,6 +113,24 @@ class SessionReader:
             )
             for r in rows
         }
+
+    def all_delivered(self, layout: SessionLayout) -> bool:
+        """Whether every ``messages_out`` row has a terminal ``delivered`` record.
+
+        By count: rows are never deleted from either table and ``delivered`` holds only ids
+        read from ``messages_out``, so equal counts mean nothing is left to deliver.
+        """
+        if not layout.outbound_db.exists():
+            return True
+        with self.engines.get(layout.outbound_db, readonly=True).connect() as conn:
+            written = conn.execute(select(func.count()).select_from(messages_out)).scalar()
+        with self.engines.get(layout.inbound_db, readonly=True).connect() as conn:
+            done = conn.execute(
+                select(func.count())
+                .select_from(delivered)
+                .where(delivered.c.status.in_(("delivered", "failed")))
+            ).scalar()
+        return int(written or 0) == int(done or 0)
 
     def pending_counts(self, layout: SessionLayout) -> dict[str, int]:
         with self.engines.get(layout.inbound_db, readonly=True).connect() as conn:

@@ -65,10 +65,12 @@ class SessionService:
                 thread_id=thread_id if mode == "per-thread" else None,
                 session_mode=mode,
             )
-            layout = self.store.ensure(self.folder_of(agent_group_id), draft.id)
+            # inbound.db's schema and projection are one commit, outbound.db's schema another.
+            layout = self.store.ensure(
+                self.folder_of(agent_group_id), draft.id, projection=self.projection(draft)
+            )
             # No runner can be alive for a session not yet created (invariant 1 allows this).
             self.store.prepare_outbound(layout)
-            self.project(draft, layout)
             session = self.repo.create_session(
                 agent_group_id=agent_group_id,
                 messaging_group_id=messaging_group_id,
@@ -91,10 +93,21 @@ class SessionService:
     def project(self, session: SessionRow, layout: SessionLayout | None = None) -> None:
         """Write the agent's destinations and the session's reply address into ``inbound.db``."""
         layout = layout or self.layout(session)
+        rows, routing = self.projection(session)
+        self.store.project(layout, dests=rows, routing=routing)
+
+    def projection(self, session: SessionRow) -> tuple[list[DestinationRow], RoutingRow | None]:
+        """The agent's destinations and the session's reply address, from the central DB (the
+        chats they name are read in one query, however many the agent is wired to)."""
+        dests = self.repo.destinations(session.agent_group_id)
+        wanted = {d.target_id for d in dests if d.target_type == "channel"}
+        if session.messaging_group_id:
+            wanted.add(session.messaging_group_id)
+        groups = self.repo.messaging_groups_by_ids(wanted)
         rows: list[DestinationRow] = []
-        for dest in self.repo.destinations(session.agent_group_id):
+        for dest in dests:
             if dest.target_type == "channel":
-                mg = self.repo.messaging_group_by_id(dest.target_id)
+                mg = groups.get(dest.target_id)
                 if mg is None:
                     continue
                 rows.append(
@@ -119,11 +132,10 @@ class SessionService:
                     )
                 )
         routing = None
-        if session.messaging_group_id:
-            mg = self.repo.messaging_group_by_id(session.messaging_group_id)
-            if mg is not None:
-                routing = RoutingRow(mg.channel_type, mg.platform_id, session.thread_id)
-        self.store.project(layout, dests=rows, routing=routing)
+        mg = groups.get(session.messaging_group_id) if session.messaging_group_id else None
+        if mg is not None:
+            routing = RoutingRow(mg.channel_type, mg.platform_id, session.thread_id)
+        return rows, routing
 
 
 def _session_key(

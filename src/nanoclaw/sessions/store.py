@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,10 +31,8 @@ from nanoclaw.db.sqlite import EngineCache
 from nanoclaw.sessions.paths import safe_name
 from nanoclaw.sessions.schema import (
     delivered,
-    destinations,
     messages_in,
     processing_ack,
-    session_routing,
 )
 
 
@@ -102,13 +101,30 @@ class SessionStore:
     def layout(self, agent_folder: str, session_id: str) -> SessionLayout:
         return SessionLayout(self.sessions_root / safe_name(agent_folder) / safe_name(session_id))
 
-    def ensure(self, agent_folder: str, session_id: str) -> SessionLayout:
-        """Create the folder and both DBs at their schema heads (idempotent)."""
+    def ensure(
+        self,
+        agent_folder: str,
+        session_id: str,
+        *,
+        projection: tuple[Sequence[DestinationRow], RoutingRow | None] | None = None,
+    ) -> SessionLayout:
+        """Create the folder and ``inbound.db`` at its schema head (idempotent).
+
+        ``projection`` (destinations, routing) is written in the same transaction as the
+        schema, so a new ``inbound.db`` costs one commit.
+        """
         layout = self.layout(agent_folder, session_id)
         for sub in SUBDIRS:
             layout.dir(sub).mkdir(parents=True, exist_ok=True)
+        seed = None
+        if projection is not None:
+            dests, routing = projection
+
+            def seed(conn: sqlite3.Connection) -> None:
+                _write_projection(conn, dests, routing)
+
         with self._lock(layout):
-            sessiondb.migrate(layout.inbound_db, SessionFile.INBOUND, confined=True)
+            sessiondb.migrate(layout.inbound_db, SessionFile.INBOUND, confined=True, seed=seed)
         return layout
 
     def prepare_outbound(self, layout: SessionLayout) -> None:
@@ -182,29 +198,8 @@ class SessionStore:
         routing: RoutingRow | None,
     ) -> None:
         """Replace ``destinations`` and ``session_routing`` in one transaction."""
-        with self.write(layout) as conn:
-            conn.execute(delete(destinations))
-            for d in dests:
-                conn.execute(
-                    insert(destinations).values(
-                        name=d.name,
-                        display_name=d.display_name,
-                        type=d.type,
-                        channel_type=d.channel_type,
-                        platform_id=d.platform_id,
-                        agent_group_id=d.agent_group_id,
-                    )
-                )
-            conn.execute(delete(session_routing))
-            if routing is not None:
-                conn.execute(
-                    insert(session_routing).values(
-                        id=1,
-                        channel_type=routing.channel_type,
-                        platform_id=routing.platform_id,
-                        thread_id=routing.thread_id,
-                    )
-                )
+        with self._lock(layout), sessiondb.writing(layout.inbound_db, confined=True) as conn:
+            _write_projection(conn, dests, routing)
 
     def sync_acks(self, layout: SessionLayout, acks: dict[str, str]) -> int:
         """Mark pending rows completed when the runner acked them completed or failed.
@@ -284,3 +279,25 @@ class SessionStore:
             self._locks.pop(str(layout.root), None)
         self.engines.forget(layout.inbound_db)
         self.engines.forget(layout.outbound_db)
+
+
+def _write_projection(
+    conn: sqlite3.Connection, dests: Sequence[DestinationRow], routing: RoutingRow | None
+) -> None:
+    """Replace ``destinations`` and ``session_routing`` inside the caller's transaction."""
+    conn.execute("DELETE FROM destinations")
+    conn.executemany(
+        "INSERT INTO destinations (name, display_name, type, channel_type, platform_id,"
+        " agent_group_id) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (d.name, d.display_name, d.type, d.channel_type, d.platform_id, d.agent_group_id)
+            for d in dests
+        ],
+    )
+    conn.execute("DELETE FROM session_routing")
+    if routing is not None:
+        conn.execute(
+            "INSERT INTO session_routing (id, channel_type, platform_id, thread_id)"
+            " VALUES (1, ?, ?, ?)",
+            (routing.channel_type, routing.platform_id, routing.thread_id),
+        )

@@ -19,9 +19,11 @@ counted in the report and skipped; the others go on):
 Only sessions with something to do are visited: one with no live runner whose ``inbound.db``
 and ``outbound.db`` change counters are what they were after a visit that left it settled (no
 claim, no due work) is skipped; its future due work is the timer's, which holds every
-session's next due time in memory. That state lives in memory and is rebuilt by the first
-sweep after start-up, which visits every session; every ``FULL_SWEEP_EVERY`` sweeps all are
-visited again as a safety net.
+session's next due time in memory. That state is also saved after each sweep
+(:mod:`nanoclaw.sweep.settled`), so the recovery pass at start-up skips a session whose DBs are
+unchanged since a settled visit, have no ``-journal`` and have no due time passed (its next due
+time goes back to the timer); every other session is visited. Every ``FULL_SWEEP_EVERY``
+sweeps all are visited again as a safety net.
 
 Whether a runner is alive is never kept here: every step asks ``Supervisor.liveness``.
 """
@@ -54,6 +56,7 @@ from nanoclaw.sessions.outbound_reader import SessionReader
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.settings import Settings
 from nanoclaw.sweep import ops
+from nanoclaw.sweep.settled import Settled, SettledStore, Signature
 from nanoclaw.sweep.stuck import Claim, decide_stuck_action
 from nanoclaw.sweep.timer import DueTimer
 from nanoclaw.tasks import Spawn
@@ -97,6 +100,7 @@ class Sweep:
         spawn: Spawn,
         clock: Callable[[], datetime] = utc_now,
         quarantine: SessionQuarantine | None = None,
+        settled_store: SettledStore | None = None,
     ) -> None:
         self.settings = settings
         self.repo = repo
@@ -117,15 +121,31 @@ class Sweep:
         self.store.add_insert_listener(self.timer.inserted)
         self._closing = False
         # session id → (inbound, outbound) change counters after a visit that left it settled
-        self._settled: dict[str, tuple[object, object]] = {}
+        self._settled: dict[str, tuple[Signature, Signature]] = {}
+        self._settled_due: dict[str, str | None] = {}  # its next due time after that visit
+        self._restored: dict[str, str | None] = {}  # settled before start-up: next due time
+        self.settled_store = settled_store  # the settled state kept across restarts
+        self._saved: dict[str, Settled] = {}
         self._sweeps = 0
         self._nudges: set[asyncio.Task[None]] = set()
         self.last_report: SweepReport | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def recover(self) -> SweepReport:
-        """At start-up, before channels accept messages: one full pass (no try is counted)."""
-        return await self.sweep_once()
+        """At start-up, before channels accept messages: one pass (no try is counted) over
+        every session not recorded settled and unchanged since (see the module docstring)."""
+        if self.settled_store is not None:
+            saved = await asyncio.to_thread(self.settled_store.load)
+            self._saved = dict(saved)
+            for session_id, entry in saved.items():
+                self._settled[session_id] = entry.signatures
+                self._settled_due[session_id] = entry.next_due
+                self._restored[session_id] = entry.next_due
+            self._sweeps = 1  # the recovery pass is not a full one: the record stands for it
+        try:
+            return await self.sweep_once()
+        finally:
+            self._restored.clear()
 
     async def run(self) -> None:
         """The periodic sweep and the due-work timer, until cancelled."""
@@ -164,12 +184,16 @@ class Sweep:
                     and signatures is not None
                     and self._settled.get(session.id) == signatures
                     and not self.supervisor.is_alive(session.id)
+                    and self._restored_still_settled(session)
                 ):
                     report.unchanged += 1
                     continue
                 self._settled.pop(session.id, None)
+                self._settled_due.pop(session.id, None)
                 if await self._sweep_session(session, report) and signatures is not None:
                     self._settled[session.id] = signatures
+                    due = self.timer.due_at(session.id)
+                    self._settled_due[session.id] = None if due is None else to_iso(due)
                 report.swept += 1
             except SandboxFileError as exc:
                 report.skipped[session.id] = f"quarantined: {exc}"
@@ -182,10 +206,48 @@ class Sweep:
                 report.skipped[session.id] = f"{type(exc).__name__}: {exc}"
                 log.error("sweep skipped session %s: %s", session.id, exc)
         self.last_report = report
+        await self._save_settled({s.id for s in sessions})
         log.debug("sweep of %d session(s) took %.3f s", report.swept, time.monotonic() - started)
         return report
 
-    def _signatures(self, session: SessionRow) -> tuple[object, object] | None:
+    def _restored_still_settled(self, session: SessionRow) -> bool:
+        """A session settled before start-up is skipped only with no ``-journal`` beside either
+        DB (a kill mid-write) and no due time passed; its next due time goes to the timer."""
+        if session.id not in self._restored:
+            return True
+        next_due = self._restored[session.id]
+        if next_due is not None and next_due <= to_iso(self.clock()):
+            return False
+        layout = self.sessions.layout(session)
+        for db in (layout.inbound_db, layout.outbound_db):
+            if db.with_name(db.name + "-journal").exists():
+                return False
+        self.timer.track(session.id, layout)
+        self.timer.note(session.id, next_due)
+        return True
+
+    async def _save_settled(self, live: set[str]) -> None:
+        if self.settled_store is None:
+            return
+        current = {
+            session_id: Settled(
+                inbound=signatures[0],
+                outbound=signatures[1],
+                next_due=self._settled_due.get(session_id),
+            )
+            for session_id, signatures in self._settled.items()
+            if session_id in live
+        }
+        if current == self._saved:
+            return
+        try:
+            await asyncio.to_thread(self.settled_store.save, current)
+        except OSError as exc:  # a cache: the next start-up visits more sessions, that is all
+            log.warning("cannot save the sweep's settled record: %s", exc)
+            return
+        self._saved = current
+
+    def _signatures(self, session: SessionRow) -> tuple[Signature, Signature] | None:
         layout = self.sessions.layout(session)
         inbound = change_signature(layout.inbound_db)
         if inbound is None:

@@ -102,6 +102,10 @@ class DueTimer:
         self._due.pop(session_id, None)
         self.note(session_id, at)
 
+    def due_at(self, session_id: str) -> datetime | None:
+        """The session's earliest future due time as the timer holds it."""
+        return self._due.get(session_id)
+
     def earliest(self) -> datetime | None:
         return min(self._due.values()) if self._due else None
 
