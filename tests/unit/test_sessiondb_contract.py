@@ -270,18 +270,18 @@ def test_a_seed_commits_with_the_schema_or_not_at_all(tmp_path: Path) -> None:
         sessiondb.migrate(path, SessionFile.INBOUND, seed=failing_seed)
     assert version(path) == 0 and "destinations" not in tables(path)
 
-    def seed(conn: sqlite3.Connection) -> None:
+    def seed_a(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO destinations (name, type) VALUES ('a', 'agent')")
 
-    assert sessiondb.migrate(path, SessionFile.INBOUND, seed=seed) == head_version(
+    assert sessiondb.migrate(path, SessionFile.INBOUND, seed=seed_a) == head_version(
         SessionFile.INBOUND
     )
 
     # At head already, a seed still runs (in a transaction of its own).
-    def seed(conn: sqlite3.Connection) -> None:
+    def seed_b(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO destinations (name, type) VALUES ('b', 'agent')")
 
-    sessiondb.migrate(path, SessionFile.INBOUND, seed=seed)
+    sessiondb.migrate(path, SessionFile.INBOUND, seed=seed_b)
     conn = sqlite3.connect(path)
     try:
         assert [r[0] for r in conn.execute("SELECT name FROM destinations ORDER BY name")] == [
