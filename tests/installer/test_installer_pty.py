@@ -75,7 +75,9 @@ def test_custom_endpoint_time_zone_owner_terminal_then_chat(install: Install) ->
         child.expect("answered")  # the credential check, one real request
         child.expect("a scratch agent answered")
         child.expect("Where do you want to talk to your assistant")
-        child.expect(r"Choose 1-3 \[1\]: ")
+        for n, name in enumerate(("terminal", "Telegram", "Slack", "Discord", "WhatsApp"), 1):
+            child.expect(rf"{n}\) [^\r\n]*{name}")
+        child.expect(r"Choose 1-5 \[1\]: ")
         child.sendline("1")
         child.expect("Opening a chat")
         child.expect("Ctrl-D")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.fakes.telegram import BOT_USERNAME, FakeTelegram
 from tests.installer.conftest import Install
+from tests.installer.piped import read_until, spawn
 from tests.installer.threaded import running
 
 pytestmark = pytest.mark.timeout(400)
@@ -20,39 +20,13 @@ ADD_CODE = re.compile(r"Pairing code for \w+: ([A-Z0-9]{4}-[A-Z0-9]{4})")
 WAITING = re.compile(r"Waiting for the code")
 
 
-def _spawn(argv: list[str], install: Install) -> subprocess.Popen[str]:
-    """Start one installer/CLI command with its output merged into one text pipe."""
-    return subprocess.Popen(
-        argv,
-        cwd=REPO_ROOT,
-        env=install.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def _read_until(proc: subprocess.Popen[str], seen: list[str], pattern: re.Pattern[str]) -> str:
-    """Read lines into ``seen`` until one matches; the match's first group, or fail with the output."""
-    assert proc.stdout is not None
-    while True:
-        line = proc.stdout.readline()
-        assert line, "".join(seen)
-        sys.stdout.write(line)
-        seen.append(line)
-        found = pattern.search(line)
-        if found:
-            return found.group(1) if pattern.groups else found.group(0)
-
-
 def test_telegram_is_paired_within_the_setup_run(install: Install) -> None:
     tg = FakeTelegram()
     with running(tg) as loop:
         install.env.update(
             NANOCLAW_TELEGRAM_API_BASE_URL=tg.url, NANOCLAW_TELEGRAM_POLL_TIMEOUT_S="1"
         )
-        proc = _spawn(
+        proc = spawn(
             [
                 "bash",
                 str(REPO_ROOT / "nanoclaw.sh"),
@@ -70,7 +44,7 @@ def test_telegram_is_paired_within_the_setup_run(install: Install) -> None:
         )
         assert proc.stdout is not None
         seen: list[str] = []
-        code = _read_until(proc, seen, CODE)
+        code = read_until(proc, seen, CODE)
         loop.call(tg.push({"message": tg.message(code, chat_id=7, user_id=7, first_name="Op")}))
         # read on through the same buffered pipe (communicate() would skip what it holds)
         rest = proc.stdout.read()
@@ -95,7 +69,7 @@ def test_channels_add_restarts_a_running_host_to_pair(install: Install) -> None:
         assert install.nanoclaw("init").returncode == 0
         assert install.nanoclaw("start").returncode == 0
         before = json.loads(install.nanoclaw("status", "--json").stdout)["running_host"]["pid"]
-        proc = _spawn(
+        proc = spawn(
             [
                 sys.executable,
                 "-m",
@@ -112,8 +86,8 @@ def test_channels_add_restarts_a_running_host_to_pair(install: Install) -> None:
         )
         assert proc.stdout is not None
         seen: list[str] = []
-        code = _read_until(proc, seen, ADD_CODE)
-        _read_until(proc, seen, WAITING)
+        code = read_until(proc, seen, ADD_CODE)
+        read_until(proc, seen, WAITING)
         assert "Restarting the host" in "".join(seen)
         loop.call(tg.push({"message": tg.message(code, chat_id=9, user_id=9, first_name="Op")}))
         # read on through the same buffered pipe (communicate() would skip what it holds)

@@ -4,8 +4,6 @@ the host restarted, and the pairing done in the same run."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 
 import pytest
@@ -13,6 +11,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.fakes.discord import USER_ID, FakeDiscord
 from tests.installer.conftest import Install
+from tests.installer.piped import read_until, spawn
 from tests.installer.threaded import running
 
 pytestmark = pytest.mark.timeout(400)
@@ -28,7 +27,7 @@ def test_discord_is_paired_within_the_setup_run(install: Install) -> None:
             NANOCLAW_DISCORD_API_BASE_URL=dc.api_base_url,
             NANOCLAW_DISCORD_GUILD_READY_TIMEOUT_S="0.2",
         )
-        proc = subprocess.Popen(
+        proc = spawn(
             [
                 "bash",
                 str(REPO_ROOT / "nanoclaw.sh"),
@@ -42,23 +41,11 @@ def test_discord_is_paired_within_the_setup_run(install: Install) -> None:
                 "--pair-timeout",
                 "120",
             ],
-            cwd=REPO_ROOT,
-            env=install.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+            install,
         )
         assert proc.stdout is not None
         seen: list[str] = []
-        code = None
-        while code is None:
-            line = proc.stdout.readline()
-            assert line, "".join(seen)
-            sys.stdout.write(line)
-            seen.append(line)
-            found = CODE.search(line)
-            code = found.group(1) if found else None
+        code = read_until(proc, seen, CODE)
         deadline = time.monotonic() + CONNECT_WITHIN_S
         while not dc.connected():  # the restarted host's gateway session
             assert time.monotonic() < deadline, "the host never connected to the gateway"

@@ -54,6 +54,18 @@ async def run_cli(env: dict[str, str], *args: str) -> asyncio.subprocess.Process
     )
 
 
+async def read_code(proc: asyncio.subprocess.Process, output: list[str]) -> str:
+    """Read the command's lines into ``output`` until the pairing code; the code."""
+    assert proc.stdout is not None
+    while True:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        assert line, "".join(output)
+        output.append(line)
+        found = CODE.search(line)
+        if found:
+            return found.group(1)
+
+
 async def test_add_telegram_checks_stores_pairs_and_welcomes(
     tg: FakeTelegram, tmp_path: Path, short_dir: Path
 ) -> None:
@@ -65,15 +77,8 @@ async def test_add_telegram_checks_stores_pairs_and_welcomes(
         TELEGRAM_BOT_TOKEN=tg.token,
     )
     proc = await run_cli(env, "channels", "add", "telegram", "--timeout", "60")
-    assert proc.stdout is not None
     output: list[str] = []
-    code = None
-    while code is None:
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        assert line, "".join(output)
-        output.append(line)
-        found = CODE.search(line)
-        code = found.group(1) if found else None
+    code = await read_code(proc, output)
     await tg.push({"message": tg.message(code, chat_id=7, user_id=7, first_name="Op")})
     rest, _ = await asyncio.wait_for(proc.communicate(), 60)
     text = "".join(output) + rest.decode()

@@ -72,6 +72,23 @@ async def host(settings: Settings, dc: FakeDiscord) -> AsyncIterator[Host]:
         yield instance
 
 
+@pytest.fixture
+async def paired(settings: Settings, dc: FakeDiscord) -> AsyncIterator[Host]:
+    """A started host with agent Andy and nothing wired, after the owner sent its pairing code in
+    a DM and the welcome came back."""
+    host = build_host(dc_settings(settings, dc))
+    await host.start()
+    try:
+        await connected(host)
+        andy = make_agent(host.repo, "Andy")
+        code = PairingCodes(path=host.settings.data_path / PAIRING_FILE).issue("discord", andy.id)
+        await dc.send_message(dc.message(code, channel_id=DM_CHANNEL, dm=True))
+        await until(lambda: dc.sent(DM_CHANNEL), "the welcome")
+        yield host
+    finally:
+        await host.stop()
+
+
 def texts(dc: FakeDiscord, channel_id: str) -> list[str]:
     return [str(c.params.get("content") or "") for c in dc.sent(channel_id)]
 
@@ -260,23 +277,12 @@ async def test_close_4014_names_the_message_content_intent_and_the_fix(
 
 
 async def test_pairing_code_in_a_dm_makes_the_sender_owner_and_welcomes(
-    settings: Settings, dc: FakeDiscord
+    paired: Host, dc: FakeDiscord
 ) -> None:
-    host = build_host(dc_settings(settings, dc))
-    await host.start()
-    try:
-        await connected(host)
-        andy = make_agent(host.repo, "Andy")
-        code = PairingCodes(path=host.settings.data_path / PAIRING_FILE).issue("discord", andy.id)
-        await dc.send_message(dc.message(code, channel_id=DM_CHANNEL, dm=True))
-        await until(lambda: dc.sent(DM_CHANNEL), "the welcome")
-        assert texts(dc, DM_CHANNEL) == [f"Andy {MOCK}{WELCOME_PROMPT}"]
-        membership = host.repo.membership(f"discord:{USER_ID}")
-        assert membership is not None and ("owner", None) in membership.roles
-        mg = host.repo.messaging_group("discord", DM_CHANNEL)
-        assert mg is not None
-    finally:
-        await host.stop()
+    assert texts(dc, DM_CHANNEL) == [f"Andy {MOCK}{WELCOME_PROMPT}"]
+    membership = paired.repo.membership(f"discord:{USER_ID}")
+    assert membership is not None and ("owner", None) in membership.roles
+    assert paired.repo.messaging_group("discord", DM_CHANNEL) is not None
 
 
 async def test_agent_edits_and_reactions_and_people_s_edits_are_ignored(
@@ -301,28 +307,18 @@ async def test_agent_edits_and_reactions_and_people_s_edits_are_ignored(
 
 
 async def test_after_pairing_the_first_server_mention_is_answered_in_that_channel(
-    settings: Settings, dc: FakeDiscord
+    paired: Host, dc: FakeDiscord
 ) -> None:
     """The new user's path: pair in a DM, mention the bot in a server, connect it, get the answer."""
-    host = build_host(dc_settings(settings, dc))
-    await host.start()
-    try:
-        await connected(host)
-        andy = make_agent(host.repo, "Andy")
-        code = PairingCodes(path=host.settings.data_path / PAIRING_FILE).issue("discord", andy.id)
-        await dc.send_message(dc.message(code, channel_id=DM_CHANNEL, dm=True))
-        await until(lambda: dc.sent(DM_CHANNEL), "the welcome")
-        await dc.send_message(dc.message("hello team", mention_bot=True))
-        (card,) = await dc.wait_for(SEND, where=lambda c: bool(c.params.get("components")))
-        assert card.path == f"/channels/{DM_CHANNEL}/messages"  # the owner's DM (create DM)
-        assert str(dc.called("POST /users/@me/channels")[0].params["recipient_id"]) == USER_ID
-        labels = [b["label"] for b in card.params["components"][0]["components"]]
-        assert labels[0] == "Connect to Andy"
-        await dc.click(card, 0)
-        await until(lambda: texts(dc, CHANNEL_ID), "the answer in the server channel")
-        assert texts(dc, CHANNEL_ID) == [f"Andy {MOCK}@andy hello team"]
-    finally:
-        await host.stop()
+    await dc.send_message(dc.message("hello team", mention_bot=True))
+    (card,) = await dc.wait_for(SEND, where=lambda c: bool(c.params.get("components")))
+    assert card.path == f"/channels/{DM_CHANNEL}/messages"  # the owner's DM (create DM)
+    assert str(dc.called("POST /users/@me/channels")[0].params["recipient_id"]) == USER_ID
+    labels = [b["label"] for b in card.params["components"][0]["components"]]
+    assert labels[0] == "Connect to Andy"
+    await dc.click(card, 0)
+    await until(lambda: texts(dc, CHANNEL_ID), "the answer in the server channel")
+    assert texts(dc, CHANNEL_ID) == [f"Andy {MOCK}@andy hello team"]
 
 
 async def test_doctor_without_a_host_tries_the_token_and_the_intent(

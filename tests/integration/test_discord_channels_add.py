@@ -11,7 +11,7 @@ import pytest
 from nanoclaw.channels.pairing import WELCOME_PROMPT
 from tests.channel_helpers import until
 from tests.fakes.discord import USER_ID, FakeDiscord
-from tests.integration.test_channels_add import CODE, cli_env, run_cli
+from tests.integration.test_channels_add import cli_env, read_code, run_cli
 
 pytestmark = pytest.mark.timeout(90)
 DM_CHANNEL = str(int(USER_ID) + 1)
@@ -44,15 +44,8 @@ async def test_add_discord_checks_the_token_stores_it_pairs_and_says_hello(
 ) -> None:
     env = discord_env(tmp_path, short_dir, dc, dc.token)
     proc = await run_cli(env, "channels", "add", "discord", "--timeout", "60")
-    assert proc.stdout is not None
     output: list[str] = []
-    code = None
-    while code is None:
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        assert line, "".join(output)
-        output.append(line)
-        found = CODE.search(line)
-        code = found.group(1) if found else None
+    code = await read_code(proc, output)
     await dc.wait_for("GET /gateway/bot")  # the in-process host is connecting
     await until(dc.connected, "the host's gateway session")
     await dc.send_message(dc.message(code, channel_id=DM_CHANNEL, dm=True))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -22,19 +22,11 @@ from nanoclaw.sessions.store import InboundMessage
 from nanoclaw.settings import Settings
 from nanoclaw.sweep import ops
 from nanoclaw.sweep.stuck import Claim
+from tests.channel_helpers import until
 from tests.crash.harness import Observers, send_until_accepted
 from tests.helpers import make_agent, say, texts, wire_chat
 
 pytestmark = pytest.mark.timeout(90)
-
-
-async def wait_for(predicate: Callable[[], object], within_s: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -82,7 +74,7 @@ async def test_runner_sigkilled_mid_turn_is_retried_and_answered(fast_host: Host
     await say(host.settings.cli_socket, "hello")  # the session and its runner exist
     layout = _layout(host, "local")
     reply = asyncio.create_task(say(host.settings.cli_socket, "!sleep 0.8", timeout=30))
-    await wait_for(lambda: _processing(host, layout), 10, "the turn to claim the message")
+    await until(lambda: _processing(host, layout), "the turn to claim the message", within_s=10)
     state = host.reader.runner_state(layout)
     assert state is not None and state.pid
     os.kill(state.pid, signal.SIGKILL)
@@ -117,9 +109,9 @@ async def test_hung_runner_is_killed_within_thresholds_retried_then_failed_with_
             settings.cli_socket, chat="local", message_id="hang1", text="!sleep 60"
         )
         message_id = f"cli:local:hang1:{agent.id}"
-        await wait_for(lambda: message_id in _processing(host, layout), 10, "the first claim")
+        await until(lambda: message_id in _processing(host, layout), "the first claim", within_s=10)
         first_claim = parse_iso(_processing(host, layout)[message_id].status_changed)
-        await wait_for(lambda: _row(host, layout, message_id)["tries"] == 1, 15, "the kill")
+        await until(lambda: _row(host, layout, message_id)["tries"] == 1, "the kill", within_s=15)
         killed_after = (utc_now() - first_claim).total_seconds()
         # tolerance + one sweep interval + the stop grace, plus scheduling slack
         limit = (
@@ -130,15 +122,17 @@ async def test_hung_runner_is_killed_within_thresholds_retried_then_failed_with_
         )
         assert killed_after <= limit, f"killed {killed_after:.2f} s after the claim"
         # Retried: a new runner claims it again after the backoff …
-        await wait_for(lambda: message_id in _processing(host, layout), 15, "the retry")
+        await until(lambda: message_id in _processing(host, layout), "the retry", within_s=15)
         # … hangs again, and at max_tries the message ends failed.
-        await wait_for(lambda: _row(host, layout, message_id)["status"] == "failed", 20, "fail")
+        await until(
+            lambda: _row(host, layout, message_id)["status"] == "failed", "fail", within_s=20
+        )
         assert _row(host, layout, message_id)["tries"] == settings.max_tries
         # The user is told at the message's reply address …
-        await wait_for(
+        await until(
             lambda: any("could not process" in r for r in observers.replies["local"]),
-            10,
             "the user's failure notice",
+            within_s=10,
         )
         # … and so is the agent, through its own inbound queue.
         notice = _row(host, layout, f"notice-failed-in-{message_id}")
@@ -168,7 +162,7 @@ async def test_unreadable_session_db_does_not_stop_other_sessions(fast_host: Hos
 
 
 async def _claim_delay(host: Host, layout: SessionLayout, message_id: str, due: str) -> float:
-    await wait_for(lambda: message_id in ops.read_claims(host.store, layout), 10, "the claim")
+    await until(lambda: message_id in ops.read_claims(host.store, layout), "the claim", within_s=10)
     claimed = parse_iso(ops.read_claims(host.store, layout)[message_id].status_changed)
     return (claimed - parse_iso(due)).total_seconds()
 

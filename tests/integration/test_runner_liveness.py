@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
@@ -20,6 +20,7 @@ from nanoclaw.runtime.liveness import RunnerLiveness
 from nanoclaw.settings import Settings
 from nanoclaw.sweep import ops
 from nanoclaw.sweep.loop import SweepReport
+from tests.channel_helpers import until
 from tests.crash.harness import send_until_accepted
 from tests.helpers import make_agent, say, texts, wire_chat
 
@@ -34,15 +35,6 @@ class Views:
     status: str  # the host's status table (``AdminService.sessions``)
     published: str  # ``sessions.runner_status``, for ``nanoclaw status`` in another process
     evictable: bool  # among the runners a waiting session may displace
-
-
-async def wait_for(predicate: Callable[[], object], within_s: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -81,7 +73,7 @@ async def _next_sweep(host: Host) -> SweepReport:
         def passed(b: SweepReport | None = before) -> bool:
             return host.sweep.last_report is not b
 
-        await wait_for(passed, 10, "a sweep pass")
+        await until(passed, "a sweep pass", within_s=10)
     report = host.sweep.last_report
     assert report is not None
     return report
@@ -108,10 +100,14 @@ async def test_sweep_status_and_eviction_agree_after_a_runner_crash(host: Host) 
     assert state is not None and state.pid
 
     os.kill(state.pid, signal.SIGKILL)  # between turns: nothing is claimed, nothing re-wakes it
-    await wait_for(
-        lambda: host.supervisor.liveness(session_id) is RunnerLiveness.STOPPED, 10, "the exit"
+    await until(
+        lambda: host.supervisor.liveness(session_id) is RunnerLiveness.STOPPED,
+        "the exit",
+        within_s=10,
     )
-    await wait_for(lambda: host.repo.session(session_id).runner_status == "stopped", 10, "publish")
+    await until(
+        lambda: host.repo.session(session_id).runner_status == "stopped", "publish", within_s=10
+    )
     assert _views(host, session_id) == DEAD
     assert session_id not in (await _next_sweep(host)).live
     assert _views(host, session_id) == DEAD
@@ -131,21 +127,25 @@ async def test_sweep_status_and_eviction_agree_after_a_stale_heartbeat_kill(host
         claim = ops.read_claims(host.store, layout).get(message_id)
         return claim is not None and claim.status == "processing"
 
-    await wait_for(claimed, 10, "the turn to claim the message")
+    await until(claimed, "the turn to claim the message", within_s=10)
     assert _views(host, session_id) == ALIVE
 
     def killed() -> bool:
         report = host.sweep.last_report
         return report is not None and session_id in report.killed
 
-    await wait_for(killed, 15, "the sweep to kill the stale runner")
+    await until(killed, "the sweep to kill the stale runner", within_s=15)
     report = host.sweep.last_report
     assert report is not None and session_id in report.live  # it was alive when judged
     assert "no heartbeat" in report.killed[session_id]
-    await wait_for(
-        lambda: host.supervisor.liveness(session_id) is RunnerLiveness.STOPPED, 10, "the exit"
+    await until(
+        lambda: host.supervisor.liveness(session_id) is RunnerLiveness.STOPPED,
+        "the exit",
+        within_s=10,
     )
-    await wait_for(lambda: host.repo.session(session_id).runner_status == "stopped", 10, "publish")
+    await until(
+        lambda: host.repo.session(session_id).runner_status == "stopped", "publish", within_s=10
+    )
     assert _views(host, session_id) == DEAD
     assert session_id not in (await _next_sweep(host)).live
     assert not claimed()  # the exit handler reset the claim for a later retry
