@@ -14,12 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
+from nanoclaw.host import Host, build_host
 from nanoclaw.settings import Settings
 from tests.conftest import REPO_ROOT
+from tests.fakes.anthropic_server import FakeAnthropic
 
 log = logging.getLogger("tests.e2e")
 IN_CI = bool(os.environ.get("CI"))
+KEY = "sk-ant-e2e-not-a-real-key"
 
 
 def unavailable(reason: str) -> None:
@@ -130,6 +134,18 @@ async def sandbox_host(make_settings: Any) -> AsyncIterator[Any]:
     from nanoclaw.host import build_host
 
     host = build_host(make_settings())
+    await host.start()
+    try:
+        yield host
+    finally:
+        await host.stop()
+
+
+@pytest.fixture
+async def proxied_host(make_settings: Any, fake_api: FakeAnthropic) -> AsyncIterator[Host]:
+    """A started host whose runners reach the fake model through the credential proxy."""
+    settings = make_settings(anthropic_api_key=SecretStr(KEY), anthropic_base_url=fake_api.base_url)
+    host = build_host(settings)
     await host.start()
     try:
         yield host

@@ -4,35 +4,18 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-import pytest
-from pydantic import SecretStr
 
 from nanoclaw.admin.extensions import Extensions
 from nanoclaw.admin.service import Actor
 from nanoclaw.db.models import ContainerConfig
-from nanoclaw.host import Host, build_host
+from nanoclaw.host import Host
 from tests.e2e.test_sandbox_runtimes import WAIT_S, live_runners, until
 from tests.fakes.anthropic_server import FakeAnthropic, reply, tool_call
 from tests.helpers import make_agent, say, texts, wire_chat
 
-KEY = "sk-ant-e2e-not-a-real-key"
 ECHO_SERVER = Path(__file__).resolve().parents[1] / "fixtures" / "mcp" / "echo_server.py"
-
-
-@pytest.fixture
-async def proxied_host(make_settings: Any, fake_api: FakeAnthropic) -> AsyncIterator[Host]:
-    """A started host whose runners reach the fake model through the credential proxy."""
-    settings = make_settings(anthropic_api_key=SecretStr(KEY), anthropic_base_url=fake_api.base_url)
-    host = build_host(settings)
-    await host.start()
-    try:
-        yield host
-    finally:
-        await host.stop()
 
 
 def _claude(host: Host, name: str = "Andy") -> Any:
