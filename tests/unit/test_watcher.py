@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import select
 import sqlite3
+import time
 from pathlib import Path
 
 from nanoclaw.contract.watcher import ChangeWatcher, WatchMode
@@ -39,6 +42,28 @@ async def test_inotify_wakes_on_a_commit_and_names_the_changed_file(tmp_path: Pa
     _write(b)
     _write(a)
     assert await watcher.wait(30) == {"a"}
+    watcher.close()
+
+
+async def test_a_change_seen_while_the_owner_is_busy_is_read_at_once_and_kept(
+    tmp_path: Path,
+) -> None:
+    # The fd is level-triggered: left unread while the owner is away (a delivery pass, a turn),
+    # it would wake the event loop on every iteration and spin it at full CPU.
+    db = _db(tmp_path / "s" / "x.db")
+    watcher = ChangeWatcher(fast_interval_s=SLOW_S, slow_interval_s=SLOW_S)
+    watcher.watch("s", db)
+    assert await watcher.wait(0) == set()  # attaches the reader; the owner now does other work
+    fd = watcher.inotify_fd
+    assert fd is not None
+    _write(db)
+    assert select.select([fd], [], [], 5)[0] == [fd]  # the kernel has the events queued
+    deadline = time.monotonic() + 10
+    while select.select([fd], [], [], 0)[0]:
+        assert time.monotonic() < deadline, "the inotify fd was left readable"
+        await asyncio.sleep(0.01)  # the loop runs its readers, as it does while the owner works
+    assert await watcher.wait(0) == {"s"}  # what the reader took is handed over, not lost
+    assert await watcher.wait(0) == set()
     watcher.close()
 
 

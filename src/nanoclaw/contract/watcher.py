@@ -57,6 +57,10 @@ class ChangeWatcher:
         self._wds: dict[str, int] = {}  # directory → watch descriptor
         self._names: dict[int, dict[str, set[str]]] = {}  # wd → file name → keys
         self._ready = asyncio.Event()
+        # Keys seen changed by the fd reader since the last ``wait`` returned. The reader drains
+        # the inotify fd each time it fires: the fd is level-triggered, and one left readable
+        # while the owner is busy elsewhere would spin the event loop at full CPU.
+        self._seen: set[str] = set()
         self._reader_loop: asyncio.AbstractEventLoop | None = None
         if mode is WatchMode.AUTO:
             try:
@@ -67,6 +71,11 @@ class ChangeWatcher:
     @property
     def uses_inotify(self) -> bool:
         return self._inotify is not None
+
+    @property
+    def inotify_fd(self) -> int | None:
+        """The inotify descriptor the event loop reads (None when polling only)."""
+        return None if self._inotify is None else self._inotify.fd
 
     @property
     def poll_interval_s(self) -> float:
@@ -160,9 +169,17 @@ class ChangeWatcher:
         if self._inotify is None or self._reader_loop is not None:
             return
         self._reader_loop = asyncio.get_running_loop()
-        self._reader_loop.add_reader(self._inotify.fd, self._ready.set)
+        self._reader_loop.add_reader(self._inotify.fd, self._on_readable)
+
+    def _on_readable(self) -> None:
+        self._seen |= self._read_events()
+        self._ready.set()
 
     def _drain_events(self) -> set[str]:
+        changed, self._seen = self._seen | self._read_events(), set()
+        return changed
+
+    def _read_events(self) -> set[str]:
         if self._inotify is None:
             return set()
         changed: set[str] = set()
