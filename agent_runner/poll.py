@@ -27,6 +27,13 @@ from agent_runner.output import parse_output
 from agent_runner.providers.base import Provider, TurnRequest, TurnResult
 from agent_runner.rows import InboundRow, is_clear_command
 from agent_runner.task_script import SCRIPT_TIMEOUT_S, run_task_script
+from nanoclaw.contract.actions import (
+    ActionName,
+    NotifyAgentPayload,
+    ScriptOutcome,
+    TaskScriptPayload,
+    request_content,
+)
 from nanoclaw.contract.control import STOP_RUNNER_TYPE
 from nanoclaw.contract.fault_log import FaultLog, fault_key
 from nanoclaw.contract.runner_config import RunnerConfig
@@ -237,12 +244,14 @@ class PollLoop:
             reports.append(
                 OutboundMessage(
                     kind="system",
-                    content={
-                        "action": "task_script",
-                        "task_id": row.id,
-                        "outcome": outcome.outcome,
-                        "reason": outcome.error,
-                    },
+                    content=request_content(
+                        ActionName.TASK_SCRIPT,
+                        TaskScriptPayload(
+                            task_id=row.id,
+                            outcome=ScriptOutcome(outcome.outcome),
+                            reason=outcome.error,
+                        ),
+                    ),
                     in_reply_to=row.id,
                 )
             )
@@ -292,11 +301,13 @@ class PollLoop:
                 messages.append(
                     OutboundMessage(
                         kind="system",
-                        content={
-                            "action": "notify_agent",
-                            "text": f"Your message was not sent: {exc}.",
-                            "undelivered_text": reply.text,
-                        },
+                        content=request_content(
+                            ActionName.NOTIFY_AGENT,
+                            NotifyAgentPayload(
+                                text=f"Your message was not sent: {exc}.",
+                                undelivered_text=reply.text,
+                            ),
+                        ),
                         in_reply_to=ctx.in_reply_to,
                     )
                 )

@@ -1,21 +1,34 @@
-"""Every tool's input as a model: a NanoClaw tool's JSON schema is what the model API is given."""
+"""Every tool's input as a model: a NanoClaw tool's JSON schema is what the model API is given.
+
+A tool that asks the host for something shares its limits with the host's payload model
+(``nanoclaw.contract.actions``): its input *is* that model, or is built from its field types.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field
 
-from agent_runner.tools.schema import NonEmptyStr, ToolInput
+from agent_runner.tools.schema import ToolInput
+from nanoclaw.contract.actions import (
+    AddDestinationPayload,
+    AddMcpServerPayload,
+    AddMountPayload,
+    AdminRequestPayload,
+    CreateAgentPayload,
+    InstallPackagesPayload,
+    NonEmptyStr,
+    RemoveDestinationPayload,
+    RestartAgentPayload,
+    SeriesPayload,
+    TaskPrompt,
+    TaskScript,
+    UnwireChatPayload,
+    WireChatPayload,
+)
 
 MAX_QUESTION_OPTIONS = 10
-MAX_AGENT_NAME_CHARS = 64
-# The host's own limits on what these tools ask for (``delivery/task_actions.py``,
-# ``delivery/agent_actions.py``; tests/unit/test_tool_inputs.py keeps them equal), shown in
-# the schema so the model learns them before the host refuses.
-MAX_PROMPT_CHARS = 20_000
-MAX_SCRIPT_CHARS = 20_000
-MAX_INSTRUCTIONS_CHARS = 20_000
 
 To = Annotated[
     str | None, Field(description="Destination name; omit to answer where the message came from.")
@@ -66,10 +79,7 @@ class AskUserQuestionInput(ToolInput):
 
 
 class ScheduleTaskInput(ToolInput):
-    prompt: Annotated[
-        NonEmptyStr,
-        Field(max_length=MAX_PROMPT_CHARS, description="What to do when the task runs."),
-    ]
+    prompt: Annotated[TaskPrompt, Field(description="What to do when the task runs.")]
     process_after: Annotated[
         NonEmptyStr,
         Field(description="ISO-8601 time; without a zone it is the user's local time."),
@@ -82,11 +92,8 @@ class ScheduleTaskInput(ToolInput):
         ),
     ] = None
     script: Annotated[
-        str | None,
-        Field(
-            max_length=MAX_SCRIPT_CHARS,
-            description="Optional bash pre-check deciding whether the task wakes you.",
-        ),
+        TaskScript | None,
+        Field(description="Optional bash pre-check deciding whether the task wakes you."),
     ] = None
 
 
@@ -94,17 +101,13 @@ class ListTasksInput(ToolInput):
     pass
 
 
-class SeriesInput(ToolInput):
-    """cancel_task, pause_task and resume_task: one series."""
-
-    task_id: Annotated[NonEmptyStr, Field(description="The task id (series) from list_tasks.")]
+class SeriesInput(ToolInput, SeriesPayload):
+    """cancel_task, pause_task and resume_task: one series (the payload as it is)."""
 
 
 class UpdateTaskInput(ToolInput):
     task_id: Annotated[NonEmptyStr, Field(description="The task id (series).")]
-    prompt: Annotated[str | None, Field(max_length=MAX_PROMPT_CHARS, description="New prompt.")] = (
-        None
-    )
+    prompt: Annotated[TaskPrompt | None, Field(description="New prompt.")] = None
     process_after: Annotated[
         str | None, Field(description="New time (ISO-8601; no zone = user's local time).")
     ] = None
@@ -112,102 +115,49 @@ class UpdateTaskInput(ToolInput):
         str | None,
         Field(description="New cron expression or '@every <n><s|m|h|d>', or '' to stop repeating."),
     ] = None
-    script: Annotated[
-        str | None,
-        Field(max_length=MAX_SCRIPT_CHARS, description="New script, or '' to remove it."),
-    ] = None
+    script: Annotated[TaskScript | None, Field(description="New script, or '' to remove it.")] = (
+        None
+    )
 
 
-class CreateAgentInput(ToolInput):
-    name: Annotated[
-        str,
-        StringConstraints(
-            strip_whitespace=True, min_length=1, max_length=MAX_AGENT_NAME_CHARS, pattern=r"\S"
-        ),
-        Field(description="The new agent's name."),
-    ]
-    instructions: Annotated[
-        str | None,
-        Field(
-            max_length=MAX_INSTRUCTIONS_CHARS,
-            description="Its standing instructions (written to its CLAUDE.local.md).",
-        ),
-    ] = None
+class CreateAgentInput(ToolInput, CreateAgentPayload):
+    pass
 
 
-class InstallPackagesInput(ToolInput):
-    # The names themselves are checked by ``nanoclaw.contract.packages`` (the host checks again).
-    pip: Annotated[list[str] | None, Field(description="pip package names")] = None
-    apt: Annotated[list[str] | None, Field(description="apt package names")] = None
-    reason: Annotated[str | None, Field(description="Why you need them.")] = None
+class InstallPackagesInput(ToolInput, InstallPackagesPayload):
+    pass
 
 
-class AddMcpServerInput(ToolInput):
-    # The spec itself is checked by ``nanoclaw.contract.mcp.validate_server`` (on both sides).
-    name: Annotated[
-        NonEmptyStr, Field(description="Server name: lowercase letters, digits, _ or -.")
-    ]
-    command: Annotated[NonEmptyStr, Field(description="The program to run, e.g. python.")]
-    args: Annotated[list[str] | None, Field(description="Its arguments.")] = None
-    env: Annotated[
-        dict[str, str] | None, Field(description="Environment variables (no secrets).")
-    ] = None
-    reason: Annotated[str | None, Field(description="Why you need it.")] = None
+class AddMcpServerInput(ToolInput, AddMcpServerPayload):
+    pass
 
 
-class AddDestinationInput(ToolInput):
-    name: Annotated[NonEmptyStr, Field(description="The destination name you will write.")]
-    agent: Annotated[NonEmptyStr | None, Field(description="The other agent (name or id).")] = None
-    chat: Annotated[
-        NonEmptyStr | None, Field(description="A chat as <channel>/<id>, e.g. slack/C0123.")
-    ] = None
-
-    @model_validator(mode="after")
-    def _one_target(self) -> AddDestinationInput:
-        if (self.agent is None) == (self.chat is None):
-            raise ValueError("give exactly one of 'agent' or 'chat'")
-        return self
+class AddDestinationInput(ToolInput, AddDestinationPayload):
+    pass
 
 
-class RemoveDestinationInput(ToolInput):
-    name: Annotated[NonEmptyStr, Field(description="The destination name.")]
+class RemoveDestinationInput(ToolInput, RemoveDestinationPayload):
+    pass
 
 
-class WireChatInput(ToolInput):
-    chat: Annotated[NonEmptyStr, Field(description="The chat as <channel>/<id>.")]
-    engage: Annotated[
-        Literal["pattern", "mention", "mention-sticky"] | None,
-        Field(description="pattern (default), mention or mention-sticky."),
-    ] = None
-    pattern: Annotated[
-        NonEmptyStr | None,
-        Field(description="The regex for engage=pattern (default '.': everything)."),
-    ] = None
+class WireChatInput(ToolInput, WireChatPayload):
+    pass
 
 
-class UnwireChatInput(ToolInput):
-    chat: Annotated[NonEmptyStr, Field(description="The chat as <channel>/<id>.")]
+class UnwireChatInput(ToolInput, UnwireChatPayload):
+    pass
 
 
-class AddMountInput(ToolInput):
-    host_path: Annotated[NonEmptyStr, Field(description="Absolute host path (or ~/...).")]
-    container_path: Annotated[
-        NonEmptyStr | None, Field(description="Relative name under /workspace/extra.")
-    ] = None
-    read_write: Annotated[
-        bool | None, Field(description="Writable (only if the allowlist root allows it).")
-    ] = None
+class AddMountInput(ToolInput, AddMountPayload):
+    pass
 
 
-class RestartAgentInput(ToolInput):
-    note: Annotated[
-        NonEmptyStr | None, Field(description="What to tell yourself after the restart.")
-    ] = None
+class RestartAgentInput(ToolInput, RestartAgentPayload):
+    pass
 
 
-class AdminRequestInput(ToolInput):
-    op: Annotated[NonEmptyStr, Field(description="The operation, e.g. agents.list or members.add.")]
-    args: Annotated[dict[str, Any] | None, Field(description="The operation's arguments.")] = None
+class AdminRequestInput(ToolInput, AdminRequestPayload):
+    pass
 
 
 # -- the model's built-in tool types (their schema is Anthropic's; we send only type and name) --

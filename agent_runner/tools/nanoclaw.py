@@ -46,6 +46,7 @@ from agent_runner.tools.inputs import (
     WireChatInput,
 )
 from agent_runner.tools.schema import InputT, ModelTool
+from nanoclaw.contract.actions import ActionStatus
 from nanoclaw.contract.mcp import McpConfigError, validate_server
 from nanoclaw.contract.packages import PackageNameError, check_package_names
 from nanoclaw.contract.timeutil import to_iso
@@ -118,9 +119,9 @@ async def request_and_wait(env: ToolEnv, action: str, payload: dict[str, Any]) -
             f"{action} was requested; the host has not answered yet. Its result will arrive"
             " as a system message."
         )
-    status = str(row.content.get("status") or "ok")
+    status = str(row.content.get("status") or ActionStatus.OK)
     text = str(row.content.get("text") or status)
-    return ToolOutput(text, is_error=status == "error")
+    return ToolOutput(text, is_error=status == ActionStatus.ERROR)
 
 
 class SendMessage(ModelTool[SendMessageInput]):

@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import abc
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from agent_runner.tools.base import FunctionTool, ToolEnv, ToolError, ToolOutput
-
-NOT_BLANK_PATTERN = r"\S"
-# A required text: at least one non-blank character (what the tools always demanded).
-NonEmptyStr = Annotated[str, StringConstraints(min_length=1, pattern=NOT_BLANK_PATTERN)]
+from nanoclaw.contract.actions import Payload, describe
 
 InputT = TypeVar("InputT", bound=BaseModel)
 
 
-class ToolInput(BaseModel):
-    """One tool's input: unknown fields are refused, types are not coerced ("3" is no integer).
+class ToolInput(Payload):
+    """One tool's input, configured as the host's payloads (``nanoclaw.contract.actions``).
 
-    ``None`` for an optional field means "not given": the schema shows the field's own type
-    only, and a model that sends ``null`` gets the default.
+    Unknown fields are refused and types are not coerced ("3" is no integer). ``None`` for an
+    optional field means "not given": the schema shows the field's own type only, and a model
+    that sends ``null`` gets the default.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def tool_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -77,21 +73,13 @@ def parse_input(model: type[InputT], tool_input: dict[str, Any], *, tool: str) -
 
 
 def _describe(error: ErrorDetails, model: type[BaseModel]) -> str:
-    field = ".".join(str(part) for part in error["loc"] if not _is_branch_label(part))
-    kind = error["type"]
-    if kind == "missing":
-        return f"'{field}' is required"
-    if kind == "extra_forbidden":
-        known = ", ".join(sorted(model.model_fields))
-        return f"'{field}' is not an input of this tool (its inputs: {known or 'none'})"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"'{field}' must be an object"
-    if kind == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") == (
-        NOT_BLANK_PATTERN
-    ):
-        return f"'{field}' must not be blank"
-    message = error["msg"].removeprefix("Value error, ")
-    return f"'{field}': {message}" if field else message
+    return describe(
+        error,
+        model.model_fields,
+        noun="an input of this tool",
+        plural="inputs",
+        skip=_is_branch_label,
+    )
 
 
 def _is_branch_label(part: str | int) -> bool:

@@ -3,6 +3,7 @@
 NanoclawError
 ├── ConfigError                 bad settings or a missing prerequisite
 ├── ValidationError(field)      bad input from a user, an adapter or an agent
+│   ├── PayloadError(fields)    a runner's action payload its model refused
 │   └── UnsafePathError(path)   a path that would leave its confinement
 │       └── SandboxFileError(problem)  a sandbox-writable name that is not a plain file
 ├── NotFoundError(kind, key)    an entity that does not exist
@@ -37,6 +38,14 @@ class ValidationError(NanoclawError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class PayloadError(ValidationError):
+    """An action payload a runner wrote that its model refused; ``fields`` names each bad one."""
+
+    def __init__(self, message: str, *, fields: tuple[str, ...]) -> None:
+        super().__init__(message, field=fields[0] if fields else None)
+        self.fields = fields
 
 
 class UnsafePathError(ValidationError):

@@ -24,6 +24,7 @@ from nanoclaw.channels.pairing import PAIRING_FILE, PairingCodes
 from nanoclaw.channels.registry import STATE_FILE, ChannelRegistry, build_adapters
 from nanoclaw.channels.typing import TypingKeeper
 from nanoclaw.clock import Clock, SystemClock
+from nanoclaw.contract.actions import ActionName, ActionStatus, NotifyAgentPayload
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.models import SessionRow
 from nanoclaw.db.repository import Repository
@@ -73,8 +74,10 @@ class NoticeReplier:
         await self.notices.notify(event.channel_type, event.platform_id, event.thread_id, text)
 
 
-async def _notify_agent_action(session: SessionRow, row: OutboundRow) -> ActionResult:
-    return ActionResult("error", str(row.content.get("text") or "notice"))
+async def _notify_agent_action(
+    session: SessionRow, row: OutboundRow, payload: NotifyAgentPayload
+) -> ActionResult:
+    return ActionResult(ActionStatus.ERROR, payload.text)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -255,7 +258,7 @@ def build_host(
 
     typing = TypingKeeper()
     actions = SystemActions()
-    actions.register("notify_agent", _notify_agent_action)
+    actions.register_payload(ActionName.NOTIFY_AGENT, NotifyAgentPayload, _notify_agent_action)
     TaskActions(settings=settings, sessions=sessions).install(actions)
     AgentActions(settings=settings, repo=repo, sessions=sessions).install(actions)
     ExtensionActions(

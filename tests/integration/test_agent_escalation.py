@@ -18,6 +18,7 @@ from agent_runner.db import OutboundMessage, SessionDB
 
 from nanoclaw.admin.service import Actor
 from nanoclaw.channels.base import OutboundPayload
+from nanoclaw.contract.actions import ActionStatus
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.db.models import AgentGroup, SessionRow
 from nanoclaw.delivery.actions import ActionResult
@@ -234,7 +235,7 @@ async def test_gated_host_actions_wait_for_approval_unless_an_admin_asked(
 
     async def create_agent(session: SessionRow, row: OutboundRow) -> ActionResult:
         calls.append(str(row.content.get("name")))
-        return ActionResult("ok", "created")
+        return ActionResult(ActionStatus.OK, "created")
 
     host.actions.register("create_agent", create_agent)
     sock = host.settings.cli_socket

@@ -11,6 +11,7 @@ import pytest
 from agent_runner.db import OutboundMessage, SessionDB
 
 from nanoclaw.channels.registry import ChannelRegistry
+from nanoclaw.contract.actions import ActionStatus
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.models import SessionRow
 from nanoclaw.db.repository import Repository
@@ -205,7 +206,7 @@ async def test_system_rows_run_actions_and_answer_the_agent(rig: Rig) -> None:
 
     async def echo(session: SessionRow, row: OutboundRow) -> ActionResult:
         seen.append(str(row.content.get("value")))
-        return ActionResult("ok", "done: " + str(row.content.get("value")))
+        return ActionResult(ActionStatus.OK, "done: " + str(row.content.get("value")))
 
     rig.actions.register("echo", echo)
     rig.runner.send(OutboundMessage(kind="system", content={"action": "echo", "value": "42"}))

@@ -8,13 +8,13 @@ from typing import Any, get_args
 
 import jsonschema
 import pytest
-from agent_runner.tools import inputs
 from agent_runner.tools.base import ToolError
 from agent_runner.tools.inputs import BashInput, EditorInput, WireChatInput
 from agent_runner.tools.nanoclaw import nanoclaw_tools
 from agent_runner.tools.schema import ModelTool, parse_input, tool_schema
+from pydantic import BaseModel
 
-from nanoclaw.delivery import agent_actions, task_actions
+from nanoclaw.contract import actions
 from nanoclaw.routing.modes import EngageMode
 from tests.conftest import REPO_ROOT
 
@@ -228,12 +228,65 @@ def test_create_agent_strips_the_name_before_its_limit() -> None:
     assert parsed.model_dump(exclude_none=True) == {"name": "R" * 64}
 
 
-def test_the_text_limits_are_the_hosts() -> None:
-    assert inputs.MAX_PROMPT_CHARS == task_actions.MAX_PROMPT_CHARS
-    assert inputs.MAX_SCRIPT_CHARS == task_actions.MAX_SCRIPT_CHARS
-    assert inputs.MAX_INSTRUCTIONS_CHARS == agent_actions.MAX_INSTRUCTIONS_CHARS
+# Tools whose input is exactly what the host is sent: the input *is* the host's payload model.
+SAME_AS_PAYLOAD: dict[str, type[actions.Payload]] = {
+    "cancel_task": actions.SeriesPayload,
+    "pause_task": actions.SeriesPayload,
+    "resume_task": actions.SeriesPayload,
+    "create_agent": actions.CreateAgentPayload,
+    "install_packages": actions.InstallPackagesPayload,
+    "add_mcp_server": actions.AddMcpServerPayload,
+    "add_destination": actions.AddDestinationPayload,
+    "remove_destination": actions.RemoveDestinationPayload,
+    "wire_chat": actions.WireChatPayload,
+    "unwire_chat": actions.UnwireChatPayload,
+    "add_mount": actions.AddMountPayload,
+    "restart_agent": actions.RestartAgentPayload,
+    "admin_request": actions.AdminRequestPayload,
+}
+# The task tools' inputs differ from their payloads (a local time, no task id yet), but the
+# fields the host limits are typed with the contract's own field types.
+SHARED_FIELDS = [
+    ("schedule_task", actions.ScheduleTaskPayload, ("prompt", "script")),
+    ("update_task", actions.UpdateTaskPayload, ("prompt", "script")),
+]
+
+
+def _constraints(model: type[BaseModel], field: str) -> tuple[Any, ...]:
+    """What a field accepts: its type, constraints and default (not its description)."""
+    info = model.model_fields[field]
+    return (info.annotation, info.metadata, info.default)
+
+
+def test_a_pass_through_tools_input_is_the_hosts_payload_model() -> None:
+    assert sorted(SAME_AS_PAYLOAD) == sorted(
+        name
+        for name in TOOLS
+        if name not in ("schedule_task", "update_task")
+        and getattr(TOOLS[name], "host_action", None)
+    )
+    for name, payload in SAME_AS_PAYLOAD.items():
+        model = TOOLS[name].input_model
+        assert issubclass(model, payload), name
+        assert model.model_fields.keys() == payload.model_fields.keys(), name
+        for field in model.model_fields:
+            assert _constraints(model, field) == _constraints(payload, field), f"{name}.{field}"
+
+
+@pytest.mark.parametrize(("tool", "payload", "fields"), SHARED_FIELDS)
+def test_the_task_tools_limit_their_texts_with_the_hosts_field_types(
+    tool: str, payload: type[BaseModel], fields: tuple[str, ...]
+) -> None:
+    model = TOOLS[tool].input_model
+    for field in fields:
+        assert _constraints(model, field) == _constraints(payload, field), f"{tool}.{field}"
     schema = TOOLS["schedule_task"].definition()["input_schema"]["properties"]
-    assert schema["prompt"]["maxLength"] == schema["script"]["maxLength"] == 20_000
+    assert schema["prompt"]["maxLength"] == actions.MAX_PROMPT_CHARS == 20_000
+    assert schema["script"]["maxLength"] == actions.MAX_SCRIPT_CHARS == 20_000
+    name = TOOLS["create_agent"].definition()["input_schema"]["properties"]["name"]
+    assert name["maxLength"] == actions.MAX_AGENT_NAME_CHARS == 64
+    instructions = TOOLS["create_agent"].definition()["input_schema"]["properties"]
+    assert instructions["instructions"]["maxLength"] == actions.MAX_INSTRUCTIONS_CHARS
 
 
 def test_wire_chat_offers_exactly_the_hosts_engage_modes() -> None:

@@ -13,34 +13,35 @@ from collections.abc import Callable
 from typing import Any
 
 from nanoclaw.admin.service import Actor, AdminService
+from nanoclaw.contract.actions import (
+    ActionName,
+    ActionStatus,
+    AddDestinationPayload,
+    AddMountPayload,
+    Payload,
+    RemoveDestinationPayload,
+    RestartAgentPayload,
+    UnwireChatPayload,
+    WireChatPayload,
+)
 from nanoclaw.db.models import AgentGroup, SessionRow
-from nanoclaw.delivery.actions import ActionResult, SystemActions
-from nanoclaw.errors import NanoclawError, ValidationError
+from nanoclaw.delivery.actions import ActionResult, PayloadHandler, SystemActions
+from nanoclaw.errors import NanoclawError
+from nanoclaw.routing.modes import EngageMode
 from nanoclaw.sessions.outbound_reader import OutboundRow
 
 # The gated actions this module carries out (each also a runner tool of the same name).
-ADMIN_ACTIONS = (
-    "add_destination",
-    "remove_destination",
-    "wire_chat",
-    "unwire_chat",
-    "add_mount",
-    "restart_agent",
-)
+ADMIN_ACTIONS: dict[ActionName, type[Payload]] = {
+    ActionName.ADD_DESTINATION: AddDestinationPayload,
+    ActionName.REMOVE_DESTINATION: RemoveDestinationPayload,
+    ActionName.WIRE_CHAT: WireChatPayload,
+    ActionName.UNWIRE_CHAT: UnwireChatPayload,
+    ActionName.ADD_MOUNT: AddMountPayload,
+    ActionName.RESTART_AGENT: RestartAgentPayload,
+}
 DEFAULT_RESTART_NOTE = "You were restarted at your own request; your new configuration is active."
 
 ActorOf = Callable[[SessionRow, OutboundRow], Actor]
-
-
-def _text(content: dict[str, Any], key: str, *, required: bool = True) -> str | None:
-    value = content.get(key)
-    if value is None or value == "":
-        if required:
-            raise ValidationError(f"'{key}' is required", field=key)
-        return None
-    if not isinstance(value, str):
-        raise ValidationError(f"'{key}' must be a string", field=key)
-    return value.strip()
 
 
 class AdminActions:
@@ -49,28 +50,28 @@ class AdminActions:
         self.actor_of = actor_of
 
     def install(self, actions: SystemActions) -> None:
-        for name in ADMIN_ACTIONS:
-            actions.register(name, self._handler(name))
+        for name, payload in ADMIN_ACTIONS.items():
+            actions.register_payload(name, payload, self._handler(name))
 
-    def _handler(self, name: str) -> Any:
-        op: Callable[[Actor, AgentGroup, dict[str, Any]], str] = getattr(self, f"_{name}")
+    def _handler(self, name: ActionName) -> PayloadHandler[Any]:
+        op: Callable[[Actor, AgentGroup, Any], str] = getattr(self, f"_{name}")
 
-        async def handler(session: SessionRow, row: OutboundRow) -> ActionResult:
+        async def handler(session: SessionRow, row: OutboundRow, content: Payload) -> ActionResult:
             actor = await asyncio.to_thread(self.actor_of, session, row)
             try:
                 agent = await asyncio.to_thread(self.admin.agent, session.agent_group_id)
-                text = await asyncio.to_thread(op, actor, agent, dict(row.content))
+                text = await asyncio.to_thread(op, actor, agent, content)
             except NanoclawError as exc:
-                return ActionResult("error", f"{name}: {exc}")
-            return ActionResult("ok", text)
+                return ActionResult(ActionStatus.ERROR, f"{name}: {exc}")
+            return ActionResult(ActionStatus.OK, text)
 
         return handler
 
-    def _add_destination(self, actor: Actor, agent: AgentGroup, content: dict[str, Any]) -> str:
-        name = _text(content, "name")
-        assert name is not None
-        target_agent = _text(content, "agent", required=False)
-        target_chat = _text(content, "chat", required=False)
+    def _add_destination(
+        self, actor: Actor, agent: AgentGroup, content: AddDestinationPayload
+    ) -> str:
+        name = content.name
+        target_agent, target_chat = content.agent, content.chat  # exactly one
         local = self.admin.add_destination(
             actor,
             agent,
@@ -80,39 +81,34 @@ class AdminActions:
         )
         return f'Destination "{local}" added: <message to="{local}">…</message> works now.'
 
-    def _remove_destination(self, actor: Actor, agent: AgentGroup, content: dict[str, Any]) -> str:
-        name = _text(content, "name")
-        assert name is not None
+    def _remove_destination(
+        self, actor: Actor, agent: AgentGroup, content: RemoveDestinationPayload
+    ) -> str:
+        name = content.name
         self.admin.remove_destination(actor, agent, name)
         return f'Destination "{name}" removed.'
 
-    def _wire_chat(self, actor: Actor, agent: AgentGroup, content: dict[str, Any]) -> str:
-        ref = _text(content, "chat")
-        assert ref is not None
-        chat = self.admin.chat(ref, create=True)
-        engage = _text(content, "engage", required=False) or "pattern"
-        pattern = _text(content, "pattern", required=False)
-        if engage == "pattern" and pattern is None:
+    def _wire_chat(self, actor: Actor, agent: AgentGroup, content: WireChatPayload) -> str:
+        chat = self.admin.chat(content.chat, create=True)
+        engage = EngageMode(content.engage or EngageMode.PATTERN)
+        pattern = content.pattern.strip() if content.pattern else None
+        if engage is EngageMode.PATTERN and pattern is None:
             pattern = "."
         self.admin.wire(actor, chat, agent, engage_mode=engage, engage_pattern=pattern)
         return f"Wired {chat.channel_type}/{chat.platform_id} to {agent.name} ({engage})."
 
-    def _unwire_chat(self, actor: Actor, agent: AgentGroup, content: dict[str, Any]) -> str:
-        ref = _text(content, "chat")
-        assert ref is not None
-        chat = self.admin.chat(ref)
+    def _unwire_chat(self, actor: Actor, agent: AgentGroup, content: UnwireChatPayload) -> str:
+        chat = self.admin.chat(content.chat)
         self.admin.unwire(actor, chat, agent)
         return f"Unwired {chat.channel_type}/{chat.platform_id} from {agent.name}."
 
-    def _add_mount(self, actor: Actor, agent: AgentGroup, content: dict[str, Any]) -> str:
-        host_path = _text(content, "host_path")
-        assert host_path is not None
+    def _add_mount(self, actor: Actor, agent: AgentGroup, content: AddMountPayload) -> str:
         entry = self.admin.add_mount(
             actor,
             agent,
-            host_path,
-            container_path=_text(content, "container_path", required=False),
-            read_write=bool(content.get("read_write")),
+            content.host_path,
+            container_path=content.container_path,
+            read_write=bool(content.read_write),
         )
         mode = "read-only" if entry["readonly"] else "read-write"
         return (
@@ -120,8 +116,8 @@ class AdminActions:
             f" ({mode}). It is mounted from your next start (restart_agent)."
         )
 
-    def _restart_agent(self, actor: Actor, agent: AgentGroup, content: dict[str, Any]) -> str:
-        note = _text(content, "note", required=False) or DEFAULT_RESTART_NOTE
+    def _restart_agent(self, actor: Actor, agent: AgentGroup, content: RestartAgentPayload) -> str:
+        note = content.note.strip() if content.note else DEFAULT_RESTART_NOTE
         count = self.admin.restart_agent(actor, agent, note)
         return (
             f"Restart requested for {count} running session(s): each stops after its current"

@@ -8,9 +8,9 @@ both actions behind an admin or an approval card). These handlers run only once 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from nanoclaw.admin.service import create_agent_files
+from nanoclaw.contract.actions import ActionName, ActionStatus, CreateAgentPayload
 from nanoclaw.contract.confined import replace_file
 from nanoclaw.db.models import ContainerConfig, SessionRow
 from nanoclaw.db.repository import Repository, normalize_destination_name
@@ -21,7 +21,6 @@ from nanoclaw.sessions.paths import safe_name
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.settings import Settings
 
-MAX_INSTRUCTIONS_CHARS = 20_000
 PARENT_DESTINATION = "parent"
 
 
@@ -32,23 +31,20 @@ class AgentActions:
         self.sessions = sessions
 
     def install(self, actions: SystemActions) -> None:
-        actions.register("create_agent", self.create_agent)
+        actions.register_payload(ActionName.CREATE_AGENT, CreateAgentPayload, self.create_agent)
 
-    async def create_agent(self, session: SessionRow, row: OutboundRow) -> ActionResult:
+    async def create_agent(
+        self, session: SessionRow, row: OutboundRow, payload: CreateAgentPayload
+    ) -> ActionResult:
         try:
-            text = await asyncio.to_thread(self._create_agent, session, row.content)
+            text = await asyncio.to_thread(self._create_agent, session, payload)
         except NanoclawError as exc:
-            return ActionResult("error", f"create_agent: {exc}")
-        return ActionResult("ok", text)
+            return ActionResult(ActionStatus.ERROR, f"{ActionName.CREATE_AGENT}: {exc}")
+        return ActionResult(ActionStatus.OK, text)
 
-    def _create_agent(self, session: SessionRow, content: dict[str, Any]) -> str:
-        name = content.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise ValidationError("'name' is required", field="name")
-        name = name.strip()
-        instructions = content.get("instructions") or ""
-        if not isinstance(instructions, str) or len(instructions) > MAX_INSTRUCTIONS_CHARS:
-            raise ValidationError("'instructions' must be text", field="instructions")
+    def _create_agent(self, session: SessionRow, payload: CreateAgentPayload) -> str:
+        name = payload.name  # trimmed, 1 to 64 characters
+        instructions = payload.instructions or ""
         creator = session.agent_group_id
         local = normalize_destination_name(name)
         if local == PARENT_DESTINATION or local in {

@@ -15,6 +15,12 @@ import logging
 
 from nanoclaw.admin.extensions import Extensions
 from nanoclaw.admin.service import Actor
+from nanoclaw.contract.actions import (
+    ActionName,
+    ActionStatus,
+    AddMcpServerPayload,
+    InstallPackagesPayload,
+)
 from nanoclaw.db.models import SessionRow
 from nanoclaw.delivery.actions import ActionResult, SystemActions
 from nanoclaw.errors import NanoclawError, ValidationError
@@ -31,15 +37,21 @@ class ExtensionActions:
         self.installer = installer
 
     def install(self, actions: SystemActions) -> None:
-        actions.register("add_mcp_server", self.add_mcp_server)
-        actions.register("install_packages", self.install_packages)
+        actions.register_payload(
+            ActionName.ADD_MCP_SERVER, AddMcpServerPayload, self.add_mcp_server
+        )
+        actions.register_payload(
+            ActionName.INSTALL_PACKAGES, InstallPackagesPayload, self.install_packages
+        )
 
-    async def install_packages(self, session: SessionRow, row: OutboundRow) -> ActionResult:
+    async def install_packages(
+        self, session: SessionRow, row: OutboundRow, payload: InstallPackagesPayload
+    ) -> ActionResult:
         """Fetch and install the group's packages (its earlier ones and these); tell the outcome."""
         try:
-            request = validate_request(row.content.get("pip"), row.content.get("apt"))
+            request = validate_request(payload.pip or [], payload.apt or [])
         except ValidationError as exc:
-            return ActionResult("error", f"install_packages: {exc}")
+            return ActionResult(ActionStatus.ERROR, f"{ActionName.INSTALL_PACKAGES}: {exc}")
         agent_id = session.agent_group_id
         wanted = self.extensions.package_request(agent_id).merged(request)
         try:
@@ -57,7 +69,9 @@ class ExtensionActions:
                 ok=False,
                 message=str(exc),
             )
-            return ActionResult("error", f"install_packages: not installed: {exc}")
+            return ActionResult(
+                ActionStatus.ERROR, f"{ActionName.INSTALL_PACKAGES}: not installed: {exc}"
+            )
         await asyncio.to_thread(
             self.extensions.record_packages,
             agent_id,
@@ -67,10 +81,11 @@ class ExtensionActions:
             message=outcome.message,
         )
         log.info("packages for %s installed: %s", agent_id, outcome.message)
-        return ActionResult("ok", outcome.message)
+        return ActionResult(ActionStatus.OK, outcome.message)
 
-    async def add_mcp_server(self, session: SessionRow, row: OutboundRow) -> ActionResult:
-        content = row.content
+    async def add_mcp_server(
+        self, session: SessionRow, row: OutboundRow, payload: AddMcpServerPayload
+    ) -> ActionResult:
         try:
             agent = await asyncio.to_thread(
                 self.extensions.repo.agent_group, session.agent_group_id
@@ -79,16 +94,16 @@ class ExtensionActions:
                 lambda: self.extensions.add_mcp_server(
                     APPROVED,
                     agent,
-                    name=str(content.get("name", "")),
-                    command=str(content.get("command", "")),
-                    args=[str(a) for a in content.get("args") or []],
-                    env={str(k): str(v) for k, v in (content.get("env") or {}).items()},
+                    name=payload.name,
+                    command=payload.command,
+                    args=list(payload.args or []),
+                    env=dict(payload.env or {}),
                 )
             )
         except NanoclawError as exc:
-            return ActionResult("error", f"add_mcp_server: {exc}")
+            return ActionResult(ActionStatus.ERROR, f"{ActionName.ADD_MCP_SERVER}: {exc}")
         return ActionResult(
-            "ok",
+            ActionStatus.OK,
             f"MCP server {spec.name} added. Its tools (mcp__{spec.name}__…) are available from "
             "your next start (ask for restart_agent, or wait for the idle timeout).",
         )

@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from nanoclaw.contract.timeutil import parse_iso, to_iso
+from nanoclaw.contract.actions import (
+    ActionName,
+    ActionStatus,
+    ScheduleTaskPayload,
+    SeriesPayload,
+    UpdateTaskPayload,
+)
+from nanoclaw.contract.sessiondb import InboundStatus
 from nanoclaw.db.models import SessionRow
-from nanoclaw.delivery.actions import ActionResult, SystemActions
+from nanoclaw.delivery.actions import ActionResult, PayloadHandler, SystemActions
 from nanoclaw.errors import ValidationError
 from nanoclaw.scheduling.cron import validate_cron
 from nanoclaw.scheduling.tasks import TaskControl, control_task
@@ -28,46 +34,12 @@ from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import InboundMessage
 from nanoclaw.settings import Settings
 
-TASK_ID_RE = re.compile(r"^task-[A-Za-z0-9_-]{1,64}$")
-MAX_PROMPT_CHARS = 20_000
-MAX_SCRIPT_CHARS = 20_000
-LIVE = ("pending", "paused")
-_CONTROLS: dict[str, tuple[TaskControl, str]] = {
-    "cancel_task": ("cancel", "cancelled"),
-    "pause_task": ("pause", "paused"),
-    "resume_task": ("resume", "resumed"),
+LIVE = (InboundStatus.PENDING, InboundStatus.PAUSED)
+_CONTROLS: dict[ActionName, tuple[TaskControl, str]] = {
+    ActionName.CANCEL_TASK: ("cancel", "cancelled"),
+    ActionName.PAUSE_TASK: ("pause", "paused"),
+    ActionName.RESUME_TASK: ("resume", "resumed"),
 }
-
-
-def _text(content: dict[str, Any], key: str, limit: int, *, required: bool = False) -> str | None:
-    value = content.get(key)
-    if value is None or (value == "" and not required):
-        if required:
-            raise ValidationError(f"'{key}' is required", field=key)
-        return None
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise ValidationError(f"'{key}' must be a non-empty string", field=key)
-    if len(value) > limit:
-        raise ValidationError(f"'{key}' is longer than {limit} characters", field=key)
-    return value
-
-
-def _when(raw: Any) -> str:
-    if not isinstance(raw, str):
-        raise ValidationError("'process_after' must be an ISO-8601 time", field="process_after")
-    try:
-        return to_iso(parse_iso(raw))
-    except ValueError as exc:
-        raise ValidationError(
-            f"'process_after' is not a time: {raw!r}", field="process_after"
-        ) from exc
-
-
-def _task_id(content: dict[str, Any]) -> str:
-    value = content.get("task_id")
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError("'task_id' is required", field="task_id")
-    return value.strip()
 
 
 class TaskActions:
@@ -76,16 +48,18 @@ class TaskActions:
         self.sessions = sessions
 
     def install(self, actions: SystemActions) -> None:
-        actions.register("schedule_task", self.schedule)
-        actions.register("update_task", self.update)
+        actions.register_payload(ActionName.SCHEDULE_TASK, ScheduleTaskPayload, self.schedule)
+        actions.register_payload(ActionName.UPDATE_TASK, UpdateTaskPayload, self.update)
         for name in _CONTROLS:
-            actions.register(name, self._control_handler(name))
+            actions.register_payload(name, SeriesPayload, self._control_handler(name))
 
-    async def schedule(self, session: SessionRow, row: OutboundRow) -> ActionResult:
+    async def schedule(
+        self, session: SessionRow, row: OutboundRow, payload: ScheduleTaskPayload
+    ) -> ActionResult:
         try:
-            message = self._task_row(row)
+            message = self._task_row(row, payload)
         except ValidationError as exc:
-            return ActionResult("error", f"schedule_task: {exc}")
+            return ActionResult(ActionStatus.ERROR, f"{ActionName.SCHEDULE_TASK}: {exc}")
         layout = self.sessions.layout(session)
         await asyncio.to_thread(self.sessions.store.insert_messages, layout, [message])
         repeat = (
@@ -94,61 +68,57 @@ class TaskActions:
             else ""
         )
         return ActionResult(
-            "ok", f"Task {message.id} scheduled for {message.process_after} (UTC){repeat}."
+            ActionStatus.OK,
+            f"Task {message.id} scheduled for {message.process_after} (UTC){repeat}.",
         )
 
-    def _task_row(self, row: OutboundRow) -> InboundMessage:
-        content = row.content
-        task_id = _task_id(content)
-        if not TASK_ID_RE.match(task_id):
-            raise ValidationError(f"invalid task id {task_id!r}", field="task_id")
-        prompt = _text(content, "prompt", MAX_PROMPT_CHARS, required=True)
-        script = _text(content, "script", MAX_SCRIPT_CHARS)
-        recurrence = content.get("recurrence") or None
-        if recurrence is not None:
-            recurrence = validate_cron(str(recurrence))
-        payload: dict[str, Any] = {"prompt": prompt}
-        if script:
-            payload["script"] = script
+    def _task_row(self, row: OutboundRow, payload: ScheduleTaskPayload) -> InboundMessage:
+        recurrence = validate_cron(payload.recurrence) if payload.recurrence else None
+        content: dict[str, Any] = {"prompt": payload.prompt}
+        if payload.script:
+            content["script"] = payload.script
         return InboundMessage(
-            id=task_id,
+            id=payload.task_id,
             kind="task",
-            content=payload,
+            content=content,
             channel_type=row.channel_type,
             platform_id=row.platform_id,
             thread_id=row.thread_id,
             trigger=1,
-            process_after=_when(content.get("process_after")),
+            process_after=payload.process_after,
             recurrence=recurrence,
-            series_id=task_id,
+            series_id=payload.task_id,
             recurrence_tz=self.settings.timezone if recurrence else None,
         )
 
-    async def update(self, session: SessionRow, row: OutboundRow) -> ActionResult:
+    async def update(
+        self, session: SessionRow, row: OutboundRow, payload: UpdateTaskPayload
+    ) -> ActionResult:
+        task_id = payload.task_id
         try:
-            task_id = _task_id(row.content)
-            changes = self._changes(row.content)
+            changes = self._changes(payload)
         except ValidationError as exc:
-            return ActionResult("error", f"update_task: {exc}")
+            return ActionResult(ActionStatus.ERROR, f"{ActionName.UPDATE_TASK}: {exc}")
         layout = self.sessions.layout(session)
         changed = await asyncio.to_thread(self._apply_update, layout, task_id, changes)
         if not changed:
-            return ActionResult("error", f"update_task: no live task matched id {task_id}")
-        return ActionResult("ok", f"Task {task_id} updated.")
+            return ActionResult(
+                ActionStatus.ERROR, f"{ActionName.UPDATE_TASK}: no live task matched id {task_id}"
+            )
+        return ActionResult(ActionStatus.OK, f"Task {task_id} updated.")
 
-    def _changes(self, content: dict[str, Any]) -> dict[str, Any]:
+    def _changes(self, payload: UpdateTaskPayload) -> dict[str, Any]:
+        """What to change (the model refused a payload that changes nothing)."""
         changes: dict[str, Any] = {}
-        if content.get("prompt") is not None:
-            changes["prompt"] = _text(content, "prompt", MAX_PROMPT_CHARS, required=True)
-        if "script" in content:
-            changes["script"] = _text(content, "script", MAX_SCRIPT_CHARS)  # "" clears
-        if "recurrence" in content:
-            raw = content.get("recurrence") or None
-            changes["recurrence"] = validate_cron(str(raw)) if raw else None
-        if content.get("process_after") is not None:
-            changes["process_after"] = _when(content["process_after"])
-        if not changes:
-            raise ValidationError("nothing to change", field="task_id")
+        if payload.prompt is not None:
+            changes["prompt"] = payload.prompt
+        if payload.script is not None:
+            changes["script"] = payload.script or None  # "" removes it
+        if payload.recurrence is not None:
+            raw = payload.recurrence  # "" stops repeating
+            changes["recurrence"] = validate_cron(raw) if raw else None
+        if payload.process_after is not None:
+            changes["process_after"] = payload.process_after
         return changes
 
     def _apply_update(self, layout: Any, task_id: str, changes: dict[str, Any]) -> int:
@@ -179,20 +149,21 @@ class TaskActions:
                 conn.execute(update(messages_in).where(messages_in.c.id == row_id).values(**values))
             return len(rows)
 
-    def _control_handler(self, action: str) -> Any:
+    def _control_handler(self, action: ActionName) -> PayloadHandler[SeriesPayload]:
         control, done = _CONTROLS[action]
 
-        async def handler(session: SessionRow, row: OutboundRow) -> ActionResult:
-            try:
-                task_id = _task_id(row.content)
-            except ValidationError as exc:
-                return ActionResult("error", f"{action}: {exc}")
+        async def handler(
+            session: SessionRow, row: OutboundRow, payload: SeriesPayload
+        ) -> ActionResult:
+            task_id = payload.task_id
             layout = self.sessions.layout(session)
             changed = await asyncio.to_thread(
                 control_task, self.sessions.store, layout, task_id, control
             )
             if not changed:
-                return ActionResult("error", f"{action}: no live task matched id {task_id}")
-            return ActionResult("ok", f"Task {task_id} {done}.")
+                return ActionResult(
+                    ActionStatus.ERROR, f"{action}: no live task matched id {task_id}"
+                )
+            return ActionResult(ActionStatus.OK, f"Task {task_id} {done}.")
 
         return handler

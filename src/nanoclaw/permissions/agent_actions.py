@@ -22,12 +22,13 @@ from typing import Any
 
 from nanoclaw.admin.service import Actor, AdminService, Table
 from nanoclaw.admin.store import AdminStore
+from nanoclaw.contract.actions import ActionName, ActionStatus, AdminRequestPayload, parse_payload
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.db.models import PendingApproval, SessionRow
 from nanoclaw.db.repository import Repository
 from nanoclaw.delivery.actions import ActionResult, SystemActions, action_result_content
 from nanoclaw.delivery.origin import OriginLedger
-from nanoclaw.errors import NanoclawError, NotFoundError
+from nanoclaw.errors import NanoclawError, NotFoundError, PayloadError
 from nanoclaw.permissions.access import is_admin_of
 from nanoclaw.permissions.approvals import ApprovalService
 from nanoclaw.sessions.outbound_reader import OutboundRow, SessionReader
@@ -38,18 +39,18 @@ log = logging.getLogger("nanoclaw.permissions.actions")
 # Host actions that change what exists or what an agent can do: approval unless an admin asked.
 GATED_ACTIONS = frozenset(
     {
-        "create_agent",
-        "install_packages",
-        "add_mcp_server",
-        "add_mount",
-        "add_destination",
-        "remove_destination",
-        "wire_chat",
-        "unwire_chat",
-        "restart_agent",
+        ActionName.CREATE_AGENT,
+        ActionName.INSTALL_PACKAGES,
+        ActionName.ADD_MCP_SERVER,
+        ActionName.ADD_MOUNT,
+        ActionName.ADD_DESTINATION,
+        ActionName.REMOVE_DESTINATION,
+        ActionName.WIRE_CHAT,
+        ActionName.UNWIRE_CHAT,
+        ActionName.RESTART_AGENT,
     }
 )  # every name here has a handler (tests/unit/test_agent_surface.py walks the list)
-ADMIN_REQUEST = "admin_request"
+ADMIN_REQUEST = ActionName.ADMIN_REQUEST
 READ_OPS = frozenset(
     {
         "agents.list",
@@ -125,7 +126,7 @@ class ActionGate:
 
     def install(self) -> None:
         self.actions.set_authorizer(self.authorize)
-        self.actions.register(ADMIN_REQUEST, self.admin_request)
+        self.actions.register_payload(ADMIN_REQUEST, AdminRequestPayload, self.admin_request)
 
     def gate(self, action: str) -> None:
         """Mark another action as gated (for modules that register their own actions)."""
@@ -160,9 +161,12 @@ class ActionGate:
     async def _authorize_admin_request(
         self, session: SessionRow, row: OutboundRow
     ) -> str | ActionResult | None:
-        op = str(row.content.get("op") or "")
-        args = row.content.get("args") or {}
-        if "scope" in op or (isinstance(args, dict) and "admin_scope" in args):
+        try:  # parsed before this runs (SystemActions), so a refusal here is not expected
+            request = parse_payload(AdminRequestPayload, row.content)
+        except PayloadError as exc:
+            return f"{ADMIN_REQUEST}: {exc}"
+        op, args = request.op, request.args or {}
+        if "scope" in op or "admin_scope" in args:
             return "Permission denied: no agent can change an admin scope."
         if op not in READ_OPS | WRITE_OPS:
             known = ", ".join(sorted(READ_OPS | WRITE_OPS))
@@ -174,9 +178,7 @@ class ActionGate:
             self._acting[row.id] = Actor.agent(session.agent_group_id, scope)
             return None
         try:
-            target = await asyncio.to_thread(
-                self._target_group, session, op, args if isinstance(args, dict) else {}
-            )
+            target = await asyncio.to_thread(self._target_group, session, op, args)
         except NanoclawError as exc:
             return str(exc)
         agent_actor = Actor.agent(session.agent_group_id, scope)
@@ -196,8 +198,7 @@ class ActionGate:
             return None
         agent = args.get("agent")
         if not agent:
-            args["agent"] = session.agent_group_id
-            return session.agent_group_id
+            return session.agent_group_id  # what ``_run_op`` acts on when none is named
         return self.repo.agent_group(str(agent)).id
 
     async def _request_approval(
@@ -210,7 +211,7 @@ class ActionGate:
                 session,
                 self.sessions.layout(session),
                 row,
-                "pending",
+                ActionStatus.PENDING,
                 f"{action} needs an admin's approval; request {opened.id} was sent.",
                 id_hint=f"result-{row.id}",
             )
@@ -232,9 +233,12 @@ class ActionGate:
                 f"Permission denied: {action} needs an admin, and none is reachable.",
             )
             return ActionResult(
-                "error", f"{action} failed: it needs an admin's approval and no admin is reachable."
+                ActionStatus.ERROR,
+                f"{action} failed: it needs an admin's approval and no admin is reachable.",
             )
-        return ActionResult("pending", f"request {approval.id} was sent", reply_to_agent=False)
+        return ActionResult(
+            ActionStatus.PENDING, f"request {approval.id} was sent", reply_to_agent=False
+        )
 
     # -- after a card is answered ----------------------------------------------------------------
     async def decided(self, approval: PendingApproval, approved: bool | None, by: str) -> str:
@@ -248,12 +252,20 @@ class ActionGate:
         action = approval.action or str(row.content.get("action"))
         if approved is None:
             await self._result(
-                session, layout, row, "error", f"Your {action} request expired without an answer."
+                session,
+                layout,
+                row,
+                ActionStatus.ERROR,
+                f"Your {action} request expired without an answer.",
             )
             return "Expired."
         if not approved:
             await self._result(
-                session, layout, row, "error", f"Your {action} request was denied by an admin."
+                session,
+                layout,
+                row,
+                ActionStatus.ERROR,
+                f"Your {action} request was denied by an admin.",
             )
             await self.approvals.say(
                 row.channel_type,
@@ -266,7 +278,7 @@ class ActionGate:
         try:
             result = await self.actions.run_approved(session, row)
         except NanoclawError as exc:
-            result = ActionResult("error", str(exc))
+            result = ActionResult(ActionStatus.ERROR, str(exc))
         finally:
             self._acting.pop(row.id, None)
         await self._result(session, layout, row, result.status, result.text)
@@ -277,7 +289,7 @@ class ActionGate:
         session: SessionRow,
         layout: SessionLayout,
         row: OutboundRow,
-        status: str,
+        status: ActionStatus,
         text: str,
         *,
         id_hint: str | None = None,
@@ -292,17 +304,18 @@ class ActionGate:
         )
 
     # -- the admin_request action ----------------------------------------------------------------
-    async def admin_request(self, session: SessionRow, row: OutboundRow) -> ActionResult:
+    async def admin_request(
+        self, session: SessionRow, row: OutboundRow, request: AdminRequestPayload
+    ) -> ActionResult:
         actor = self._acting.pop(row.id, None)
         if actor is None:
-            return ActionResult("error", "admin_request was not authorized")
-        op = str(row.content.get("op") or "")
-        args = dict(row.content.get("args") or {})
+            return ActionResult(ActionStatus.ERROR, f"{ADMIN_REQUEST} was not authorized")
+        op, args = request.op, dict(request.args or {})
         try:
             text = await asyncio.to_thread(self._run_op, actor, session, op, args)
         except NanoclawError as exc:
-            return ActionResult("error", str(exc))
-        return ActionResult("ok", text)
+            return ActionResult(ActionStatus.ERROR, str(exc))
+        return ActionResult(ActionStatus.OK, text)
 
     def _run_op(self, actor: Actor, session: SessionRow, op: str, args: dict[str, Any]) -> str:
         a = self.admin

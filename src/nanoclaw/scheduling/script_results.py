@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import or_, select, update
 
+from nanoclaw.contract.actions import ActionName, ActionStatus, ScriptOutcome, TaskScriptPayload
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.sessiondb import parse_content
 from nanoclaw.contract.timeutil import now_iso
@@ -31,7 +32,6 @@ from nanoclaw.sessions.service import SessionService
 log = logging.getLogger("nanoclaw.scheduling.scripts")
 
 SCRIPT_FAILURES_BEFORE_NOTICE = 3
-OUTCOMES = ("woke", "skipped", "error")
 MAX_REASON_CHARS = 500
 ENDED = ("completed", "failed")
 LIVE = ("pending", "paused")
@@ -68,14 +68,14 @@ def record_script_run(
             )
             .order_by(messages_in.c.seq.desc())
         ).all()
-        streak = 1 if outcome == "error" else 0
-        if outcome == "error":
+        streak = 1 if outcome == ScriptOutcome.ERROR else 0
+        if outcome == ScriptOutcome.ERROR:
             for other_id, raw in history:
                 previous = parse_content(raw).get("script_run")
                 # Only an occurrence's own record counts (a recurrence clone copies content).
                 if not isinstance(previous, dict) or previous.get("occurrence") != other_id:
                     continue
-                if previous.get("outcome") != "error":
+                if previous.get("outcome") != ScriptOutcome.ERROR:
                     break
                 streak += 1
         run = {
@@ -127,26 +127,31 @@ class ScriptResults:
         self.notices = notices
 
     def install(self, actions: SystemActions) -> None:
-        actions.register("task_script", self.handle)
+        # A bad report is refused unanswered, like every outcome of this action.
+        actions.register_payload(
+            ActionName.TASK_SCRIPT, TaskScriptPayload, self.handle, answer_refusal=False
+        )
 
-    async def handle(self, session: SessionRow, row: OutboundRow) -> ActionResult:
-        task_id = row.content.get("task_id")
-        outcome = row.content.get("outcome")
-        if not isinstance(task_id, str) or outcome not in OUTCOMES:
-            return ActionResult("error", "task_script: bad report", reply_to_agent=False)
-        reason = row.content.get("reason")
+    async def handle(
+        self, session: SessionRow, row: OutboundRow, report_row: TaskScriptPayload
+    ) -> ActionResult:
+        task_id, outcome, reason = report_row.task_id, report_row.outcome, report_row.reason
         layout = self.sessions.layout(session)
         report = await asyncio.to_thread(
             record_script_run,
             self.sessions,
             layout,
             task_id,
-            str(outcome),
-            str(reason) if reason else None,
+            outcome.value,
+            reason or None,
         )
         if report is None:
-            return ActionResult("error", f"task_script: no task {task_id}", reply_to_agent=False)
-        if outcome == "error":
+            return ActionResult(
+                ActionStatus.ERROR,
+                f"{ActionName.TASK_SCRIPT}: no task {task_id}",
+                reply_to_agent=False,
+            )
+        if outcome is ScriptOutcome.ERROR:
             log.warning(
                 "task %s of %s: script failed (%d in a row): %s",
                 task_id,
@@ -168,4 +173,4 @@ class ScriptResults:
                 f"The scheduled task {report.series_id} (“{preview}”) did not run: its check "
                 f"script failed {report.failures_in_a_row} times in a row. Last error: {reason}",
             )
-        return ActionResult("ok", f"recorded ({outcome})", reply_to_agent=False)
+        return ActionResult(ActionStatus.OK, f"recorded ({outcome.value})", reply_to_agent=False)
