@@ -48,7 +48,6 @@ from agent_runner.tools.inputs import (
 from agent_runner.tools.schema import InputT, ModelTool
 from nanoclaw.contract.actions import ActionStatus
 from nanoclaw.contract.mcp import McpConfigError, validate_server
-from nanoclaw.contract.packages import PackageNameError, check_package_names
 from nanoclaw.contract.timeutil import to_iso
 
 ACTION_RESULT_WAIT_S = 15.0  # how long a host action's tool waits for the host's answer
@@ -412,14 +411,6 @@ class CreateAgent(ModelTool[CreateAgentInput]):
         return await request_and_wait(env, self.name, payload)
 
 
-def validate_packages(pip: list[str], apt: list[str]) -> None:
-    """A light check (the host checks again): plain names, 1 to 20 of them."""
-    try:
-        check_package_names(pip, apt)
-    except PackageNameError as exc:
-        raise ToolError(str(exc)) from exc
-
-
 class InstallPackages(ModelTool[InstallPackagesInput]):
     name = "install_packages"
     host_action = "install_packages"
@@ -432,8 +423,9 @@ class InstallPackages(ModelTool[InstallPackagesInput]):
     input_model = InstallPackagesInput
 
     async def call(self, args: InstallPackagesInput, env: ToolEnv) -> ToolOutput:
+        # The names were checked by the input model (the host's payload model, which checks
+        # again): plain names, 1 to 20 of them.
         pip, apt = list(args.pip or []), list(args.apt or [])
-        validate_packages(pip, apt)
         payload: dict[str, Any] = {"pip": pip, "apt": apt}
         if args.reason:
             payload["reason"] = args.reason

@@ -219,11 +219,13 @@ async def test_reads_stay_within_the_admin_scope(host: Host, andy: AgentGroup) -
         (group_scope,) = await results(layout, out)
         assert [a["name"] for a in json.loads(group_scope["text"])] == ["Andy"]
         host.permissions.admin.update_agent(Actor.operator(), "Andy", admin_scope="global")
-        out = agent_writes(layout, {"action": "admin_request", "op": "agents.list", "n": 2}, msg)
+        again = {"action": "admin_request", "op": "agents.list", "args": {}}  # another row
+        out = agent_writes(layout, again, msg)
         (global_scope,) = await results(layout, out)
         assert sorted(a["name"] for a in json.loads(global_scope["text"])) == ["Andy", "Zed"]
         host.permissions.store.update_agent_group(andy.id, admin_scope="disabled")
-        out = agent_writes(layout, {"action": "admin_request", "op": "agents.list", "n": 3}, msg)
+        third = {"action": "admin_request", "op": "agents.list", "args": {"agent": "Andy"}}
+        out = agent_writes(layout, third, msg)
         (disabled,) = await results(layout, out)
     assert disabled["status"] == "error" and "disabled" in disabled["text"]
 

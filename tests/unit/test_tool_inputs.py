@@ -69,10 +69,10 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("create_agent", {"name": "R" * 64}, True),
     ("create_agent", {"name": "R" * 65}, False),
     ("create_agent", {"name": "   "}, False),
-    ("install_packages", {}, True),
     ("install_packages", {"pip": ["httpx"], "apt": ["jq"], "reason": "x"}, True),
     ("install_packages", {"pip": "httpx"}, False),
     ("install_packages", {"pip": [1]}, False),
+    ("install_packages", {"pip": ["httpx"], "apt": ["jq"]}, True),
     ("add_mcp_server", {"name": "s", "command": "python", "args": ["-m", "s"]}, True),
     ("add_mcp_server", {"name": "s", "command": "python", "env": {"A": 1}}, False),
     ("add_mcp_server", {"name": "s"}, False),
@@ -91,11 +91,15 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("admin_request", {"op": "members.add", "args": ["u"]}, False),
 ]
 # Where the two differ on purpose: the model also refuses a whole float for an integer (JSON
-# Schema's "integer" allows 3.0) and checks a cross-field rule the schema does not express.
+# Schema's "integer" allows 3.0) and checks rules the schema does not express (one target of
+# two, package names, an MCP server's spec).
 STRICTER_THAN_SCHEMA: list[tuple[str, dict[str, Any]]] = [
     ("edit_message", {"message_id": 3.0, "text": "new"}),
     ("add_destination", {"name": "ops"}),
     ("add_destination", {"name": "ops", "agent": "a", "chat": "slack/C1"}),
+    ("install_packages", {}),  # 1 to 20 plain names (``nanoclaw.contract.packages``)
+    ("install_packages", {"apt": ["jq; rm -rf /"]}),
+    ("add_mcp_server", {"name": "Bad Name", "command": "python"}),  # ``contract.mcp``
 ]
 # ... and takes null as "not given", which the schema does not offer.
 NULL_AS_ABSENT: list[tuple[str, dict[str, Any]]] = [

@@ -18,6 +18,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from nanoclaw.contract.mcp import validate_server
+from nanoclaw.contract.packages import check_package_names
 from nanoclaw.contract.timeutil import parse_iso, to_iso
 from nanoclaw.errors import PayloadError
 
@@ -165,14 +167,17 @@ class CreateAgentPayload(Payload):
 
 
 class InstallPackagesPayload(Payload):
-    # The names themselves are checked by ``nanoclaw.contract.packages`` (on both sides).
     pip: Annotated[list[str] | None, Field(description="pip package names")] = None
     apt: Annotated[list[str] | None, Field(description="apt package names")] = None
     reason: Annotated[str | None, Field(description="Why you need them.")] = None
 
+    @model_validator(mode="after")
+    def _plain_names(self) -> InstallPackagesPayload:
+        check_package_names(self.pip or [], self.apt or [])  # a PackageNameError is a ValueError
+        return self
+
 
 class AddMcpServerPayload(Payload):
-    # The spec itself is checked by ``nanoclaw.contract.mcp.validate_server`` (on both sides).
     name: Annotated[
         NonEmptyStr, Field(description="Server name: lowercase letters, digits, _ or -.")
     ]
@@ -182,6 +187,11 @@ class AddMcpServerPayload(Payload):
         dict[str, str] | None, Field(description="Environment variables (no secrets).")
     ] = None
     reason: Annotated[str | None, Field(description="Why you need it.")] = None
+
+    @model_validator(mode="after")
+    def _valid_spec(self) -> AddMcpServerPayload:
+        validate_server(self.name, self.command, self.args or [], self.env or {})  # ValueError
+        return self
 
 
 # -- the agent's own group (``admin/agent_actions.py``) -----------------------------------------
@@ -304,8 +314,9 @@ def describe(
         return f"'{field}' is not {noun} (its {plural}: {', '.join(sorted(known)) or 'none'})"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return f"'{field}' must be an object"
-    if kind == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") == (
-        NOT_BLANK_PATTERN
+    ctx = error.get("ctx") or {}
+    if (kind == "string_pattern_mismatch" and ctx.get("pattern") == NOT_BLANK_PATTERN) or (
+        kind == "string_too_short" and ctx.get("min_length") == 1
     ):
         return f"'{field}' must not be blank"
     message = error["msg"].removeprefix("Value error, ")
