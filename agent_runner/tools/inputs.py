@@ -1,8 +1,7 @@
-"""Every tool's input as a model: a NanoClaw tool's JSON schema is what the model API is given.
+"""Every tool's input as a model: a NanoClaw tool's JSON schema is what the model API is given."""
 
-A tool that asks the host for something shares its limits with the host's payload model
-(``nanoclaw.contract.actions``): its input *is* that model, or is built from its field types.
-"""
+# A tool that asks the host for something shares its limits with the host's payload model
+# (``nanoclaw.contract.actions``): its input *is* that model, or is built from its field types.
 
 from __future__ import annotations
 

@@ -1,10 +1,9 @@
-"""Agent actions that reach the admin service: destinations, wiring, mounts and restarts.
+"""Agent actions that reach the admin service: destinations, wiring, mounts and restarts."""
 
-Each acts on the requesting agent's own group and runs only once the action gate allowed it
-(``permissions/agent_actions.py``: an admin asked, or an admin approved the card). The
-operation runs as that admin (``actor_of``), and the admin service checks the actor again,
-so an action allowed for this agent cannot reach further than its admin could.
-"""
+# Each acts on the requesting agent's own group and runs only once the action gate allowed it
+# (``permissions/agent_actions.py``: an admin asked, or an admin approved the card). The
+# operation runs as that admin (``actor_of``), and the admin service checks the actor again,
+# so an action allowed for this agent cannot reach further than its admin could.
 
 from __future__ import annotations
 

@@ -1,11 +1,10 @@
-"""System actions: ``kind=system`` rows a runner writes, carried out by the host.
+"""System actions: the ``kind=system`` rows a runner writes, parsed, authorized and carried out."""
 
-Each handler gets the session and the row (and, registered with its model from
-``nanoclaw.contract.actions``, the payload parsed before anything else runs: a refused payload
-is answered with an error naming its fields, never authorized or carried out) and returns a
-short result text; raising ``NanoclawError`` reports a failure. The result comes back to the
-agent as an inbound ``system`` row. Permission checks for actions belong to ``authorize``.
-"""
+# Each handler gets the session and the row (and, registered with its model from
+# ``nanoclaw.contract.actions``, the payload parsed before anything else runs: a refused payload
+# is answered with an error naming its fields, never authorized or carried out) and returns a
+# short result text; raising ``NanoclawError`` reports a failure. The result comes back to the
+# agent as an inbound ``system`` row. Permission checks for actions belong to ``authorize``.
 
 from __future__ import annotations
 

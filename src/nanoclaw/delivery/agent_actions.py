@@ -1,9 +1,8 @@
-"""Host side of ``create_agent``: validated, then carried out (``install_packages``: extension_actions).
+"""Host side of ``create_agent``: its parsed payload carried out."""
 
-Who may ask is not decided here: the one permission check of every action is the
-authorizer installed on ``SystemActions`` (``set_authorizer``; the permissions module gates
-both actions behind an admin or an approval card). These handlers run only once allowed.
-"""
+# Who may ask is not decided here: the one permission check of every action is the
+# authorizer installed on ``SystemActions`` (``set_authorizer``; the permissions module gates
+# both actions behind an admin or an approval card). These handlers run only once allowed.
 
 from __future__ import annotations
 

@@ -1,12 +1,11 @@
-"""Host side of ``add_mcp_server`` and ``install_packages``: validated, then carried out.
+"""Host side of ``add_mcp_server`` and ``install_packages``: their parsed payloads carried out."""
 
-A new MCP server is stored and started by the agent's next runner. Packages are fetched by the
-host and built into the group's image layer (``nanoclaw.runtime.packages``); the agent is told
-the outcome, failures included.
-
-As for every gated action, who may ask is decided by the action gate before this runs (an admin
-of the agent group at once, anyone else through an approval card).
-"""
+# A new MCP server is stored and started by the agent's next runner. Packages are fetched by the
+# host and built into the group's image layer (``nanoclaw.runtime.packages``); the agent is told
+# the outcome, failures included.
+#
+# As for every gated action, who may ask is decided by the action gate before this runs (an admin
+# of the agent group at once, anyone else through an approval card).
 
 from __future__ import annotations
 

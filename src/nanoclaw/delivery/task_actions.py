@@ -1,11 +1,12 @@
-"""Host side of the agent's task tools: ``schedule_task``, ``update_task``, ``cancel_task``,
-``pause_task`` and ``resume_task`` insert or change ``kind=task`` rows in the session's
-``inbound.db`` (the host is its only writer; invariant 1).
+"""Host side of the agent's task tools: their ``kind=task`` rows in the session's ``inbound.db``."""
 
-Every change acts on a whole series (``id = X OR series_id = X`` among live rows). The
-recurrence itself (the next occurrence after a run) is the sweep's job
-(``nanoclaw.scheduling.recurrence``); this module only writes what the agent asked for.
-"""
+# ``schedule_task``, ``update_task``, ``cancel_task``, ``pause_task`` and ``resume_task`` insert
+# or change ``kind=task`` rows in the session's ``inbound.db`` (the host is its only writer;
+# invariant 1).
+#
+# Every change acts on a whole series (``id = X OR series_id = X`` among live rows). The
+# recurrence itself (the next occurrence after a run) is the sweep's job
+# (``nanoclaw.scheduling.recurrence``); this module only writes what the agent asked for.
 
 from __future__ import annotations
 

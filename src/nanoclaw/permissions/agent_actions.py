@@ -1,15 +1,14 @@
-"""Host actions requested by agents, authorized by the ORIGINATING user's role (invariant 7).
+"""Host actions requested by agents, authorized by the ORIGINATING user's role (invariant 7)."""
 
-``ActionGate.authorize`` is the one authorizer installed on ``SystemActions``. The
-originating user is decided by ``nanoclaw.delivery.origin`` from facts the host recorded
-when it first read the request (which inbound rows it had written, from whom, and which it
-had seen finished before): never from the request's seq, timestamps or other runner-written
-fields, and any ambiguity (a mixed batch, another user's queued row) counts as nobody.
-Gated actions run at once for an admin of the agent group, and
-otherwise go through an approval card; refusals and denials are reported to the agent and
-to the chat. ``admin_request`` gives admin-scoped agents reads within their scope and
-writes through the same gate; no agent can change an admin scope.
-"""
+# ``ActionGate.authorize`` is the one authorizer installed on ``SystemActions``. The
+# originating user is decided by ``nanoclaw.delivery.origin`` from facts the host recorded
+# when it first read the request (which inbound rows it had written, from whom, and which it
+# had seen finished before): never from the request's seq, timestamps or other runner-written
+# fields, and any ambiguity (a mixed batch, another user's queued row) counts as nobody.
+# Gated actions run at once for an admin of the agent group, and
+# otherwise go through an approval card; refusals and denials are reported to the agent and
+# to the chat. ``admin_request`` gives admin-scoped agents reads within their scope and
+# writes through the same gate; no agent can change an admin scope.
 
 from __future__ import annotations
 

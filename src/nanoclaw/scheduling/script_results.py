@@ -1,13 +1,12 @@
-"""Host side of task pre-check scripts: record each run's outcome and report repeated failures.
+"""Host side of task pre-check scripts: record each run's outcome and report repeated failures."""
 
-The runner runs a task's script before the model (``agent_runner/task_script.py``) and
-reports the outcome as a ``task_script`` system row. The host writes it into the
-occurrence's content (``script_run``, the occurrence's own record) and into the series'
-live rows (``last_script``, what ``nanoclaw tasks list`` shows). Failures in a row are
-counted over the series' ended occurrences, newest first; at
-``SCRIPT_FAILURES_BEFORE_NOTICE`` the task's chat is told once. The result never goes
-back to the agent: an answer row would wake it, the very turn the script just skipped.
-"""
+# The runner runs a task's script before the model (``agent_runner/task_script.py``) and
+# reports the outcome as a ``task_script`` system row. The host writes it into the
+# occurrence's content (``script_run``, the occurrence's own record) and into the series'
+# live rows (``last_script``, what ``nanoclaw tasks list`` shows). Failures in a row are
+# counted over the series' ended occurrences, newest first; at
+# ``SCRIPT_FAILURES_BEFORE_NOTICE`` the task's chat is told once. The result never goes
+# back to the agent: an answer row would wake it, the very turn the script just skipped.
 
 from __future__ import annotations
 
