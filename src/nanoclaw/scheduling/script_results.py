@@ -19,7 +19,7 @@ from sqlalchemy import or_, select, update
 
 from nanoclaw.contract.actions import ActionName, ActionStatus, ScriptOutcome, TaskScriptPayload
 from nanoclaw.contract.layout import SessionLayout
-from nanoclaw.contract.sessiondb import parse_content
+from nanoclaw.contract.sessiondb import InboundStatus, parse_content
 from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.db.models import SessionRow
 from nanoclaw.delivery.actions import ActionResult, SystemActions
@@ -32,8 +32,8 @@ log = logging.getLogger("nanoclaw.scheduling.scripts")
 
 SCRIPT_FAILURES_BEFORE_NOTICE = 3
 MAX_REASON_CHARS = 500
-ENDED = ("completed", "failed")
-LIVE = ("pending", "paused")
+ENDED = (InboundStatus.COMPLETED, InboundStatus.FAILED)
+LIVE = (InboundStatus.PENDING, InboundStatus.PAUSED)
 
 
 @dataclass(frozen=True)
