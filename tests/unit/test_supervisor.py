@@ -25,7 +25,7 @@ from nanoclaw.settings import Settings
 from nanoclaw.tasks import TaskOwner
 from tests.conftest import REPO_ROOT
 from tests.fakes.runtime import FakeHandle, FakeRuntime
-from tests.helpers import make_agent, wire_chat
+from tests.helpers import make_agent, shared_executors, wire_chat
 
 
 class Rig:
@@ -39,6 +39,7 @@ class Rig:
         self.runtime = runtime
         self.tasks = TaskOwner()
         self.supervisor = Supervisor(
+            executors=shared_executors(),
             settings=settings.model_copy(update={"max_concurrent_runners": cap}),
             runtime=runtime,
             repo=self.repo,

@@ -8,7 +8,6 @@ so an action allowed for this agent cannot reach further than its admin could.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +15,7 @@ from nanoclaw.admin.service import Actor, AdminService
 from nanoclaw.db.models import AgentGroup, SessionRow
 from nanoclaw.delivery.actions import ActionResult, SystemActions
 from nanoclaw.errors import NanoclawError, ValidationError
+from nanoclaw.executors import Executors
 from nanoclaw.sessions.outbound_reader import OutboundRow
 
 # The gated actions this module carries out (each also a runner tool of the same name).
@@ -44,7 +44,8 @@ def _text(content: dict[str, Any], key: str, *, required: bool = True) -> str | 
 
 
 class AdminActions:
-    def __init__(self, *, admin: AdminService, actor_of: ActorOf) -> None:
+    def __init__(self, *, executors: Executors, admin: AdminService, actor_of: ActorOf) -> None:
+        self.executors = executors
         self.admin = admin
         self.actor_of = actor_of
 
@@ -56,10 +57,10 @@ class AdminActions:
         op: Callable[[Actor, AgentGroup, dict[str, Any]], str] = getattr(self, f"_{name}")
 
         async def handler(session: SessionRow, row: OutboundRow) -> ActionResult:
-            actor = await asyncio.to_thread(self.actor_of, session, row)
+            actor = await self.executors.central.run(self.actor_of, session, row)
             try:
-                agent = await asyncio.to_thread(self.admin.agent, session.agent_group_id)
-                text = await asyncio.to_thread(op, actor, agent, dict(row.content))
+                agent = await self.executors.central.run(self.admin.agent, session.agent_group_id)
+                text = await self.executors.central.run(op, actor, agent, dict(row.content))
             except NanoclawError as exc:
                 return ActionResult("error", f"{name}: {exc}")
             return ActionResult("ok", text)

@@ -9,7 +9,6 @@ command never reaches an agent. ``/clear`` is left to the command gate (admins o
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shlex
 from collections.abc import Awaitable, Callable
@@ -20,6 +19,7 @@ from nanoclaw.channels.base import InboundEvent
 from nanoclaw.db.models import MessagingGroup
 from nanoclaw.db.repository import Membership
 from nanoclaw.errors import NanoclawError, NotFoundError, PermissionDeniedError, ValidationError
+from nanoclaw.executors import Executors
 from nanoclaw.permissions.access import is_any_admin
 from nanoclaw.permissions.approvals import APPROVE, DENY, REJECT, ApprovalService, options_of
 from nanoclaw.routing.command_gate import command_of
@@ -55,7 +55,10 @@ class UsageError(ValidationError):
 class ChatCommands:
     """Implements the router's ``HostCommands`` seam."""
 
-    def __init__(self, *, admin: AdminService, approvals: ApprovalService, reply: Reply) -> None:
+    def __init__(
+        self, *, executors: Executors, admin: AdminService, approvals: ApprovalService, reply: Reply
+    ) -> None:
+        self.executors = executors
         self.admin = admin
         self.approvals = approvals
         self.reply = reply
@@ -123,7 +126,7 @@ class ChatCommands:
         return self.admin.user_ref(ref, default_channel=ctx.event.channel_type)
 
     async def _run(self, fn: Callable[..., object], *args: object, **kwargs: object) -> object:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        return await self.executors.central.run(fn, *args, **kwargs)
 
     # -- built-in commands ---------------------------------------------------------------------
     def _register_builtin(self) -> None:
@@ -265,16 +268,16 @@ class ChatCommands:
         return "Status: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in data.items())
 
     async def _agents(self, ctx: CommandContext) -> str:
-        return (await asyncio.to_thread(self.admin.agents, ctx.actor)).as_text()
+        return (await self.executors.central.run(self.admin.agents, ctx.actor)).as_text()
 
     async def _channels(self, ctx: CommandContext) -> str:
-        return (await asyncio.to_thread(self.admin.channels, ctx.actor)).as_text()
+        return (await self.executors.central.run(self.admin.channels, ctx.actor)).as_text()
 
     async def _users(self, ctx: CommandContext) -> str:
-        return (await asyncio.to_thread(self.admin.users, ctx.actor)).as_text()
+        return (await self.executors.central.run(self.admin.users, ctx.actor)).as_text()
 
     async def _pending(self, ctx: CommandContext) -> str:
-        return (await asyncio.to_thread(self.admin.approvals, ctx.actor)).as_text()
+        return (await self.executors.central.run(self.admin.approvals, ctx.actor)).as_text()
 
     def _engage_args(self, words: list[str]) -> tuple[dict[str, object], list[str]]:
         """Parse ``[pattern <regex> | mention | mention-sticky]`` from the front of ``words``."""
@@ -304,7 +307,7 @@ class ChatCommands:
             raise UsageError(f"Unexpected {' '.join(rest)!r}.")
         mode = str(fields.get("engage_mode", "pattern"))
         pattern = fields.get("engage_pattern", "." if mode == "pattern" else None)
-        await asyncio.to_thread(
+        await self.executors.central.run(
             self.admin.wire,
             ctx.actor,
             chat,
@@ -323,7 +326,7 @@ class ChatCommands:
             raise UsageError("Name a chat and an agent.")
         chat = self._chat(ctx, ctx.args[0])
         agent = self.admin.agent(ctx.args[1])
-        await asyncio.to_thread(self.admin.unwire, ctx.actor, chat, agent)
+        await self.executors.central.run(self.admin.unwire, ctx.actor, chat, agent)
         return f"Unwired {chat.channel_type}/{chat.platform_id} from {agent.name}."
 
     async def _engage(self, ctx: CommandContext) -> str:
@@ -334,7 +337,7 @@ class ChatCommands:
         fields, rest = self._engage_args(ctx.args[2:])
         if not fields or rest:
             raise UsageError("Engage mode: pattern <regex>, mention or mention-sticky.")
-        await asyncio.to_thread(self.admin.update_wiring, ctx.actor, chat, agent, **fields)
+        await self.executors.central.run(self.admin.update_wiring, ctx.actor, chat, agent, **fields)
         return (
             f"{agent.name} in {chat.channel_type}/{chat.platform_id} now engages on "
             f"{fields['engage_mode']}"
@@ -346,7 +349,7 @@ class ChatCommands:
         if len(ctx.args) != 2:
             raise UsageError("Name a chat and a policy.")
         chat = self._chat(ctx, ctx.args[0])
-        await asyncio.to_thread(self.admin.set_policy, ctx.actor, chat, ctx.args[1])
+        await self.executors.central.run(self.admin.set_policy, ctx.actor, chat, ctx.args[1])
         return f"Unknown senders in {chat.channel_type}/{chat.platform_id}: {ctx.args[1]}."
 
     def _role_args(self, ctx: CommandContext) -> tuple[str, str, object]:
@@ -358,13 +361,13 @@ class ChatCommands:
 
     async def _grant(self, ctx: CommandContext) -> str:
         user, role, agent = self._role_args(ctx)
-        await asyncio.to_thread(self.admin.grant, ctx.actor, user, role, agent)  # type: ignore[arg-type]
+        await self.executors.central.run(self.admin.grant, ctx.actor, user, role, agent)  # type: ignore[arg-type]
         where = f" of {agent.name}" if agent is not None else ""  # type: ignore[attr-defined]
         return f"Granted {role}{where} to {user}."
 
     async def _revoke(self, ctx: CommandContext) -> str:
         user, role, agent = self._role_args(ctx)
-        await asyncio.to_thread(self.admin.revoke, ctx.actor, user, role, agent)  # type: ignore[arg-type]
+        await self.executors.central.run(self.admin.revoke, ctx.actor, user, role, agent)  # type: ignore[arg-type]
         where = f" of {agent.name}" if agent is not None else ""  # type: ignore[attr-defined]
         return f"Revoked {role}{where} from {user}."
 
@@ -379,14 +382,16 @@ class ChatCommands:
                     user_id=ctx.actor.user_id,
                     action="members",
                 )
-            return (await asyncio.to_thread(self.admin.members, ctx.actor, agent)).as_text()
+            return (
+                await self.executors.central.run(self.admin.members, ctx.actor, agent)
+            ).as_text()
         if len(ctx.args) != 3 or ctx.args[1] not in ("add", "remove"):
             raise UsageError("Use add <user> or remove <user>.")
         user = self._user(ctx, ctx.args[2])
         if ctx.args[1] == "add":
-            await asyncio.to_thread(self.admin.add_member, ctx.actor, agent, user)
+            await self.executors.central.run(self.admin.add_member, ctx.actor, agent, user)
             return f"{user} is now a member of {agent.name}."
-        await asyncio.to_thread(self.admin.remove_member, ctx.actor, agent, user)
+        await self.executors.central.run(self.admin.remove_member, ctx.actor, agent, user)
         return f"{user} is no longer a member of {agent.name}."
 
     async def _destinations(self, ctx: CommandContext) -> str:
@@ -395,9 +400,13 @@ class ChatCommands:
         agent = self.admin.agent(ctx.args[0])
         words = ctx.args[1:]
         if not words:
-            return (await asyncio.to_thread(self.admin.destinations, ctx.actor, agent)).as_text()
+            return (
+                await self.executors.central.run(self.admin.destinations, ctx.actor, agent)
+            ).as_text()
         if words[0] == "remove" and len(words) == 2:
-            await asyncio.to_thread(self.admin.remove_destination, ctx.actor, agent, words[1])
+            await self.executors.central.run(
+                self.admin.remove_destination, ctx.actor, agent, words[1]
+            )
             return f"Removed destination {words[1]} of {agent.name}."
         if words[0] != "add" or len(words) != 4 or words[2] not in ("agent", "chat"):
             raise UsageError(
@@ -406,7 +415,7 @@ class ChatCommands:
         name, kind, ref = words[1], words[2], words[3]
         target_agent = self.admin.agent(ref) if kind == "agent" else None
         target_chat = self._chat(ctx, ref) if kind == "chat" else None
-        local = await asyncio.to_thread(
+        local = await self.executors.central.run(
             self.admin.add_destination,
             ctx.actor,
             agent,
@@ -422,9 +431,9 @@ class ChatCommands:
         agent = self.admin.agent(ctx.args[0])
         words = ctx.args[1:]
         if not words:
-            return (await asyncio.to_thread(self.admin.mounts, ctx.actor, agent)).as_text()
+            return (await self.executors.central.run(self.admin.mounts, ctx.actor, agent)).as_text()
         if words[0] == "remove" and len(words) == 2:
-            await asyncio.to_thread(self.admin.remove_mount, ctx.actor, agent, words[1])
+            await self.executors.central.run(self.admin.remove_mount, ctx.actor, agent, words[1])
             return f"Removed the mount {words[1]} of {agent.name} (from its next start)."
         if words[0] != "add" or not 2 <= len(words) <= 4:
             raise UsageError("Use add <host path> [container path] [rw] or remove <path>.")
@@ -432,7 +441,7 @@ class ChatCommands:
         read_write = bool(rest) and rest[-1] == "rw"
         if read_write:
             rest = rest[:-1]
-        entry = await asyncio.to_thread(
+        entry = await self.executors.central.run(
             self.admin.add_mount,
             ctx.actor,
             agent,
@@ -451,7 +460,7 @@ class ChatCommands:
             raise UsageError("Name an agent.")
         agent = self.admin.agent(ctx.args[0])
         note = " ".join(ctx.args[1:]) or None
-        count = await asyncio.to_thread(self.admin.restart_agent, ctx.actor, agent, note)
+        count = await self.executors.central.run(self.admin.restart_agent, ctx.actor, agent, note)
         if count == 0:
             return f"{agent.name} has no running session; it starts fresh on its next message."
         after = " and read your note first" if note else ""
@@ -460,7 +469,7 @@ class ChatCommands:
     async def _approve(self, ctx: CommandContext) -> str:
         if len(ctx.args) not in (1, 2):
             raise UsageError("Name a request id (see /pending).")
-        approval = await asyncio.to_thread(self.admin.store.approval, ctx.args[0])
+        approval = await self.executors.central.run(self.admin.store.approval, ctx.args[0])
         if approval is None:
             raise NotFoundError("request", ctx.args[0])
         options = options_of(approval)
@@ -479,7 +488,7 @@ class ChatCommands:
     async def _deny(self, ctx: CommandContext) -> str:
         if len(ctx.args) != 1:
             raise UsageError("Name a request id (see /pending).")
-        approval = await asyncio.to_thread(self.admin.store.approval, ctx.args[0])
+        approval = await self.executors.central.run(self.admin.store.approval, ctx.args[0])
         if approval is None:
             raise NotFoundError("request", ctx.args[0])
         value = REJECT if approval.kind == "channel" else DENY
@@ -491,9 +500,9 @@ class ChatCommands:
         words = ctx.args or ["list"]
         if words[0] == "list" and len(words) <= 2:
             agent = self.admin.agent(words[1]) if len(words) == 2 else None
-            return (await asyncio.to_thread(self.admin.tasks, ctx.actor, agent)).as_text()
+            return (await self.executors.central.run(self.admin.tasks, ctx.actor, agent)).as_text()
         if words[0] in ("pause", "resume", "cancel") and len(words) == 2:
-            changed = await asyncio.to_thread(
+            changed = await self.executors.central.run(
                 self.admin.control_task, ctx.actor, words[1], words[0]
             )
             verb = {"pause": "Paused", "resume": "Resumed", "cancel": "Cancelled"}[words[0]]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date, timedelta
 
 from nanoclaw.admin.commands import ChatCommands, CommandContext, UsageError
@@ -31,7 +30,7 @@ def register_usage_command(commands: ChatCommands, ledger: UsageLedger) -> None:
                 for t in ledger.totals(by="group", since=since, agent_group_ids=ids)
             ]
 
-        lines = await asyncio.to_thread(totals)
+        lines = await commands.executors.central.run(totals)
         header = f"Usage, last {USAGE_WINDOW_DAYS} days:"
         return "\n".join([header, *lines]) if lines else f"{header} none recorded."
 

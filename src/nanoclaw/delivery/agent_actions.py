@@ -7,7 +7,6 @@ both actions behind an admin or an approval card). These handlers run only once 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from nanoclaw.admin.service import create_agent_files
@@ -16,6 +15,7 @@ from nanoclaw.db.models import ContainerConfig, SessionRow
 from nanoclaw.db.repository import Repository, normalize_destination_name
 from nanoclaw.delivery.actions import ActionResult, SystemActions
 from nanoclaw.errors import NanoclawError, ValidationError
+from nanoclaw.executors import Executors
 from nanoclaw.sessions.outbound_reader import OutboundRow
 from nanoclaw.sessions.paths import safe_name
 from nanoclaw.sessions.service import SessionService
@@ -26,7 +26,15 @@ PARENT_DESTINATION = "parent"
 
 
 class AgentActions:
-    def __init__(self, *, settings: Settings, repo: Repository, sessions: SessionService) -> None:
+    def __init__(
+        self,
+        *,
+        executors: Executors,
+        settings: Settings,
+        repo: Repository,
+        sessions: SessionService,
+    ) -> None:
+        self.executors = executors
         self.settings = settings
         self.repo = repo
         self.sessions = sessions
@@ -36,7 +44,7 @@ class AgentActions:
 
     async def create_agent(self, session: SessionRow, row: OutboundRow) -> ActionResult:
         try:
-            text = await asyncio.to_thread(self._create_agent, session, row.content)
+            text = await self.executors.central.run(self._create_agent, session, row.content)
         except NanoclawError as exc:
             return ActionResult("error", f"create_agent: {exc}")
         return ActionResult("ok", text)

@@ -10,7 +10,6 @@ of the agent group at once, anyone else through an approval card).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from nanoclaw.admin.extensions import Extensions
@@ -18,6 +17,7 @@ from nanoclaw.admin.service import Actor
 from nanoclaw.db.models import SessionRow
 from nanoclaw.delivery.actions import ActionResult, SystemActions
 from nanoclaw.errors import NanoclawError, ValidationError
+from nanoclaw.executors import Executors
 from nanoclaw.runtime.packages import PackageInstaller, validate_request
 from nanoclaw.sessions.outbound_reader import OutboundRow
 
@@ -26,7 +26,10 @@ APPROVED = Actor.operator()  # the gate has authorized the request by the time a
 
 
 class ExtensionActions:
-    def __init__(self, *, extensions: Extensions, installer: PackageInstaller) -> None:
+    def __init__(
+        self, *, executors: Executors, extensions: Extensions, installer: PackageInstaller
+    ) -> None:
+        self.executors = executors
         self.extensions = extensions
         self.installer = installer
 
@@ -44,12 +47,12 @@ class ExtensionActions:
         wanted = self.extensions.package_request(agent_id).merged(request)
         try:
             runtime_name = self.extensions.repo.container_config(agent_id).runtime
-            outcome = await asyncio.to_thread(
+            outcome = await self.executors.blocking.run(
                 lambda: self.installer.install(agent_id, wanted, runtime_name=runtime_name)
             )
         except NanoclawError as exc:
             log.warning("packages for %s not installed: %s", agent_id, exc)
-            await asyncio.to_thread(
+            await self.executors.central.run(
                 self.extensions.record_packages,
                 agent_id,
                 wanted,
@@ -58,7 +61,7 @@ class ExtensionActions:
                 message=str(exc),
             )
             return ActionResult("error", f"install_packages: not installed: {exc}")
-        await asyncio.to_thread(
+        await self.executors.central.run(
             self.extensions.record_packages,
             agent_id,
             wanted,
@@ -72,10 +75,10 @@ class ExtensionActions:
     async def add_mcp_server(self, session: SessionRow, row: OutboundRow) -> ActionResult:
         content = row.content
         try:
-            agent = await asyncio.to_thread(
+            agent = await self.executors.central.run(
                 self.extensions.repo.agent_group, session.agent_group_id
             )
-            spec = await asyncio.to_thread(
+            spec = await self.executors.central.run(
                 lambda: self.extensions.add_mcp_server(
                     APPROVED,
                     agent,

@@ -9,7 +9,6 @@ recurrence itself (the next occurrence after a run) is the sweep's job
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from typing import Any
@@ -20,6 +19,7 @@ from nanoclaw.contract.timeutil import parse_iso, to_iso
 from nanoclaw.db.models import SessionRow
 from nanoclaw.delivery.actions import ActionResult, SystemActions
 from nanoclaw.errors import ValidationError
+from nanoclaw.executors import Executors
 from nanoclaw.scheduling.cron import validate_cron
 from nanoclaw.scheduling.tasks import TaskControl, control_task
 from nanoclaw.sessions.outbound_reader import OutboundRow
@@ -71,7 +71,10 @@ def _task_id(content: dict[str, Any]) -> str:
 
 
 class TaskActions:
-    def __init__(self, *, settings: Settings, sessions: SessionService) -> None:
+    def __init__(
+        self, *, executors: Executors, settings: Settings, sessions: SessionService
+    ) -> None:
+        self.executors = executors
         self.settings = settings
         self.sessions = sessions
 
@@ -87,7 +90,9 @@ class TaskActions:
         except ValidationError as exc:
             return ActionResult("error", f"schedule_task: {exc}")
         layout = self.sessions.layout(session)
-        await asyncio.to_thread(self.sessions.store.insert_messages, layout, [message])
+        await self.executors.sessions.run(
+            session.id, self.sessions.store.insert_messages, layout, [message]
+        )
         repeat = (
             f", repeating {message.recurrence} ({message.recurrence_tz})"
             if message.recurrence
@@ -131,7 +136,9 @@ class TaskActions:
         except ValidationError as exc:
             return ActionResult("error", f"update_task: {exc}")
         layout = self.sessions.layout(session)
-        changed = await asyncio.to_thread(self._apply_update, layout, task_id, changes)
+        changed = await self.executors.sessions.run(
+            session.id, self._apply_update, layout, task_id, changes
+        )
         if not changed:
             return ActionResult("error", f"update_task: no live task matched id {task_id}")
         return ActionResult("ok", f"Task {task_id} updated.")
@@ -188,8 +195,8 @@ class TaskActions:
             except ValidationError as exc:
                 return ActionResult("error", f"{action}: {exc}")
             layout = self.sessions.layout(session)
-            changed = await asyncio.to_thread(
-                control_task, self.sessions.store, layout, task_id, control
+            changed = await self.executors.sessions.run(
+                session.id, control_task, self.sessions.store, layout, task_id, control
             )
             if not changed:
                 return ActionResult("error", f"{action}: no live task matched id {task_id}")

@@ -13,7 +13,6 @@ writes through the same gate; no agent can change an admin scope.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -28,6 +27,7 @@ from nanoclaw.db.repository import Repository
 from nanoclaw.delivery.actions import ActionResult, SystemActions, action_result_content
 from nanoclaw.delivery.origin import OriginLedger
 from nanoclaw.errors import NanoclawError, NotFoundError
+from nanoclaw.executors import Executors
 from nanoclaw.permissions.access import is_admin_of
 from nanoclaw.permissions.approvals import ApprovalService
 from nanoclaw.sessions.outbound_reader import OutboundRow, SessionReader
@@ -100,6 +100,7 @@ class ActionGate:
     def __init__(
         self,
         *,
+        executors: Executors,
         repo: Repository,
         store: AdminStore,
         admin: AdminService,
@@ -111,6 +112,7 @@ class ActionGate:
         origins: OriginLedger,
         gated: frozenset[str] = GATED_ACTIONS,
     ) -> None:
+        self.executors = executors
         self.repo = repo
         self.store = store
         self.admin = admin
@@ -151,8 +153,8 @@ class ActionGate:
             return await self._authorize_admin_request(session, row)
         if action not in self.gated:
             return None
-        user_id = await asyncio.to_thread(self.origin_user_sync, session, row)
-        membership = await asyncio.to_thread(self.repo.membership, user_id)
+        user_id = await self.executors.central.run(self.origin_user_sync, session, row)
+        membership = await self.executors.central.run(self.repo.membership, user_id)
         if is_admin_of(membership, session.agent_group_id):
             return None
         return await self._request_approval(session, row, action, user_id)
@@ -167,14 +169,14 @@ class ActionGate:
         if op not in READ_OPS | WRITE_OPS:
             known = ", ".join(sorted(READ_OPS | WRITE_OPS))
             return f"unknown admin op {op!r}; known ops: {known}"
-        scope = await asyncio.to_thread(self.store.admin_scope, session.agent_group_id)
+        scope = await self.executors.central.run(self.store.admin_scope, session.agent_group_id)
         if scope == "disabled":
             return "Permission denied: admin requests are disabled for this agent."
         if op in READ_OPS:
             self._acting[row.id] = Actor.agent(session.agent_group_id, scope)
             return None
         try:
-            target = await asyncio.to_thread(
+            target = await self.executors.central.run(
                 self._target_group, session, op, args if isinstance(args, dict) else {}
             )
         except NanoclawError as exc:
@@ -182,8 +184,8 @@ class ActionGate:
         agent_actor = Actor.agent(session.agent_group_id, scope)
         if not agent_actor.can_read(target):
             return f"Permission denied: {op} is outside this agent's admin scope ({scope})."
-        user_id = await asyncio.to_thread(self.origin_user_sync, session, row)
-        membership = await asyncio.to_thread(self.repo.membership, user_id)
+        user_id = await self.executors.central.run(self.origin_user_sync, session, row)
+        membership = await self.executors.central.run(self.repo.membership, user_id)
         user_actor = Actor.user(membership, user_id)
         if membership is not None and user_actor.can_write(target):
             self._acting[row.id] = user_actor
@@ -241,7 +243,7 @@ class ActionGate:
         payload = json.loads(approval.payload_json)
         row = _row_from_json(payload["row"])
         try:
-            session = await asyncio.to_thread(self.repo.session, approval.session_id or "")
+            session = await self.executors.central.run(self.repo.session, approval.session_id or "")
         except NotFoundError:
             return "The requesting session no longer exists."
         layout = self.sessions.layout(session)
@@ -261,7 +263,7 @@ class ActionGate:
                 f"Your request ({action}) was denied by an admin.",
             )
             return f"Denied: {action}."
-        membership = await asyncio.to_thread(self.repo.membership, by)
+        membership = await self.executors.central.run(self.repo.membership, by)
         self._acting[row.id] = Actor.user(membership, by)
         try:
             result = await self.actions.run_approved(session, row)
@@ -299,7 +301,7 @@ class ActionGate:
         op = str(row.content.get("op") or "")
         args = dict(row.content.get("args") or {})
         try:
-            text = await asyncio.to_thread(self._run_op, actor, session, op, args)
+            text = await self.executors.central.run(self._run_op, actor, session, op, args)
         except NanoclawError as exc:
             return ActionResult("error", str(exc))
         return ActionResult("ok", text)

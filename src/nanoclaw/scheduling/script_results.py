@@ -11,7 +11,6 @@ back to the agent: an answer row would wake it, the very turn the script just sk
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.db.models import SessionRow
 from nanoclaw.delivery.actions import ActionResult, SystemActions
 from nanoclaw.delivery.notices import Notifier
+from nanoclaw.executors import Executors
 from nanoclaw.sessions.outbound_reader import OutboundRow
 from nanoclaw.sessions.schema import messages_in
 from nanoclaw.sessions.service import SessionService
@@ -122,7 +122,10 @@ def record_script_run(
 class ScriptResults:
     """The ``task_script`` action: not gated (it only records what the agent's own task did)."""
 
-    def __init__(self, *, sessions: SessionService, notices: Notifier) -> None:
+    def __init__(
+        self, *, executors: Executors, sessions: SessionService, notices: Notifier
+    ) -> None:
+        self.executors = executors
         self.sessions = sessions
         self.notices = notices
 
@@ -136,7 +139,7 @@ class ScriptResults:
             return ActionResult("error", "task_script: bad report", reply_to_agent=False)
         reason = row.content.get("reason")
         layout = self.sessions.layout(session)
-        report = await asyncio.to_thread(
+        report = await self.executors.central.run(
             record_script_run,
             self.sessions,
             layout,
