@@ -5,7 +5,8 @@ their tasks.
 passed explicitly; nothing is assigned to a component after it is built and no component
 receives the host. Two pairs of components reach each other at run time (approvals ↔ router,
 approvals ↔ action gate); each pair is joined by one forward-referencing closure, commented
-where it is made.
+where it is made. The executors (``nanoclaw.executors``) are built first and closed last: every
+blocking call of every component runs on them.
 """
 
 from __future__ import annotations
@@ -221,7 +222,7 @@ def build_host(
     )
     reader = SessionReader(engines=engines)
     sessions = SessionService(repo=repo, store=store)
-    runtime = runtime or select_runtime(settings).runtime
+    runtime = runtime or select_runtime(settings, blocking=executors.blocking).runtime
 
     registry = ChannelRegistry(
         state_path=settings.data_path / STATE_FILE,
@@ -234,7 +235,7 @@ def build_host(
         client_buffer_bytes=settings.cli_client_buffer_bytes,
     )
     if channels is None:
-        built, skipped = build_adapters(settings)
+        built, skipped = build_adapters(settings, blocking=executors.blocking)
         channels = built
         for state in skipped:
             registry.note(state)

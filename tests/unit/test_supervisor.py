@@ -140,7 +140,7 @@ async def test_close_waits_for_a_start_whose_waker_was_cancelled(
 
 
 async def test_the_process_runtime_refuses_unless_enabled() -> None:
-    runtime = ProcessRuntime(python="python3", enabled=False)
+    runtime = ProcessRuntime(blocking=shared_executors().blocking, python="python3", enabled=False)
     with pytest.raises(RuntimeUnavailableError, match="NANOCLAW_ALLOW_PROCESS_RUNTIME"):
         await runtime.check()
 
