@@ -149,23 +149,28 @@ async def test_blocking_executor_runs_off_the_loop() -> None:
         blocking.close()
 
 
-async def test_every_central_statement_of_a_routed_message_runs_on_the_central_thread(
+async def test_every_central_statement_of_routed_messages_runs_on_the_central_thread(
     host: Host,
 ) -> None:
     agent = make_agent(host.repo, "Andy")
     wire_chat(host.repo, agent, "local")
+    host.repo.upsert_user("cli:olive", kind="cli", display_name="olive")
+    host.repo.grant_role("cli:olive", "owner", granted_by="test")
     on_central: list[bool] = []
 
     def on_statement(*_args: Any) -> None:
         on_central.append(host.executors.central.owns_current_thread())
 
+    socket = host.settings.cli_socket
     event.listen(host.db.engine, "before_cursor_execute", on_statement)
     try:
-        first = await say(host.settings.cli_socket, "hello")  # creates the session, starts it
-        again = await say(host.settings.cli_socket, "and again")  # the warm path
+        first = await say(socket, "hello")  # creates the session, starts it
+        again = await say(socket, "and again")  # the warm path
+        command = await say(socket, "/members Andy", sender="olive")  # a chat command
     finally:
         event.remove(host.db.engine, "before_cursor_execute", on_statement)
     assert texts(first) and texts(again), (first, again)
+    assert texts(command) and "denied" not in texts(command)[0], command
     assert on_central, "no central statement was seen"
     assert all(on_central), f"{on_central.count(False)} of {len(on_central)} off the thread"
 

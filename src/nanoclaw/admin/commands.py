@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from nanoclaw.admin.service import ENGAGE_MODES, SESSION_MODES, Actor, AdminService
 from nanoclaw.channels.base import InboundEvent
-from nanoclaw.db.models import MessagingGroup
+from nanoclaw.db.models import AgentGroup, MessagingGroup
 from nanoclaw.db.repository import Membership
 from nanoclaw.errors import NanoclawError, NotFoundError, PermissionDeniedError, ValidationError
 from nanoclaw.executors import Executors
@@ -117,13 +117,21 @@ class ChatCommands:
         return True
 
     # -- helpers -------------------------------------------------------------------------------
-    def _chat(self, ctx: CommandContext, ref: str, *, create: bool = False) -> MessagingGroup:
+    async def _chat(self, ctx: CommandContext, ref: str, *, create: bool = False) -> MessagingGroup:
         if ref in ("here", "."):
             return ctx.mg
-        return self.admin.chat(ref, default_channel=ctx.event.channel_type, create=create)
+        return await self.executors.central.run(
+            self.admin.chat, ref, default_channel=ctx.event.channel_type, create=create
+        )
 
-    def _user(self, ctx: CommandContext, ref: str) -> str:
-        return self.admin.user_ref(ref, default_channel=ctx.event.channel_type)
+    async def _user(self, ctx: CommandContext, ref: str) -> str:
+        return await self.executors.central.run(
+            self.admin.user_ref, ref, default_channel=ctx.event.channel_type
+        )
+
+    async def agent(self, key: str) -> AgentGroup:
+        """The agent a command names (``AdminService.agent`` on the central thread)."""
+        return await self.executors.central.run(self.admin.agent, key)
 
     async def _run(self, fn: Callable[..., object], *args: object, **kwargs: object) -> object:
         return await self.executors.central.run(fn, *args, **kwargs)
@@ -295,8 +303,8 @@ class ChatCommands:
     async def _wire(self, ctx: CommandContext) -> str:
         if len(ctx.args) < 2:
             raise UsageError("Name a chat and an agent.")
-        chat = self._chat(ctx, ctx.args[0], create=True)
-        agent = self.admin.agent(ctx.args[1])
+        chat = await self._chat(ctx, ctx.args[0], create=True)
+        agent = await self.agent(ctx.args[1])
         fields, rest = self._engage_args(ctx.args[2:])
         session_mode = "shared"
         if rest:
@@ -324,16 +332,16 @@ class ChatCommands:
     async def _unwire(self, ctx: CommandContext) -> str:
         if len(ctx.args) != 2:
             raise UsageError("Name a chat and an agent.")
-        chat = self._chat(ctx, ctx.args[0])
-        agent = self.admin.agent(ctx.args[1])
+        chat = await self._chat(ctx, ctx.args[0])
+        agent = await self.agent(ctx.args[1])
         await self.executors.central.run(self.admin.unwire, ctx.actor, chat, agent)
         return f"Unwired {chat.channel_type}/{chat.platform_id} from {agent.name}."
 
     async def _engage(self, ctx: CommandContext) -> str:
         if len(ctx.args) < 3:
             raise UsageError("Name a chat, an agent and an engage mode.")
-        chat = self._chat(ctx, ctx.args[0])
-        agent = self.admin.agent(ctx.args[1])
+        chat = await self._chat(ctx, ctx.args[0])
+        agent = await self.agent(ctx.args[1])
         fields, rest = self._engage_args(ctx.args[2:])
         if not fields or rest:
             raise UsageError("Engage mode: pattern <regex>, mention or mention-sticky.")
@@ -348,25 +356,25 @@ class ChatCommands:
     async def _policy(self, ctx: CommandContext) -> str:
         if len(ctx.args) != 2:
             raise UsageError("Name a chat and a policy.")
-        chat = self._chat(ctx, ctx.args[0])
+        chat = await self._chat(ctx, ctx.args[0])
         await self.executors.central.run(self.admin.set_policy, ctx.actor, chat, ctx.args[1])
         return f"Unknown senders in {chat.channel_type}/{chat.platform_id}: {ctx.args[1]}."
 
-    def _role_args(self, ctx: CommandContext) -> tuple[str, str, object]:
+    async def _role_args(self, ctx: CommandContext) -> tuple[str, str, object]:
         if len(ctx.args) not in (2, 3):
             raise UsageError("Name a user and a role.")
-        user = self._user(ctx, ctx.args[0])
-        agent = self.admin.agent(ctx.args[2]) if len(ctx.args) == 3 else None
+        user = await self._user(ctx, ctx.args[0])
+        agent = await self.agent(ctx.args[2]) if len(ctx.args) == 3 else None
         return user, ctx.args[1], agent
 
     async def _grant(self, ctx: CommandContext) -> str:
-        user, role, agent = self._role_args(ctx)
+        user, role, agent = await self._role_args(ctx)
         await self.executors.central.run(self.admin.grant, ctx.actor, user, role, agent)  # type: ignore[arg-type]
         where = f" of {agent.name}" if agent is not None else ""  # type: ignore[attr-defined]
         return f"Granted {role}{where} to {user}."
 
     async def _revoke(self, ctx: CommandContext) -> str:
-        user, role, agent = self._role_args(ctx)
+        user, role, agent = await self._role_args(ctx)
         await self.executors.central.run(self.admin.revoke, ctx.actor, user, role, agent)  # type: ignore[arg-type]
         where = f" of {agent.name}" if agent is not None else ""  # type: ignore[attr-defined]
         return f"Revoked {role}{where} from {user}."
@@ -374,7 +382,7 @@ class ChatCommands:
     async def _members(self, ctx: CommandContext) -> str:
         if not ctx.args:
             raise UsageError("Name an agent.")
-        agent = self.admin.agent(ctx.args[0])
+        agent = await self.agent(ctx.args[0])
         if len(ctx.args) == 1:
             if not ctx.actor.can_read(agent.id):
                 raise PermissionDeniedError(
@@ -387,7 +395,7 @@ class ChatCommands:
             ).as_text()
         if len(ctx.args) != 3 or ctx.args[1] not in ("add", "remove"):
             raise UsageError("Use add <user> or remove <user>.")
-        user = self._user(ctx, ctx.args[2])
+        user = await self._user(ctx, ctx.args[2])
         if ctx.args[1] == "add":
             await self.executors.central.run(self.admin.add_member, ctx.actor, agent, user)
             return f"{user} is now a member of {agent.name}."
@@ -397,7 +405,7 @@ class ChatCommands:
     async def _destinations(self, ctx: CommandContext) -> str:
         if not ctx.args:
             raise UsageError("Name an agent.")
-        agent = self.admin.agent(ctx.args[0])
+        agent = await self.agent(ctx.args[0])
         words = ctx.args[1:]
         if not words:
             return (
@@ -413,8 +421,8 @@ class ChatCommands:
                 "Use add <name> agent <agent>, add <name> chat <chat> or remove <name>."
             )
         name, kind, ref = words[1], words[2], words[3]
-        target_agent = self.admin.agent(ref) if kind == "agent" else None
-        target_chat = self._chat(ctx, ref) if kind == "chat" else None
+        target_agent = await self.agent(ref) if kind == "agent" else None
+        target_chat = await self._chat(ctx, ref) if kind == "chat" else None
         local = await self.executors.central.run(
             self.admin.add_destination,
             ctx.actor,
@@ -428,7 +436,7 @@ class ChatCommands:
     async def _mounts(self, ctx: CommandContext) -> str:
         if not ctx.args:
             raise UsageError("Name an agent.")
-        agent = self.admin.agent(ctx.args[0])
+        agent = await self.agent(ctx.args[0])
         words = ctx.args[1:]
         if not words:
             return (await self.executors.central.run(self.admin.mounts, ctx.actor, agent)).as_text()
@@ -458,7 +466,7 @@ class ChatCommands:
     async def _restart(self, ctx: CommandContext) -> str:
         if not ctx.args:
             raise UsageError("Name an agent.")
-        agent = self.admin.agent(ctx.args[0])
+        agent = await self.agent(ctx.args[0])
         note = " ".join(ctx.args[1:]) or None
         count = await self.executors.central.run(self.admin.restart_agent, ctx.actor, agent, note)
         if count == 0:
@@ -499,7 +507,7 @@ class ChatCommands:
     async def _tasks(self, ctx: CommandContext) -> str:
         words = ctx.args or ["list"]
         if words[0] == "list" and len(words) <= 2:
-            agent = self.admin.agent(words[1]) if len(words) == 2 else None
+            agent = await self.agent(words[1]) if len(words) == 2 else None
             return (await self.executors.central.run(self.admin.tasks, ctx.actor, agent)).as_text()
         if words[0] in ("pause", "resume", "cancel") and len(words) == 2:
             changed = await self.executors.central.run(

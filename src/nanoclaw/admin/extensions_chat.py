@@ -14,7 +14,7 @@ def register_extension_commands(commands: ChatCommands, extensions: Extensions) 
     async def mcp(ctx: CommandContext) -> str:
         if not ctx.args:
             raise UsageError(f"Usage: {MCP_USAGE}")
-        agent = commands.admin.agent(ctx.args[0])
+        agent = await commands.agent(ctx.args[0])
         verb, rest = (ctx.args[1] if len(ctx.args) > 1 else "list"), ctx.args[2:]
         if verb == "list":
             table = await commands.executors.central.run(extensions.mcp_table, ctx.actor, agent)
@@ -41,7 +41,7 @@ def register_extension_commands(commands: ChatCommands, extensions: Extensions) 
     async def skills(ctx: CommandContext) -> str:
         if len(ctx.args) != 1:
             raise UsageError("Usage: /skills <agent>")
-        agent = commands.admin.agent(ctx.args[0])
+        agent = await commands.agent(ctx.args[0])
         found = await commands.executors.central.run(extensions.skills, ctx.actor, agent)
         if not found:
             return f"{agent.name} has no skills (add groups/{agent.folder}/skills/<name>/SKILL.md)."

@@ -15,7 +15,10 @@ def register_usage_command(commands: ChatCommands, ledger: UsageLedger) -> None:
         if len(ctx.args) > 1:
             raise UsageError("Name at most one agent.")
         admin = commands.admin
-        groups = [admin.agent(ctx.args[0])] if ctx.args else admin.repo.agent_groups()
+        if ctx.args:
+            groups = [await commands.agent(ctx.args[0])]
+        else:
+            groups = await commands.executors.central.run(admin.repo.agent_groups)
         ids = [g.id for g in groups if ctx.actor.can_read(g.id)]
         if ctx.args and not ids:
             return f"Permission denied: you do not administer {groups[0].name}."

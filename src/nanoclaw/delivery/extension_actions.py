@@ -44,9 +44,11 @@ class ExtensionActions:
         except ValidationError as exc:
             return ActionResult("error", f"install_packages: {exc}")
         agent_id = session.agent_group_id
-        wanted = self.extensions.package_request(agent_id).merged(request)
+        central = self.executors.central
+        wanted = (await central.run(self.extensions.package_request, agent_id)).merged(request)
         try:
-            runtime_name = self.extensions.repo.container_config(agent_id).runtime
+            cfg = await central.run(self.extensions.repo.container_config, agent_id)
+            runtime_name = cfg.runtime
             outcome = await self.executors.blocking.run(
                 lambda: self.installer.install(agent_id, wanted, runtime_name=runtime_name)
             )

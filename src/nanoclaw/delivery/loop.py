@@ -250,8 +250,7 @@ class DeliveryLoop:
     async def _session(self, session_id: str) -> tuple[SessionRow, SessionLayout]:
         cached = self._layouts.get(session_id)
         if cached is None:
-            session = await self.executors.central.run(self.repo.session, session_id)
-            cached = (session, self.sessions.layout(session))
+            cached = await self.executors.central.run(self.sessions.row_and_layout, session_id)
             self._layouts[session_id] = cached
         return cached
 

@@ -89,7 +89,7 @@ class TaskActions:
             message = self._task_row(row)
         except ValidationError as exc:
             return ActionResult("error", f"schedule_task: {exc}")
-        layout = self.sessions.layout(session)
+        layout = await self.executors.central.run(self.sessions.layout, session)
         await self.executors.sessions.run(
             session.id, self.sessions.store.insert_messages, layout, [message]
         )
@@ -135,7 +135,7 @@ class TaskActions:
             changes = self._changes(row.content)
         except ValidationError as exc:
             return ActionResult("error", f"update_task: {exc}")
-        layout = self.sessions.layout(session)
+        layout = await self.executors.central.run(self.sessions.layout, session)
         changed = await self.executors.sessions.run(
             session.id, self._apply_update, layout, task_id, changes
         )
@@ -194,7 +194,7 @@ class TaskActions:
                 task_id = _task_id(row.content)
             except ValidationError as exc:
                 return ActionResult("error", f"{action}: {exc}")
-            layout = self.sessions.layout(session)
+            layout = await self.executors.central.run(self.sessions.layout, session)
             changed = await self.executors.sessions.run(
                 session.id, control_task, self.sessions.store, layout, task_id, control
             )

@@ -210,7 +210,7 @@ class ActionGate:
             # agent must see "pending" before the decision, never after it.
             await self._result(
                 session,
-                self.sessions.layout(session),
+                await self.executors.central.run(self.sessions.layout, session),
                 row,
                 "pending",
                 f"{action} needs an admin's approval; request {opened.id} was sent.",
@@ -246,7 +246,7 @@ class ActionGate:
             session = await self.executors.central.run(self.repo.session, approval.session_id or "")
         except NotFoundError:
             return "The requesting session no longer exists."
-        layout = self.sessions.layout(session)
+        layout = await self.executors.central.run(self.sessions.layout, session)
         action = approval.action or str(row.content.get("action"))
         if approved is None:
             await self._result(

@@ -253,11 +253,10 @@ class Supervisor:
     async def _start(self, session_id: str) -> bool:
         try:
             await self.runtime.check()
-            session = await self.executors.central.run(self.repo.session, session_id)
+            _, layout = await self.executors.central.run(self.sessions.row_and_layout, session_id)
             spec, config = await self.executors.central.run(self._prepare, session_id)
             if self.spec_hook is not None:
                 spec, config = await self.spec_hook(spec, config)
-            layout = self.sessions.layout(session)
             await self.executors.blocking.run(config.write, layout.runner_config)
             handle = await self.runtime.start(spec)
         except SandboxFileError as exc:
@@ -413,9 +412,7 @@ class Supervisor:
     async def _is_idle(self, session_id: str) -> bool:
         """No claimed row and no due triggering row: the runner is between turns."""
         try:
-            layout = self.sessions.layout(
-                await self.executors.central.run(self.repo.session, session_id)
-            )
+            _, layout = await self.executors.central.run(self.sessions.row_and_layout, session_id)
             claims = await self.executors.sessions.run(session_id, self.reader.acks, layout)
             if any(status == "processing" for status in claims.values()):
                 return False
@@ -449,7 +446,7 @@ class Supervisor:
                 continue
             if now - entry.last_activity < self.settings.idle_timeout_s:
                 continue
-            layout = self.sessions.layout(session)
+            layout = await self.executors.central.run(self.sessions.layout, session)
             claims = await self.executors.sessions.run(session_id, self.reader.acks, layout)
             if any(status == "processing" for status in claims.values()):
                 continue  # mid-turn: stuck detection is the sweep's job, not idleness

@@ -138,7 +138,7 @@ class ScriptResults:
         if not isinstance(task_id, str) or outcome not in OUTCOMES:
             return ActionResult("error", "task_script: bad report", reply_to_agent=False)
         reason = row.content.get("reason")
-        layout = self.sessions.layout(session)
+        layout = await self.executors.central.run(self.sessions.layout, session)
         report = await self.executors.central.run(
             record_script_run,
             self.sessions,

@@ -260,7 +260,7 @@ class Sweep:
 
     async def _sweep_session(self, session: SessionRow, report: SweepReport) -> bool:
         """Visit one session; return whether it is settled (nothing due, claimed or alive)."""
-        layout = self.sessions.layout(session)
+        layout = await self.executors.central.run(self.sessions.layout, session)
         if not layout.inbound_db.exists():
             return False
         self.timer.track(session.id, layout)
@@ -349,8 +349,9 @@ class Sweep:
         if self.quarantine is not None and self.quarantine.is_quarantined(session_id):
             return  # its files are never opened again; its messages were failed already
         try:
-            session = await self.executors.central.run(self.repo.session, session_id)
-            layout = self.sessions.layout(session)
+            session, layout = await self.executors.central.run(
+                self.sessions.row_and_layout, session_id
+            )
             claims = await self.executors.sessions.run(
                 session_id, ops.read_claims, self.store, layout
             )
@@ -446,8 +447,7 @@ class Sweep:
     async def on_turn_done(self, session_id: str, message_ids: frozenset[str]) -> None:
         """Re-arm a recurring series as soon as its occurrence is done (the sweep is the net)."""
         try:
-            session = await self.executors.central.run(self.repo.session, session_id)
-            layout = self.sessions.layout(session)
+            _, layout = await self.executors.central.run(self.sessions.row_and_layout, session_id)
             rearmed = await self.executors.sessions.run(
                 session_id,
                 rearm_ended,
