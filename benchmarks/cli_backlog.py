@@ -50,9 +50,8 @@ async def replay_ms(folder: Path, backlog: CliBacklog) -> float:
     async def nothing(event: InboundEvent) -> RouteReceipt:
         return RouteReceipt(0, ())
 
-    adapter = CliAdapter(
-        executors=Executors.build(), socket_path=folder / "b.sock", backlog=backlog
-    )
+    executors = Executors.build()
+    adapter = CliAdapter(executors=executors, socket_path=folder / "b.sock", backlog=backlog)
     await adapter.setup(ChannelSetup(on_inbound=nothing))
     try:
         reader, writer = await asyncio.open_unix_connection(str(adapter.socket_path))
@@ -71,6 +70,7 @@ async def replay_ms(folder: Path, backlog: CliBacklog) -> float:
         return elapsed
     finally:
         await adapter.teardown()
+        await executors.close()
 
 
 def main() -> None:
