@@ -18,6 +18,7 @@ from nanoclaw.channels.base import ChannelSetup, InboundEvent, RouteReceipt
 from nanoclaw.channels.cli.adapter import CliAdapter
 from nanoclaw.channels.cli.backlog import CliBacklog
 from nanoclaw.db.central import CentralDB
+from nanoclaw.executors import Executors
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -49,7 +50,8 @@ async def replay_ms(folder: Path, backlog: CliBacklog) -> float:
     async def nothing(event: InboundEvent) -> RouteReceipt:
         return RouteReceipt(0, ())
 
-    adapter = CliAdapter(socket_path=folder / "b.sock", backlog=backlog)
+    executors = Executors.build()
+    adapter = CliAdapter(executors=executors, socket_path=folder / "b.sock", backlog=backlog)
     await adapter.setup(ChannelSetup(on_inbound=nothing))
     try:
         reader, writer = await asyncio.open_unix_connection(str(adapter.socket_path))
@@ -68,6 +70,7 @@ async def replay_ms(folder: Path, backlog: CliBacklog) -> float:
         return elapsed
     finally:
         await adapter.teardown()
+        await executors.close()
 
 
 def main() -> None:

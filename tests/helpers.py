@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -10,6 +11,7 @@ from typing import TypeVar
 from nanoclaw.channels.cli.client import Exchange, send_once
 from nanoclaw.db.models import AgentGroup, MessagingGroup, Wiring
 from nanoclaw.db.repository import Repository
+from nanoclaw.executors import Executors
 
 _T = TypeVar("_T")
 
@@ -23,6 +25,12 @@ async def say(
     timeout: float = 20.0,  # noqa: ASYNC109 - passed on to the client's own deadline
 ) -> Exchange:
     return await send_once(socket_path, chat=chat, sender=sender, text=text, timeout_s=timeout)
+
+
+@functools.cache
+def shared_executors() -> Executors:
+    """One set of executors for components a test builds without a host (bounded threads)."""
+    return Executors.build()
 
 
 def texts(exchange: Exchange) -> list[str]:

@@ -5,12 +5,12 @@ their tasks.
 passed explicitly; nothing is assigned to a component after it is built and no component
 receives the host. Two pairs of components reach each other at run time (approvals ↔ router,
 approvals ↔ action gate); each pair is joined by one forward-referencing closure, commented
-where it is made.
+where it is made. The executors (``nanoclaw.executors``) are built first and closed last: every
+blocking call of every component runs on them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +25,7 @@ from nanoclaw.channels.registry import STATE_FILE, ChannelRegistry, build_adapte
 from nanoclaw.channels.typing import TypingKeeper
 from nanoclaw.clock import Clock, SystemClock
 from nanoclaw.contract.actions import ActionName, ActionStatus, NotifyAgentPayload
+from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.models import SessionRow
 from nanoclaw.db.repository import Repository
@@ -35,6 +36,7 @@ from nanoclaw.delivery.extension_actions import ExtensionActions
 from nanoclaw.delivery.loop import DeliveryLoop
 from nanoclaw.delivery.notices import NoticeOutbox, Notifier
 from nanoclaw.delivery.task_actions import TaskActions
+from nanoclaw.executors import Executors
 from nanoclaw.permissions.setup import Permissions, build_permissions
 from nanoclaw.routing.inbound import InboundHandler, TypedRoute
 from nanoclaw.routing.outcome import RouteOutcome
@@ -87,6 +89,7 @@ class Host:
     settings: Settings
     clock: Clock
     tasks: TaskOwner  # the one owner of every background task
+    executors: Executors  # where blocking work runs: central DB, session DBs, other I/O
     db: CentralDB
     repo: Repository
     engines: EngineCache
@@ -115,8 +118,8 @@ class Host:
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
         self.tasks.open()  # a second start raises
-        await asyncio.to_thread(self.db.migrate)
-        await asyncio.to_thread(self.quarantine.load)
+        await self.executors.central.run(self.db.migrate)
+        await self.executors.central.run(self.quarantine.load)
         await self.sandbox.start()
         await self.supervisor.start()
         # Before channels accept messages: stale claims, hot journals, missed tasks, due work.
@@ -133,22 +136,27 @@ class Host:
         # After a restart: deliver what runners wrote while we were down (due work was woken
         # by the sweep's recovery pass). A session whose every reply has its delivery record
         # is not drained (two counts instead of a pass that reads its whole history).
-        for session in await asyncio.to_thread(self._undelivered_sessions):
+        for session in await self._undelivered_sessions():
             self.delivery.watch(session.id)
         log.info("host up (install %s, runtime %s)", self.settings.install_id, self.runtime.name)
 
-    def _undelivered_sessions(self) -> list[SessionRow]:
+    async def _undelivered_sessions(self) -> list[SessionRow]:
+        sessions = await self.executors.central.run(self._sessions_with_layouts)
         found = []
-        for session in self.repo.sessions():
+        for session, layout in sessions:
             if self.quarantine.is_quarantined(session.id):
                 continue  # its files are never opened again (delivery skips it anyway)
             try:
-                if self.reader.all_delivered(self.sessions.layout(session)):
+                run = self.executors.sessions.run
+                if await run(session.id, self.reader.all_delivered, layout):
                     continue
             except Exception as exc:  # unreadable here: the drain will say what is wrong
                 log.debug("cannot count the deliveries of %s: %s", session.id, exc)
             found.append(session)
         return found
+
+    def _sessions_with_layouts(self) -> list[tuple[SessionRow, SessionLayout]]:
+        return [(s, self.sessions.layout(s)) for s in self.repo.sessions()]
 
     async def stop(self) -> None:
         self.sweep.close()
@@ -160,7 +168,8 @@ class Host:
         await self.delivery.close()
         await self.supervisor.close()
         await self.sandbox.stop()
-        self.db.dispose()
+        await self.executors.central.run(self.db.dispose)
+        await self.executors.close()
         log.info("host stopped")
 
     async def _setup_adapter(self, adapter: ChannelAdapter, setup: ChannelSetup) -> None:
@@ -183,11 +192,12 @@ class Host:
 
     async def on_migrate(self, channel_type: str, old_id: str, new_id: str) -> None:
         """A chat moved to a new platform id: its messaging group and agents follow it."""
-        agents = await asyncio.to_thread(
-            self.repo.move_messaging_group, channel_type, old_id, new_id
-        )
+        central = self.executors.central
+        agents = await central.run(self.repo.move_messaging_group, channel_type, old_id, new_id)
         for agent_group_id in agents:
-            await asyncio.to_thread(self.sessions.project_agent, agent_group_id)
+            # Reads the central DB and writes each live session's inbound.db inline (a central
+            # job that does its own session-file writes, never a nested submission).
+            await central.run(self.sessions.project_agent, agent_group_id)
 
     async def on_action(self, question_id: str, value: str, user_id: str) -> str | None:
         """A card button click from any channel: approvals first, then runner questions."""
@@ -205,6 +215,7 @@ def build_host(
     (each network channel is switched on by its credentials); the local CLI is always there."""
     clock = clock or SystemClock()
     tasks = TaskOwner()
+    executors = Executors.build()
     db = CentralDB(path=settings.central_db_path, migrations_root=settings.migrations_path)
     repo = Repository(db)
     engines = EngineCache()
@@ -214,34 +225,42 @@ def build_host(
     )
     reader = SessionReader(engines=engines)
     sessions = SessionService(repo=repo, store=store)
-    runtime = runtime or select_runtime(settings).runtime
+    runtime = runtime or select_runtime(settings, blocking=executors.blocking).runtime
 
     registry = ChannelRegistry(
         state_path=settings.data_path / STATE_FILE,
         retry_delays_s=settings.channel_retry_delays_s,
     )
     cli = CliAdapter(
+        executors=executors,
         socket_path=settings.cli_socket,
         backlog=CliBacklog(db=db, per_chat_max=settings.cli_backlog_per_chat),
         client_buffer_bytes=settings.cli_client_buffer_bytes,
     )
     if channels is None:
-        built, skipped = build_adapters(settings)
+        built, skipped = build_adapters(settings, blocking=executors.blocking)
         channels = built
         for state in skipped:
             registry.note(state)
     for adapter in [cli, *channels]:
         registry.add(adapter)
-    notices = NoticeOutbox(db=db, sender=registry, clock=clock.now)
+    notices = NoticeOutbox(executors=executors, db=db, sender=registry, clock=clock.now)
     replier = NoticeReplier(notices)
 
     # Usage per turn into the central DB; a spent daily budget refuses the group's starts.
     usage = UsageLedger(settings=settings, repo=repo, sessions=sessions)
-    budget = BudgetGuard(repo=repo, ledger=usage, notices=notices, spawn=tasks.spawn)
+    budget = BudgetGuard(
+        executors=executors, repo=repo, ledger=usage, notices=notices, spawn=tasks.spawn
+    )
     sandbox = SandboxServices(
-        settings=settings, repo=repo, default_runtime=runtime.name, proxy=build_proxy(settings)
+        executors=executors,
+        settings=settings,
+        repo=repo,
+        default_runtime=runtime.name,
+        proxy=build_proxy(settings),
     )
     supervisor = Supervisor(
+        executors=executors,
         settings=settings,
         runtime=runtime,
         repo=repo,
@@ -252,23 +271,32 @@ def build_host(
         spec_hook=budget.wrap_spec_hook(sandbox.spec_hook),
     )
     quarantine = SessionQuarantine(
-        db=db, repo=repo, sessions=sessions, notices=notices, stop_runner=supervisor.stop
+        executors=executors,
+        db=db,
+        repo=repo,
+        sessions=sessions,
+        notices=notices,
+        stop_runner=supervisor.stop,
     )
     supervisor.quarantine = quarantine
 
     typing = TypingKeeper()
     actions = SystemActions()
     actions.register_payload(ActionName.NOTIFY_AGENT, NotifyAgentPayload, _notify_agent_action)
-    TaskActions(settings=settings, sessions=sessions).install(actions)
-    AgentActions(settings=settings, repo=repo, sessions=sessions).install(actions)
+    TaskActions(executors=executors, settings=settings, sessions=sessions).install(actions)
+    AgentActions(executors=executors, settings=settings, repo=repo, sessions=sessions).install(
+        actions
+    )
     ExtensionActions(
+        executors=executors,
         extensions=Extensions(repo=repo, groups_path=settings.groups_path),
         installer=PackageInstaller(
             runtime=runtime, data_path=settings.data_path, progress=log.info
         ),
     ).install(actions)
-    ScriptResults(sessions=sessions, notices=notices).install(actions)
+    ScriptResults(executors=executors, sessions=sessions, notices=notices).install(actions)
     delivery = DeliveryLoop(
+        executors=executors,
         settings=settings,
         repo=repo,
         sessions=sessions,
@@ -291,6 +319,7 @@ def build_host(
 
     card_actions = CardActions()
     permissions = build_permissions(  # approvals take card clicks first
+        executors=executors,
         db=db,
         repo=repo,
         groups_path=settings.groups_path,
@@ -314,6 +343,7 @@ def build_host(
         ),
     )
     router = Router(
+        executors=executors,
         repo=repo,
         sessions=sessions,
         waker=supervisor,
@@ -322,11 +352,15 @@ def build_host(
         commands=permissions.commands,
         threaded_channels=registry.threaded(),
         unhandled=UnhandledInbound(
-            db=db, notices=notices, told_by_receipt=frozenset({cli.channel_type})
+            executors=executors,
+            db=db,
+            notices=notices,
+            told_by_receipt=frozenset({cli.channel_type}),
         ),
     )
     card_actions.add(
         QuestionAnswers(
+            executors=executors,
             repo=repo,
             sessions=sessions,
             reader=reader,
@@ -335,12 +369,14 @@ def build_host(
         )
     )
     inbound = InboundHandler(
+        executors=executors,
         route=TypedRoute(router=router, channels=registry, typing=typing),
         codes=PairingCodes(path=settings.data_path / PAIRING_FILE),
         repo=repo,
         local_channel_type=cli.channel_type,
     )
     sweep = Sweep(
+        executors=executors,
         settings=settings,
         repo=repo,
         sessions=sessions,
@@ -367,6 +403,7 @@ def build_host(
     supervisor.on_exit(sandbox.on_runner_exit)
     supervisor.on_exit(sweep.on_runner_exit)
     pause = BudgetPause(
+        executors=executors,
         guard=budget,
         repo=repo,
         stop_session=supervisor.stop,
@@ -379,6 +416,7 @@ def build_host(
         settings=settings,
         clock=clock,
         tasks=tasks,
+        executors=executors,
         db=db,
         repo=repo,
         engines=engines,

@@ -121,6 +121,7 @@ async def world(settings: Settings) -> AsyncIterator[World]:
     )
     woken: list[str] = []
     loop = DeliveryLoop(
+        executors=host.executors,
         settings=settings,
         repo=host.repo,
         sessions=host.sessions,
@@ -133,6 +134,7 @@ async def world(settings: Settings) -> AsyncIterator[World]:
     )
     runner = SessionDB(inbound_path=layout.inbound_db, outbound_path=layout.outbound_db)
     yield World(host, ada, session, layout, runner, loop, woken)
+    await host.executors.close()
     host.db.engine.dispose()
 
 

@@ -43,7 +43,8 @@ def test_platform_libraries_are_imported_only_for_configured_channels(tmp_path: 
         "import sys\n"
         "from nanoclaw.settings import Settings\n"
         "from nanoclaw.channels.registry import build_adapters\n"
-        "build_adapters(Settings(_env_file=None))\n"
+        "from nanoclaw.executors import BlockingExecutor\n"
+        "build_adapters(Settings(_env_file=None), blocking=BlockingExecutor())\n"
         "print('slack_bolt' in sys.modules, 'nanoclaw.channels.telegram.adapter' in sys.modules)\n"
         "print('discord' in sys.modules)\n"
     )

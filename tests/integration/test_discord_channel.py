@@ -25,7 +25,7 @@ from tests.fakes.discord import (
     USER_ID,
     FakeDiscord,
 )
-from tests.helpers import make_agent
+from tests.helpers import make_agent, shared_executors
 
 MOCK = "(mock model, no API key configured) heard: "
 DM_CHANNEL = str(int(USER_ID) + 1)
@@ -203,6 +203,7 @@ async def test_a_429_is_waited_out_for_its_retry_after(host: Host, dc: FakeDisco
 
 async def test_a_long_429_defers_the_delivery_through_the_scheduler(dc: FakeDiscord) -> None:
     adapter = DiscordAdapter(
+        blocking=shared_executors().blocking,
         bot_token=dc.token,
         api_base_url=dc.api_base_url,
         guild_ready_timeout_s=0.1,
@@ -336,7 +337,10 @@ async def test_doctor_without_a_host_tries_the_token_and_the_intent(
 
 async def test_a_card_that_does_not_fit_buttons_is_numbered_text(dc: FakeDiscord) -> None:
     adapter = DiscordAdapter(
-        bot_token=dc.token, api_base_url=dc.api_base_url, guild_ready_timeout_s=0.1
+        blocking=shared_executors().blocking,
+        bot_token=dc.token,
+        api_base_url=dc.api_base_url,
+        guild_ready_timeout_s=0.1,
     )
 
     async def inbound(_event: Any) -> RouteReceipt | None:

@@ -31,6 +31,7 @@ from nanoclaw.host import Host
 from nanoclaw.settings import Settings
 from tests.channel_helpers import until, wired_host
 from tests.fakes.whatsapp import FakeWhatsApp, parse
+from tests.helpers import shared_executors
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -365,13 +366,15 @@ async def test_the_registry_reports_whatsapp_skipped_until_linked(settings: Sett
     from nanoclaw.channels.registry import build_adapters
     from nanoclaw.channels.whatsapp import SPEC
 
-    _, states = build_adapters(settings, [SPEC])
+    _, states = build_adapters(settings, [SPEC], blocking=shared_executors().blocking)
     assert [(s.name, s.state) for s in states] == [("whatsapp", "skipped")]
     assert "NANOCLAW_WHATSAPP_ENABLED" in states[0].detail
     enabled = settings.model_copy(update={"whatsapp_enabled": True})
-    _, states = build_adapters(enabled, [SPEC])
+    _, states = build_adapters(enabled, [SPEC], blocking=shared_executors().blocking)
     assert "a linked session via `nanoclaw channels add whatsapp`" in states[0].detail
-    adapters, states = build_adapters(wa_settings(settings), [SPEC])
+    adapters, states = build_adapters(
+        wa_settings(settings), [SPEC], blocking=shared_executors().blocking
+    )
     assert [a.name for a in adapters] == ["whatsapp"] and states == []
 
 
@@ -424,7 +427,8 @@ def test_neonize_is_imported_only_for_an_enabled_channel(tmp_path: Path) -> None
         "import sys\n"
         "from nanoclaw.settings import Settings\n"
         "from nanoclaw.channels.registry import build_adapters\n"
-        "build_adapters(Settings(_env_file=None))\n"
+        "from nanoclaw.executors import BlockingExecutor\n"
+        "build_adapters(Settings(_env_file=None), blocking=BlockingExecutor())\n"
         "print('neonize' in sys.modules)\n"
     )
     assert run_python(code, tmp_path) == "False"
@@ -437,10 +441,11 @@ def test_without_the_extra_the_channel_fails_and_names_the_install(tmp_path: Pat
         "from pathlib import Path\n"
         "from nanoclaw.settings import Settings\n"
         "from nanoclaw.channels.registry import build_adapters\n"
+        "from nanoclaw.executors import BlockingExecutor\n"
         "from nanoclaw.channels.whatsapp import session_path\n"
         f"s = Settings(_env_file=None, data_dir=Path({str(tmp_path)!r}), whatsapp_enabled=True)\n"
         "session_path(s).parent.mkdir(parents=True); session_path(s).touch()\n"
-        "adapters, states = build_adapters(s)\n"
+        "adapters, states = build_adapters(s, blocking=BlockingExecutor())\n"
         "print([(x.name, x.state, x.detail) for x in states if x.name == 'whatsapp'])\n"
     )
     out = run_python(code, tmp_path)

@@ -14,7 +14,7 @@ from nanoclaw.channels.base import ChannelSetup, InboundEvent, OutboundPayload, 
 from nanoclaw.channels.cli.adapter import CliAdapter
 from nanoclaw.channels.cli.backlog import CliBacklog
 from tests.chat_client import ChatClient
-from tests.helpers import until
+from tests.helpers import shared_executors, until
 
 
 async def _nothing_routed(event: InboundEvent) -> RouteReceipt:
@@ -24,7 +24,10 @@ async def _nothing_routed(event: InboundEvent) -> RouteReceipt:
 @pytest.fixture
 async def adapter(short_dir: Path, cli_backlog: CliBacklog) -> AsyncIterator[CliAdapter]:
     instance = CliAdapter(
-        socket_path=short_dir / "cli.sock", backlog=cli_backlog, client_buffer_bytes=256 * 1024
+        executors=shared_executors(),
+        socket_path=short_dir / "cli.sock",
+        backlog=cli_backlog,
+        client_buffer_bytes=256 * 1024,
     )
     await instance.setup(ChannelSetup(on_inbound=_nothing_routed))
     try:
@@ -43,7 +46,9 @@ async def test_replies_with_no_client_are_kept_and_shown_in_order_after_a_restar
     for n in range(130):
         await adapter.deliver("local", None, _say(f"r{n}"))
     await adapter.teardown()  # the host stops; a new one opens the same central DB
-    restarted = CliAdapter(socket_path=short_dir / "cli2.sock", backlog=cli_backlog)
+    restarted = CliAdapter(
+        executors=shared_executors(), socket_path=short_dir / "cli2.sock", backlog=cli_backlog
+    )
     await restarted.setup(ChannelSetup(on_inbound=_nothing_routed))
     try:
         async with ChatClient(restarted.socket_path, "local", "al") as client:
@@ -92,7 +97,9 @@ async def test_the_backlog_is_bounded_and_the_next_client_is_told_how_many_were_
     short_dir: Path, cli_backlog: CliBacklog
 ) -> None:
     bounded = CliBacklog(db=cli_backlog.db, per_chat_max=5)
-    adapter = CliAdapter(socket_path=short_dir / "b.sock", backlog=bounded)
+    adapter = CliAdapter(
+        executors=shared_executors(), socket_path=short_dir / "b.sock", backlog=bounded
+    )
     await adapter.setup(ChannelSetup(on_inbound=_nothing_routed))
     try:
         for n in range(8):

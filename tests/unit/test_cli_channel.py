@@ -8,12 +8,15 @@ from nanoclaw.channels.base import ChannelSetup, InboundEvent, OutboundPayload, 
 from nanoclaw.channels.cli.adapter import CliAdapter
 from nanoclaw.channels.cli.backlog import CliBacklog
 from nanoclaw.channels.cli.client import send_once
+from tests.helpers import shared_executors
 
 
 async def test_a_turn_that_finishes_before_the_client_knows_of_it_still_ends_the_wait(
     short_dir: Path, cli_backlog: CliBacklog
 ) -> None:
-    adapter = CliAdapter(socket_path=short_dir / "cli.sock", backlog=cli_backlog)
+    adapter = CliAdapter(
+        executors=shared_executors(), socket_path=short_dir / "cli.sock", backlog=cli_backlog
+    )
 
     async def on_inbound(event: InboundEvent) -> RouteReceipt:
         ids = (f"{event.message.id}:a", f"{event.message.id}:b")

@@ -19,6 +19,7 @@ from nanoclaw.runtime.proxy import CredentialProxy, RequestRateLimit
 from nanoclaw.runtime.sandbox import PROXY_SOCKET_BASE_URL, SandboxServices
 from nanoclaw.settings import Settings
 from tests.fakes.anthropic_server import FakeAnthropic, reply
+from tests.helpers import shared_executors
 
 try:
     import httpx2 as http
@@ -189,6 +190,7 @@ def spec_and_config(tmp_path: Path, provider: str) -> tuple[RunSpec, RunnerConfi
 
 def services(settings: Settings, proxy: CredentialProxy | None, runtime: str) -> SandboxServices:
     return SandboxServices(
+        executors=shared_executors(),
         settings=settings,
         repo=cast(Repository, _Repo()),
         default_runtime=runtime,  # type: ignore[arg-type]

@@ -24,7 +24,7 @@ from nanoclaw.sessions.store import SessionStore
 from nanoclaw.settings import Settings
 from tests.conftest import REPO_ROOT
 from tests.fakes.channel import FakeAdapter
-from tests.helpers import make_agent, wire_chat
+from tests.helpers import make_agent, shared_executors, wire_chat
 
 
 class Rig:
@@ -58,6 +58,7 @@ class Rig:
 
     def new_loop(self) -> DeliveryLoop:
         return DeliveryLoop(
+            executors=shared_executors(),
             settings=self.settings,
             repo=self.repo,
             sessions=self.sessions,

@@ -24,7 +24,7 @@ from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import SessionStore
 from nanoclaw.settings import Settings
 from tests.fakes.channel import FakeAdapter
-from tests.helpers import make_agent, wire_chat
+from tests.helpers import make_agent, shared_executors, wire_chat
 
 
 class Tenants:
@@ -45,6 +45,7 @@ class Tenants:
         self.layouts: dict[str, SessionLayout] = {}
         self.runners: dict[str, SessionDB] = {}
         self.loop = DeliveryLoop(
+            executors=shared_executors(),
             settings=settings,
             repo=self.repo,
             sessions=self.sessions,

@@ -10,6 +10,7 @@ import pytest
 
 from nanoclaw.errors import ImageMissingError, RunnerError, RuntimeUnavailableError
 from nanoclaw.runtime.docker import DockerLimits, DockerRuntime
+from tests.helpers import shared_executors
 from tests.unit.test_runtime_args import make_spec
 
 
@@ -75,6 +76,7 @@ class FakeClient:
 
 def runtime(client: FakeClient, host_uid: int = 1234) -> DockerRuntime:
     return DockerRuntime(
+        blocking=shared_executors().blocking,
         image="nanoclaw-agent:abc",
         limits=DockerLimits(),
         runner_uid=1000,
@@ -134,7 +136,12 @@ async def test_a_daemon_that_does_not_answer_is_unavailable_not_a_crash() -> Non
         raise docker.errors.DockerException("connection refused")
 
     rt = DockerRuntime(
-        image="x", limits=DockerLimits(), runner_uid=1000, runner_gid=1000, client_factory=broken
+        blocking=shared_executors().blocking,
+        image="x",
+        limits=DockerLimits(),
+        runner_uid=1000,
+        runner_gid=1000,
+        client_factory=broken,
     )
     with pytest.raises(RuntimeUnavailableError, match="install Docker"):
         await rt.check()

@@ -12,6 +12,7 @@ from nanoclaw.channels.cli.client import send_once
 from nanoclaw.db.central import CentralDB
 from nanoclaw.delivery.notices import NoticeOutbox, retry_delay_s
 from nanoclaw.settings import Settings
+from tests.helpers import shared_executors
 from tests.unit.test_notice_outbox import Clock
 
 
@@ -38,14 +39,23 @@ async def test_the_mark_survives_a_retry_by_the_next_host(
     db = CentralDB(path=tmp_path / "central.db", migrations_root=settings.migrations_path)
     db.migrate()
     clock = Clock()
-    first = NoticeOutbox(db=db, sender=Recorder(down=True), clock=clock)
+    first = NoticeOutbox(
+        executors=shared_executors(), db=db, sender=Recorder(down=True), clock=clock
+    )
     assert not await first.notify("cli", "local", None, "Sorry: gave up", failure="not_processed")
     clock.advance(retry_delay_s(1))
     channel = Recorder(down=False)
-    assert await NoticeOutbox(db=db, sender=channel, clock=clock).retry_due() == 1
+    assert (
+        await NoticeOutbox(
+            executors=shared_executors(), db=db, sender=channel, clock=clock
+        ).retry_due()
+        == 1
+    )
     assert channel.failures == ["not_processed"]
     plain = Recorder(down=False)
-    await NoticeOutbox(db=db, sender=plain, clock=clock).notify("cli", "local", None, "/help …")
+    await NoticeOutbox(executors=shared_executors(), db=db, sender=plain, clock=clock).notify(
+        "cli", "local", None, "/help …"
+    )
     assert plain.failures == [None]  # an ordinary notice (a command's answer) carries no mark
     db.dispose()
 
@@ -53,7 +63,9 @@ async def test_the_mark_survives_a_retry_by_the_next_host(
 async def test_the_terminal_frame_carries_the_mark(
     short_dir: Path, cli_backlog: CliBacklog
 ) -> None:
-    adapter = CliAdapter(socket_path=short_dir / "cli.sock", backlog=cli_backlog)
+    adapter = CliAdapter(
+        executors=shared_executors(), socket_path=short_dir / "cli.sock", backlog=cli_backlog
+    )
 
     async def on_inbound(event: InboundEvent) -> RouteReceipt:
         mid = f"{event.message.id}:a"

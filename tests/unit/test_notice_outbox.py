@@ -11,7 +11,7 @@ import pytest
 from nanoclaw.db.central import CentralDB
 from nanoclaw.delivery.notices import MAX_NOTICE_ATTEMPTS, NoticeOutbox, retry_delay_s
 from nanoclaw.settings import Settings
-from tests.helpers import until
+from tests.helpers import shared_executors, until
 
 
 class FlakyChannel:
@@ -57,7 +57,7 @@ def db(settings: Settings, tmp_path: Path) -> CentralDB:
 
 async def test_a_notice_the_platform_refuses_is_retried_after_its_backoff(db: CentralDB) -> None:
     channel, clock = FlakyChannel(down_for=1), Clock()
-    outbox = NoticeOutbox(db=db, sender=channel, clock=clock)
+    outbox = NoticeOutbox(executors=shared_executors(), db=db, sender=channel, clock=clock)
     assert await outbox.notify("slack", "C1", "t1", "Sorry: I gave up") is False
     assert [n.text for n in outbox.pending()] == ["Sorry: I gave up"]
     assert await outbox.retry_due() == 0  # not before its time
@@ -71,18 +71,20 @@ async def test_a_notice_the_platform_refuses_is_retried_after_its_backoff(db: Ce
 
 async def test_a_killed_host_s_pending_notice_is_sent_by_the_next_one(db: CentralDB) -> None:
     clock = Clock()
-    before = NoticeOutbox(db=db, sender=FlakyChannel(down_for=99), clock=clock)
+    before = NoticeOutbox(
+        executors=shared_executors(), db=db, sender=FlakyChannel(down_for=99), clock=clock
+    )
     assert await before.notify("telegram", "42", None, "Your request was denied") is False
     clock.advance(retry_delay_s(1))
     after_channel = FlakyChannel()
-    after = NoticeOutbox(db=db, sender=after_channel, clock=clock)
+    after = NoticeOutbox(executors=shared_executors(), db=db, sender=after_channel, clock=clock)
     assert await after.retry_due() == 1
     assert after_channel.accepted == ["Your request was denied"]
 
 
 async def test_a_notice_is_given_up_after_the_last_attempt(db: CentralDB) -> None:
     channel, clock = FlakyChannel(down_for=10_000), Clock()
-    outbox = NoticeOutbox(db=db, sender=channel, clock=clock)
+    outbox = NoticeOutbox(executors=shared_executors(), db=db, sender=channel, clock=clock)
     await outbox.notify("slack", "C1", None, "lost cause")
     for attempt in range(1, MAX_NOTICE_ATTEMPTS):
         clock.advance(retry_delay_s(attempt))
@@ -96,7 +98,7 @@ async def test_a_notice_is_given_up_after_the_last_attempt(db: CentralDB) -> Non
 
 async def test_a_notice_without_an_address_is_not_recorded(db: CentralDB) -> None:
     channel = FlakyChannel()
-    outbox = NoticeOutbox(db=db, sender=channel)
+    outbox = NoticeOutbox(executors=shared_executors(), db=db, sender=channel)
     assert await outbox.notify(None, "C1", None, "x") is False
     assert await outbox.notify("slack", None, None, "x") is False
     assert outbox.pending() == [] and channel.calls == []
@@ -132,7 +134,7 @@ class SlowChannel(FlakyChannel):
 
 async def test_a_notice_being_sent_is_not_sent_again_by_the_retry_loop(db: CentralDB) -> None:
     channel = SlowChannel()
-    outbox = NoticeOutbox(db=db, sender=channel)
+    outbox = NoticeOutbox(executors=shared_executors(), db=db, sender=channel)
     sending = asyncio.create_task(outbox.notify("slack", "C1", None, "slow"))
     await asyncio.wait_for(channel.called.wait(), timeout=5)
     assert await outbox.retry_due() == 0  # due, but already in flight
@@ -145,7 +147,7 @@ async def test_the_retry_loop_retries_a_refused_notice_at_its_time(db: CentralDB
     """The loop sleeps until the next attempt is due (no poll each second), and is woken by
     the refusal to learn that time."""
     channel, clock = FlakyChannel(down_for=1), Clock()
-    outbox = NoticeOutbox(db=db, sender=channel, clock=clock)
+    outbox = NoticeOutbox(executors=shared_executors(), db=db, sender=channel, clock=clock)
     loop = asyncio.create_task(outbox.run())
     try:
         assert await outbox.notify("slack", "C1", None, "Sorry") is False

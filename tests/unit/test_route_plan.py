@@ -35,7 +35,7 @@ from tests.fakes.routing import (
     RecordingWaker,
     RecordingWriter,
 )
-from tests.helpers import make_agent, wire_chat
+from tests.helpers import make_agent, shared_executors, wire_chat
 
 
 class Central:
@@ -208,6 +208,7 @@ def _applier(
     writer, audit, waker = RecordingWriter(), RecordingAudit(), RecordingWaker()
     replier, approvals = RecordingReplier(), RecordingApprovals()
     applier = PlanApplier(
+        executors=shared_executors(),
         writer=writer,
         audit=audit,
         waker=waker,

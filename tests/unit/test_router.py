@@ -17,7 +17,7 @@ from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import SessionStore
 from tests.conftest import REPO_ROOT
 from tests.fakes.routing import RecordingApprovals, RecordingReplier, RecordingWaker
-from tests.helpers import make_agent, wire_chat
+from tests.helpers import make_agent, shared_executors, wire_chat
 
 
 class World:
@@ -31,6 +31,7 @@ class World:
         self.replier = RecordingReplier()
         self.approvals = RecordingApprovals()
         self.router = Router(
+            executors=shared_executors(),
             repo=self.repo,
             sessions=self.sessions,
             waker=self.waker,

@@ -11,6 +11,7 @@ from nanoclaw.runtime.base import RunnerExit, RunnerHandle, RunnerInfo, RunnerRu
 from nanoclaw.runtime.image import content_tag
 from nanoclaw.runtime.select import RuntimeRouter, choose_runtime_name, select_runtime
 from nanoclaw.settings import Settings
+from tests.helpers import shared_executors
 
 UP = (True, "up")
 DOWN = (False, "down")
@@ -44,7 +45,12 @@ def test_an_explicit_setting_wins_and_says_so(settings: Settings) -> None:
 
 
 def test_select_builds_the_chosen_runtime(settings: Settings) -> None:
-    choice = select_runtime(auto(settings), docker_probe=lambda: UP, bwrap_probe=lambda: UP)
+    choice = select_runtime(
+        auto(settings),
+        blocking=shared_executors().blocking,
+        docker_probe=lambda: UP,
+        bwrap_probe=lambda: UP,
+    )
     assert choice.runtime.name == "docker"
     assert choice.reason == "auto: up"
 

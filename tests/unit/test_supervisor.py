@@ -25,7 +25,7 @@ from nanoclaw.settings import Settings
 from nanoclaw.tasks import TaskOwner
 from tests.conftest import REPO_ROOT
 from tests.fakes.runtime import FakeHandle, FakeRuntime
-from tests.helpers import make_agent, wire_chat
+from tests.helpers import make_agent, shared_executors, wire_chat
 
 
 class Rig:
@@ -39,6 +39,7 @@ class Rig:
         self.runtime = runtime
         self.tasks = TaskOwner()
         self.supervisor = Supervisor(
+            executors=shared_executors(),
             settings=settings.model_copy(update={"max_concurrent_runners": cap}),
             runtime=runtime,
             repo=self.repo,
@@ -139,7 +140,7 @@ async def test_close_waits_for_a_start_whose_waker_was_cancelled(
 
 
 async def test_the_process_runtime_refuses_unless_enabled() -> None:
-    runtime = ProcessRuntime(python="python3", enabled=False)
+    runtime = ProcessRuntime(blocking=shared_executors().blocking, python="python3", enabled=False)
     with pytest.raises(RuntimeUnavailableError, match="NANOCLAW_ALLOW_PROCESS_RUNTIME"):
         await runtime.check()
 

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +25,7 @@ from nanoclaw.contract.actions import (
 from nanoclaw.db.models import AgentGroup, SessionRow
 from nanoclaw.delivery.actions import ActionResult, PayloadHandler, SystemActions
 from nanoclaw.errors import NanoclawError
+from nanoclaw.executors import Executors
 from nanoclaw.routing.modes import EngageMode
 from nanoclaw.sessions.outbound_reader import OutboundRow
 
@@ -44,7 +44,8 @@ ActorOf = Callable[[SessionRow, OutboundRow], Actor]
 
 
 class AdminActions:
-    def __init__(self, *, admin: AdminService, actor_of: ActorOf) -> None:
+    def __init__(self, *, executors: Executors, admin: AdminService, actor_of: ActorOf) -> None:
+        self.executors = executors
         self.admin = admin
         self.actor_of = actor_of
 
@@ -56,10 +57,10 @@ class AdminActions:
         op: Callable[[Actor, AgentGroup, Any], str] = getattr(self, f"_{name}")
 
         async def handler(session: SessionRow, row: OutboundRow, content: Payload) -> ActionResult:
-            actor = await asyncio.to_thread(self.actor_of, session, row)
+            actor = await self.executors.central.run(self.actor_of, session, row)
             try:
-                agent = await asyncio.to_thread(self.admin.agent, session.agent_group_id)
-                text = await asyncio.to_thread(op, actor, agent, content)
+                agent = await self.executors.central.run(self.admin.agent, session.agent_group_id)
+                text = await self.executors.central.run(op, actor, agent, content)
             except NanoclawError as exc:
                 return ActionResult(ActionStatus.ERROR, f"{name}: {exc}")
             return ActionResult(ActionStatus.OK, text)

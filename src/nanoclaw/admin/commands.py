@@ -9,7 +9,6 @@ command never reaches an agent. ``/clear`` is left to the command gate (admins o
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shlex
 from collections.abc import Awaitable, Callable
@@ -17,9 +16,10 @@ from dataclasses import dataclass
 
 from nanoclaw.admin.service import ENGAGE_MODES, SESSION_MODES, Actor, AdminService
 from nanoclaw.channels.base import InboundEvent
-from nanoclaw.db.models import MessagingGroup
+from nanoclaw.db.models import AgentGroup, MessagingGroup
 from nanoclaw.db.repository import Membership
 from nanoclaw.errors import NanoclawError, NotFoundError, PermissionDeniedError, ValidationError
+from nanoclaw.executors import Executors
 from nanoclaw.permissions.access import is_any_admin
 from nanoclaw.permissions.approvals import APPROVE, DENY, REJECT, ApprovalService, options_of
 from nanoclaw.routing.command_gate import command_of
@@ -55,7 +55,10 @@ class UsageError(ValidationError):
 class ChatCommands:
     """Implements the router's ``HostCommands`` seam."""
 
-    def __init__(self, *, admin: AdminService, approvals: ApprovalService, reply: Reply) -> None:
+    def __init__(
+        self, *, executors: Executors, admin: AdminService, approvals: ApprovalService, reply: Reply
+    ) -> None:
+        self.executors = executors
         self.admin = admin
         self.approvals = approvals
         self.reply = reply
@@ -114,16 +117,24 @@ class ChatCommands:
         return True
 
     # -- helpers -------------------------------------------------------------------------------
-    def _chat(self, ctx: CommandContext, ref: str, *, create: bool = False) -> MessagingGroup:
+    async def _chat(self, ctx: CommandContext, ref: str, *, create: bool = False) -> MessagingGroup:
         if ref in ("here", "."):
             return ctx.mg
-        return self.admin.chat(ref, default_channel=ctx.event.channel_type, create=create)
+        return await self.executors.central.run(
+            self.admin.chat, ref, default_channel=ctx.event.channel_type, create=create
+        )
 
-    def _user(self, ctx: CommandContext, ref: str) -> str:
-        return self.admin.user_ref(ref, default_channel=ctx.event.channel_type)
+    async def _user(self, ctx: CommandContext, ref: str) -> str:
+        return await self.executors.central.run(
+            self.admin.user_ref, ref, default_channel=ctx.event.channel_type
+        )
+
+    async def agent(self, key: str) -> AgentGroup:
+        """The agent a command names (``AdminService.agent`` on the central thread)."""
+        return await self.executors.central.run(self.admin.agent, key)
 
     async def _run(self, fn: Callable[..., object], *args: object, **kwargs: object) -> object:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        return await self.executors.central.run(fn, *args, **kwargs)
 
     # -- built-in commands ---------------------------------------------------------------------
     def _register_builtin(self) -> None:
@@ -265,16 +276,16 @@ class ChatCommands:
         return "Status: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in data.items())
 
     async def _agents(self, ctx: CommandContext) -> str:
-        return (await asyncio.to_thread(self.admin.agents, ctx.actor)).as_text()
+        return (await self.executors.central.run(self.admin.agents, ctx.actor)).as_text()
 
     async def _channels(self, ctx: CommandContext) -> str:
-        return (await asyncio.to_thread(self.admin.channels, ctx.actor)).as_text()
+        return (await self.executors.central.run(self.admin.channels, ctx.actor)).as_text()
 
     async def _users(self, ctx: CommandContext) -> str:
-        return (await asyncio.to_thread(self.admin.users, ctx.actor)).as_text()
+        return (await self.executors.central.run(self.admin.users, ctx.actor)).as_text()
 
     async def _pending(self, ctx: CommandContext) -> str:
-        return (await asyncio.to_thread(self.admin.approvals, ctx.actor)).as_text()
+        return (await self.executors.central.run(self.admin.approvals, ctx.actor)).as_text()
 
     def _engage_args(self, words: list[str]) -> tuple[dict[str, object], list[str]]:
         """Parse ``[pattern <regex> | mention | mention-sticky]`` from the front of ``words``."""
@@ -292,8 +303,8 @@ class ChatCommands:
     async def _wire(self, ctx: CommandContext) -> str:
         if len(ctx.args) < 2:
             raise UsageError("Name a chat and an agent.")
-        chat = self._chat(ctx, ctx.args[0], create=True)
-        agent = self.admin.agent(ctx.args[1])
+        chat = await self._chat(ctx, ctx.args[0], create=True)
+        agent = await self.agent(ctx.args[1])
         fields, rest = self._engage_args(ctx.args[2:])
         session_mode = "shared"
         if rest:
@@ -304,7 +315,7 @@ class ChatCommands:
             raise UsageError(f"Unexpected {' '.join(rest)!r}.")
         mode = str(fields.get("engage_mode", "pattern"))
         pattern = fields.get("engage_pattern", "." if mode == "pattern" else None)
-        await asyncio.to_thread(
+        await self.executors.central.run(
             self.admin.wire,
             ctx.actor,
             chat,
@@ -321,20 +332,20 @@ class ChatCommands:
     async def _unwire(self, ctx: CommandContext) -> str:
         if len(ctx.args) != 2:
             raise UsageError("Name a chat and an agent.")
-        chat = self._chat(ctx, ctx.args[0])
-        agent = self.admin.agent(ctx.args[1])
-        await asyncio.to_thread(self.admin.unwire, ctx.actor, chat, agent)
+        chat = await self._chat(ctx, ctx.args[0])
+        agent = await self.agent(ctx.args[1])
+        await self.executors.central.run(self.admin.unwire, ctx.actor, chat, agent)
         return f"Unwired {chat.channel_type}/{chat.platform_id} from {agent.name}."
 
     async def _engage(self, ctx: CommandContext) -> str:
         if len(ctx.args) < 3:
             raise UsageError("Name a chat, an agent and an engage mode.")
-        chat = self._chat(ctx, ctx.args[0])
-        agent = self.admin.agent(ctx.args[1])
+        chat = await self._chat(ctx, ctx.args[0])
+        agent = await self.agent(ctx.args[1])
         fields, rest = self._engage_args(ctx.args[2:])
         if not fields or rest:
             raise UsageError("Engage mode: pattern <regex>, mention or mention-sticky.")
-        await asyncio.to_thread(self.admin.update_wiring, ctx.actor, chat, agent, **fields)
+        await self.executors.central.run(self.admin.update_wiring, ctx.actor, chat, agent, **fields)
         return (
             f"{agent.name} in {chat.channel_type}/{chat.platform_id} now engages on "
             f"{fields['engage_mode']}"
@@ -345,33 +356,33 @@ class ChatCommands:
     async def _policy(self, ctx: CommandContext) -> str:
         if len(ctx.args) != 2:
             raise UsageError("Name a chat and a policy.")
-        chat = self._chat(ctx, ctx.args[0])
-        await asyncio.to_thread(self.admin.set_policy, ctx.actor, chat, ctx.args[1])
+        chat = await self._chat(ctx, ctx.args[0])
+        await self.executors.central.run(self.admin.set_policy, ctx.actor, chat, ctx.args[1])
         return f"Unknown senders in {chat.channel_type}/{chat.platform_id}: {ctx.args[1]}."
 
-    def _role_args(self, ctx: CommandContext) -> tuple[str, str, object]:
+    async def _role_args(self, ctx: CommandContext) -> tuple[str, str, object]:
         if len(ctx.args) not in (2, 3):
             raise UsageError("Name a user and a role.")
-        user = self._user(ctx, ctx.args[0])
-        agent = self.admin.agent(ctx.args[2]) if len(ctx.args) == 3 else None
+        user = await self._user(ctx, ctx.args[0])
+        agent = await self.agent(ctx.args[2]) if len(ctx.args) == 3 else None
         return user, ctx.args[1], agent
 
     async def _grant(self, ctx: CommandContext) -> str:
-        user, role, agent = self._role_args(ctx)
-        await asyncio.to_thread(self.admin.grant, ctx.actor, user, role, agent)  # type: ignore[arg-type]
+        user, role, agent = await self._role_args(ctx)
+        await self.executors.central.run(self.admin.grant, ctx.actor, user, role, agent)  # type: ignore[arg-type]
         where = f" of {agent.name}" if agent is not None else ""  # type: ignore[attr-defined]
         return f"Granted {role}{where} to {user}."
 
     async def _revoke(self, ctx: CommandContext) -> str:
-        user, role, agent = self._role_args(ctx)
-        await asyncio.to_thread(self.admin.revoke, ctx.actor, user, role, agent)  # type: ignore[arg-type]
+        user, role, agent = await self._role_args(ctx)
+        await self.executors.central.run(self.admin.revoke, ctx.actor, user, role, agent)  # type: ignore[arg-type]
         where = f" of {agent.name}" if agent is not None else ""  # type: ignore[attr-defined]
         return f"Revoked {role}{where} from {user}."
 
     async def _members(self, ctx: CommandContext) -> str:
         if not ctx.args:
             raise UsageError("Name an agent.")
-        agent = self.admin.agent(ctx.args[0])
+        agent = await self.agent(ctx.args[0])
         if len(ctx.args) == 1:
             if not ctx.actor.can_read(agent.id):
                 raise PermissionDeniedError(
@@ -379,34 +390,40 @@ class ChatCommands:
                     user_id=ctx.actor.user_id,
                     action="members",
                 )
-            return (await asyncio.to_thread(self.admin.members, ctx.actor, agent)).as_text()
+            return (
+                await self.executors.central.run(self.admin.members, ctx.actor, agent)
+            ).as_text()
         if len(ctx.args) != 3 or ctx.args[1] not in ("add", "remove"):
             raise UsageError("Use add <user> or remove <user>.")
-        user = self._user(ctx, ctx.args[2])
+        user = await self._user(ctx, ctx.args[2])
         if ctx.args[1] == "add":
-            await asyncio.to_thread(self.admin.add_member, ctx.actor, agent, user)
+            await self.executors.central.run(self.admin.add_member, ctx.actor, agent, user)
             return f"{user} is now a member of {agent.name}."
-        await asyncio.to_thread(self.admin.remove_member, ctx.actor, agent, user)
+        await self.executors.central.run(self.admin.remove_member, ctx.actor, agent, user)
         return f"{user} is no longer a member of {agent.name}."
 
     async def _destinations(self, ctx: CommandContext) -> str:
         if not ctx.args:
             raise UsageError("Name an agent.")
-        agent = self.admin.agent(ctx.args[0])
+        agent = await self.agent(ctx.args[0])
         words = ctx.args[1:]
         if not words:
-            return (await asyncio.to_thread(self.admin.destinations, ctx.actor, agent)).as_text()
+            return (
+                await self.executors.central.run(self.admin.destinations, ctx.actor, agent)
+            ).as_text()
         if words[0] == "remove" and len(words) == 2:
-            await asyncio.to_thread(self.admin.remove_destination, ctx.actor, agent, words[1])
+            await self.executors.central.run(
+                self.admin.remove_destination, ctx.actor, agent, words[1]
+            )
             return f"Removed destination {words[1]} of {agent.name}."
         if words[0] != "add" or len(words) != 4 or words[2] not in ("agent", "chat"):
             raise UsageError(
                 "Use add <name> agent <agent>, add <name> chat <chat> or remove <name>."
             )
         name, kind, ref = words[1], words[2], words[3]
-        target_agent = self.admin.agent(ref) if kind == "agent" else None
-        target_chat = self._chat(ctx, ref) if kind == "chat" else None
-        local = await asyncio.to_thread(
+        target_agent = await self.agent(ref) if kind == "agent" else None
+        target_chat = await self._chat(ctx, ref) if kind == "chat" else None
+        local = await self.executors.central.run(
             self.admin.add_destination,
             ctx.actor,
             agent,
@@ -419,12 +436,12 @@ class ChatCommands:
     async def _mounts(self, ctx: CommandContext) -> str:
         if not ctx.args:
             raise UsageError("Name an agent.")
-        agent = self.admin.agent(ctx.args[0])
+        agent = await self.agent(ctx.args[0])
         words = ctx.args[1:]
         if not words:
-            return (await asyncio.to_thread(self.admin.mounts, ctx.actor, agent)).as_text()
+            return (await self.executors.central.run(self.admin.mounts, ctx.actor, agent)).as_text()
         if words[0] == "remove" and len(words) == 2:
-            await asyncio.to_thread(self.admin.remove_mount, ctx.actor, agent, words[1])
+            await self.executors.central.run(self.admin.remove_mount, ctx.actor, agent, words[1])
             return f"Removed the mount {words[1]} of {agent.name} (from its next start)."
         if words[0] != "add" or not 2 <= len(words) <= 4:
             raise UsageError("Use add <host path> [container path] [rw] or remove <path>.")
@@ -432,7 +449,7 @@ class ChatCommands:
         read_write = bool(rest) and rest[-1] == "rw"
         if read_write:
             rest = rest[:-1]
-        entry = await asyncio.to_thread(
+        entry = await self.executors.central.run(
             self.admin.add_mount,
             ctx.actor,
             agent,
@@ -449,9 +466,9 @@ class ChatCommands:
     async def _restart(self, ctx: CommandContext) -> str:
         if not ctx.args:
             raise UsageError("Name an agent.")
-        agent = self.admin.agent(ctx.args[0])
+        agent = await self.agent(ctx.args[0])
         note = " ".join(ctx.args[1:]) or None
-        count = await asyncio.to_thread(self.admin.restart_agent, ctx.actor, agent, note)
+        count = await self.executors.central.run(self.admin.restart_agent, ctx.actor, agent, note)
         if count == 0:
             return f"{agent.name} has no running session; it starts fresh on its next message."
         after = " and read your note first" if note else ""
@@ -460,7 +477,7 @@ class ChatCommands:
     async def _approve(self, ctx: CommandContext) -> str:
         if len(ctx.args) not in (1, 2):
             raise UsageError("Name a request id (see /pending).")
-        approval = await asyncio.to_thread(self.admin.store.approval, ctx.args[0])
+        approval = await self.executors.central.run(self.admin.store.approval, ctx.args[0])
         if approval is None:
             raise NotFoundError("request", ctx.args[0])
         options = options_of(approval)
@@ -479,7 +496,7 @@ class ChatCommands:
     async def _deny(self, ctx: CommandContext) -> str:
         if len(ctx.args) != 1:
             raise UsageError("Name a request id (see /pending).")
-        approval = await asyncio.to_thread(self.admin.store.approval, ctx.args[0])
+        approval = await self.executors.central.run(self.admin.store.approval, ctx.args[0])
         if approval is None:
             raise NotFoundError("request", ctx.args[0])
         value = REJECT if approval.kind == "channel" else DENY
@@ -490,10 +507,10 @@ class ChatCommands:
     async def _tasks(self, ctx: CommandContext) -> str:
         words = ctx.args or ["list"]
         if words[0] == "list" and len(words) <= 2:
-            agent = self.admin.agent(words[1]) if len(words) == 2 else None
-            return (await asyncio.to_thread(self.admin.tasks, ctx.actor, agent)).as_text()
+            agent = await self.agent(words[1]) if len(words) == 2 else None
+            return (await self.executors.central.run(self.admin.tasks, ctx.actor, agent)).as_text()
         if words[0] in ("pause", "resume", "cancel") and len(words) == 2:
-            changed = await asyncio.to_thread(
+            changed = await self.executors.central.run(
                 self.admin.control_task, ctx.actor, words[1], words[0]
             )
             verb = {"pause": "Paused", "resume": "Resumed", "cancel": "Cancelled"}[words[0]]

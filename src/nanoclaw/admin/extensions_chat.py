@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import shlex
 
 from nanoclaw.admin.commands import ChatCommands, CommandContext, UsageError
@@ -15,13 +14,13 @@ def register_extension_commands(commands: ChatCommands, extensions: Extensions) 
     async def mcp(ctx: CommandContext) -> str:
         if not ctx.args:
             raise UsageError(f"Usage: {MCP_USAGE}")
-        agent = commands.admin.agent(ctx.args[0])
+        agent = await commands.agent(ctx.args[0])
         verb, rest = (ctx.args[1] if len(ctx.args) > 1 else "list"), ctx.args[2:]
         if verb == "list":
-            table = await asyncio.to_thread(extensions.mcp_table, ctx.actor, agent)
+            table = await commands.executors.central.run(extensions.mcp_table, ctx.actor, agent)
             return table.as_text()
         if verb == "add" and len(rest) >= 2:
-            spec = await asyncio.to_thread(
+            spec = await commands.executors.central.run(
                 lambda: extensions.add_mcp_server(
                     ctx.actor, agent, name=rest[0], command=rest[1], args=rest[2:]
                 )
@@ -29,7 +28,7 @@ def register_extension_commands(commands: ChatCommands, extensions: Extensions) 
             argv = " ".join(shlex.quote(a) for a in (spec.command, *spec.args))
             return f"MCP server {spec.name} ({argv}) added to {agent.name}; it starts with its next runner."
         if verb == "remove" and len(rest) == 1:
-            removed = await asyncio.to_thread(
+            removed = await commands.executors.central.run(
                 extensions.remove_mcp_server, ctx.actor, agent, rest[0]
             )
             return (
@@ -42,8 +41,8 @@ def register_extension_commands(commands: ChatCommands, extensions: Extensions) 
     async def skills(ctx: CommandContext) -> str:
         if len(ctx.args) != 1:
             raise UsageError("Usage: /skills <agent>")
-        agent = commands.admin.agent(ctx.args[0])
-        found = await asyncio.to_thread(extensions.skills, ctx.actor, agent)
+        agent = await commands.agent(ctx.args[0])
+        found = await commands.executors.central.run(extensions.skills, ctx.actor, agent)
         if not found:
             return f"{agent.name} has no skills (add groups/{agent.folder}/skills/<name>/SKILL.md)."
         return "\n".join(

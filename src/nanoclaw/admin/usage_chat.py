@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date, timedelta
 
 from nanoclaw.admin.commands import ChatCommands, CommandContext, UsageError
@@ -16,7 +15,10 @@ def register_usage_command(commands: ChatCommands, ledger: UsageLedger) -> None:
         if len(ctx.args) > 1:
             raise UsageError("Name at most one agent.")
         admin = commands.admin
-        groups = [admin.agent(ctx.args[0])] if ctx.args else admin.repo.agent_groups()
+        if ctx.args:
+            groups = [await commands.agent(ctx.args[0])]
+        else:
+            groups = await commands.executors.central.run(admin.repo.agent_groups)
         ids = [g.id for g in groups if ctx.actor.can_read(g.id)]
         if ctx.args and not ids:
             return f"Permission denied: you do not administer {groups[0].name}."
@@ -31,7 +33,7 @@ def register_usage_command(commands: ChatCommands, ledger: UsageLedger) -> None:
                 for t in ledger.totals(by="group", since=since, agent_group_ids=ids)
             ]
 
-        lines = await asyncio.to_thread(totals)
+        lines = await commands.executors.central.run(totals)
         header = f"Usage, last {USAGE_WINDOW_DAYS} days:"
         return "\n".join([header, *lines]) if lines else f"{header} none recorded."
 

@@ -7,7 +7,6 @@ a runner's ``ask_question`` card by writing a ``question_response`` row into the
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -16,6 +15,7 @@ from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.db.models import SessionRow
 from nanoclaw.db.repository import Repository
+from nanoclaw.executors import Executors
 from nanoclaw.permissions.access import can_access
 from nanoclaw.sessions.outbound_reader import SessionReader
 from nanoclaw.sessions.service import SessionService
@@ -55,12 +55,14 @@ class QuestionAnswers:
     def __init__(
         self,
         *,
+        executors: Executors,
         repo: Repository,
         sessions: SessionService,
         reader: SessionReader,
         write_to_agent: WriteToAgent,
         running_sessions: Callable[[], set[str]],
     ) -> None:
+        self.executors = executors
         self.repo = repo
         self.sessions = sessions
         self.reader = reader
@@ -69,19 +71,21 @@ class QuestionAnswers:
         self._answered: set[str] = set()
 
     async def __call__(self, question_id: str, value: str, user_id: str) -> str | None:
-        found = await asyncio.to_thread(self._find, question_id)
+        found = await self.executors.central.run(self._find, question_id)
         if found is None:
             return None
         session, layout = found
         if question_id in self._answered:
             return "This question was already answered."
         mg = (
-            await asyncio.to_thread(self.repo.messaging_group_by_id, session.messaging_group_id)
+            await self.executors.central.run(
+                self.repo.messaging_group_by_id, session.messaging_group_id
+            )
             if session.messaging_group_id
             else None
         )
         public = mg is not None and mg.unknown_sender_policy == "public"
-        membership = await asyncio.to_thread(self.repo.membership, user_id)
+        membership = await self.executors.central.run(self.repo.membership, user_id)
         if not public and not can_access(membership, session.agent_group_id):
             log.warning("question %s: %s may not answer for this agent", question_id, user_id)
             return Refusal("You may not answer this question.")  # the buttons stay

@@ -8,7 +8,6 @@ agent, and routes a welcome request to the agent so the greeting takes the norma
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
@@ -23,6 +22,7 @@ from typing import Any
 from nanoclaw.channels.base import InboundEvent, InboundMessage, user_id_of
 from nanoclaw.contract.timeutil import now_iso, to_iso, utc_now
 from nanoclaw.db.repository import Repository
+from nanoclaw.executors import Executors
 
 log = logging.getLogger("nanoclaw.channels.pairing")
 
@@ -129,7 +129,10 @@ class PairingCodes:
 class Pairer:
     """Host side: consumes a code sent in a DM and pairs its sender."""
 
-    def __init__(self, *, codes: PairingCodes, repo: Repository, route: Any) -> None:
+    def __init__(
+        self, *, executors: Executors, codes: PairingCodes, repo: Repository, route: Any
+    ) -> None:
+        self.executors = executors
         self.codes = codes
         self.repo = repo
         self.route = route  # Router.route: the welcome takes the normal pipeline
@@ -138,10 +141,12 @@ class Pairer:
         msg = event.message
         if msg.is_group or not msg.text or not msg.sender:
             return False
-        agent_group_id = await asyncio.to_thread(self.codes.take, event.channel_type, msg.text)
+        agent_group_id = await self.executors.blocking.run(
+            self.codes.take, event.channel_type, msg.text
+        )
         if agent_group_id is None:
             return False
-        result = await asyncio.to_thread(self._pair, event, agent_group_id)
+        result = await self.executors.central.run(self._pair, event, agent_group_id)
         log.info("paired %s on %s as %s", result.user_id, event.channel_type, result.role)
         welcome = InboundEvent(
             channel_type=event.channel_type,
@@ -159,7 +164,7 @@ class Pairer:
         )
         await self.route(welcome)
         with contextlib.suppress(OSError):
-            await asyncio.to_thread(self.codes.record, result)
+            await self.executors.blocking.run(self.codes.record, result)
         return True
 
     def _pair(self, event: InboundEvent, agent_group_id: str) -> PairingResult:

@@ -22,6 +22,7 @@ from typing import Any
 from nanoclaw.channels.base import ChannelAdapter, ChannelSetup, OutboundPayload
 from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.errors import ConfigError
+from nanoclaw.executors import BlockingExecutor
 from nanoclaw.settings import Settings
 
 log = logging.getLogger("nanoclaw.channels")
@@ -41,7 +42,9 @@ class ChannelSpec:
     """What the host knows of a channel before importing it."""
 
     name: str
-    runtime: str  # "package.module:AdapterClass"; the class has ``from_settings(settings)``
+    runtime: (
+        str  # "package.module:AdapterClass"; the class has ``from_settings(settings, *, blocking)``
+    )
     enabled_by: Callable[[Settings], list[str]]  # the missing credentials' env names ([] = enabled)
     threaded: bool = False
 
@@ -67,7 +70,10 @@ class ChannelState:
 
 
 def build_adapters(
-    settings: Settings, specs: Sequence[ChannelSpec] | None = None
+    settings: Settings,
+    specs: Sequence[ChannelSpec] | None = None,
+    *,
+    blocking: BlockingExecutor,
 ) -> tuple[list[ChannelAdapter], list[ChannelState]]:
     """Adapters for every spec whose credentials are set; the others are skipped with a log line."""
     adapters: list[ChannelAdapter] = []
@@ -81,7 +87,7 @@ def build_adapters(
             )
             continue
         try:
-            adapter = spec.load().from_settings(settings)  # type: ignore[attr-defined]
+            adapter = spec.load().from_settings(settings, blocking=blocking)  # type: ignore[attr-defined]
         except Exception as exc:
             log.error("channel %s could not be built: %s", spec.name, exc)
             states.append(ChannelState(spec.name, "failed", str(exc), 0, now_iso()))

@@ -454,6 +454,8 @@ def call_with_deadline(fn: Callable[[], T], *, deadline_s: float, what: str) -> 
     :class:`SandboxFileError` at the deadline; the stuck worker holds nothing of the caller's,
     is never handed another open (it exits once its open returns) and the session is
     quarantined, so it cannot pile up threads. Workers that finished in time are reused.
+    On the host the caller is a session-executor thread (``nanoclaw.executors``): the deadline
+    frees that thread, so a hostile file never stalls the session pool.
     """
     box: dict[str, object] = {}
     done = threading.Event()

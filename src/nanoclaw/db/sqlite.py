@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from nanoclaw.contract import sessiondb
 
 BUSY_TIMEOUT_MS = 5000
+# A central transaction waits this long for the one central connection (a nested one never gets it).
+CENTRAL_POOL_TIMEOUT_S = 30.0
 
 
 def make_engine(path: Path, *, readonly: bool = False, wal: bool = False) -> Engine:
@@ -28,11 +30,20 @@ def make_engine(path: Path, *, readonly: bool = False, wal: bool = False) -> Eng
     Every transaction starts with ``BEGIN`` (read-only) or ``BEGIN IMMEDIATE``.
     """
     url = f"sqlite:///file:{path}?mode=ro&uri=true" if readonly else f"sqlite:///{path}"
-    engine = create_engine(
-        url,
-        poolclass=None if wal else NullPool,
-        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-    )
+    connect_args = {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+    if wal:
+        # The central DB: one connection, kept open and used by one thread at a time (in the
+        # host, the central executor's thread: see ``nanoclaw.executors``).
+        engine = create_engine(
+            url,
+            poolclass=QueuePool,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=CENTRAL_POOL_TIMEOUT_S,
+            connect_args=connect_args,
+        )
+    else:
+        engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:

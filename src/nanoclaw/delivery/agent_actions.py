@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from nanoclaw.admin.service import create_agent_files
 from nanoclaw.contract.actions import ActionName, ActionStatus, CreateAgentPayload
 from nanoclaw.contract.confined import replace_file
@@ -15,6 +13,7 @@ from nanoclaw.db.models import ContainerConfig, SessionRow
 from nanoclaw.db.repository import Repository, normalize_destination_name
 from nanoclaw.delivery.actions import ActionResult, SystemActions
 from nanoclaw.errors import NanoclawError, ValidationError
+from nanoclaw.executors import Executors
 from nanoclaw.sessions.outbound_reader import OutboundRow
 from nanoclaw.sessions.paths import safe_name
 from nanoclaw.sessions.service import SessionService
@@ -24,7 +23,15 @@ PARENT_DESTINATION = "parent"
 
 
 class AgentActions:
-    def __init__(self, *, settings: Settings, repo: Repository, sessions: SessionService) -> None:
+    def __init__(
+        self,
+        *,
+        executors: Executors,
+        settings: Settings,
+        repo: Repository,
+        sessions: SessionService,
+    ) -> None:
+        self.executors = executors
         self.settings = settings
         self.repo = repo
         self.sessions = sessions
@@ -36,7 +43,7 @@ class AgentActions:
         self, session: SessionRow, row: OutboundRow, payload: CreateAgentPayload
     ) -> ActionResult:
         try:
-            text = await asyncio.to_thread(self._create_agent, session, payload)
+            text = await self.executors.central.run(self._create_agent, session, payload)
         except NanoclawError as exc:
             return ActionResult(ActionStatus.ERROR, f"{ActionName.CREATE_AGENT}: {exc}")
         return ActionResult(ActionStatus.OK, text)

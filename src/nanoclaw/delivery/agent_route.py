@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import deque
@@ -36,6 +35,7 @@ from nanoclaw.db.models import SessionRow
 from nanoclaw.db.repository import Repository
 from nanoclaw.delivery.notices import Notifier
 from nanoclaw.errors import DeliveryError, NotFoundError, UnauthorizedDestinationError
+from nanoclaw.executors import Executors
 from nanoclaw.ids import new_id
 from nanoclaw.sessions.outbound_reader import OutboundRow
 from nanoclaw.sessions.paths import safe_name
@@ -120,6 +120,7 @@ class AgentRouter:
     def __init__(
         self,
         *,
+        executors: Executors,
         settings: Settings,
         repo: Repository,
         sessions: SessionService,
@@ -128,6 +129,7 @@ class AgentRouter:
         read_files: Callable[[SessionLayout, str, list[str]], tuple[OutboundFile, ...]],
         volume: PairVolume | None = None,
     ) -> None:
+        self.executors = executors
         self.settings = settings
         self.repo = repo
         self.sessions = sessions
@@ -144,19 +146,21 @@ class AgentRouter:
         if target != session.agent_group_id:
             allowed = {
                 d.target_id
-                for d in await asyncio.to_thread(self.repo.destinations, session.agent_group_id)
+                for d in await self.executors.central.run(
+                    self.repo.destinations, session.agent_group_id
+                )
                 if d.target_type == "agent"
             }
             if target not in allowed:
                 raise UnauthorizedDestinationError(f"agent may not message agent {target}")
-        lineage = await asyncio.to_thread(self._lineage, session, layout, row)
-        target_session, target_layout = await asyncio.to_thread(
+        lineage = await self.executors.central.run(self._lineage, session, layout, row)
+        target_session, target_layout = await self.executors.central.run(
             self._target_session, layout, row, target
         )
         await self._check_limits(session, layout, target_session, target_layout, row, lineage)
         message_id = f"{A2A_PREFIX}{row.id}"
-        attachments = await asyncio.to_thread(
-            self._copy_files, layout, target_layout, row, message_id
+        attachments = await self.executors.sessions.run(
+            target_session.id, self._copy_files, layout, target_layout, row, message_id
         )
         content: dict[str, Any] = {
             "text": row.content.get("text", ""),
@@ -168,7 +172,8 @@ class AgentRouter:
         }
         if attachments:
             content["attachments"] = attachments
-        await asyncio.to_thread(
+        await self.executors.sessions.run(
+            target_session.id,
             self.sessions.store.insert_messages,
             target_layout,
             [
@@ -328,7 +333,8 @@ class AgentRouter:
 
     async def _note(self, session: SessionRow, layout: SessionLayout, text: str) -> None:
         """A context row for the agent: read at its next turn, never a wake (no paid turn)."""
-        await asyncio.to_thread(
+        await self.executors.sessions.run(
+            session.id,
             self.sessions.store.insert_messages,
             layout,
             [

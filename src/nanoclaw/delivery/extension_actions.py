@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from nanoclaw.admin.extensions import Extensions
@@ -23,6 +22,7 @@ from nanoclaw.contract.actions import (
 from nanoclaw.db.models import SessionRow
 from nanoclaw.delivery.actions import ActionResult, SystemActions
 from nanoclaw.errors import NanoclawError, ValidationError
+from nanoclaw.executors import Executors
 from nanoclaw.runtime.packages import PackageInstaller, validate_request
 from nanoclaw.sessions.outbound_reader import OutboundRow
 
@@ -31,7 +31,10 @@ APPROVED = Actor.operator()  # the gate has authorized the request by the time a
 
 
 class ExtensionActions:
-    def __init__(self, *, extensions: Extensions, installer: PackageInstaller) -> None:
+    def __init__(
+        self, *, executors: Executors, extensions: Extensions, installer: PackageInstaller
+    ) -> None:
+        self.executors = executors
         self.extensions = extensions
         self.installer = installer
 
@@ -52,15 +55,17 @@ class ExtensionActions:
         except ValidationError as exc:
             return ActionResult(ActionStatus.ERROR, f"{ActionName.INSTALL_PACKAGES}: {exc}")
         agent_id = session.agent_group_id
-        wanted = self.extensions.package_request(agent_id).merged(request)
+        central = self.executors.central
+        wanted = (await central.run(self.extensions.package_request, agent_id)).merged(request)
         try:
-            runtime_name = self.extensions.repo.container_config(agent_id).runtime
-            outcome = await asyncio.to_thread(
+            cfg = await central.run(self.extensions.repo.container_config, agent_id)
+            runtime_name = cfg.runtime
+            outcome = await self.executors.blocking.run(
                 lambda: self.installer.install(agent_id, wanted, runtime_name=runtime_name)
             )
         except NanoclawError as exc:
             log.warning("packages for %s not installed: %s", agent_id, exc)
-            await asyncio.to_thread(
+            await self.executors.central.run(
                 self.extensions.record_packages,
                 agent_id,
                 wanted,
@@ -71,7 +76,7 @@ class ExtensionActions:
             return ActionResult(
                 ActionStatus.ERROR, f"{ActionName.INSTALL_PACKAGES}: not installed: {exc}"
             )
-        await asyncio.to_thread(
+        await self.executors.central.run(
             self.extensions.record_packages,
             agent_id,
             wanted,
@@ -86,10 +91,10 @@ class ExtensionActions:
         self, session: SessionRow, row: OutboundRow, payload: AddMcpServerPayload
     ) -> ActionResult:
         try:
-            agent = await asyncio.to_thread(
+            agent = await self.executors.central.run(
                 self.extensions.repo.agent_group, session.agent_group_id
             )
-            spec = await asyncio.to_thread(
+            spec = await self.executors.central.run(
                 lambda: self.extensions.add_mcp_server(
                     APPROVED,
                     agent,

@@ -58,6 +58,7 @@ from nanoclaw.errors import (
     SandboxFileError,
     UnauthorizedDestinationError,
 )
+from nanoclaw.executors import Executors
 from nanoclaw.ids import new_id
 from nanoclaw.sessions.outbound_reader import DeliveryState, OutboundRow, SessionReader
 from nanoclaw.sessions.paths import safe_name
@@ -83,6 +84,7 @@ class DeliveryLoop:
     def __init__(
         self,
         *,
+        executors: Executors,
         settings: Settings,
         repo: Repository,
         sessions: SessionService,
@@ -97,6 +99,7 @@ class DeliveryLoop:
         quarantine: SessionQuarantine | None = None,
         notices: Notifier | None = None,
     ) -> None:
+        self.executors = executors
         self.settings = settings
         self.repo = repo
         self.sessions = sessions
@@ -111,6 +114,7 @@ class DeliveryLoop:
         self.quarantine = quarantine  # a session whose files fail the probe is shut off alone
         # Agent-to-agent rows: return path, files, hop and per-pair limits (agent_route.py).
         self.agents = AgentRouter(
+            executors=self.executors,
             settings=settings,
             repo=repo,
             sessions=sessions,
@@ -246,8 +250,7 @@ class DeliveryLoop:
     async def _session(self, session_id: str) -> tuple[SessionRow, SessionLayout]:
         cached = self._layouts.get(session_id)
         if cached is None:
-            session = await asyncio.to_thread(self.repo.session, session_id)
-            cached = (session, self.sessions.layout(session))
+            cached = await self.executors.central.run(self.sessions.row_and_layout, session_id)
             self._layouts[session_id] = cached
         return cached
 
@@ -283,28 +286,32 @@ class DeliveryLoop:
         session, layout = await self._session(session_id)
         # Only acks changed since this session's watermark are read; only a changed status
         # is written into messages_in (nanoclaw.delivery.acks).
-        changed = await asyncio.to_thread(
-            self.reader.acks_since, layout, self.acks.since(session_id)
+        changed = await self.executors.sessions.run(
+            session_id, self.reader.acks_since, layout, self.acks.since(session_id)
         )
         acks = self.acks.changed(session_id, changed)
         if any(status in FINISHED for status in acks.values()):
-            await asyncio.to_thread(self.sessions.store.sync_acks, layout, acks)
+            await self.executors.sessions.run(
+                session_id, self.sessions.store.sync_acks, layout, acks
+            )
         self._note_failed({mid for mid, status in acks.items() if status == "failed"})
         # Order matters (nanoclaw.delivery.origin): the session's state is observed before
         # messages_out is read, and each request's origin is decided when it is first read.
-        await asyncio.to_thread(self.origins.observe, session_id, layout, acks)
+        await self.executors.central.run(self.origins.observe, session_id, layout, acks)
         floor = self._floor.get(session_id, 0)
-        rows = await asyncio.to_thread(
-            self.reader.outbound_rows, layout, due_before=now_iso(), after_seq=floor
+        rows = await self.executors.sessions.run(
+            session_id, self.reader.outbound_rows, layout, due_before=now_iso(), after_seq=floor
         )
         requests = [(r.id, r.in_reply_to) for r in rows if r.kind == "system"]
-        await asyncio.to_thread(self.origins.first_sight, session_id, layout, requests)
+        await self.executors.central.run(self.origins.first_sight, session_id, layout, requests)
         if not rows:
             if session_id not in self.running_sessions():
                 self._extra.discard(session_id)
             await self.report_done(session_id, set(self.acks.owed(session_id)))
             return 0
-        states = await asyncio.to_thread(self.reader.deliveries, layout, [r.id for r in rows])
+        states = await self.executors.sessions.run(
+            session_id, self.reader.deliveries, layout, [r.id for r in rows]
+        )
         now = now_iso()
         terminal: dict[str, bool] = {}
         lanes: dict[tuple[str | None, ...], list[OutboundRow]] = {}
@@ -394,7 +401,8 @@ class DeliveryLoop:
         store = self.sessions.store
         attempts = (state.attempts if state else 0) + 1
         if row.id in self._sent_unrecorded:
-            await asyncio.to_thread(
+            await self.executors.sessions.run(
+                session.id,
                 store.record_delivery,
                 layout,
                 row.id,
@@ -415,7 +423,8 @@ class DeliveryLoop:
                 platform_id = await self._deliver_to_channel(session, layout, row)
         except DeliveryDeferredError as exc:
             # A platform rate limit: the wait is not an attempt (channels/outbound.py).
-            await asyncio.to_thread(
+            await self.executors.sessions.run(
+                session.id,
                 store.record_delivery,
                 layout,
                 row.id,
@@ -434,7 +443,8 @@ class DeliveryLoop:
             if retryable and attempts < self.settings.delivery_max_attempts:
                 retry_after_s = getattr(exc, "retry_after_s", None) or 0.0
                 backoff = timedelta(seconds=max(2 ** (attempts - 1), retry_after_s))
-                await asyncio.to_thread(
+                await self.executors.sessions.run(
+                    session.id,
                     store.record_delivery,
                     layout,
                     row.id,
@@ -445,7 +455,8 @@ class DeliveryLoop:
                 )
                 log.warning("delivery of %s failed (attempt %d): %s", row.id, attempts, exc)
                 return False
-            await asyncio.to_thread(
+            await self.executors.sessions.run(
+                session.id,
                 store.record_delivery,
                 layout,
                 row.id,
@@ -460,7 +471,8 @@ class DeliveryLoop:
                 await self._tell_agent_of_failure(session, layout, row, str(exc))
             return True
         self._sent_unrecorded[row.id] = platform_id
-        await asyncio.to_thread(
+        await self.executors.sessions.run(
+            session.id,
             store.record_delivery,
             layout,
             row.id,
@@ -477,13 +489,17 @@ class DeliveryLoop:
     ) -> str | None:
         if not row.channel_type or not row.platform_id:
             raise UnauthorizedDestinationError(f"message {row.id} has no destination")
-        mg = await asyncio.to_thread(self.repo.messaging_group, row.channel_type, row.platform_id)
+        mg = await self.executors.central.run(
+            self.repo.messaging_group, row.channel_type, row.platform_id
+        )
         if mg is None:
             raise UnauthorizedDestinationError(f"unknown chat {row.channel_type}/{row.platform_id}")
         if mg.id != session.messaging_group_id:
             allowed = {
                 d.target_id
-                for d in await asyncio.to_thread(self.repo.destinations, session.agent_group_id)
+                for d in await self.executors.central.run(
+                    self.repo.destinations, session.agent_group_id
+                )
                 if d.target_type == "channel"
             }
             if mg.id not in allowed:
@@ -493,10 +509,10 @@ class DeliveryLoop:
         adapter = self.channels.get(row.channel_type)
         if adapter is None:
             raise DeliveryError(f"no {row.channel_type} adapter is running")
-        files = await asyncio.to_thread(self._load_files, layout, row)
+        files = await self.executors.blocking.run(self._load_files, layout, row)
         name = self._agent_names.get(session.agent_group_id)
         if name is None:  # looked up once per agent group while the host runs
-            name = await asyncio.to_thread(self._agent_name, session.agent_group_id)
+            name = await self.executors.central.run(self._agent_name, session.agent_group_id)
             self._agent_names[session.agent_group_id] = name
         payload = OutboundPayload(kind=row.kind, content=row.content, files=files, sender_name=name)
         try:
@@ -549,7 +565,8 @@ class DeliveryLoop:
         id_hint: str | None = None,
     ) -> None:
         """Write a host notice or result into the agent's own inbound queue, and wake it."""
-        await asyncio.to_thread(
+        await self.executors.sessions.run(
+            session.id,
             self.sessions.store.insert_messages,
             layout,
             [

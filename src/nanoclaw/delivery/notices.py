@@ -24,6 +24,7 @@ from sqlalchemy import delete, func, select
 from nanoclaw.contract.timeutil import utc_now
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.models import HostNotice
+from nanoclaw.executors import Executors
 
 log = logging.getLogger("nanoclaw.delivery.notices")
 
@@ -72,11 +73,13 @@ class NoticeOutbox:
     def __init__(
         self,
         *,
+        executors: Executors,
         db: CentralDB,
         sender: Notifier,
         clock: Callable[[], datetime] = utc_now,
         poll_s: float = NOTICE_POLL_S,
     ) -> None:
+        self.executors = executors
         self.db = db
         self.sender = sender
         self.clock = clock
@@ -97,16 +100,16 @@ class NoticeOutbox:
         if not channel_type or not platform_id:
             return False
         notice = Notice(0, channel_type, platform_id, thread_id, text, failure)
-        notice_id = await asyncio.to_thread(self._record, notice)
+        notice_id = await self.executors.central.run(self._record, notice)
         return await self._attempt(replace(notice, id=notice_id))
 
     async def run(self) -> None:
         """Retry due notices until cancelled (start-up included: a killed host's are resumed)."""
-        await asyncio.to_thread(self._prune)
+        await self.executors.central.run(self._prune)
         while True:
             self._changed.clear()
             await self.retry_due()
-            next_at = await asyncio.to_thread(self._next_attempt_at)
+            next_at = await self.executors.central.run(self._next_attempt_at)
             timeout_s = self.poll_s
             if next_at is not None:
                 due_in_s = (next_at - self.clock()).total_seconds()
@@ -120,7 +123,7 @@ class NoticeOutbox:
 
     async def retry_due(self) -> int:
         """Attempt every pending notice whose time has come; returns how many were sent."""
-        due = await asyncio.to_thread(self._due)
+        due = await self.executors.central.run(self._due)
         sent = 0
         for notice in due:
             if notice.id not in self._in_flight:
@@ -143,7 +146,7 @@ class NoticeOutbox:
                 notice.text,
                 failure=notice.failure,
             )
-            await asyncio.to_thread(self._after_attempt, notice.id, ok)
+            await self.executors.central.run(self._after_attempt, notice.id, ok)
             if not ok:
                 self._changed.set()
         finally:

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -27,6 +26,7 @@ from nanoclaw.contract.sessiondb import InboundStatus
 from nanoclaw.db.models import SessionRow
 from nanoclaw.delivery.actions import ActionResult, PayloadHandler, SystemActions
 from nanoclaw.errors import ValidationError
+from nanoclaw.executors import Executors
 from nanoclaw.scheduling.cron import validate_cron
 from nanoclaw.scheduling.tasks import TaskControl, control_task
 from nanoclaw.sessions.outbound_reader import OutboundRow
@@ -44,7 +44,10 @@ _CONTROLS: dict[ActionName, tuple[TaskControl, str]] = {
 
 
 class TaskActions:
-    def __init__(self, *, settings: Settings, sessions: SessionService) -> None:
+    def __init__(
+        self, *, executors: Executors, settings: Settings, sessions: SessionService
+    ) -> None:
+        self.executors = executors
         self.settings = settings
         self.sessions = sessions
 
@@ -61,8 +64,10 @@ class TaskActions:
             message = self._task_row(row, payload)
         except ValidationError as exc:
             return ActionResult(ActionStatus.ERROR, f"{ActionName.SCHEDULE_TASK}: {exc}")
-        layout = self.sessions.layout(session)
-        await asyncio.to_thread(self.sessions.store.insert_messages, layout, [message])
+        layout = await self.executors.central.run(self.sessions.layout, session)
+        await self.executors.sessions.run(
+            session.id, self.sessions.store.insert_messages, layout, [message]
+        )
         repeat = (
             f", repeating {message.recurrence} ({message.recurrence_tz})"
             if message.recurrence
@@ -100,8 +105,10 @@ class TaskActions:
             changes = self._changes(payload)
         except ValidationError as exc:
             return ActionResult(ActionStatus.ERROR, f"{ActionName.UPDATE_TASK}: {exc}")
-        layout = self.sessions.layout(session)
-        changed = await asyncio.to_thread(self._apply_update, layout, task_id, changes)
+        layout = await self.executors.central.run(self.sessions.layout, session)
+        changed = await self.executors.sessions.run(
+            session.id, self._apply_update, layout, task_id, changes
+        )
         if not changed:
             return ActionResult(
                 ActionStatus.ERROR, f"{ActionName.UPDATE_TASK}: no live task matched id {task_id}"
@@ -157,9 +164,9 @@ class TaskActions:
             session: SessionRow, row: OutboundRow, payload: SeriesPayload
         ) -> ActionResult:
             task_id = payload.task_id
-            layout = self.sessions.layout(session)
-            changed = await asyncio.to_thread(
-                control_task, self.sessions.store, layout, task_id, control
+            layout = await self.executors.central.run(self.sessions.layout, session)
+            changed = await self.executors.sessions.run(
+                session.id, control_task, self.sessions.store, layout, task_id, control
             )
             if not changed:
                 return ActionResult(

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -28,6 +27,7 @@ from nanoclaw.db.repository import Repository
 from nanoclaw.delivery.actions import ActionResult, SystemActions, action_result_content
 from nanoclaw.delivery.origin import OriginLedger
 from nanoclaw.errors import NanoclawError, NotFoundError, PayloadError
+from nanoclaw.executors import Executors
 from nanoclaw.permissions.access import is_admin_of
 from nanoclaw.permissions.approvals import ApprovalService
 from nanoclaw.sessions.outbound_reader import OutboundRow, SessionReader
@@ -100,6 +100,7 @@ class ActionGate:
     def __init__(
         self,
         *,
+        executors: Executors,
         repo: Repository,
         store: AdminStore,
         admin: AdminService,
@@ -111,6 +112,7 @@ class ActionGate:
         origins: OriginLedger,
         gated: frozenset[str] = GATED_ACTIONS,
     ) -> None:
+        self.executors = executors
         self.repo = repo
         self.store = store
         self.admin = admin
@@ -151,8 +153,8 @@ class ActionGate:
             return await self._authorize_admin_request(session, row)
         if action not in self.gated:
             return None
-        user_id = await asyncio.to_thread(self.origin_user_sync, session, row)
-        membership = await asyncio.to_thread(self.repo.membership, user_id)
+        user_id = await self.executors.central.run(self.origin_user_sync, session, row)
+        membership = await self.executors.central.run(self.repo.membership, user_id)
         if is_admin_of(membership, session.agent_group_id):
             return None
         return await self._request_approval(session, row, action, user_id)
@@ -170,21 +172,21 @@ class ActionGate:
         if op not in READ_OPS | WRITE_OPS:
             known = ", ".join(sorted(READ_OPS | WRITE_OPS))
             return f"unknown admin op {op!r}; known ops: {known}"
-        scope = await asyncio.to_thread(self.store.admin_scope, session.agent_group_id)
+        scope = await self.executors.central.run(self.store.admin_scope, session.agent_group_id)
         if scope == "disabled":
             return "Permission denied: admin requests are disabled for this agent."
         if op in READ_OPS:
             self._acting[row.id] = Actor.agent(session.agent_group_id, scope)
             return None
         try:
-            target = await asyncio.to_thread(self._target_group, session, op, args)
+            target = await self.executors.central.run(self._target_group, session, op, args)
         except NanoclawError as exc:
             return str(exc)
         agent_actor = Actor.agent(session.agent_group_id, scope)
         if not agent_actor.can_read(target):
             return f"Permission denied: {op} is outside this agent's admin scope ({scope})."
-        user_id = await asyncio.to_thread(self.origin_user_sync, session, row)
-        membership = await asyncio.to_thread(self.repo.membership, user_id)
+        user_id = await self.executors.central.run(self.origin_user_sync, session, row)
+        membership = await self.executors.central.run(self.repo.membership, user_id)
         user_actor = Actor.user(membership, user_id)
         if membership is not None and user_actor.can_write(target):
             self._acting[row.id] = user_actor
@@ -208,7 +210,7 @@ class ActionGate:
             # agent must see "pending" before the decision, never after it.
             await self._result(
                 session,
-                self.sessions.layout(session),
+                await self.executors.central.run(self.sessions.layout, session),
                 row,
                 ActionStatus.PENDING,
                 f"{action} needs an admin's approval; request {opened.id} was sent.",
@@ -244,10 +246,10 @@ class ActionGate:
         payload = json.loads(approval.payload_json)
         row = _row_from_json(payload["row"])
         try:
-            session = await asyncio.to_thread(self.repo.session, approval.session_id or "")
+            session = await self.executors.central.run(self.repo.session, approval.session_id or "")
         except NotFoundError:
             return "The requesting session no longer exists."
-        layout = self.sessions.layout(session)
+        layout = await self.executors.central.run(self.sessions.layout, session)
         action = approval.action or str(row.content.get("action"))
         if approved is None:
             await self._result(
@@ -272,7 +274,7 @@ class ActionGate:
                 f"Your request ({action}) was denied by an admin.",
             )
             return f"Denied: {action}."
-        membership = await asyncio.to_thread(self.repo.membership, by)
+        membership = await self.executors.central.run(self.repo.membership, by)
         self._acting[row.id] = Actor.user(membership, by)
         try:
             result = await self.actions.run_approved(session, row)
@@ -311,7 +313,7 @@ class ActionGate:
             return ActionResult(ActionStatus.ERROR, f"{ADMIN_REQUEST} was not authorized")
         op, args = request.op, dict(request.args or {})
         try:
-            text = await asyncio.to_thread(self._run_op, actor, session, op, args)
+            text = await self.executors.central.run(self._run_op, actor, session, op, args)
         except NanoclawError as exc:
             return ActionResult(ActionStatus.ERROR, str(exc))
         return ActionResult(ActionStatus.OK, text)

@@ -32,6 +32,7 @@ from nanoclaw.db.models import AgentGroup, MessagingGroup, PendingApproval, Wiri
 from nanoclaw.db.repository import Membership, Repository
 from nanoclaw.delivery.notices import Notifier
 from nanoclaw.errors import NanoclawError
+from nanoclaw.executors import Executors
 from nanoclaw.permissions.access import can_answer, order_for_delivery, pick_approvers
 from nanoclaw.sessions.service import SessionService
 
@@ -92,6 +93,7 @@ class ApprovalService:
     def __init__(
         self,
         *,
+        executors: Executors,
         repo: Repository,
         store: AdminStore,
         channels: ChannelRegistry,
@@ -102,6 +104,7 @@ class ApprovalService:
         notices: Notifier | None = None,
         ttl_s: float = APPROVAL_TTL_S,
     ) -> None:
+        self.executors = executors
         self.repo = repo
         self.sessions = sessions  # to re-project destinations after connecting a chat
         self.store = store
@@ -119,7 +122,7 @@ class ApprovalService:
         if user_id is None:
             return
         try:
-            agent = await asyncio.to_thread(self.repo.agent_group, wiring.agent_group_id)
+            agent = await self.executors.central.run(self.repo.agent_group, wiring.agent_group_id)
             name = event.message.sender_name or user_id
             new = NewApproval(
                 kind="sender",
@@ -143,7 +146,7 @@ class ApprovalService:
         self, event: InboundEvent, mg: MessagingGroup, user_id: str | None
     ) -> None:
         try:
-            agents = await asyncio.to_thread(self.repo.agent_groups)
+            agents = await self.executors.central.run(self.repo.agent_groups)
             if not agents:
                 log.info("unwired chat %s: no agents to connect it to", mg.id)
                 return
@@ -195,7 +198,7 @@ class ApprovalService:
         ``before_card`` runs once the request exists and before any card is sent, so whatever
         it records (the "pending" result) precedes any answer to the card.
         """
-        agent = await asyncio.to_thread(self.repo.agent_group, agent_group_id)
+        agent = await self.executors.central.run(self.repo.agent_group, agent_group_id)
         who = requester_user_id or "no known user (a task or another agent)"
         new = NewApproval(
             kind="action",
@@ -221,23 +224,23 @@ class ApprovalService:
         origin_channel_type: str | None,
         before_card: Callable[[PendingApproval], Awaitable[None]] | None = None,
     ) -> PendingApproval | None:
-        grants = await asyncio.to_thread(self.store.role_grants)
+        grants = await self.executors.central.run(self.store.role_grants)
         approvers = order_for_delivery(
             pick_approvers(grants, new.agent_group_id), origin_channel_type
         )
         if not approvers:
             log.warning("no approver for a %s request (no owner or admin)", new.kind)
             return None
-        approval = await asyncio.to_thread(self.store.create_approval, new)
+        approval = await self.executors.central.run(self.store.create_approval, new)
         if approval is None:
             return None  # already pending (deduplicated)
         if before_card is not None:
             await before_card(approval)
         for approver in approvers:
             if await self._deliver_card(approval, approver):
-                return await asyncio.to_thread(self.store.approval, approval.id)
+                return await self.executors.central.run(self.store.approval, approval.id)
         log.warning("approval %s: no approver has a reachable DM", approval.id)
-        await asyncio.to_thread(self.store.drop_approval, approval.id)
+        await self.executors.central.run(self.store.drop_approval, approval.id)
         return None
 
     async def _deliver_card(self, approval: PendingApproval, approver: str) -> bool:
@@ -254,14 +257,16 @@ class ApprovalService:
             options=tuple(CardOption(o["label"], o["value"]) for o in options_of(approval)),
         )
         # Record where the card goes first, so an immediate numbered answer finds it.
-        await asyncio.to_thread(self._record_card, approval.id, approver, dm, None)
+        await self.executors.central.run(self._record_card, approval.id, approver, dm, None)
         try:
             message_id = await adapter.deliver(dm.platform_id, None, card.payload())
         except Exception:
             log.exception("card %s to %s failed", approval.id, approver)
             return False
         if message_id:
-            await asyncio.to_thread(self._record_card, approval.id, approver, dm, message_id)
+            await self.executors.central.run(
+                self._record_card, approval.id, approver, dm, message_id
+            )
         return True
 
     def _record_card(
@@ -278,9 +283,9 @@ class ApprovalService:
         if ":" not in user_id:
             return None
         channel_type, handle = user_id.split(":", 1)
-        cached = await asyncio.to_thread(self.store.user_dm, user_id, channel_type)
+        cached = await self.executors.central.run(self.store.user_dm, user_id, channel_type)
         if cached is not None:
-            mg = await asyncio.to_thread(self.repo.messaging_group_by_id, cached)
+            mg = await self.executors.central.run(self.repo.messaging_group_by_id, cached)
             if mg is not None:
                 return mg
         adapter = self.channels.get(channel_type)
@@ -293,7 +298,7 @@ class ApprovalService:
             return None
         if not platform_id:
             return None
-        mg = await asyncio.to_thread(
+        mg = await self.executors.central.run(
             self.repo.ensure_messaging_group,
             channel_type=channel_type,
             platform_id=platform_id,
@@ -301,7 +306,7 @@ class ApprovalService:
             is_group=False,
             unknown_sender_policy="strict",
         )
-        await asyncio.to_thread(self.store.set_user_dm, user_id, channel_type, mg.id)
+        await self.executors.central.run(self.store.set_user_dm, user_id, channel_type, mg.id)
         return mg
 
     async def say(self, channel_type: str | None, platform_id: str | None, text: str) -> None:
@@ -310,17 +315,17 @@ class ApprovalService:
     # -- answers -----------------------------------------------------------------------------------
     async def on_action(self, question_id: str, value: str, user_id: str) -> str | None:
         """A button click from an adapter (``ChannelSetup.on_action``)."""
-        approval = await asyncio.to_thread(self.store.approval, question_id)
+        approval = await self.executors.central.run(self.store.approval, question_id)
         if approval is None:
             return None  # not ours (e.g. an ask_user_question card)
-        membership = await asyncio.to_thread(self.repo.membership, user_id)
+        membership = await self.executors.central.run(self.repo.membership, user_id)
         return await self.answer(approval.id, value, user_id=user_id, membership=membership)
 
     async def intercept(self, event: InboundEvent, membership: Membership | None) -> bool:
         """Consume a numbered reply (or a new agent's name) to an open card in this chat."""
         if membership is None:
             return False
-        cards = await asyncio.to_thread(
+        cards = await self.executors.central.run(
             self.store.open_cards_in, event.channel_type, event.platform_id
         )
         cards = [
@@ -366,7 +371,7 @@ class ApprovalService:
         operator: bool = False,
     ) -> str:
         """Apply an answer after checking who gives it. Returns the text for the answerer."""
-        approval = await asyncio.to_thread(self.store.approval, approval_id)
+        approval = await self.executors.central.run(self.store.approval, approval_id)
         if approval is None:
             return f"No request {approval_id}."
         if not operator and not can_answer(
@@ -392,7 +397,7 @@ class ApprovalService:
 
     async def _answer_sender(self, approval: PendingApproval, approved: bool, by: str) -> str:
         status = "approved" if approved else "denied"
-        if not await asyncio.to_thread(
+        if not await self.executors.central.run(
             self.store.decide, approval.id, status=status, by=by, decision=status
         ):
             return "This request was already answered."
@@ -401,7 +406,7 @@ class ApprovalService:
         if not approved:
             return f"Denied: {name} stays out."
         assert approval.requester_user_id and approval.agent_group_id
-        await asyncio.to_thread(
+        await self.executors.central.run(
             self.repo.add_member, approval.requester_user_id, approval.agent_group_id, added_by=by
         )
         await self._replay(payload)
@@ -409,22 +414,24 @@ class ApprovalService:
 
     async def _answer_channel(self, approval: PendingApproval, value: str, by: str) -> str:
         if value == REJECT:
-            if not await asyncio.to_thread(
+            if not await self.executors.central.run(
                 self.store.decide, approval.id, status="denied", by=by, decision=value
             ):
                 return "This request was already answered."
             assert approval.messaging_group_id
-            await asyncio.to_thread(self.store.set_denied, approval.messaging_group_id, True)
+            await self.executors.central.run(
+                self.store.set_denied, approval.messaging_group_id, True
+            )
             return "Rejected: that chat stays silent from now on."
         if value == NEW_AGENT:
-            await asyncio.to_thread(self.store.set_stage, approval.id, "name")
+            await self.executors.central.run(self.store.set_stage, approval.id, "name")
             return "Reply with a name for the new agent (or 'cancel')."
         agent_id = value.removeprefix(CONNECT_PREFIX)
-        if not await asyncio.to_thread(
+        if not await self.executors.central.run(
             self.store.decide, approval.id, status="approved", by=by, decision=value
         ):
             return "This request was already answered."
-        agent = await asyncio.to_thread(self.repo.agent_group, agent_id)
+        agent = await self.executors.central.run(self.repo.agent_group, agent_id)
         await self._connect(approval, agent, by)
         return f"✅ Connected that chat to {agent.name}."
 
@@ -432,14 +439,14 @@ class ApprovalService:
         self, approval: PendingApproval, text: str, membership: Membership
     ) -> str:
         if text.lower() == "cancel":
-            await asyncio.to_thread(self.store.set_stage, approval.id, None)
+            await self.executors.central.run(self.store.set_stage, approval.id, None)
             return "Cancelled; the request is still open. Reply with a number."
         name = text.strip()[:64]
         try:
-            agent = await asyncio.to_thread(self.create_agent, name)
+            agent = await self.executors.central.run(self.create_agent, name)
         except NanoclawError as exc:
             return f"Could not create {name!r}: {exc}. Reply with another name or 'cancel'."
-        if not await asyncio.to_thread(
+        if not await self.executors.central.run(
             self.store.decide,
             approval.id,
             status="approved",
@@ -454,7 +461,7 @@ class ApprovalService:
         payload = json.loads(approval.payload_json)
         assert approval.messaging_group_id
         is_group = bool(payload.get("is_group"))
-        await asyncio.to_thread(
+        await self.executors.central.run(
             self.repo.create_wiring,
             messaging_group_id=approval.messaging_group_id,
             agent_group_id=agent.id,
@@ -465,20 +472,20 @@ class ApprovalService:
             session_mode="shared",
         )
         if self.sessions is not None:
-            await asyncio.to_thread(self.sessions.project_agent, agent.id)
+            await self.executors.central.run(self.sessions.project_agent, agent.id)
         if approval.requester_user_id:
-            await asyncio.to_thread(
+            await self.executors.central.run(
                 self.repo.add_member, approval.requester_user_id, agent.id, added_by=by
             )
         await self._replay(payload)
 
     async def _answer_action(self, approval: PendingApproval, approved: bool, by: str) -> str:
         status = "approved" if approved else "denied"
-        if not await asyncio.to_thread(
+        if not await self.executors.central.run(
             self.store.decide, approval.id, status=status, by=by, decision=status
         ):
             return "This request was already answered."
-        refreshed = await asyncio.to_thread(self.store.approval, approval.id)
+        refreshed = await self.executors.central.run(self.store.approval, approval.id)
         assert refreshed is not None
         return await self._action_decider(refreshed, approved, by)
 
@@ -492,7 +499,7 @@ class ApprovalService:
 
     # -- expiry ------------------------------------------------------------------------------------
     async def _expire(self, approval: PendingApproval) -> None:
-        if not await asyncio.to_thread(
+        if not await self.executors.central.run(
             self.store.decide, approval.id, status="expired", by=None, decision="expired"
         ):
             return
@@ -500,12 +507,12 @@ class ApprovalService:
             approval.card_channel_type, approval.card_platform_id, f"⌛ Expired: {approval.title}"
         )
         if approval.kind == "action":
-            refreshed = await asyncio.to_thread(self.store.approval, approval.id)
+            refreshed = await self.executors.central.run(self.store.approval, approval.id)
             if refreshed is not None:
                 await self._action_decider(refreshed, None, "expiry")
 
     async def expire_due(self) -> int:
-        due = await asyncio.to_thread(self.store.due_expiries)
+        due = await self.executors.central.run(self.store.due_expiries)
         for approval in due:
             await self._expire(approval)
         return len(due)

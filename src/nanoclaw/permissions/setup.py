@@ -21,6 +21,7 @@ from nanoclaw.db.repository import Repository
 from nanoclaw.delivery.actions import SystemActions
 from nanoclaw.delivery.notices import Notifier
 from nanoclaw.delivery.origin import OriginLedger
+from nanoclaw.executors import Executors
 from nanoclaw.permissions.agent_actions import ActionGate, WriteToAgent
 from nanoclaw.permissions.approvals import ApprovalService, RouteFn
 from nanoclaw.runtime.liveness import LivenessOf
@@ -43,6 +44,7 @@ class Permissions:
 
 def build_permissions(
     *,
+    executors: Executors,
     db: CentralDB,
     repo: Repository,
     groups_path: Path,
@@ -82,6 +84,7 @@ def build_permissions(
         return await gate.decided(approval, approved, by)
 
     approvals = ApprovalService(
+        executors=executors,
         repo=repo,
         store=store,
         channels=channels,
@@ -92,8 +95,9 @@ def build_permissions(
         notices=notices,
     )
     card_actions.add(approvals.on_action, first=True)
-    commands = ChatCommands(admin=admin, approvals=approvals, reply=reply)
+    commands = ChatCommands(executors=executors, admin=admin, approvals=approvals, reply=reply)
     gate = ActionGate(
+        executors=executors,
         repo=repo,
         store=store,
         admin=admin,
@@ -105,7 +109,7 @@ def build_permissions(
         origins=origins,
     )
     gate.install()
-    AdminActions(admin=admin, actor_of=gate.acting_actor).install(actions)
+    AdminActions(executors=executors, admin=admin, actor_of=gate.acting_actor).install(actions)
     register_usage_command(commands, ledger)
     register_extension_commands(commands, Extensions(repo=repo, groups_path=groups_path))
     return Permissions(store, admin, approvals, commands, gate)

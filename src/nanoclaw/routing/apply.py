@@ -10,6 +10,7 @@ from typing import Protocol
 from nanoclaw.channels.base import InboundEvent
 from nanoclaw.db.models import MessagingGroup, Wiring
 from nanoclaw.db.repository import DropRecord, Membership
+from nanoclaw.executors import Executors
 from nanoclaw.routing.outcome import RouteOutcome
 from nanoclaw.routing.plan import ApprovalKind, RoutePlan
 from nanoclaw.routing.write import InboundWriter
@@ -65,6 +66,7 @@ class PlanApplier:
     def __init__(
         self,
         *,
+        executors: Executors,
         writer: InboundWriter,
         audit: DropAudit,
         waker: Waker,
@@ -72,6 +74,7 @@ class PlanApplier:
         approvals: ApprovalSeam | None = None,
         commands: HostCommands | None = None,
     ) -> None:
+        self.executors = executors
         self.writer = writer
         self.audit = audit
         self.waker = waker
@@ -101,10 +104,10 @@ class PlanApplier:
                 )
                 for drop in plan.drops
             ]
-            await asyncio.to_thread(self.audit.record_drops, records)
+            await self.executors.central.run(self.audit.record_drops, records)
         deliveries = []
         if plan.writes:
-            deliveries = await asyncio.to_thread(
+            deliveries = await self.executors.central.run(
                 self.writer.write, event, plan.writes, plan.user_id
             )
         if mg is not None:

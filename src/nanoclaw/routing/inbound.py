@@ -16,6 +16,7 @@ from nanoclaw.channels.text import clean_event
 from nanoclaw.channels.typing import TypingKeeper
 from nanoclaw.contract.fault_log import FaultLog
 from nanoclaw.db.repository import Repository
+from nanoclaw.executors import Executors
 from nanoclaw.routing.router import Router
 
 log = logging.getLogger("nanoclaw.routing.inbound")
@@ -54,15 +55,17 @@ class InboundHandler:
     def __init__(
         self,
         *,
+        executors: Executors,
         route: TypedRoute,
         codes: PairingCodes,
         repo: Repository,
         local_channel_type: str,
     ) -> None:
+        self.executors = executors
         self.route = route
         # The local CLI is trusted already; pairing codes are for remote chats.
         self.local_channel_type = local_channel_type
-        self.pairer = Pairer(codes=codes, repo=repo, route=route.route)
+        self.pairer = Pairer(executors=executors, codes=codes, repo=repo, route=route.route)
         self.faults = FaultLog(log)
 
     async def on_inbound(self, event: InboundEvent) -> RouteReceipt:

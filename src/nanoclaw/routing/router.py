@@ -8,12 +8,12 @@ a runner. What is not delivered is recorded in the drop audit with its reason.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from nanoclaw.channels.base import InboundEvent
 from nanoclaw.db.repository import Repository
 from nanoclaw.errors import NanoclawError
+from nanoclaw.executors import Executors
 from nanoclaw.routing.apply import ApprovalSeam, HostCommands, PlanApplier, Replier, Waker
 from nanoclaw.routing.modes import DropReason
 from nanoclaw.routing.outcome import RouteOutcome
@@ -31,6 +31,7 @@ class Router:
     def __init__(
         self,
         *,
+        executors: Executors,
         repo: Repository,
         sessions: SessionService,
         waker: Waker,
@@ -40,9 +41,11 @@ class Router:
         threaded_channels: frozenset[str] = frozenset(),
         unhandled: UnhandledInbound | None = None,
     ) -> None:
+        self.executors = executors
         self.unhandled = unhandled  # records a failed message, tells its sender, logs once
         self.planner = RoutePlanner(repo=repo, threaded_channels=threaded_channels)
         self.applier = PlanApplier(
+            executors=executors,
             writer=SessionInboundWriter(repo=repo, sessions=sessions),
             audit=repo,
             waker=waker,
@@ -58,7 +61,7 @@ class Router:
     async def route(self, event: InboundEvent) -> RouteOutcome:
         """Route one event. Errors are logged and reported, never raised into the adapter."""
         try:
-            plan = await asyncio.to_thread(self.planner.plan, event)
+            plan = await self.executors.central.run(self.planner.plan, event)
             return await self.applier.apply(plan)
         except NanoclawError as exc:
             log.warning("route failed for %s/%s: %s", event.channel_type, event.platform_id, exc)

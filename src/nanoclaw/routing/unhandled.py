@@ -9,7 +9,6 @@ got one), and the fault is logged once per interval per chat and cause, not once
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from nanoclaw.contract.fault_log import FaultLog, fault_key
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.models import UnhandledMessage
 from nanoclaw.delivery.notices import Notifier
+from nanoclaw.executors import Executors
 
 log = logging.getLogger("nanoclaw.routing.unhandled")
 
@@ -73,6 +73,7 @@ class UnhandledInbound:
     def __init__(
         self,
         *,
+        executors: Executors,
         db: CentralDB,
         notices: Notifier,
         told_by_receipt: frozenset[str] = frozenset(),
@@ -80,6 +81,7 @@ class UnhandledInbound:
     ) -> None:
         """``told_by_receipt``: channels whose sender sees the router's receipt (the CLI), so no
         extra notice; ``faults`` defaults to this module's own."""
+        self.executors = executors
         self.db = db
         self.notices = notices
         self.told_by_receipt = told_by_receipt
@@ -100,7 +102,7 @@ class UnhandledInbound:
         )
         error = f"{type(exc).__name__}: {exc}"[:ERROR_SHOWN_CHARS]
         try:
-            await asyncio.to_thread(self._record, event, error)
+            await self.executors.central.run(self._record, event, error)
         except Exception as record_exc:  # the central DB itself is failing: the log is all we have
             self.faults.report(
                 fault_key("unhandled-record", record_exc),

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from nanoclaw.contract.runner_config import CONTAINER_GROUP_DIR
 from nanoclaw.errors import RunnerError, RuntimeUnavailableError
+from nanoclaw.executors import BlockingExecutor
 from nanoclaw.runtime.base import RunnerHandle, RunnerInfo, RunnerRuntime, RunSpec
 from nanoclaw.runtime.plan import (
     CONTAINER_HOME,
@@ -210,6 +211,7 @@ class BwrapRuntime(RunnerRuntime):
         *,
         python: str,
         stage_root: Path,
+        blocking: BlockingExecutor,
         runner_uid: int,
         runner_gid: int,
         bwrap: str | None = None,
@@ -217,6 +219,7 @@ class BwrapRuntime(RunnerRuntime):
     ) -> None:
         self.python = python
         self.stage_root = stage_root
+        self.blocking = blocking  # probing bwrap, staging the app
         self.bwrap = bwrap or shutil.which("bwrap") or "bwrap"
         uid = os.getuid() if host_uid is None else host_uid
         # A root host maps the runner to an unprivileged uid inside its user namespace.
@@ -229,16 +232,16 @@ class BwrapRuntime(RunnerRuntime):
     async def check(self) -> None:
         if self._checked:
             return
-        ok, reason = await asyncio.to_thread(bwrap_works, self.bwrap)
+        ok, reason = await self.blocking.run(bwrap_works, self.bwrap)
         if not ok:
             raise RuntimeUnavailableError(reason, runtime=self.name)
         self._checked = True
 
     async def _prepare(self) -> tuple[PythonLayout, Path]:
         if self._layout is None or self._app_dir is None:
-            self._layout = await asyncio.to_thread(python_layout, self.python)
+            self._layout = await self.blocking.run(python_layout, self.python)
             self.stage_root.mkdir(parents=True, exist_ok=True)
-            self._app_dir = await asyncio.to_thread(stage_app, self.stage_root)
+            self._app_dir = await self.blocking.run(stage_app, self.stage_root)
         return self._layout, self._app_dir
 
     async def start(self, spec: RunSpec) -> RunnerHandle:

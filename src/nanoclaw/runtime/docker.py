@@ -25,6 +25,7 @@ from docker.types import Mount as DockerMount
 
 from nanoclaw.contract.runner_config import CONTAINER_GROUP_DIR
 from nanoclaw.errors import ImageMissingError, RunnerError, RuntimeUnavailableError
+from nanoclaw.executors import BlockingExecutor
 from nanoclaw.runtime.base import (
     LOG_TAIL_LINES,
     RunnerExit,
@@ -144,7 +145,8 @@ async def _in_daemon_thread(fn: Callable[[], T], *, name: str) -> T:
 
 
 class DockerHandle(RunnerHandle):
-    def __init__(self, *, spec: RunSpec, container: Any) -> None:
+    def __init__(self, *, spec: RunSpec, container: Any, blocking: BlockingExecutor) -> None:
+        self.blocking = blocking  # Docker API calls
         self.session_id = spec.session_id
         self.runner_id = str(container.id)
         self.container = container
@@ -166,7 +168,7 @@ class DockerHandle(RunnerHandle):
             log.warning("waiting for container of %s failed: %s", self.session_id, exc)
             code = None
         self._done = True
-        tail = await asyncio.to_thread(self._tail_and_remove)
+        tail = await self.blocking.run(self._tail_and_remove)
         return RunnerExit(exit_code=code, log_tail=tail)
 
     def _tail_and_remove(self) -> str:
@@ -188,7 +190,7 @@ class DockerHandle(RunnerHandle):
             return
         timeout = max(0, round(grace_s))
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            await asyncio.to_thread(self.container.stop, timeout=timeout)
+            await self.blocking.run(self.container.stop, timeout=timeout)
         await self.wait()
 
 
@@ -200,6 +202,7 @@ class DockerRuntime(RunnerRuntime):
         *,
         image: str,
         limits: DockerLimits,
+        blocking: BlockingExecutor,
         runner_uid: int,
         runner_gid: int,
         client_factory: Callable[[], Any] | None = None,
@@ -208,6 +211,7 @@ class DockerRuntime(RunnerRuntime):
     ) -> None:
         self.image = image
         self.limits = limits
+        self.blocking = blocking  # every Docker API call
         self._client_factory = client_factory or (
             lambda: docker.from_env(timeout=int(DOCKER_API_TIMEOUT_S))
         )
@@ -237,7 +241,7 @@ class DockerRuntime(RunnerRuntime):
             return self._client
 
     async def check(self) -> None:
-        await asyncio.to_thread(self._check_image, self.image)
+        await self.blocking.run(self._check_image, self.image)
 
     def _check_image(self, image: str) -> None:
         client = self.client()
@@ -266,8 +270,8 @@ class DockerRuntime(RunnerRuntime):
             )
             image = self.image
         kwargs = build_run_kwargs(spec, image=image, user=self.user, limits=self.limits)
-        container = await asyncio.to_thread(self._create_and_start, spec, kwargs)
-        return DockerHandle(spec=spec, container=container)
+        container = await self.blocking.run(self._create_and_start, spec, kwargs)
+        return DockerHandle(spec=spec, container=container, blocking=self.blocking)
 
     def _create_and_start(self, spec: RunSpec, kwargs: dict[str, Any]) -> Any:
         client = self.client()
@@ -313,7 +317,7 @@ class DockerRuntime(RunnerRuntime):
             _chown_tree(top, self.user_uid, self.user_gid)
 
     async def list_runners(self, *, install_id: str) -> list[RunnerInfo]:
-        return await asyncio.to_thread(self._list, install_id)
+        return await self.blocking.run(self._list, install_id)
 
     def _list(self, install_id: str) -> list[RunnerInfo]:
         infos = []
@@ -332,7 +336,7 @@ class DockerRuntime(RunnerRuntime):
         return infos
 
     async def remove(self, runner_id: str) -> None:
-        await asyncio.to_thread(self._remove, runner_id)
+        await self.blocking.run(self._remove, runner_id)
 
     def _remove(self, runner_id: str) -> None:
         client = self.client()

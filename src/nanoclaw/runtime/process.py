@@ -18,6 +18,7 @@ from pathlib import Path
 
 from nanoclaw.contract.runner_config import ENV_GLOBAL_DIR, ENV_GROUP_DIR, ENV_SESSION_DIR
 from nanoclaw.errors import RunnerError, RuntimeUnavailableError
+from nanoclaw.executors import BlockingExecutor
 from nanoclaw.runtime.base import (
     LOG_TAIL_LINES,
     RunnerExit,
@@ -144,8 +145,9 @@ class ProcessHandle(RunnerHandle):
 class ProcessRuntime(RunnerRuntime):
     name = "process"
 
-    def __init__(self, *, python: str, enabled: bool) -> None:
+    def __init__(self, *, python: str, enabled: bool, blocking: BlockingExecutor) -> None:
         self.python = python
+        self.blocking = blocking  # killing foreign runners
         self.enabled = enabled
         self._handles: dict[str, ProcessHandle] = {}
         self._foreign: dict[str, tuple[int, str]] = {}  # runner id -> (pid, install id)
@@ -218,7 +220,7 @@ class ProcessRuntime(RunnerRuntime):
             return
         known = self._foreign.pop(runner_id, None)
         if known is not None:
-            await asyncio.to_thread(self._kill_foreign, *known)
+            await self.blocking.run(self._kill_foreign, *known)
 
     @staticmethod
     def _kill_foreign(pid: int, install_id: str) -> None:

@@ -9,13 +9,13 @@ and the session's messages stay pending (invariants 4 and 5). The mock provider 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 
 from nanoclaw.contract.runner_config import RunnerConfig
 from nanoclaw.db.repository import Repository
 from nanoclaw.errors import ConfigError, RuntimeUnavailableError, ValidationError
+from nanoclaw.executors import Executors
 from nanoclaw.runtime.base import Mount, RunnerExit, RunSpec
 from nanoclaw.runtime.mounts import load_allowlist, parse_requests, resolve_extra_mounts
 from nanoclaw.runtime.plan import CONTAINER_PROXY_DIR, PROXY_SOCKET_NAME
@@ -51,11 +51,13 @@ class SandboxServices:
     def __init__(
         self,
         *,
+        executors: Executors,
         settings: Settings,
         repo: Repository,
         default_runtime: str,
         proxy: CredentialProxy | None,
     ) -> None:
+        self.executors = executors
         self.settings = settings
         self.repo = repo
         self.default_runtime = default_runtime
@@ -82,9 +84,9 @@ class SandboxServices:
             self.proxy.revoke_session(session_id)
 
     async def spec_hook(self, spec: RunSpec, config: RunnerConfig) -> tuple[RunSpec, RunnerConfig]:
-        cfg = await asyncio.to_thread(self.repo.container_config, spec.agent_group_id)
+        cfg = await self.executors.central.run(self.repo.container_config, spec.agent_group_id)
         runtime = cfg.runtime or spec.runtime or self.default_runtime
-        mounts = await asyncio.to_thread(self._extra_mounts, cfg.additional_mounts)
+        mounts = await self.executors.blocking.run(self._extra_mounts, cfg.additional_mounts)
         spec = dataclasses.replace(
             spec, runtime=runtime, extra_mounts=(*spec.extra_mounts, *mounts)
         )

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from nanoclaw.errors import ConfigError
+from nanoclaw.executors import BlockingExecutor
 from nanoclaw.runtime.base import RunnerHandle, RunnerInfo, RunnerRuntime, RunSpec
 from nanoclaw.runtime.process import ProcessRuntime
 from nanoclaw.settings import Settings
@@ -50,11 +51,13 @@ def bwrap_probe() -> tuple[bool, str]:
     return bwrap_works()
 
 
-def make_runtime(name: str, settings: Settings) -> RunnerRuntime:
+def make_runtime(name: str, settings: Settings, *, blocking: BlockingExecutor) -> RunnerRuntime:
     """Build one runtime by name (no probing: its ``check`` says whether it can start runners)."""
     if name == "process":
         return ProcessRuntime(
-            python=settings.python_executable, enabled=settings.allow_process_runtime
+            python=settings.python_executable,
+            enabled=settings.allow_process_runtime,
+            blocking=blocking,
         )
     if name == "docker":
         from nanoclaw.runtime.docker import DockerLimits, DockerRuntime
@@ -69,6 +72,7 @@ def make_runtime(name: str, settings: Settings) -> RunnerRuntime:
             ),
             runner_uid=settings.runner_uid,
             runner_gid=settings.runner_gid,
+            blocking=blocking,
         )
     if name == "bwrap":
         from nanoclaw.runtime.bwrap import BwrapRuntime
@@ -76,6 +80,7 @@ def make_runtime(name: str, settings: Settings) -> RunnerRuntime:
         return BwrapRuntime(
             python=settings.python_executable,
             stage_root=settings.data_path / "runner-app",
+            blocking=blocking,
             runner_uid=settings.runner_uid,
             runner_gid=settings.runner_gid,
         )
@@ -109,12 +114,19 @@ def choose_runtime_name(
 
 
 def select_runtime(
-    settings: Settings, *, docker_probe: Probe = docker_answers, bwrap_probe: Probe = bwrap_probe
+    settings: Settings,
+    *,
+    blocking: BlockingExecutor,
+    docker_probe: Probe = docker_answers,
+    bwrap_probe: Probe = bwrap_probe,
 ) -> RuntimeChoice:
     name, reason = choose_runtime_name(settings, docker_probe=docker_probe, bwrap_probe=bwrap_probe)
-    default = make_runtime(name, settings)
+    default = make_runtime(name, settings, blocking=blocking)
     return RuntimeChoice(
-        RuntimeRouter(default=default, factory=lambda n: make_runtime(n, settings)), reason
+        RuntimeRouter(
+            default=default, factory=lambda n: make_runtime(n, settings, blocking=blocking)
+        ),
+        reason,
     )
 
 

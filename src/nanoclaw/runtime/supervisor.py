@@ -36,6 +36,7 @@ from nanoclaw.contract.runner_config import RunnerConfig
 from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.db.repository import Repository
 from nanoclaw.errors import NotFoundError, SandboxFileError
+from nanoclaw.executors import Executors
 from nanoclaw.runtime.base import RunnerExit, RunnerHandle, RunnerRuntime, RunSpec
 from nanoclaw.runtime.liveness import RunnerLiveness
 from nanoclaw.runtime.model_limits import with_model_limits
@@ -70,6 +71,7 @@ class Supervisor:
     def __init__(
         self,
         *,
+        executors: Executors,
         settings: Settings,
         runtime: RunnerRuntime,
         repo: Repository,
@@ -80,6 +82,7 @@ class Supervisor:
         spec_hook: SpecHook | None = None,
         quarantine: SessionQuarantine | None = None,
     ) -> None:
+        self.executors = executors
         self.settings = settings
         self.runtime = runtime
         self.repo = repo
@@ -158,7 +161,7 @@ class Supervisor:
     async def start(self) -> None:
         await self.reap_orphans()
         # No runner of ours is alive now: the published copy of a crashed host's table goes.
-        await asyncio.to_thread(self.repo.reset_runner_statuses)
+        await self.executors.central.run(self.repo.reset_runner_statuses)
         self._idle_task = asyncio.create_task(self._idle_loop(), name="supervisor-idle")
 
     async def close(self) -> None:
@@ -250,12 +253,11 @@ class Supervisor:
     async def _start(self, session_id: str) -> bool:
         try:
             await self.runtime.check()
-            session = await asyncio.to_thread(self.repo.session, session_id)
-            spec, config = await asyncio.to_thread(self._prepare, session_id)
+            _, layout = await self.executors.central.run(self.sessions.row_and_layout, session_id)
+            spec, config = await self.executors.central.run(self._prepare, session_id)
             if self.spec_hook is not None:
                 spec, config = await self.spec_hook(spec, config)
-            layout = self.sessions.layout(session)
-            await asyncio.to_thread(config.write, layout.runner_config)
+            await self.executors.blocking.run(config.write, layout.runner_config)
             handle = await self.runtime.start(spec)
         except SandboxFileError as exc:
             self._promote_later()
@@ -278,7 +280,9 @@ class Supervisor:
                 listener(session_id)
             except Exception:
                 log.exception("start listener failed for %s", session_id)
-        await asyncio.to_thread(self.repo.set_runner_status, session_id, RunnerLiveness.RUNNING)
+        await self.executors.central.run(
+            self.repo.set_runner_status, session_id, RunnerLiveness.RUNNING
+        )
         log.info("runner %s started for %s", handle.runner_id, session_id)
         return True
 
@@ -343,7 +347,7 @@ class Supervisor:
         if result.exit_code not in (0, -15, 143) and result.log_tail:
             log.warning("last runner log lines for %s:\n%s", session_id, result.log_tail)
         with contextlib.suppress(Exception):
-            await asyncio.to_thread(
+            await self.executors.central.run(
                 self.repo.set_runner_status,
                 session_id,
                 RunnerLiveness.STOPPED,
@@ -408,11 +412,13 @@ class Supervisor:
     async def _is_idle(self, session_id: str) -> bool:
         """No claimed row and no due triggering row: the runner is between turns."""
         try:
-            layout = self.sessions.layout(await asyncio.to_thread(self.repo.session, session_id))
-            claims = await asyncio.to_thread(self.reader.acks, layout)
+            _, layout = await self.executors.central.run(self.sessions.row_and_layout, session_id)
+            claims = await self.executors.sessions.run(session_id, self.reader.acks, layout)
             if any(status == "processing" for status in claims.values()):
                 return False
-            return not await asyncio.to_thread(self.reader.has_due_trigger, layout, now=now_iso())
+            return not await self.executors.sessions.run(
+                session_id, self.reader.has_due_trigger, layout, now=now_iso()
+            )
         except Exception:
             log.exception("cannot tell whether %s is idle; not evicting it", session_id)
             return False
@@ -432,7 +438,7 @@ class Supervisor:
         stopped: list[str] = []
         for session_id, entry in list(self._running.items()):
             try:
-                session = await asyncio.to_thread(self.repo.session, session_id)
+                session = await self.executors.central.run(self.repo.session, session_id)
             except NotFoundError:  # its agent was deleted (e.g. setup's check agent): stop it
                 log.info("stopping the runner of deleted session %s", session_id)
                 await self.stop(session_id)
@@ -440,11 +446,13 @@ class Supervisor:
                 continue
             if now - entry.last_activity < self.settings.idle_timeout_s:
                 continue
-            layout = self.sessions.layout(session)
-            claims = await asyncio.to_thread(self.reader.acks, layout)
+            layout = await self.executors.central.run(self.sessions.layout, session)
+            claims = await self.executors.sessions.run(session_id, self.reader.acks, layout)
             if any(status == "processing" for status in claims.values()):
                 continue  # mid-turn: stuck detection is the sweep's job, not idleness
-            if await asyncio.to_thread(self.reader.has_due_trigger, layout, now=now_iso()):
+            if await self.executors.sessions.run(
+                session_id, self.reader.has_due_trigger, layout, now=now_iso()
+            ):
                 continue
             log.info("stopping idle runner for %s", session_id)
             await self.stop(session_id)

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.db.models import SessionRow
 from nanoclaw.delivery.actions import ActionResult, SystemActions
 from nanoclaw.delivery.notices import Notifier
+from nanoclaw.executors import Executors
 from nanoclaw.sessions.outbound_reader import OutboundRow
 from nanoclaw.sessions.schema import messages_in
 from nanoclaw.sessions.service import SessionService
@@ -121,7 +121,10 @@ def record_script_run(
 class ScriptResults:
     """The ``task_script`` action: not gated (it only records what the agent's own task did)."""
 
-    def __init__(self, *, sessions: SessionService, notices: Notifier) -> None:
+    def __init__(
+        self, *, executors: Executors, sessions: SessionService, notices: Notifier
+    ) -> None:
+        self.executors = executors
         self.sessions = sessions
         self.notices = notices
 
@@ -135,8 +138,8 @@ class ScriptResults:
         self, session: SessionRow, row: OutboundRow, report_row: TaskScriptPayload
     ) -> ActionResult:
         task_id, outcome, reason = report_row.task_id, report_row.outcome, report_row.reason
-        layout = self.sessions.layout(session)
-        report = await asyncio.to_thread(
+        layout = await self.executors.central.run(self.sessions.layout, session)
+        report = await self.executors.central.run(
             record_script_run,
             self.sessions,
             layout,

@@ -23,6 +23,7 @@ from nanoclaw.db.models import QuarantinedSession
 from nanoclaw.db.repository import Repository
 from nanoclaw.delivery.notices import Notifier
 from nanoclaw.errors import NotFoundError, SandboxFileError
+from nanoclaw.executors import Executors
 from nanoclaw.sessions.schema import messages_in
 from nanoclaw.sessions.service import SessionService
 
@@ -71,6 +72,7 @@ class SessionQuarantine:
     def __init__(
         self,
         *,
+        executors: Executors,
         db: CentralDB,
         repo: Repository,
         sessions: SessionService,
@@ -78,6 +80,7 @@ class SessionQuarantine:
         stop_runner: Callable[[str], Awaitable[None]] | None = None,
         report_done: Callable[[str, set[str]], Awaitable[None]] | None = None,
     ) -> None:
+        self.executors = executors
         self.db = db
         self.repo = repo
         self.sessions = sessions
@@ -103,7 +106,7 @@ class SessionQuarantine:
     async def quarantine(self, session_id: str, error: SandboxFileError) -> int:
         """Quarantine the session (once) and fail its pending messages; returns how many failed."""
         async with self._lock:
-            first = await asyncio.to_thread(self._record, session_id, error)
+            first = await self.executors.central.run(self._record, session_id, error)
             if first:
                 log.error("session %s quarantined: %s", session_id, error)
                 if self.stop_runner is not None:
@@ -121,7 +124,7 @@ class SessionQuarantine:
             entry = next((e for e in self.entries() if e.session_id == session_id), None)
             problem = entry.problem if entry else "unsafe file"
         try:
-            failed = await asyncio.to_thread(self._fail_rows, session_id)
+            failed = await self.executors.central.run(self._fail_rows, session_id)
         except NotFoundError:
             return 0
         told: set[tuple[str, str, str | None]] = set()

@@ -37,6 +37,11 @@ class SessionService:
     def layout(self, session: SessionRow) -> SessionLayout:
         return self.store.layout(self.folder_of(session.agent_group_id), session.id)
 
+    def row_and_layout(self, session_id: str) -> tuple[SessionRow, SessionLayout]:
+        """Blocking (central DB): a session's row and its folder's layout, in one call."""
+        session = self.repo.session(session_id)
+        return session, self.layout(session)
+
     def resolve(
         self,
         *,

@@ -48,6 +48,7 @@ from nanoclaw.db.repository import Repository
 from nanoclaw.delivery.loop import NOTICE_PREFIX, DeliveryLoop
 from nanoclaw.delivery.notices import Notifier
 from nanoclaw.errors import SandboxFileError
+from nanoclaw.executors import Executors
 from nanoclaw.runtime.base import RunnerExit
 from nanoclaw.runtime.liveness import RunnerLiveness
 from nanoclaw.runtime.supervisor import Supervisor
@@ -90,6 +91,7 @@ class Sweep:
     def __init__(
         self,
         *,
+        executors: Executors,
         settings: Settings,
         repo: Repository,
         sessions: SessionService,
@@ -102,6 +104,7 @@ class Sweep:
         quarantine: SessionQuarantine | None = None,
         settled_store: SettledStore | None = None,
     ) -> None:
+        self.executors = executors
         self.settings = settings
         self.repo = repo
         self.sessions = sessions
@@ -113,6 +116,7 @@ class Sweep:
         self.clock = clock
         self.quarantine = quarantine
         self.timer = DueTimer(
+            executors=executors,
             on_due=self._on_due,
             next_due=lambda layout, after: ops.next_due(self.store, layout, after=after),
             spawn=spawn,
@@ -135,7 +139,7 @@ class Sweep:
         """At start-up, before channels accept messages: one pass (no try is counted) over
         every session not recorded settled and unchanged since (see the module docstring)."""
         if self.settled_store is not None:
-            saved = await asyncio.to_thread(self.settled_store.load)
+            saved = await self.executors.blocking.run(self.settled_store.load)
             self._saved = dict(saved)
             for session_id, entry in saved.items():
                 self._settled[session_id] = entry.signatures
@@ -168,7 +172,7 @@ class Sweep:
         report = SweepReport()
         started = time.monotonic()
         try:
-            sessions = await asyncio.to_thread(self.repo.sessions)
+            sessions = await self.executors.central.run(self.repo.sessions)
         except Exception:
             log.exception("sweep cannot list sessions")
             return report
@@ -241,7 +245,7 @@ class Sweep:
         if current == self._saved:
             return
         try:
-            await asyncio.to_thread(self.settled_store.save, current)
+            await self.executors.blocking.run(self.settled_store.save, current)
         except OSError as exc:  # a cache: the next start-up visits more sessions, that is all
             log.warning("cannot save the sweep's settled record: %s", exc)
             return
@@ -256,19 +260,22 @@ class Sweep:
 
     async def _sweep_session(self, session: SessionRow, report: SweepReport) -> bool:
         """Visit one session; return whether it is settled (nothing due, claimed or alive)."""
-        layout = self.sessions.layout(session)
+        layout = await self.executors.central.run(self.sessions.layout, session)
         if not layout.inbound_db.exists():
             return False
         self.timer.track(session.id, layout)
         now = self.clock()
         alive = self.supervisor.is_alive(session.id)
-        if not alive and await asyncio.to_thread(ops.recover_journals, self.store, layout):
+        if not alive and await self.executors.sessions.run(
+            session.id, ops.recover_journals, self.store, layout
+        ):
             report.journals += 1
             log.warning("rolled back a hot journal in session %s", session.id)
-        acks = await asyncio.to_thread(self.reader.acks, layout)
+        acks = await self.executors.sessions.run(session.id, self.reader.acks, layout)
         if acks:
-            await asyncio.to_thread(self.store.sync_acks, layout, acks)
-        rearmed = await asyncio.to_thread(
+            await self.executors.sessions.run(session.id, self.store.sync_acks, layout, acks)
+        rearmed = await self.executors.sessions.run(
+            session.id,
             rearm_ended,
             self.store,
             layout,
@@ -277,10 +284,11 @@ class Sweep:
             grace_s=self.settings.task_catch_up_grace_s,
         )
         report.rearmed += sum(1 for r in rearmed if r.new_id)
-        claims = await asyncio.to_thread(ops.read_claims, self.store, layout)
+        claims = await self.executors.sessions.run(session.id, ops.read_claims, self.store, layout)
         processing = [mid for mid, c in claims.items() if c.status == "processing"]
         if not alive:
-            moved = await asyncio.to_thread(
+            moved = await self.executors.sessions.run(
+                session.id,
                 catch_up_overdue,
                 self.store,
                 layout,
@@ -291,7 +299,9 @@ class Sweep:
             )
             report.skipped_occurrences += len(moved)
             # Wake due work before any reset.
-            if await asyncio.to_thread(self.reader.has_due_trigger, layout, now=to_iso(now)):
+            if await self.executors.sessions.run(
+                session.id, self.reader.has_due_trigger, layout, now=to_iso(now)
+            ):
                 report.woken.append(session.id)
                 await self.supervisor.wake(session.id)
                 alive = self.supervisor.is_alive(session.id)
@@ -299,7 +309,9 @@ class Sweep:
             report.live.append(session.id)
             await self._check_stuck(session, layout, claims, report)
         elif not alive and processing:
-            report.released += await asyncio.to_thread(ops.release_claims, self.store, layout)
+            report.released += await self.executors.sessions.run(
+                session.id, ops.release_claims, self.store, layout
+            )
         await self.timer.refresh(session.id)
         return not alive and not processing and session.id not in report.woken
 
@@ -310,8 +322,10 @@ class Sweep:
         claims: dict[str, Claim],
         report: SweepReport,
     ) -> None:
-        mtime = await asyncio.to_thread(heartbeat_mtime, layout)  # off the loop (invariant 6)
-        state = await asyncio.to_thread(self.reader.runner_state, layout)
+        mtime = await self.executors.sessions.run(
+            session.id, heartbeat_mtime, layout
+        )  # off the loop (invariant 6)
+        state = await self.executors.sessions.run(session.id, self.reader.runner_state, layout)
         decision = decide_stuck_action(
             self.clock(),
             mtime,
@@ -335,12 +349,16 @@ class Sweep:
         if self.quarantine is not None and self.quarantine.is_quarantined(session_id):
             return  # its files are never opened again; its messages were failed already
         try:
-            session = await asyncio.to_thread(self.repo.session, session_id)
-            layout = self.sessions.layout(session)
-            claims = await asyncio.to_thread(ops.read_claims, self.store, layout)
+            session, layout = await self.executors.central.run(
+                self.sessions.row_and_layout, session_id
+            )
+            claims = await self.executors.sessions.run(
+                session_id, ops.read_claims, self.store, layout
+            )
             processing = [mid for mid, c in claims.items() if c.status == "processing"]
             if processing and not self.supervisor.is_alive(session_id):
-                reset = await asyncio.to_thread(
+                reset = await self.executors.sessions.run(
+                    session_id,
                     ops.reset_stuck_rows,
                     self.store,
                     layout,
@@ -359,8 +377,8 @@ class Sweep:
                     )
                 for row in reset.failed:
                     await self._tell_failure(session, layout, row)
-            if not self.supervisor.is_alive(session_id) and await asyncio.to_thread(
-                self.reader.has_due_trigger, layout, now=to_iso(self.clock())
+            if not self.supervisor.is_alive(session_id) and await self.executors.sessions.run(
+                session_id, self.reader.has_due_trigger, layout, now=to_iso(self.clock())
             ):
                 await self.supervisor.wake(session_id)
             self.timer.track(session_id, layout)
@@ -420,7 +438,7 @@ class Sweep:
         try:
             if self.supervisor.is_alive(session_id):
                 # The runner wakes on a change of inbound.db: make one, without changing data.
-                await asyncio.to_thread(ops.nudge, self.store, layout)
+                await self.executors.sessions.run(session_id, ops.nudge, self.store, layout)
             else:
                 await self.supervisor.wake(session_id)
         except Exception:
@@ -429,9 +447,9 @@ class Sweep:
     async def on_turn_done(self, session_id: str, message_ids: frozenset[str]) -> None:
         """Re-arm a recurring series as soon as its occurrence is done (the sweep is the net)."""
         try:
-            session = await asyncio.to_thread(self.repo.session, session_id)
-            layout = self.sessions.layout(session)
-            rearmed = await asyncio.to_thread(
+            _, layout = await self.executors.central.run(self.sessions.row_and_layout, session_id)
+            rearmed = await self.executors.sessions.run(
+                session_id,
                 rearm_ended,
                 self.store,
                 layout,

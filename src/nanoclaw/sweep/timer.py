@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.timeutil import parse_iso, to_iso, utc_now
 from nanoclaw.contract.watcher import ChangeWatcher
+from nanoclaw.executors import Executors
 from nanoclaw.tasks import Spawn
 
 log = logging.getLogger("nanoclaw.sweep.timer")
@@ -37,12 +38,14 @@ class DueTimer:
     def __init__(
         self,
         *,
+        executors: Executors,
         on_due: DueAction,
         next_due: NextDue,
         spawn: Spawn,
         clock: Callable[[], datetime] = utc_now,
         lead_s: float = DEFAULT_LEAD_S,
     ) -> None:
+        self.executors = executors
         self.on_due = on_due
         self.lead = timedelta(seconds=lead_s)
         self.next_due = next_due
@@ -95,7 +98,7 @@ class DueTimer:
         if fired is not None and fired > since:
             since = fired  # already acted on; only later rows are news
         try:
-            at = await asyncio.to_thread(self.next_due, layout, to_iso(since))
+            at = await self.executors.sessions.run(session_id, self.next_due, layout, to_iso(since))
         except Exception as exc:  # one bad session never stops the timer
             log.warning("cannot read due rows of %s: %s", session_id, exc)
             return

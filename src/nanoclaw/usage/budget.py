@@ -9,7 +9,6 @@ meanwhile is told once. The next day the sweep's due-work wake starts them again
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -18,6 +17,7 @@ from nanoclaw.db.models import SessionRow
 from nanoclaw.db.repository import Repository
 from nanoclaw.delivery.notices import Notifier
 from nanoclaw.errors import NanoclawError, RuntimeUnavailableError
+from nanoclaw.executors import Executors
 from nanoclaw.runtime.base import RunSpec
 from nanoclaw.tasks import Spawn
 from nanoclaw.usage.ledger import UsageLedger
@@ -41,11 +41,13 @@ class BudgetGuard:
     def __init__(
         self,
         *,
+        executors: Executors,
         repo: Repository,
         ledger: UsageLedger,
         notices: Notifier,
         spawn: Spawn,
     ) -> None:
+        self.executors = executors
         self.repo = repo
         self.ledger = ledger
         self.notices = notices
@@ -71,7 +73,7 @@ class BudgetGuard:
         """Refuse a start while the group is over budget, then run the other start hook."""
 
         async def hook(spec: RunSpec, config: RunnerConfig) -> tuple[RunSpec, RunnerConfig]:
-            over = await asyncio.to_thread(self.over_budget, spec.agent_group_id)
+            over = await self.executors.central.run(self.over_budget, spec.agent_group_id)
             if over is not None:
                 self.spawn(self._tell(spec.session_id, *over), f"budget-{spec.session_id}")
                 raise BudgetExceededError(
@@ -86,11 +88,11 @@ class BudgetGuard:
     async def account(self, session_id: str, stop: StopGroup) -> None:
         """Ingest the session's usage; pause the group (``stop``) if that spent its budget."""
         try:
-            session = await asyncio.to_thread(self.repo.session, session_id)
-            added = await asyncio.to_thread(self.ledger.ingest, session)
+            session = await self.executors.central.run(self.repo.session, session_id)
+            added = await self.executors.central.run(self.ledger.ingest, session)
             if not added:
                 return
-            over = await asyncio.to_thread(self.over_budget, session.agent_group_id)
+            over = await self.executors.central.run(self.over_budget, session.agent_group_id)
         except NanoclawError as exc:
             log.warning("usage of %s not accounted: %s", session_id, exc)
             return
@@ -109,10 +111,10 @@ class BudgetGuard:
         self._told.add(key)
         try:
             if session is None:
-                session = await asyncio.to_thread(self.repo.session, session_id)
+                session = await self.executors.central.run(self.repo.session, session_id)
             if not session.messaging_group_id:
                 return
-            mg = await asyncio.to_thread(
+            mg = await self.executors.central.run(
                 self.repo.messaging_group_by_id, session.messaging_group_id
             )
             if mg is None:
@@ -138,11 +140,13 @@ class BudgetPause:
     def __init__(
         self,
         *,
+        executors: Executors,
         guard: BudgetGuard,
         repo: Repository,
         stop_session: Callable[[str], Awaitable[None]],
         running_sessions: Callable[[], set[str]],
     ) -> None:
+        self.executors = executors
         self.guard = guard
         self.repo = repo
         self.stop_session = stop_session
@@ -153,6 +157,6 @@ class BudgetPause:
 
     async def stop_group(self, agent_group_id: str) -> None:
         for sid in self.running_sessions():
-            other = await asyncio.to_thread(self.repo.session, sid)
+            other = await self.executors.central.run(self.repo.session, sid)
             if other.agent_group_id == agent_group_id:
                 await self.stop_session(sid)

@@ -53,6 +53,7 @@ from nanoclaw.channels.cli.frames import (
 from nanoclaw.channels.cli.protocol import MAX_FRAME_BYTES, encode, parse_client_frame
 from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.errors import ValidationError
+from nanoclaw.executors import Executors
 from nanoclaw.ids import new_id
 
 log = logging.getLogger("nanoclaw.channels.cli")
@@ -155,11 +156,13 @@ class CliAdapter(ChannelAdapter):
     def __init__(
         self,
         *,
+        executors: Executors,
         socket_path: Path,
         backlog: CliBacklog,
         client_buffer_bytes: int = DEFAULT_CLIENT_BUFFER_BYTES,
         stall_s: float = CLIENT_STALL_S,
     ) -> None:
+        self.executors = executors
         self.socket_path = socket_path
         self.backlog = backlog
         self.client_buffer_bytes = client_buffer_bytes
@@ -217,7 +220,7 @@ class CliAdapter(ChannelAdapter):
     ) -> str | None:
         reply = self._reply_of(platform_id, payload)
         stored = reply.model_dump_json(exclude_none=True, exclude={"id"})
-        row_id = await asyncio.to_thread(self.backlog.add, platform_id, stored)
+        row_id = await self.executors.central.run(self.backlog.add, platform_id, stored)
         self._remember(
             platform_id, reply_id(row_id), payload.text, payload.sender_name or "assistant"
         )
@@ -295,7 +298,7 @@ class CliAdapter(ChannelAdapter):
     async def _replay(self, client: _Client, chat: str) -> None:
         sent: set[int] = set()
         try:
-            dropped = await asyncio.to_thread(self.backlog.take_dropped, chat)
+            dropped = await self.executors.central.run(self.backlog.take_dropped, chat)
             if dropped:
                 client.send(
                     Notice(
@@ -309,7 +312,7 @@ class CliAdapter(ChannelAdapter):
                 )
             after = 0
             while not client.closed:
-                page = await asyncio.to_thread(self.backlog.pending, chat, after_id=after)
+                page = await self.executors.central.run(self.backlog.pending, chat, after_id=after)
                 if not page:
                     break
                 for stored in page:
@@ -396,7 +399,7 @@ class CliAdapter(ChannelAdapter):
         if len(known) != len(row_ids):
             client.send(Error(error="an ack names reply ids 'cli-<n>'", field="ids"))
         if known:
-            await asyncio.to_thread(self.backlog.ack, frame.chat, known)
+            await self.executors.central.run(self.backlog.ack, frame.chat, known)
 
     async def _on_action(self, client: _Client, frame: Action) -> None:
         assert self._setup is not None

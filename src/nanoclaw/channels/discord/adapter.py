@@ -54,6 +54,7 @@ from nanoclaw.channels.outbound import (
     RateLimits,
 )
 from nanoclaw.errors import ChannelError, DeliveryError
+from nanoclaw.executors import BlockingExecutor
 from nanoclaw.settings import Settings
 
 log = logging.getLogger("nanoclaw.channels.discord")
@@ -129,6 +130,7 @@ class DiscordAdapter(ChannelAdapter):
     def __init__(
         self,
         *,
+        blocking: BlockingExecutor,
         bot_token: str,
         api_base_url: str,
         card_memory: CardMemory | None = None,
@@ -151,13 +153,15 @@ class DiscordAdapter(ChannelAdapter):
         self._health = Health(LinkState.DISCONNECTED, "not started")
         self._fatal: ChannelError | None = None
         self._cards = card_memory or CardMemory(path=None)
+        self.blocking = blocking  # the card memory's file writes
         self._card_sending = asyncio.Lock()  # a click waits until its card is remembered
         self._partial = PartialSends()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> DiscordAdapter:
+    def from_settings(cls, settings: Settings, *, blocking: BlockingExecutor) -> DiscordAdapter:
         assert settings.discord_bot_token is not None
         return cls(
+            blocking=blocking,
             bot_token=settings.discord_bot_token.get_secret_value(),
             api_base_url=settings.discord_api_base_url,
             card_memory=CardMemory(path=settings.data_path / "channels" / CARD_MEMORY_FILE),
@@ -339,7 +343,7 @@ class DiscordAdapter(ChannelAdapter):
             return
         done = answered_text(Card("", title, "", ()), label, answer)
         await interaction.response.edit_message(content=done[:MAX_TEXT_CHARS], view=None)
-        await asyncio.to_thread(self._cards.forget, chat_id, message_id)
+        await self.blocking.run(self._cards.forget, chat_id, message_id)
 
     # -- outbound ---------------------------------------------------------------------------------
     def _channel(self, channel_id: str) -> discord.PartialMessageable:
@@ -447,7 +451,7 @@ class DiscordAdapter(ChannelAdapter):
             sent = await self._send(
                 chat, lambda: channel.send(content=text[:MAX_TEXT_CHARS], view=view)
             )
-            await asyncio.to_thread(self._cards.remember, chat, str(sent.id), card, selected)
+            await self.blocking.run(self._cards.remember, chat, str(sent.id), card, selected)
         return str(sent.id)
 
     async def set_typing(self, platform_id: str, thread_id: str | None, on: bool) -> None:

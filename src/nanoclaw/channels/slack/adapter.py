@@ -66,6 +66,7 @@ from nanoclaw.channels.outbound import (
 from nanoclaw.channels.slack.mrkdwn import escape, to_mrkdwn
 from nanoclaw.channels.slack.text import to_readable
 from nanoclaw.errors import ChannelError, DeliveryError
+from nanoclaw.executors import BlockingExecutor
 from nanoclaw.settings import Settings
 
 log = logging.getLogger("nanoclaw.channels.slack")
@@ -135,6 +136,7 @@ class SlackAdapter(ChannelAdapter):
     def __init__(
         self,
         *,
+        blocking: BlockingExecutor,
         bot_token: str,
         app_token: str | None = None,
         signing_secret: str | None = None,
@@ -161,6 +163,7 @@ class SlackAdapter(ChannelAdapter):
         self.client = AsyncWebClient(token=bot_token, base_url=api_base_url)
         self.outbound = outbound or OutboundScheduler(channel=CHANNEL_TYPE, limits=SLACK_LIMITS)
         self._cards = card_memory or CardMemory(path=None)
+        self.blocking = blocking  # the card memory's file writes
         self._card_sending = asyncio.Lock()  # a click waits until its card is remembered
         self._lookups: dict[tuple[str, str], asyncio.Future[str | None]] = {}
         self._partial = PartialSends()
@@ -186,9 +189,10 @@ class SlackAdapter(ChannelAdapter):
         self._working: set[tuple[str, str]] = set()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SlackAdapter:
+    def from_settings(cls, settings: Settings, *, blocking: BlockingExecutor) -> SlackAdapter:
         assert settings.slack_bot_token is not None
         return cls(
+            blocking=blocking,
             bot_token=settings.slack_bot_token.get_secret_value(),
             app_token=settings.slack_app_token.get_secret_value()
             if settings.slack_app_token
@@ -485,7 +489,7 @@ class SlackAdapter(ChannelAdapter):
             )
         except SlackApiError as exc:
             log.warning("could not update the answered card: %s", exc.response.get("error"))
-        await asyncio.to_thread(self._cards.forget, channel, ts)
+        await self.blocking.run(self._cards.forget, channel, ts)
 
     # -- outbound ---------------------------------------------------------------------------------
     async def _call(self, channel: str, call: Callable[[], Awaitable[Any]]) -> Any:
@@ -615,7 +619,7 @@ class SlackAdapter(ChannelAdapter):
                     blocks=blocks,
                 ),
             )
-            await asyncio.to_thread(
+            await self.blocking.run(
                 self._cards.remember, platform_id, str(sent["ts"]), card, selected
             )
         return str(sent["ts"])

@@ -58,6 +58,7 @@ from nanoclaw.channels.telegram.api import TelegramApi, TelegramApiError, Telegr
 from nanoclaw.channels.telegram.html import to_html
 from nanoclaw.channels.telegram.reactions import ReactionNotAllowedError, allowed_reaction
 from nanoclaw.errors import DeliveryError
+from nanoclaw.executors import BlockingExecutor
 from nanoclaw.settings import Settings
 
 log = logging.getLogger("nanoclaw.channels.telegram")
@@ -91,6 +92,7 @@ class TelegramAdapter(ChannelAdapter):
     def __init__(
         self,
         *,
+        blocking: BlockingExecutor,
         bot_token: str,
         api_base_url: str = "https://api.telegram.org",
         poll_timeout_s: int = 30,
@@ -108,14 +110,16 @@ class TelegramAdapter(ChannelAdapter):
         self.username: str | None = None
         self._offset: int | None = None
         self._cards = card_memory or CardMemory(path=None)
+        self.blocking = blocking  # the card memory's file writes
         self._card_sending = asyncio.Lock()  # a click waits until its card is remembered
         self._partial = PartialSends()
         self.webhook_deleted: str | None = None  # the leftover webhook polling removed
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TelegramAdapter:
+    def from_settings(cls, settings: Settings, *, blocking: BlockingExecutor) -> TelegramAdapter:
         assert settings.telegram_bot_token is not None
         return cls(
+            blocking=blocking,
             bot_token=settings.telegram_bot_token.get_secret_value(),
             api_base_url=settings.telegram_api_base_url,
             poll_timeout_s=settings.telegram_poll_timeout_s,
@@ -347,7 +351,7 @@ class TelegramAdapter(ChannelAdapter):
                 await self.api.call(
                     "editMessageText", {"chat_id": chat_id, "message_id": message_id, "text": done}
                 )
-            await asyncio.to_thread(self._cards.forget, chat_id, str(message_id))
+            await self.blocking.run(self._cards.forget, chat_id, str(message_id))
 
     # -- outbound ---------------------------------------------------------------------------------
     async def _call(
@@ -490,7 +494,7 @@ class TelegramAdapter(ChannelAdapter):
                     "reply_markup": {"inline_keyboard": keyboard},
                 },
             )
-            await asyncio.to_thread(
+            await self.blocking.run(
                 self._cards.remember, chat_id, str(sent["message_id"]), card, selected
             )
         return str(sent["message_id"])

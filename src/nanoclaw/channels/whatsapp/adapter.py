@@ -47,6 +47,7 @@ from nanoclaw.channels.whatsapp import INSTALL_HINT, session_path
 from nanoclaw.channels.whatsapp import inbound as wa
 from nanoclaw.channels.whatsapp.client import ClientFactory, WhatsAppClient, new_client
 from nanoclaw.errors import ChannelError, ConfigError, DeliveryError
+from nanoclaw.executors import BlockingExecutor
 from nanoclaw.settings import Settings
 
 try:
@@ -116,7 +117,8 @@ class WhatsAppAdapter(ChannelAdapter):
         self._quote_next: dict[str, str] = {}  # chat → the mention the next answer quotes
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> WhatsAppAdapter:
+    def from_settings(cls, settings: Settings, *, blocking: BlockingExecutor) -> WhatsAppAdapter:
+        # ``blocking`` is the registry's common signature; neonize's client runs its own thread.
         return cls(
             session=session_path(settings),
             client_factory=new_client,

@@ -1,0 +1,194 @@
+"""The executors: serial per session, parallel across sessions, the one central thread, shutdown."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from nanoclaw.executors import (
+    BlockingExecutor,
+    CentralExecutor,
+    ExecutorClosedError,
+    Executors,
+    SessionExecutor,
+)
+from nanoclaw.host import Host
+from tests.conftest import REPO_ROOT
+from tests.helpers import make_agent, say, texts, wire_chat
+
+WAIT_S = 10.0  # a deadline for a state, never a pause
+
+
+async def test_one_session_is_serial_and_two_sessions_run_side_by_side() -> None:
+    pool = SessionExecutor(workers=2)
+    order: list[str] = []
+    first_running = threading.Event()
+    release = threading.Event()
+
+    def first() -> None:
+        order.append("s1-first-start")
+        first_running.set()
+        # Released by a job of another session: only possible if sessions run in parallel.
+        assert release.wait(WAIT_S), "the other session's job never ran"
+        order.append("s1-first-end")
+
+    def second() -> None:
+        order.append("s1-second")
+
+    def other() -> None:
+        assert first_running.wait(WAIT_S)
+        order.append("s2")
+        release.set()
+
+    try:
+        await asyncio.gather(pool.run("s1", first), pool.run("s1", second), pool.run("s2", other))
+    finally:
+        pool.close()
+    assert order == ["s1-first-start", "s2", "s1-first-end", "s1-second"]
+    assert pool.busy_sessions() == 0  # finished lanes are retired
+
+
+async def test_one_session_keeps_submission_order() -> None:
+    pool = SessionExecutor(workers=4)
+    seen: list[int] = []
+    try:
+        await asyncio.gather(*(pool.run("s", seen.append, n) for n in range(50)))
+    finally:
+        pool.close()
+    assert seen == list(range(50))
+
+
+async def test_an_exception_reaches_the_caller_and_the_lane_goes_on() -> None:
+    pool = SessionExecutor(workers=1)
+    central = CentralExecutor()
+
+    def boom() -> None:
+        raise ValueError("bad row")
+
+    try:
+        with pytest.raises(ValueError, match="bad row"):
+            await pool.run("s", boom)
+        assert await pool.run("s", lambda: 7) == 7
+        with pytest.raises(ValueError, match="bad row"):
+            await central.run(boom)
+        assert await central.run(int, "8") == 8
+    finally:
+        pool.close()
+        central.close()
+
+
+async def test_the_central_executor_is_one_thread() -> None:
+    central = CentralExecutor()
+    try:
+        idents = await asyncio.gather(*(central.run(threading.get_ident) for _ in range(20)))
+        assert len(set(idents)) == 1
+        assert await central.run(central.owns_current_thread)
+        assert not central.owns_current_thread()  # the event loop's thread is not it
+    finally:
+        central.close()
+
+
+async def test_after_close_submissions_are_refused_and_running_work_finished() -> None:
+    executors = Executors.build()
+    started = threading.Event()
+    finish = threading.Event()
+    done: list[str] = []
+
+    def slow() -> None:
+        started.set()
+        assert finish.wait(WAIT_S)
+        done.append("slow")
+
+    running = asyncio.ensure_future(executors.sessions.run("s", slow))
+    assert await asyncio.to_thread(started.wait, WAIT_S)
+    closing = asyncio.ensure_future(executors.close())
+    finish.set()
+    await closing
+    await running
+    assert done == ["slow"]  # close waited for the running job
+    for submit in (
+        executors.central.run(int, "1"),
+        executors.blocking.run(int, "1"),
+        executors.sessions.run("s", int, "1"),
+    ):
+        with pytest.raises(ExecutorClosedError):
+            await submit
+
+
+async def test_close_fails_queued_session_jobs_instead_of_leaving_them_waiting() -> None:
+    pool = SessionExecutor(workers=1)
+    started = threading.Event()
+    finish = threading.Event()
+
+    def slow() -> None:
+        started.set()
+        assert finish.wait(WAIT_S)
+
+    running = asyncio.ensure_future(pool.run("a", slow))
+    queued = asyncio.ensure_future(pool.run("b", int, "2"))  # waits for the one thread
+    assert await asyncio.to_thread(started.wait, WAIT_S)
+    closing = asyncio.ensure_future(asyncio.to_thread(pool.close))
+    with pytest.raises(ExecutorClosedError):  # failed while the running job still runs
+        await queued
+    assert not closing.done()  # close waits for the running job
+    finish.set()
+    await closing
+    await running
+
+
+async def test_blocking_executor_runs_off_the_loop() -> None:
+    blocking = BlockingExecutor(workers=2)
+    try:
+        assert await blocking.run(threading.get_ident) != threading.get_ident()
+    finally:
+        blocking.close()
+
+
+async def test_every_central_statement_of_routed_messages_runs_on_the_central_thread(
+    host: Host,
+) -> None:
+    agent = make_agent(host.repo, "Andy")
+    wire_chat(host.repo, agent, "local")
+    host.repo.upsert_user("cli:olive", kind="cli", display_name="olive")
+    host.repo.grant_role("cli:olive", "owner", granted_by="test")
+    on_central: list[bool] = []
+
+    def on_statement(*_args: Any) -> None:
+        on_central.append(host.executors.central.owns_current_thread())
+
+    socket = host.settings.cli_socket
+    event.listen(host.db.engine, "before_cursor_execute", on_statement)
+    try:
+        first = await say(socket, "hello")  # creates the session, starts it
+        again = await say(socket, "and again")  # the warm path
+        command = await say(socket, "/members Andy", sender="olive")  # a chat command
+    finally:
+        event.remove(host.db.engine, "before_cursor_execute", on_statement)
+    assert texts(first) and texts(again), (first, again)
+    assert texts(command) and "denied" not in texts(command)[0], command
+    assert on_central, "no central statement was seen"
+    assert all(on_central), f"{on_central.count(False)} of {len(on_central)} off the thread"
+
+
+def test_asyncio_to_thread_is_used_only_in_the_executors_module() -> None:
+    package = REPO_ROOT / "src" / "nanoclaw"
+    offenders: list[str] = []
+    for path in sorted(package.rglob("*.py")):
+        name = str(path.relative_to(package))
+        if name == "executors.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Attribute) and node.attr == "to_thread":
+                offenders.append(f"{name}:{node.lineno}")
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module == "asyncio"
+                and any(alias.name == "to_thread" for alias in node.names)
+            ):
+                offenders.append(f"{name}:{node.lineno}")
+    assert offenders == [], offenders
