@@ -116,7 +116,8 @@ class Host:
         await asyncio.to_thread(self.quarantine.load)
         await self.sandbox.start()
         await self.supervisor.start()
-        # Before channels accept messages: stale claims, hot journals, missed tasks, due work.
+        # Before channels accept messages: hot journals; the recovery visits (stale claims,
+        # missed tasks, due work) follow in the sweep's task, and a wake visits first.
         await self.sweep.recover()
         setup = ChannelSetup(
             on_inbound=self.on_inbound, on_action=self.on_action, on_migrate=self.on_migrate
@@ -363,6 +364,7 @@ def build_host(
     supervisor.on_start(delivery.notice)  # its outbound.db is watched at once
     supervisor.on_exit(sandbox.on_runner_exit)
     supervisor.on_exit(sweep.on_runner_exit)
+    supervisor.before_wake(sweep.ensure_recovered)  # start-up recovery runs before any start
     pause = BudgetPause(
         guard=budget,
         repo=repo,
