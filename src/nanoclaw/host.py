@@ -130,7 +130,8 @@ class Host:
         self.tasks.spawn(self.permissions.approvals.run_expiry(), "approval-expiry")
         # After a restart: deliver what runners wrote while we were down (due work was woken
         # by the sweep's recovery pass). A session whose every reply has its delivery record
-        # is not drained (two counts instead of a pass that reads its whole history).
+        # is not drained (two counts instead of a pass that reads its whole history), and one
+        # the sweep's settled record shows so, unchanged since, is not even opened.
         for session in await asyncio.to_thread(self._undelivered_sessions):
             self.delivery.watch(session.id)
         log.info("host up (install %s, runtime %s)", self.settings.install_id, self.runtime.name)
@@ -140,6 +141,8 @@ class Host:
         for session in self.repo.sessions():
             if self.quarantine.is_quarantined(session.id):
                 continue  # its files are never opened again (delivery skips it anyway)
+            if self.sweep.settled_and_delivered(session.id):
+                continue
             try:
                 if self.reader.all_delivered(self.sessions.layout(session)):
                     continue

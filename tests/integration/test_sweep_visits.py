@@ -195,3 +195,40 @@ async def test_a_reply_written_while_the_host_was_down_is_delivered_after_the_re
         assert all(second.reader.all_delivered(layout) for layout in layouts)
     finally:
         await second.stop()
+
+
+async def test_the_settled_record_says_whether_every_reply_had_its_delivery_record(
+    settings: Settings,
+) -> None:
+    host = build_host(settings, runtime=FakeRuntime())  # not started: nothing delivers
+    host.db.migrate()
+    andy = make_agent(host.repo, "Andy")
+    mg, _ = wire_chat(host.repo, andy, "chat0")
+    session, layout = host.sessions.resolve(
+        agent_group_id=andy.id, messaging_group_id=mg.id, thread_id=None, mode="shared"
+    )
+    runner = SessionDB(inbound_path=layout.inbound_db, outbound_path=layout.outbound_db)
+    runner.send(
+        OutboundMessage(
+            kind="chat", content={"text": "hi"}, channel_type="cli", platform_id="chat0", id="o1"
+        )
+    )
+    record = settings.data_path / SETTLED_RECORD_NAME
+
+    await host.sweep.sweep_once()
+    entry = json.loads(record.read_text())["sessions"][session.id]
+    assert entry["delivered"] is False  # a restart must drain it
+
+    host.store.record_delivery(layout, "o1", status="delivered")
+    await host.sweep.sweep_once()
+    entry = json.loads(record.read_text())["sessions"][session.id]
+    assert entry["delivered"] is True
+
+    # A restart with that record knows the session has nothing to drain (it is not opened).
+    second = build_host(settings, runtime=FakeRuntime())
+    await second.start()
+    try:
+        await recovery_report(second)
+        assert second.sweep.settled_and_delivered(session.id)
+    finally:
+        await second.stop()

@@ -134,6 +134,7 @@ class Sweep:
         # session id → (inbound, outbound) change counters after a visit that left it settled
         self._settled: dict[str, tuple[Signature, Signature]] = {}
         self._settled_due: dict[str, str | None] = {}  # its next due time after that visit
+        self._settled_delivered: dict[str, bool] = {}  # every reply had its delivery record
         self._restored: dict[str, str | None] = {}  # settled before start-up: next due time
         self.settled_store = settled_store  # the settled state kept across restarts
         self._saved: dict[str, Settled] = {}
@@ -165,6 +166,7 @@ class Sweep:
             for session_id, entry in saved.items():
                 self._settled[session_id] = entry.signatures
                 self._settled_due[session_id] = entry.next_due
+                self._settled_delivered[session_id] = entry.delivered
                 self._restored[session_id] = entry.next_due
         # The recovery visits below stand for the first full sweep.
         self._sweeps = 1
@@ -198,6 +200,7 @@ class Sweep:
                 return
             self._settled.pop(session.id, None)
             self._settled_due.pop(session.id, None)
+            self._settled_delivered.pop(session.id, None)
             self._unrecovered[session.id] = session
             layout = self.sessions.layout(session)
             if not self.supervisor.is_alive(session.id) and ops.recover_journals(
@@ -312,10 +315,12 @@ class Sweep:
                 return
             self._settled.pop(session.id, None)
             self._settled_due.pop(session.id, None)
+            self._settled_delivered.pop(session.id, None)
             if await self._sweep_session(session, report) and signatures is not None:
                 self._settled[session.id] = signatures
                 due = self.timer.due_at(session.id)
                 self._settled_due[session.id] = None if due is None else to_iso(due)
+                self._settled_delivered[session.id] = await self._all_delivered(session)
             report.swept += 1
         except SandboxFileError as exc:
             report.skipped[session.id] = f"quarantined: {exc}"
@@ -327,6 +332,18 @@ class Sweep:
             # One locked or damaged session DB never stalls the others.
             report.skipped[session.id] = f"{type(exc).__name__}: {exc}"
             log.error("sweep skipped session %s: %s", session.id, exc)
+
+    async def _all_delivered(self, session: SessionRow) -> bool:
+        """Whether every reply of a settled session has its delivery record (False if unsure)."""
+        try:
+            return await asyncio.to_thread(self.reader.all_delivered, self.sessions.layout(session))
+        except Exception:
+            return False
+
+    def settled_and_delivered(self, session_id: str) -> bool:
+        """After :meth:`recover`: the session was found settled and unchanged since a visit
+        after which every reply had its delivery record, so it has nothing to drain."""
+        return session_id in self._settled and self._settled_delivered.get(session_id, False)
 
     def _restored_still_settled(self, session: SessionRow) -> bool:
         """A session settled before start-up is skipped only with no ``-journal`` beside either
@@ -352,6 +369,7 @@ class Sweep:
                 inbound=signatures[0],
                 outbound=signatures[1],
                 next_due=self._settled_due.get(session_id),
+                delivered=self._settled_delivered.get(session_id, False),
             )
             for session_id, signatures in self._settled.items()
             if session_id in live
