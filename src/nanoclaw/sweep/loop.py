@@ -194,7 +194,7 @@ class Sweep:
                 signatures is not None
                 and self._settled.get(session.id) == signatures
                 and not self.supervisor.is_alive(session.id)
-                and self._restored_still_settled(session)
+                and self._restored_still_settled(session, signatures[0])
             ):
                 report.unchanged += 1
                 return
@@ -309,7 +309,7 @@ class Sweep:
                 and signatures is not None
                 and self._settled.get(session.id) == signatures
                 and not self.supervisor.is_alive(session.id)
-                and self._restored_still_settled(session)
+                and self._restored_still_settled(session, signatures[0])
             ):
                 report.unchanged += 1
                 return
@@ -345,7 +345,7 @@ class Sweep:
         after which every reply had its delivery record, so it has nothing to drain."""
         return session_id in self._settled and self._settled_delivered.get(session_id, False)
 
-    def _restored_still_settled(self, session: SessionRow) -> bool:
+    def _restored_still_settled(self, session: SessionRow, inbound: Signature) -> bool:
         """A session settled before start-up is skipped only with no ``-journal`` beside either
         DB (a kill mid-write) and no due time passed; its next due time goes to the timer."""
         if session.id not in self._restored:
@@ -357,8 +357,7 @@ class Sweep:
         for db in (layout.inbound_db, layout.outbound_db):
             if db.with_name(db.name + "-journal").exists():
                 return False
-        self.timer.track(session.id, layout)
-        self.timer.note(session.id, next_due)
+        self.timer.restore(session.id, layout, next_due, inbound=inbound)
         return True
 
     async def _save_settled(self, live: set[str]) -> None:
