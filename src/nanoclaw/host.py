@@ -122,7 +122,8 @@ class Host:
         await self.executors.central.run(self.quarantine.load)
         await self.sandbox.start()
         await self.supervisor.start()
-        # Before channels accept messages: stale claims, hot journals, missed tasks, due work.
+        # Before channels accept messages: hot journals; the recovery visits (stale claims,
+        # missed tasks, due work) follow in the sweep's task, and a wake visits first.
         await self.sweep.recover()
         setup = ChannelSetup(
             on_inbound=self.on_inbound, on_action=self.on_action, on_migrate=self.on_migrate
@@ -135,7 +136,8 @@ class Host:
         self.tasks.spawn(self.permissions.approvals.run_expiry(), "approval-expiry")
         # After a restart: deliver what runners wrote while we were down (due work was woken
         # by the sweep's recovery pass). A session whose every reply has its delivery record
-        # is not drained (two counts instead of a pass that reads its whole history).
+        # is not drained (two counts instead of a pass that reads its whole history), and one
+        # the sweep's settled record shows so, unchanged since, is not even opened.
         for session in await self._undelivered_sessions():
             self.delivery.watch(session.id)
         log.info("host up (install %s, runtime %s)", self.settings.install_id, self.runtime.name)
@@ -146,6 +148,8 @@ class Host:
         for session, layout in sessions:
             if self.quarantine.is_quarantined(session.id):
                 continue  # its files are never opened again (delivery skips it anyway)
+            if self.sweep.settled_and_delivered(session.id):
+                continue
             try:
                 run = self.executors.sessions.run
                 if await run(session.id, self.reader.all_delivered, layout):
@@ -402,6 +406,7 @@ def build_host(
     supervisor.on_start(delivery.notice)  # its outbound.db is watched at once
     supervisor.on_exit(sandbox.on_runner_exit)
     supervisor.on_exit(sweep.on_runner_exit)
+    supervisor.before_wake(sweep.ensure_recovered)  # start-up recovery runs before any start
     pause = BudgetPause(
         executors=executors,
         guard=budget,

@@ -64,3 +64,40 @@ async def test_simultaneous_first_messages_make_one_session_per_chat_and_lose_no
             for n in range(MESSAGES_PER_CHAT)
         }
         assert ids == expected  # none lost
+
+
+def test_a_new_sessions_inbound_db_holds_the_agents_destinations_and_reply_address(
+    settings: Settings,
+) -> None:
+    host = build_host(settings, runtime=FakeRuntime())
+    host.db.migrate()
+    andy = make_agent(host.repo, "Andy")
+    helper = make_agent(host.repo, "Helper")
+    for chat in ("beta", "alpha"):
+        wire_chat(host.repo, andy, chat)
+    host.repo.add_agent_destination(agent_group_id=andy.id, name="helper", target_id=helper.id)
+    # A chat the agent may send to but is not wired to: its session replies elsewhere.
+    lone = host.repo.ensure_messaging_group(channel_type="cli", platform_id="lone", name="Lone")
+
+    session, layout = host.sessions.resolve(
+        agent_group_id=andy.id, messaging_group_id=lone.id, thread_id="t1", mode="per-thread"
+    )
+
+    conn = sqlite3.connect(layout.inbound_db)
+    try:
+        dests = conn.execute(
+            "SELECT name, display_name, type, channel_type, platform_id, agent_group_id"
+            " FROM destinations ORDER BY name"
+        ).fetchall()
+        routing = conn.execute(
+            "SELECT channel_type, platform_id, thread_id FROM session_routing"
+        ).fetchall()
+    finally:
+        conn.close()
+    assert dests == [
+        ("alpha", "alpha", "channel", "cli", "alpha", None),
+        ("beta", "beta", "channel", "cli", "beta", None),
+        ("helper", None, "agent", None, None, helper.id),
+    ]
+    assert routing == [("cli", "lone", "t1")]
+    assert session.thread_id == "t1"

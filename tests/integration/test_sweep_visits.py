@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -15,9 +16,20 @@ from nanoclaw.contract.timeutil import parse_iso, to_iso, utc_now
 from nanoclaw.host import Host, build_host
 from nanoclaw.sessions.store import InboundMessage
 from nanoclaw.settings import Settings
+from nanoclaw.sweep.loop import SweepReport
 from nanoclaw.sweep.settled import SETTLED_RECORD_NAME
 from tests.fakes.runtime import FakeRuntime
 from tests.helpers import make_agent, wait_for_state, wire_chat
+
+RECOVERY_DEADLINE_S = 30.0
+
+
+async def recovery_report(host: Host) -> SweepReport:
+    """The start-up recovery's report, once its visits (made after the socket opens) are done."""
+    await asyncio.wait_for(host.sweep.recovered.wait(), timeout=RECOVERY_DEADLINE_S)
+    report = host.sweep.last_report
+    assert report is not None
+    return report
 
 
 @pytest.fixture
@@ -96,7 +108,7 @@ async def test_a_restart_visits_only_sessions_changed_or_due_since_their_settled
     second = build_host(settings, runtime=runtime)
     await second.start()
     try:
-        report = second.sweep.last_report
+        report = await recovery_report(second)
         assert report is not None
         assert (report.swept, report.unchanged) == (2, 3)  # the written one and the journal
         assert second.sweep.timer.due_at(ids[0]) == parse_iso(due)  # restored, not re-read
@@ -109,7 +121,7 @@ async def test_a_restart_visits_only_sessions_changed_or_due_since_their_settled
     third = build_host(settings, runtime=runtime, clock=AheadClock(timedelta(hours=2)))
     await third.start()
     try:
-        report = third.sweep.last_report
+        report = await recovery_report(third)
         assert report is not None
         assert sorted(report.woken) == sorted(ids[:2])
         assert sorted(runtime.starts) == sorted(ids[:2])
@@ -137,7 +149,7 @@ async def test_an_unreadable_settled_record_means_every_session_is_visited(
     second = build_host(settings, runtime=FakeRuntime())
     await second.start()
     try:
-        report = second.sweep.last_report
+        report = await recovery_report(second)
         assert report is not None and (report.swept, report.unchanged) == (3, 0)
     finally:
         await second.stop()
@@ -181,5 +193,42 @@ async def test_a_reply_written_while_the_host_was_down_is_delivered_after_the_re
         )
         assert state is not None and state.status == "delivered"
         assert all(second.reader.all_delivered(layout) for layout in layouts)
+    finally:
+        await second.stop()
+
+
+async def test_the_settled_record_says_whether_every_reply_had_its_delivery_record(
+    settings: Settings,
+) -> None:
+    host = build_host(settings, runtime=FakeRuntime())  # not started: nothing delivers
+    host.db.migrate()
+    andy = make_agent(host.repo, "Andy")
+    mg, _ = wire_chat(host.repo, andy, "chat0")
+    session, layout = host.sessions.resolve(
+        agent_group_id=andy.id, messaging_group_id=mg.id, thread_id=None, mode="shared"
+    )
+    runner = SessionDB(inbound_path=layout.inbound_db, outbound_path=layout.outbound_db)
+    runner.send(
+        OutboundMessage(
+            kind="chat", content={"text": "hi"}, channel_type="cli", platform_id="chat0", id="o1"
+        )
+    )
+    record = settings.data_path / SETTLED_RECORD_NAME
+
+    await host.sweep.sweep_once()
+    entry = json.loads(record.read_text())["sessions"][session.id]
+    assert entry["delivered"] is False  # a restart must drain it
+
+    host.store.record_delivery(layout, "o1", status="delivered")
+    await host.sweep.sweep_once()
+    entry = json.loads(record.read_text())["sessions"][session.id]
+    assert entry["delivered"] is True
+
+    # A restart with that record knows the session has nothing to drain (it is not opened).
+    second = build_host(settings, runtime=FakeRuntime())
+    await second.start()
+    try:
+        await recovery_report(second)
+        assert second.sweep.settled_and_delivered(session.id)
     finally:
         await second.stop()

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -28,6 +29,27 @@ from nanoclaw.db.models import (
 )
 from nanoclaw.errors import NotFoundError, ValidationError
 from nanoclaw.ids import new_id
+
+
+class DestinationTarget(NamedTuple):
+    """One agent destination and, for a channel one, the chat it names (None if it is gone)."""
+
+    local_name: str
+    target_type: str
+    target_id: str
+    chat_id: str | None
+    chat_name: str | None
+    channel_type: str | None
+    platform_id: str | None
+
+
+# The columns of DestinationTarget, in order. A lone SELECT is its own read transaction.
+_DESTINATION_TARGETS_SQL = (
+    "SELECT d.local_name, d.target_type, d.target_id, m.id, m.name, m.channel_type,"
+    " m.platform_id FROM agent_destinations AS d LEFT JOIN messaging_groups AS m"
+    " ON d.target_type = 'channel' AND m.id = d.target_id"
+    " WHERE d.agent_group_id = ? ORDER BY d.local_name"
+)
 
 
 def validate_folder(folder: str) -> str:
@@ -357,6 +379,21 @@ class Repository:
                     .order_by(AgentDestination.local_name)
                 )
             )
+
+    def destination_targets(self, agent_group_id: str) -> list[DestinationTarget]:
+        """The agent's destinations with the chat each channel one names, in one query.
+
+        Read through the driver (plain tuples, no ORM or Core rows): a session's projection
+        reads them all at creation, and an agent can be wired to a thousand chats.
+        """
+        with self.db.engine.connect() as conn:
+            driver = conn.connection.driver_connection
+            assert driver is not None  # a live pooled connection
+            cursor = driver.execute(_DESTINATION_TARGETS_SQL, (agent_group_id,))
+            try:
+                return [DestinationTarget._make(row) for row in cursor]
+            finally:
+                cursor.close()
 
     def add_agent_destination(self, *, agent_group_id: str, name: str, target_id: str) -> None:
         with self.db.session() as s:

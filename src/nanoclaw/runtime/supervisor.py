@@ -98,6 +98,7 @@ class Supervisor:
         self._queue: OrderedDict[str, None] = OrderedDict()
         self._exit_listeners: list[ExitListener] = []
         self._start_listeners: list[Callable[[str], None]] = []
+        self._wake_hooks: list[Callable[[str], Awaitable[None]]] = []
         self._idle_task: asyncio.Task[None] | None = None
         self._closing = False
         self._evictions: set[asyncio.Future[None]] = set()
@@ -109,6 +110,11 @@ class Supervisor:
     def on_start(self, listener: Callable[[str], None]) -> None:
         """Called (synchronously) with the session id once its runner is up."""
         self._start_listeners.append(listener)
+
+    def before_wake(self, hook: Callable[[str], Awaitable[None]]) -> None:
+        """Awaited with the session id before each wake (the sweep's start-up recovery gate);
+        it must not raise."""
+        self._wake_hooks.append(hook)
 
     def liveness(self, session_id: str) -> RunnerLiveness:
         """The one answer to "is this session's runner alive?"; every other reader asks here."""
@@ -146,6 +152,11 @@ class Supervisor:
 
     async def wake(self, session_id: str) -> bool:
         """Make sure a runner is (or is becoming) alive for the session. Never raises."""
+        for hook in self._wake_hooks:
+            try:
+                await hook(session_id)
+            except Exception:
+                log.exception("before-wake hook for %s failed", session_id)
         if self.quarantine is not None and self.quarantine.is_quarantined(session_id):
             try:  # never started again; what was routed to it ends failed with a notice
                 await self.quarantine.fail_pending(session_id)

@@ -102,44 +102,36 @@ class SessionService:
         self.store.project(layout, dests=rows, routing=routing)
 
     def projection(self, session: SessionRow) -> tuple[list[DestinationRow], RoutingRow | None]:
-        """The agent's destinations and the session's reply address, from the central DB (the
-        chats they name are read in one query, however many the agent is wired to)."""
-        dests = self.repo.destinations(session.agent_group_id)
-        wanted = {d.target_id for d in dests if d.target_type == "channel"}
-        if session.messaging_group_id:
-            wanted.add(session.messaging_group_id)
-        groups = self.repo.messaging_groups_by_ids(wanted)
+        """The agent's destinations and the session's reply address, from the central DB (one
+        query for the destinations and the chats they name, however many the agent is wired to,
+        and one for the reply address when it is not among them)."""
         rows: list[DestinationRow] = []
-        for dest in dests:
-            if dest.target_type == "channel":
-                mg = groups.get(dest.target_id)
-                if mg is None:
-                    continue
+        chats: dict[str, tuple[str | None, str | None]] = {}
+        for dest in self.repo.destination_targets(session.agent_group_id):
+            if dest.target_type != "channel":
                 rows.append(
-                    DestinationRow(
-                        name=dest.local_name,
-                        display_name=mg.name,
-                        type="channel",
-                        channel_type=mg.channel_type,
-                        platform_id=mg.platform_id,
-                        agent_group_id=None,
-                    )
+                    DestinationRow(dest.local_name, None, "agent", None, None, dest.target_id)
                 )
-            else:
+            elif dest.chat_id is not None:
+                chats[dest.chat_id] = (dest.channel_type, dest.platform_id)
                 rows.append(
                     DestinationRow(
-                        name=dest.local_name,
-                        display_name=None,
-                        type="agent",
-                        channel_type=None,
-                        platform_id=None,
-                        agent_group_id=dest.target_id,
+                        dest.local_name,
+                        dest.chat_name,
+                        "channel",
+                        dest.channel_type,
+                        dest.platform_id,
+                        None,
                     )
                 )
         routing = None
-        mg = groups.get(session.messaging_group_id) if session.messaging_group_id else None
-        if mg is not None:
-            routing = RoutingRow(mg.channel_type, mg.platform_id, session.thread_id)
+        if session.messaging_group_id:
+            address = chats.get(session.messaging_group_id)
+            if address is None:
+                mg = self.repo.messaging_group_by_id(session.messaging_group_id)
+                address = None if mg is None else (mg.channel_type, mg.platform_id)
+            if address is not None:
+                routing = RoutingRow(address[0], address[1], session.thread_id)
         return rows, routing
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
@@ -56,8 +56,9 @@ class InboundMessage:
     catch_up: str | None = None  # 'once' (NULL) or 'skip'
 
 
-@dataclass(frozen=True)
-class DestinationRow:
+class DestinationRow(NamedTuple):
+    """One ``destinations`` row, its fields in column order (written as it is)."""
+
     name: str
     display_name: str | None
     type: str
@@ -289,10 +290,7 @@ def _write_projection(
     conn.executemany(
         "INSERT INTO destinations (name, display_name, type, channel_type, platform_id,"
         " agent_group_id) VALUES (?, ?, ?, ?, ?, ?)",
-        [
-            (d.name, d.display_name, d.type, d.channel_type, d.platform_id, d.agent_group_id)
-            for d in dests
-        ],
+        dests,
     )
     conn.execute("DELETE FROM session_routing")
     if routing is not None:

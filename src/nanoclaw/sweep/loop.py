@@ -25,6 +25,14 @@ unchanged since a settled visit, have no ``-journal`` and have no due time passe
 time goes back to the timer); every other session is visited. Every ``FULL_SWEEP_EVERY``
 sweeps all are visited again as a safety net.
 
+Start-up splits the recovery pass. Before the socket opens (:meth:`Sweep.recover`): hot
+journals are rolled back (nothing may write before that) and the sessions needing a visit are
+noted; a few ``stat`` calls each. After it opens (:meth:`Sweep.finish_recovery`, first thing in
+the sweep's task) each noted session gets its visit (steps 1–8). Meanwhile a wake of a noted
+session (a message arriving for it) makes that session's visit first, through the supervisor's
+before-wake hook (:meth:`Sweep.ensure_recovered`), so no runner starts on a missed ``skip``
+occurrence or a stale claim, and no session is visited twice.
+
 Whether a runner is alive is never kept here: every step asks ``Supervisor.liveness``.
 """
 
@@ -34,6 +42,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -69,6 +78,8 @@ log = logging.getLogger("nanoclaw.sweep")
 
 PREVIEW_CHARS = 120
 FULL_SWEEP_EVERY = 60  # with the default 60 s interval: every session visited once an hour
+# The session whose recovery visit the current task is making (its own wakes pass the gate).
+_VISITING: ContextVar[str | None] = ContextVar("nanoclaw_sweep_visiting", default=None)
 # Nudge a live runner this long after the due time, so its own clock also reads "due".
 NUDGE_LATENESS_S = 0.005
 
@@ -127,34 +138,141 @@ class Sweep:
         # session id → (inbound, outbound) change counters after a visit that left it settled
         self._settled: dict[str, tuple[Signature, Signature]] = {}
         self._settled_due: dict[str, str | None] = {}  # its next due time after that visit
+        self._settled_delivered: dict[str, bool] = {}  # every reply had its delivery record
         self._restored: dict[str, str | None] = {}  # settled before start-up: next due time
         self.settled_store = settled_store  # the settled state kept across restarts
         self._saved: dict[str, Settled] = {}
         self._sweeps = 0
+        # Start-up recovery (see recover): sessions whose visit is still due, visits underway.
+        self._unrecovered: dict[str, SessionRow] = {}
+        self._recovering: dict[str, asyncio.Future[None]] = {}
+        self._recovery_report: SweepReport | None = None
+        self._recovery_ids: set[str] = set()
+        self.recovered = asyncio.Event()  # set once every recovery visit is made
         self._nudges: set[asyncio.Task[None]] = set()
         self.last_report: SweepReport | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def recover(self) -> SweepReport:
-        """At start-up, before channels accept messages: one pass (no try is counted) over
-        every session not recorded settled and unchanged since (see the module docstring)."""
+        """At start-up, before channels accept messages: what must happen before anything
+        writes. Hot journals a kill left beside either DB are rolled back (no runner is alive
+        yet), and the sessions not recorded settled and unchanged (see the module docstring)
+        are noted for their recovery visit, which :meth:`finish_recovery` makes after the
+        socket opens. Until then, :meth:`ensure_recovered` (called before every wake) visits a
+        session first, so no runner starts on stale claims or missed ``skip`` occurrences.
+
+        Each check is a few ``stat`` calls, made on the loop: nothing else is served yet; a
+        hot journal is rolled back on the session's executor lane.
+        """
+        report = SweepReport()
         if self.settled_store is not None:
             saved = await self.executors.blocking.run(self.settled_store.load)
             self._saved = dict(saved)
             for session_id, entry in saved.items():
                 self._settled[session_id] = entry.signatures
                 self._settled_due[session_id] = entry.next_due
+                self._settled_delivered[session_id] = entry.delivered
                 self._restored[session_id] = entry.next_due
-            self._sweeps = 1  # the recovery pass is not a full one: the record stands for it
+        # The recovery visits below stand for the first full sweep.
+        self._sweeps = 1
         try:
-            return await self.sweep_once()
+            listed = await self.executors.central.run(self._sessions_with_layouts)
+        except Exception:
+            log.exception("recovery cannot list sessions")
+            listed = []
+        sessions = [session for session, _ in listed]
+        try:
+            for session, layout in listed:
+                if self.quarantine is not None and self.quarantine.is_quarantined(session.id):
+                    continue
+                await self._prepare_recovery(session, layout, report)
         finally:
             self._restored.clear()
+        self._recovery_ids = {s.id for s in sessions}
+        self._recovery_report = report
+        self.last_report = report
+        return report
+
+    def _sessions_with_layouts(self) -> list[tuple[SessionRow, SessionLayout]]:
+        """Blocking (central DB): every session with its folder's layout."""
+        return [(session, self.sessions.layout(session)) for session in self.repo.sessions()]
+
+    async def _prepare_recovery(
+        self, session: SessionRow, layout: SessionLayout, report: SweepReport
+    ) -> None:
+        try:
+            signatures = self._signatures(session)
+            if (
+                signatures is not None
+                and self._settled.get(session.id) == signatures
+                and not self.supervisor.is_alive(session.id)
+                and self._restored_still_settled(session, signatures[0])
+            ):
+                report.unchanged += 1
+                return
+            self._settled.pop(session.id, None)
+            self._settled_due.pop(session.id, None)
+            self._settled_delivered.pop(session.id, None)
+            self._unrecovered[session.id] = session
+            if not self.supervisor.is_alive(session.id) and await self.executors.sessions.run(
+                session.id, ops.recover_journals, self.store, layout
+            ):
+                report.journals += 1
+                log.warning("rolled back a hot journal in session %s", session.id)
+        except SandboxFileError as exc:
+            self._unrecovered.pop(session.id, None)
+            report.skipped[session.id] = f"quarantined: {exc}"
+            if self.quarantine is None:
+                log.error("recovery skipped session %s: %s", session.id, exc)
+            else:
+                await self.quarantine.quarantine(session.id, exc)
+        except Exception as exc:  # its recovery visit tries again
+            log.error("recovery of session %s: %s", session.id, exc)
+
+    async def finish_recovery(self) -> SweepReport:
+        """After the socket opens: the recovery visit of every session noted by
+        :meth:`recover` and not visited yet by a wake; then the settled record is saved."""
+        report = self._recovery_report or SweepReport()
+        for session in list(self._unrecovered.values()):
+            if session.id in self._unrecovered:
+                await self._recover_one(session, report)
+        for pending in list(self._recovering.values()):
+            await asyncio.shield(pending)
+        self.last_report = report
+        await self._save_settled(self._recovery_ids)
+        self.recovered.set()
+        return report
+
+    async def ensure_recovered(self, session_id: str) -> None:
+        """Before a runner starts (the supervisor's wake hook): a session whose recovery visit
+        is still due is visited now, or its visit in progress awaited. Never raises."""
+        if _VISITING.get() == session_id:
+            return  # the visit itself wakes due work
+        pending = self._recovering.get(session_id)
+        if pending is not None:
+            await asyncio.shield(pending)
+            return
+        session = self._unrecovered.get(session_id)
+        if session is not None:
+            await self._recover_one(session, self._recovery_report or SweepReport())
+
+    async def _recover_one(self, session: SessionRow, report: SweepReport) -> None:
+        self._unrecovered.pop(session.id, None)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._recovering[session.id] = done
+        token = _VISITING.set(session.id)
+        try:
+            await self._visit(session, report, full=True)
+        finally:
+            _VISITING.reset(token)
+            del self._recovering[session.id]
+            done.set_result(None)
 
     async def run(self) -> None:
         """The periodic sweep and the due-work timer, until cancelled."""
         timer = asyncio.create_task(self.timer.run(), name="due-timer")
         try:
+            await self.finish_recovery()
             while not self._closing:
                 await asyncio.sleep(self.settings.sweep_interval_s)
                 await self.sweep_once()
@@ -181,40 +299,65 @@ class Sweep:
         for session in sessions:
             if self.quarantine is not None and self.quarantine.is_quarantined(session.id):
                 continue  # its files are never opened again
-            try:
-                signatures = self._signatures(session)
-                if (
-                    not full
-                    and signatures is not None
-                    and self._settled.get(session.id) == signatures
-                    and not self.supervisor.is_alive(session.id)
-                    and self._restored_still_settled(session)
-                ):
-                    report.unchanged += 1
-                    continue
-                self._settled.pop(session.id, None)
-                self._settled_due.pop(session.id, None)
-                if await self._sweep_session(session, report) and signatures is not None:
-                    self._settled[session.id] = signatures
-                    due = self.timer.due_at(session.id)
-                    self._settled_due[session.id] = None if due is None else to_iso(due)
-                report.swept += 1
-            except SandboxFileError as exc:
-                report.skipped[session.id] = f"quarantined: {exc}"
-                if self.quarantine is None:
-                    log.error("sweep skipped session %s: %s", session.id, exc)
-                else:
-                    await self.quarantine.quarantine(session.id, exc)
-            except Exception as exc:
-                # One locked or damaged session DB never stalls the others.
-                report.skipped[session.id] = f"{type(exc).__name__}: {exc}"
-                log.error("sweep skipped session %s: %s", session.id, exc)
+            pending = self._recovering.get(session.id)
+            if pending is not None:  # a wake is making its recovery visit right now
+                await asyncio.shield(pending)
+            elif session.id in self._unrecovered:
+                await self._recover_one(session, report)
+            else:
+                await self._visit(session, report, full=full)
         self.last_report = report
         await self._save_settled({s.id for s in sessions})
         log.debug("sweep of %d session(s) took %.3f s", report.swept, time.monotonic() - started)
         return report
 
-    def _restored_still_settled(self, session: SessionRow) -> bool:
+    async def _visit(self, session: SessionRow, report: SweepReport, *, full: bool) -> None:
+        """One session's visit, isolated: a locked or damaged DB is logged and counted."""
+        try:
+            signatures = self._signatures(session)
+            if (
+                not full
+                and signatures is not None
+                and self._settled.get(session.id) == signatures
+                and not self.supervisor.is_alive(session.id)
+                and self._restored_still_settled(session, signatures[0])
+            ):
+                report.unchanged += 1
+                return
+            self._settled.pop(session.id, None)
+            self._settled_due.pop(session.id, None)
+            self._settled_delivered.pop(session.id, None)
+            if await self._sweep_session(session, report) and signatures is not None:
+                self._settled[session.id] = signatures
+                due = self.timer.due_at(session.id)
+                self._settled_due[session.id] = None if due is None else to_iso(due)
+                self._settled_delivered[session.id] = await self._all_delivered(session)
+            report.swept += 1
+        except SandboxFileError as exc:
+            report.skipped[session.id] = f"quarantined: {exc}"
+            if self.quarantine is None:
+                log.error("sweep skipped session %s: %s", session.id, exc)
+            else:
+                await self.quarantine.quarantine(session.id, exc)
+        except Exception as exc:
+            # One locked or damaged session DB never stalls the others.
+            report.skipped[session.id] = f"{type(exc).__name__}: {exc}"
+            log.error("sweep skipped session %s: %s", session.id, exc)
+
+    async def _all_delivered(self, session: SessionRow) -> bool:
+        """Whether every reply of a settled session has its delivery record (False if unsure)."""
+        try:
+            layout = await self.executors.central.run(self.sessions.layout, session)
+            return await self.executors.sessions.run(session.id, self.reader.all_delivered, layout)
+        except Exception:
+            return False
+
+    def settled_and_delivered(self, session_id: str) -> bool:
+        """After :meth:`recover`: the session was found settled and unchanged since a visit
+        after which every reply had its delivery record, so it has nothing to drain."""
+        return session_id in self._settled and self._settled_delivered.get(session_id, False)
+
+    def _restored_still_settled(self, session: SessionRow, inbound: Signature) -> bool:
         """A session settled before start-up is skipped only with no ``-journal`` beside either
         DB (a kill mid-write) and no due time passed; its next due time goes to the timer."""
         if session.id not in self._restored:
@@ -226,8 +369,7 @@ class Sweep:
         for db in (layout.inbound_db, layout.outbound_db):
             if db.with_name(db.name + "-journal").exists():
                 return False
-        self.timer.track(session.id, layout)
-        self.timer.note(session.id, next_due)
+        self.timer.restore(session.id, layout, next_due, inbound=inbound)
         return True
 
     async def _save_settled(self, live: set[str]) -> None:
@@ -238,6 +380,7 @@ class Sweep:
                 inbound=signatures[0],
                 outbound=signatures[1],
                 next_due=self._settled_due.get(session_id),
+                delivered=self._settled_delivered.get(session_id, False),
             )
             for session_id, signatures in self._settled.items()
             if session_id in live

@@ -2,7 +2,8 @@
 
 A session is *settled* after a visit that found no runner alive, no claim and no due work; the
 sweep records the change signatures (inode, change counter) both its DBs had before that visit,
-and its next due time. Every committed write bumps a file's change counter, so equal signatures
+its next due time, and whether every reply then had its delivery record (a restart drains only
+the sessions where that is not known). Every committed write bumps a file's change counter, so equal signatures
 mean neither DB was written since. The record is a cache the host alone writes (in the data
 directory, never mounted into a sandbox): a missing, unreadable or foreign file reads as empty,
 and every session is visited. Written atomically (a temporary file, then a rename).
@@ -31,6 +32,7 @@ class Settled:
     inbound: Signature
     outbound: Signature
     next_due: str | None  # UTC ISO-8601, None when nothing is due later
+    delivered: bool = False  # every reply had its delivery record after the visit
 
     @property
     def signatures(self) -> tuple[Signature, Signature]:
@@ -60,6 +62,7 @@ class SettledStore:
                     inbound=_signature(entry["inbound"]),
                     outbound=_signature(entry["outbound"]),
                     next_due=None if entry["next_due"] is None else str(entry["next_due"]),
+                    delivered=entry.get("delivered", False) is True,
                 )
                 for session_id, entry in document["sessions"].items()
             }
@@ -77,6 +80,7 @@ class SettledStore:
                     "inbound": entry.inbound,
                     "outbound": entry.outbound,
                     "next_due": entry.next_due,
+                    "delivered": entry.delivered,
                 }
                 for session_id, entry in settled.items()
             },

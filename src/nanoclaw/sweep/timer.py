@@ -17,10 +17,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
+from nanoclaw.contract.dbwatch import change_signature
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.timeutil import parse_iso, to_iso, utc_now
 from nanoclaw.contract.watcher import ChangeWatcher
 from nanoclaw.executors import Executors
+from nanoclaw.sweep.settled import Signature
 from nanoclaw.tasks import Spawn
 
 log = logging.getLogger("nanoclaw.sweep.timer")
@@ -29,6 +31,8 @@ SCAN_INTERVAL_S = 1.0
 # Fire this long before the due time: a runner takes a moment to start, and the action
 # nudges the (then live) runner at the due time itself.
 DEFAULT_LEAD_S = 1.0
+
+_UNKNOWN: Signature = (-1, -1)  # no restored due time
 
 DueAction = Callable[[str, datetime], Awaitable[None]]
 NextDue = Callable[[SessionLayout, str], str | None]
@@ -55,6 +59,7 @@ class DueTimer:
         self._fired: dict[str, datetime] = {}  # the last due time acted on, per session
         self._layouts: dict[str, SessionLayout] = {}
         self._watched: set[str] = set()
+        self._restored: dict[str, Signature] = {}  # due time known at this signature
         self._watcher = ChangeWatcher(
             fast_interval_s=SCAN_INTERVAL_S, slow_interval_s=SCAN_INTERVAL_S
         )
@@ -64,6 +69,16 @@ class DueTimer:
     # -- feeding -------------------------------------------------------------------------------
     def track(self, session_id: str, layout: SessionLayout) -> None:
         self._layouts[session_id] = layout
+
+    def restore(
+        self, session_id: str, layout: SessionLayout, at: str | None, *, inbound: Signature
+    ) -> None:
+        """Track a session whose next due time is known: the sweep's settled record, with its
+        ``inbound.db`` at change signature ``inbound`` since. It is not re-read when first
+        watched unless the file changed meanwhile (a restart reads no settled session)."""
+        self.track(session_id, layout)
+        self.note(session_id, at)
+        self._restored[session_id] = inbound
 
     def layout(self, session_id: str) -> SessionLayout | None:
         return self._layouts.get(session_id)
@@ -155,6 +170,8 @@ class DueTimer:
             if session_id not in self._watched:
                 self._watched.add(session_id)
                 self._watcher.watch(session_id, layout.inbound_db)
-                await self.refresh(session_id)
+                restored = self._restored.pop(session_id, _UNKNOWN)
+                if restored is _UNKNOWN or change_signature(layout.inbound_db) != restored:
+                    await self.refresh(session_id)
         for session_id in await self._watcher.wait(0):
             await self.refresh(session_id)
