@@ -36,6 +36,11 @@ read_inbound = sessiondb.reading_snapshot
 write_outbound = sessiondb.writing
 _row = sessiondb.inbound_row
 _COLUMNS = sessiondb.INBOUND_ROW_COLUMNS
+_DESTINATIONS = (
+    "SELECT name, display_name, type, channel_type, platform_id, agent_group_id"
+    " FROM destinations ORDER BY name"
+)
+_ROUTING = "SELECT channel_type, platform_id, thread_id FROM session_routing WHERE id = 1"
 
 
 @dataclass(frozen=True)
@@ -242,19 +247,21 @@ class SessionDB:
             ).fetchone()
         return _row(found) if found else None
 
+    def projection(self) -> tuple[list[Destination], Routing | None]:
+        """The destinations and the session's routing, read in one snapshot (once per turn)."""
+        with read_inbound(self.inbound_path) as conn:
+            rows = conn.execute(_DESTINATIONS).fetchall()
+            found = conn.execute(_ROUTING).fetchone()
+        return [Destination(*r) for r in rows], Routing(*found) if found else None
+
     def destinations(self) -> list[Destination]:
         with read_inbound(self.inbound_path) as conn:
-            rows = conn.execute(
-                "SELECT name, display_name, type, channel_type, platform_id, agent_group_id"
-                " FROM destinations ORDER BY name"
-            ).fetchall()
+            rows = conn.execute(_DESTINATIONS).fetchall()
         return [Destination(*r) for r in rows]
 
     def routing(self) -> Routing | None:
         with read_inbound(self.inbound_path) as conn:
-            found = conn.execute(
-                "SELECT channel_type, platform_id, thread_id FROM session_routing WHERE id = 1"
-            ).fetchone()
+            found = conn.execute(_ROUTING).fetchone()
         return Routing(*found) if found else None
 
     # -- outbound (read-write, runner is the only writer) ---------------------------------------

@@ -193,12 +193,13 @@ class PollLoop:
         return True
 
     def _context(self, batch: list[InboundRow]) -> RunnerContext:
+        destinations, routing = self.db.projection()
         return RunnerContext(
             db=self.db,
             heartbeat=self.heartbeat,
             batch=batch,
-            destinations=self.db.destinations(),
-            session_routing=self.db.routing(),
+            destinations=destinations,
+            session_routing=routing,
             group_dir=self.group_dir,
             session_dir=self.session_dir,
         )
