@@ -429,11 +429,8 @@ class Sweep:
     async def on_turn_done(self, session_id: str, message_ids: frozenset[str]) -> None:
         """Re-arm a recurring series as soon as its occurrence is done (the sweep is the net)."""
         try:
-            # The timer holds the layout of every session the host wrote to (no central read).
-            layout = self.timer.layout(session_id)
-            if layout is None:
-                session = await asyncio.to_thread(self.repo.session, session_id)
-                layout = self.sessions.layout(session)
+            session = await asyncio.to_thread(self.repo.session, session_id)
+            layout = self.sessions.layout(session)
             rearmed = await asyncio.to_thread(
                 rearm_ended,
                 self.store,
