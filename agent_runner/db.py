@@ -36,6 +36,11 @@ read_inbound = sessiondb.reading_snapshot
 write_outbound = sessiondb.writing
 _row = sessiondb.inbound_row
 _COLUMNS = sessiondb.INBOUND_ROW_COLUMNS
+_DESTINATIONS = (
+    "SELECT name, display_name, type, channel_type, platform_id, agent_group_id"
+    " FROM destinations ORDER BY name"
+)
+_ROUTING = "SELECT channel_type, platform_id, thread_id FROM session_routing WHERE id = 1"
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,14 @@ def new_out_id() -> str:
 
 
 @dataclass(frozen=True)
+class PollView:
+    """What one poll of ``inbound.db`` saw (one read snapshot)."""
+
+    rows: list[InboundRow]  # pending, due and unclaimed, oldest first
+    next_due_at: str | None  # when the earliest not-yet-due triggering row becomes due
+
+
+@dataclass(frozen=True)
 class UsageRecord:
     """One turn's tokens and cost, written with the turn's acks."""
 
@@ -74,6 +87,10 @@ class SessionDB:
     def __init__(self, *, inbound_path: Path, outbound_path: Path) -> None:
         self.inbound_path = inbound_path
         self.outbound_path = outbound_path
+        # Ids this runner has written a ``processing_ack`` row for and not deleted since. The
+        # runner is the only writer of outbound.db while it is alive, so a pending row whose id
+        # is here is claimed without reading outbound.db; any other id is looked up there.
+        self._acked: set[str] = set()
 
     # -- schema ---------------------------------------------------------------------------
     def check_schema(self, *, inbound: int, outbound: int) -> None:
@@ -83,10 +100,15 @@ class SessionDB:
 
     # -- inbound (read-only) -----------------------------------------------------------------
     def pending(self, *, now: str, include_on_wake: bool) -> list[InboundRow]:
-        """Pending, due rows not claimed in ``processing_ack`` (any status), oldest first.
+        """Pending, due rows not claimed in ``processing_ack`` (any status), oldest first."""
+        return self.poll(now=now, include_on_wake=include_on_wake).rows
 
-        Claims are looked up only for the pending rows found (usually none), so an idle poll
-        opens one DB and its cost does not grow with the session's history.
+    def poll(self, *, now: str, include_on_wake: bool) -> PollView:
+        """One poll's view: the unclaimed pending due rows and the next due time, one snapshot.
+
+        Claims are looked up in outbound.db only for pending rows this runner has not acked
+        itself (usually none), so a poll opens one DB and its cost does not grow with the
+        session's history.
         """
         with read_inbound(self.inbound_path) as conn:
             rows = conn.execute(
@@ -95,11 +117,19 @@ class SessionDB:
                 " AND (on_wake = 0 OR ?) ORDER BY seq",
                 (now, 1 if include_on_wake else 0),
             ).fetchall()
-        if not rows:
-            return []
+            due = conn.execute(
+                "SELECT MIN(process_after) FROM messages_in WHERE status = 'pending'"
+                " AND trigger = 1 AND process_after > ?",
+                (now,),
+            ).fetchone()
+        next_due_at = due[0] if due and due[0] else None
         found = [_row(v) for v in rows]
-        claimed = self.claimed_among([r.id for r in found])
-        return [r for r in found if r.id not in claimed]
+        unknown = [r.id for r in found if r.id not in self._acked]
+        claimed = self.claimed_among(unknown) if unknown else set()
+        return PollView(
+            rows=[r for r in found if r.id not in claimed and r.id not in self._acked],
+            next_due_at=next_due_at,
+        )
 
     def next_due_at(self, *, now: str) -> str | None:
         """When the earliest pending triggering row that is not yet due becomes due."""
@@ -217,19 +247,21 @@ class SessionDB:
             ).fetchone()
         return _row(found) if found else None
 
+    def projection(self) -> tuple[list[Destination], Routing | None]:
+        """The destinations and the session's routing, read in one snapshot (once per turn)."""
+        with read_inbound(self.inbound_path) as conn:
+            rows = conn.execute(_DESTINATIONS).fetchall()
+            found = conn.execute(_ROUTING).fetchone()
+        return [Destination(*r) for r in rows], Routing(*found) if found else None
+
     def destinations(self) -> list[Destination]:
         with read_inbound(self.inbound_path) as conn:
-            rows = conn.execute(
-                "SELECT name, display_name, type, channel_type, platform_id, agent_group_id"
-                " FROM destinations ORDER BY name"
-            ).fetchall()
+            rows = conn.execute(_DESTINATIONS).fetchall()
         return [Destination(*r) for r in rows]
 
     def routing(self) -> Routing | None:
         with read_inbound(self.inbound_path) as conn:
-            found = conn.execute(
-                "SELECT channel_type, platform_id, thread_id FROM session_routing WHERE id = 1"
-            ).fetchone()
+            found = conn.execute(_ROUTING).fetchone()
         return Routing(*found) if found else None
 
     # -- outbound (read-write, runner is the only writer) ---------------------------------------
@@ -255,6 +287,7 @@ class SessionDB:
 
     def clear_stale_claims(self) -> int:
         """At start-up: a ``processing`` claim left by a dead runner is released for retry."""
+        self._acked.clear()  # every id is looked up afresh afterwards
         with write_outbound(self.outbound_path) as conn:
             return conn.execute("DELETE FROM processing_ack WHERE status = 'processing'").rowcount
 
@@ -283,16 +316,19 @@ class SessionDB:
                     "DELETE FROM processing_ack WHERE message_id = ? AND status != 'processing'",
                     folded,
                 )
+                self._acked.difference_update(r[0] for r in folded)
             conn.executemany(
                 "INSERT OR REPLACE INTO processing_ack (message_id, status, status_changed)"
                 " VALUES (?, 'processing', ?)",
                 [(i, stamp) for i in ids],
             )
+        self._acked.update(ids)
 
     def release(self, ids: Sequence[str]) -> None:
         """Drop this runner's ``processing`` claims on rows it will not turn now (they stay pending)."""
         if not ids:
             return
+        self._acked.difference_update(ids)  # before the write: a stale entry would hide a row
         with write_outbound(self.outbound_path) as conn:
             conn.executemany(
                 "DELETE FROM processing_ack WHERE message_id = ? AND status = 'processing'",
@@ -333,6 +369,7 @@ class SessionDB:
                 " VALUES (?, ?, ?)",
                 [(i, status, stamp) for i in ids],
             )
+        self._acked.update(ids)
         return seqs
 
     def send(self, message: OutboundMessage) -> int:

@@ -74,6 +74,7 @@ class PollLoop:
         self.heartbeat = heartbeat
         self.stopping = asyncio.Event()
         self._first_poll = True
+        self._next_due_at: str | None = None  # from the latest poll's snapshot
         self.started_at = now_iso()
         self._faults = FaultLog(log)
 
@@ -115,7 +116,7 @@ class PollLoop:
     async def _sleep_until_change(self, watcher: ChangeWatcher) -> None:
         """Until inbound.db changes, the earliest due row is due, the safety net, or a stop."""
         timeout_s = self.config.full_poll_interval_s
-        due_at = self.db.next_due_at(now=now_iso())
+        due_at = self._next_due_at  # read in the same snapshot as the poll that found nothing
         if due_at is not None:
             timeout_s = min(timeout_s, max(0.0, (parse_iso(due_at) - utc_now()).total_seconds()))
         change = asyncio.ensure_future(watcher.wait(timeout_s))
@@ -129,7 +130,8 @@ class PollLoop:
 
     async def poll_once(self) -> bool:
         """Run at most one batch; return whether one ran."""
-        rows = self.db.pending(now=now_iso(), include_on_wake=self._first_poll)
+        view = self.db.poll(now=now_iso(), include_on_wake=self._first_poll)
+        rows, self._next_due_at = view.rows, view.next_due_at
         self._first_poll = False
         controls = [r for r in rows if r.kind == "system" and r.content.get("type") == STOP_TYPE]
         rows = [
@@ -198,12 +200,13 @@ class PollLoop:
         return True
 
     def _context(self, batch: list[InboundRow]) -> RunnerContext:
+        destinations, routing = self.db.projection()
         return RunnerContext(
             db=self.db,
             heartbeat=self.heartbeat,
             batch=batch,
-            destinations=self.db.destinations(),
-            session_routing=self.db.routing(),
+            destinations=destinations,
+            session_routing=routing,
             group_dir=self.group_dir,
             session_dir=self.session_dir,
         )

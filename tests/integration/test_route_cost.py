@@ -1,6 +1,7 @@
 """What one routed message costs the host: central-DB transactions and inbound.db writes,
-counted with SQLAlchemy engine events (only work done on behalf of the routed message: a
-context variable set around the call travels into the worker threads it uses)."""
+counted with SQLAlchemy engine events and around the session-DB contract's write helper (only
+work done on behalf of the routed message: a context variable set around the call travels into
+the worker threads it uses)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, event
 
 from nanoclaw.channels.base import InboundEvent, InboundMessage
+from nanoclaw.contract import sessiondb
 from nanoclaw.host import Host
 from tests.helpers import make_agent, say, texts, wire_chat
 
@@ -26,11 +30,20 @@ MAX_INBOUND_WRITES = 1
 class Counts:
     begins: list[Engine] = field(default_factory=list)
     statements: list[tuple[Engine, str]] = field(default_factory=list)
+    session_writes: list[Path] = field(default_factory=list)  # sessiondb.writing(path)
 
 
 @contextmanager
-def counting() -> Iterator[Counts]:
+def counting(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counts]:
     counts = Counts()
+    real_writing = sessiondb.writing
+
+    def writing(path: Path, **kwargs: Any) -> Any:
+        if ROUTING.get():
+            counts.session_writes.append(path)
+        return real_writing(path, **kwargs)
+
+    monkeypatch.setattr(sessiondb, "writing", writing)
 
     def on_begin(conn: Any) -> None:
         if ROUTING.get():
@@ -50,7 +63,7 @@ def counting() -> Iterator[Counts]:
 
 
 async def test_one_routed_message_costs_at_most_four_central_transactions_and_one_inbound_write(
-    host: Host,
+    host: Host, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     agent = make_agent(host.repo, "Andy")
     wire_chat(host.repo, agent, "local")
@@ -66,7 +79,7 @@ async def test_one_routed_message_costs_at_most_four_central_transactions_and_on
         thread_id=None,
         message=InboundMessage(id="counted-1", text="and again", sender="alice", is_mention=True),
     )
-    with counting() as counts:
+    with counting(monkeypatch) as counts:
         token = ROUTING.set(True)
         try:
             outcome = await host.router.route(message)
@@ -74,7 +87,9 @@ async def test_one_routed_message_costs_at_most_four_central_transactions_and_on
             ROUTING.reset(token)
     assert [d.session_id for d in outcome.deliveries] == [session.id]
     central = [e for e in counts.begins if e is host.db.engine]
-    inbound_writes = [e for e in counts.begins if e is inbound_writer]
+    inbound_writes = [e for e in counts.begins if e is inbound_writer] + [
+        p for p in counts.session_writes if p == layout.inbound_db
+    ]
     statements = [s for e, s in counts.statements if e is host.db.engine]
     print(f"route cost: {len(central)} central transactions, {len(statements)} statements")
     assert len(central) <= MAX_CENTRAL_TRANSACTIONS, statements

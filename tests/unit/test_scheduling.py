@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -158,6 +159,23 @@ def test_rearm_inserts_exactly_one_next_occurrence_even_when_repeated(
     assert parse_iso(str(nxt["process_after"])) == T0 + timedelta(hours=1)
     assert nxt["recurrence_tz"] == "UTC" and nxt["tries"] == 0
     assert [r["recurrence"] for r in rows(store, layout) if r["id"] == "brief"] == [None]
+
+
+def test_a_turn_with_nothing_ended_to_rearm_takes_no_write_lock(
+    store: SessionStore, layout: SessionLayout
+) -> None:
+    store.insert_messages(layout, [task("brief", T0), task("once", T0, cron=None)])
+    finish(store, layout, "once")  # ended, but not recurring: nothing to re-arm
+    other = sqlite3.connect(layout.inbound_db, timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the write lock
+        assert rearm_ended(store, layout, now=T0, default_tz="UTC", grace_s=120) == []
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    finish(store, layout, "brief")
+    (rearmed,) = rearm_ended(store, layout, now=T0, default_tz="UTC", grace_s=120)
+    assert rearmed.series_id == "brief" and rearmed.new_id is not None
 
 
 def test_a_failed_run_still_rearms_its_series(store: SessionStore, layout: SessionLayout) -> None:

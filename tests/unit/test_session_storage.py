@@ -202,3 +202,35 @@ def test_orphan_claims_are_cleared_by_the_host(store: SessionStore, layout: Sess
     runner_db(layout).claim(["a"])
     assert store.clear_orphan_claims(layout) == 1
     assert runner_db(layout).claimed_ids() == set()
+
+
+def test_a_poll_skips_rows_this_runner_claimed_without_reading_outbound_db(
+    store: SessionStore, layout: SessionLayout
+) -> None:
+    store.insert_messages(layout, [chat("a"), chat("b")])
+    db = runner_db(layout)
+    db.claim(["a"])
+    db.finish(["b"], [])  # acked, not yet folded in by the host: still pending in inbound.db
+    aside = layout.outbound_db.with_name("moved-away.db")
+    layout.outbound_db.rename(aside)  # any read of outbound.db now fails
+    try:
+        assert db.pending(now="9999", include_on_wake=False) == []
+        with pytest.raises(sqlite3.OperationalError):
+            runner_db(layout).pending(now="9999", include_on_wake=False)  # a new runner reads
+    finally:
+        aside.rename(layout.outbound_db)
+    assert runner_db(layout).pending(now="9999", include_on_wake=False) == []
+    db.release(["a"])  # released: the row is the poll's again, looked up afresh
+    assert [r.id for r in db.pending(now="9999", include_on_wake=False)] == ["a"]
+
+
+def test_a_poll_reports_the_next_due_time_from_the_same_read(
+    store: SessionStore, layout: SessionLayout
+) -> None:
+    later = InboundMessage(
+        id="later", kind="task", content={"prompt": "p"}, process_after="2099-01-01T00:00:00Z"
+    )
+    store.insert_messages(layout, [chat("now"), later])
+    view = runner_db(layout).poll(now="2026-01-01T00:00:00Z", include_on_wake=False)
+    assert [r.id for r in view.rows] == ["now"]
+    assert view.next_due_at == "2099-01-01T00:00:00Z"

@@ -67,6 +67,26 @@ async def test_a_change_seen_while_the_owner_is_busy_is_read_at_once_and_kept(
     watcher.close()
 
 
+async def test_a_write_wakes_the_watcher_at_its_commit_not_while_it_runs(tmp_path: Path) -> None:
+    db = _db(tmp_path / "s" / "x.db")
+    watcher = ChangeWatcher(fast_interval_s=SLOW_S, slow_interval_s=SLOW_S)
+    watcher.watch("s", db)
+    assert await watcher.wait(0) == set()
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO t VALUES (?)", [("x" * 500,)] * 200)
+        assert db.with_name("x.db-journal").exists()  # the transaction has begun writing
+        # inotify queues events as the syscalls happen: wait(0) reads all there are so far
+        assert await watcher.wait(0) == set()
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    assert await watcher.wait(30) == {"s"}  # the journal's deletion: the commit point
+    assert await watcher.wait(0) == set()  # one wake for the transaction, not one per write
+    watcher.close()
+
+
 async def test_a_file_beside_the_db_does_not_wake_the_watcher(tmp_path: Path) -> None:
     db = _db(tmp_path / "s" / "x.db")
     watcher = ChangeWatcher(fast_interval_s=SLOW_S, slow_interval_s=SLOW_S)

@@ -29,9 +29,11 @@ IN_NONBLOCK = os.O_NONBLOCK
 IN_CLOEXEC = os.O_CLOEXEC
 
 # A SQLite commit in journal_mode=DELETE writes pages into the DB file and then deletes the
-# journal: the journal's IN_DELETE is the commit point, so watching both names never wakes a
-# reader on a half-written transaction without a later event at its commit.
-DIR_CHANGE_MASK = IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_ONLYDIR
+# journal: the journal's IN_DELETE is the commit point. Only the events that can mean a
+# committed change are asked for (a new or renamed-in DB, a deleted journal); the IN_MODIFY of
+# every page write and the IN_CLOSE_WRITE of every connection are not, so one transaction
+# queues a few events instead of dozens (the watcher filters the rest by name and kind).
+DIR_CHANGE_MASK = IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_ONLYDIR
 
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len
 READ_BYTES = 64 * 1024

@@ -21,12 +21,19 @@ from enum import StrEnum
 from pathlib import Path
 
 from nanoclaw.contract.dbwatch import change_signature
-from nanoclaw.contract.inotify import IN_IGNORED, IN_Q_OVERFLOW, Inotify, InotifyUnavailableError
+from nanoclaw.contract.inotify import (
+    IN_DELETE,
+    IN_IGNORED,
+    IN_Q_OVERFLOW,
+    Inotify,
+    InotifyUnavailableError,
+)
 
 log = logging.getLogger("nanoclaw.watch")
 
 FAST_POLL_FOR_S = 3.0
 SLOW_POLL_INTERVAL_S = 1.0
+JOURNAL_SUFFIX = "-journal"
 
 
 class WatchMode(StrEnum):
@@ -111,7 +118,7 @@ class ChangeWatcher:
                 return False
             self._wds[folder] = wd
         names = self._names.setdefault(wd, {})
-        for name in (path.name, f"{path.name}-journal"):
+        for name in (path.name, f"{path.name}{JOURNAL_SUFFIX}"):
             names.setdefault(name, set()).add(key)
         return True
 
@@ -190,6 +197,8 @@ class ChangeWatcher:
             if event.mask & IN_IGNORED:  # the directory went away: poll what was in it
                 self._forget_wd(event.wd)
                 continue
+            if event.name.endswith(JOURNAL_SUFFIX) and not event.mask & IN_DELETE:
+                continue  # a journal created (a write began) is not a commit; its deletion is
             changed |= self._names.get(event.wd, {}).get(event.name, set())
         return changed
 

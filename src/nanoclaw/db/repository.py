@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from nanoclaw.contract.timeutil import utc_now
@@ -618,11 +618,13 @@ class Repository:
         """Mark the sessions active now (one transaction for all of them)."""
         if not session_ids:
             return
-        with self.db.session() as s:
-            for session_id in session_ids:
-                row = s.get(SessionRow, session_id)
-                if row is not None:
-                    row.last_active = at or utc_now()
+        with self.db.session() as s:  # one UPDATE, no ORM load (this runs for every message)
+            s.execute(
+                update(SessionRow)
+                .where(SessionRow.id.in_(list(session_ids)))
+                .values(last_active=at or utc_now())
+                .execution_options(synchronize_session=False)
+            )
 
     def set_runner_status(
         self,

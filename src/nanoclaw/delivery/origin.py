@@ -24,8 +24,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
+from nanoclaw.contract import sessiondb
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.sessiondb import InboundStatus, parse_content
 from nanoclaw.contract.timeutil import now_iso
@@ -36,6 +37,9 @@ FINISHED_STATUSES = frozenset({"completed", "failed"})
 # The other statuses the DDL's CHECK allows: read by ``IN`` so the status index answers it
 # (a ``NOT IN`` would scan the whole history).
 UNFINISHED_STATUSES = tuple(sorted(s.value for s in InboundStatus if s not in FINISHED_STATUSES))
+_UNFINISHED_IDS = (
+    f"SELECT id FROM messages_in WHERE status IN ({','.join('?' * len(UNFINISHED_STATUSES))})"
+)
 # Up to this many previously unfinished ids are named in the facts query; more read every row.
 FACT_IDS_BOUND = 500
 # Decisions kept per session for requests not yet authorized; an evicted one reads as
@@ -128,15 +132,16 @@ class OriginLedger:
 
     def observe(self, session_id: str, layout: SessionLayout, acks: Mapping[str, str]) -> None:
         """Record what the host had written and seen finished, before reading requests."""
-        with self.engines.get(layout.inbound_db, readonly=True).connect() as conn:
-            high = conn.execute(select(func.max(messages_in.c.seq))).scalar()
-            open_rows = conn.execute(
-                select(messages_in.c.id).where(messages_in.c.status.in_(UNFINISHED_STATUSES))
-            ).all()
+        # Plain sqlite3 (every drain pass runs this); one read transaction for both reads.
+        with sessiondb.reading(layout.inbound_db, confined=True) as conn:
+            conn.execute("BEGIN")
+            high = conn.execute("SELECT MAX(seq) FROM messages_in").fetchone()[0]
+            open_rows = conn.execute(_UNFINISHED_IDS, UNFINISHED_STATUSES).fetchall()
+            conn.execute("COMMIT")
         done = {mid for mid, status in acks.items() if status in FINISHED_STATUSES}
         self._current[session_id] = Observation(
             high_seq=int(high or 0),
-            unfinished=frozenset(r.id for r in open_rows if r.id not in done),
+            unfinished=frozenset(r[0] for r in open_rows if r[0] not in done),
         )
 
     def first_sight(

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, select, update
 
+from nanoclaw.contract import sessiondb
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.seq import next_host_seq
 from nanoclaw.contract.timeutil import parse_iso, to_iso
@@ -76,6 +77,15 @@ class Rearmed:
     process_after: str | None
 
 
+def _has_ended_recurring(layout: SessionLayout) -> bool:
+    with sessiondb.reading(layout.inbound_db, confined=True) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM messages_in WHERE status IN ('completed', 'failed')"
+            " AND recurrence IS NOT NULL LIMIT 1"
+        ).fetchone()
+    return found is not None
+
+
 def rearm_ended(
     store: SessionStore,
     layout: SessionLayout,
@@ -84,8 +94,14 @@ def rearm_ended(
     default_tz: str,
     grace_s: float,
 ) -> list[Rearmed]:
-    """Insert the next occurrence of every series whose current occurrence has ended."""
+    """Insert the next occurrence of every series whose current occurrence has ended.
+
+    Runs after every turn: a read-only look comes first, so a session without an ended
+    recurring row (nearly always) opens no write transaction.
+    """
     done: list[Rearmed] = []
+    if not _has_ended_recurring(layout):
+        return done
     with store.write(layout) as conn:
         ended = conn.execute(
             select(messages_in).where(

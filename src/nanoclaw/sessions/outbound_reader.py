@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from nanoclaw.contract import sessiondb
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.sessiondb import (
+    OUTBOUND_ROW_COLUMNS,
     AckRow,
     DeliveryState,
     OutboundRow,
     RunnerState,
-    parse_content,
+    outbound_row,
 )
 from nanoclaw.db.sqlite import EngineCache
 from nanoclaw.sessions.schema import (
@@ -23,6 +25,8 @@ from nanoclaw.sessions.schema import (
 )
 
 __all__ = ["DeliveryState", "OutboundRow", "RunnerState", "SessionReader"]
+
+_IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
 
 
 class SessionReader:
@@ -37,31 +41,14 @@ class SessionReader:
         """Rows above ``after_seq`` that are due, in seq order."""
         if not layout.outbound_db.exists():
             return []
-        with self.engines.get(layout.outbound_db, readonly=True).connect() as conn:
+        # Plain sqlite3 on the contract's probed read-only open: the hottest reads of a drain.
+        with sessiondb.reading(layout.outbound_db, confined=True) as conn:
             rows = conn.execute(
-                select(messages_out)
-                .where(
-                    messages_out.c.seq > after_seq,
-                    (messages_out.c.deliver_after.is_(None))
-                    | (messages_out.c.deliver_after <= due_before),
-                )
-                .order_by(messages_out.c.seq)
-            ).all()
-        return [
-            OutboundRow(
-                id=r.id,
-                seq=r.seq,
-                in_reply_to=r.in_reply_to,
-                timestamp=r.timestamp,
-                deliver_after=r.deliver_after,
-                kind=r.kind,
-                channel_type=r.channel_type,
-                platform_id=r.platform_id,
-                thread_id=r.thread_id,
-                content=parse_content(r.content),
-            )
-            for r in rows
-        ]
+                f"SELECT {OUTBOUND_ROW_COLUMNS} FROM messages_out WHERE seq > ?"
+                " AND (deliver_after IS NULL OR deliver_after <= ?) ORDER BY seq",
+                (after_seq, due_before),
+            ).fetchall()
+        return [outbound_row(r) for r in rows]
 
     def acks(self, layout: SessionLayout) -> dict[str, str]:
         if not layout.outbound_db.exists():
@@ -74,12 +61,14 @@ class SessionReader:
         """``processing_ack`` rows changed at or after ``since`` (every row when None)."""
         if not layout.outbound_db.exists():
             return []
-        query = select(processing_ack)
+        query = "SELECT message_id, status, status_changed FROM processing_ack"
+        params: tuple[str, ...] = ()
         if since is not None:
-            query = query.where(processing_ack.c.status_changed >= since)
-        with self.engines.get(layout.outbound_db, readonly=True).connect() as conn:
-            rows = conn.execute(query).all()
-        return [AckRow(r.message_id, r.status, r.status_changed) for r in rows]
+            query += " WHERE status_changed >= ?"
+            params = (since,)
+        with sessiondb.reading(layout.outbound_db, confined=True) as conn:
+            rows = conn.execute(query, params).fetchall()
+        return [AckRow(*r) for r in rows]
 
     def runner_state(self, layout: SessionLayout) -> RunnerState | None:
         if not layout.outbound_db.exists():
@@ -99,17 +88,24 @@ class SessionReader:
     def deliveries(
         self, layout: SessionLayout, ids: list[str] | None = None
     ) -> dict[str, DeliveryState]:
-        query = select(delivered)
-        if ids is not None:
-            query = query.where(delivered.c.message_out_id.in_(ids))
-        with self.engines.get(layout.inbound_db, readonly=True).connect() as conn:
-            rows = conn.execute(query).all()
+        query = (
+            "SELECT message_out_id, status, attempts, next_attempt_at, platform_message_id"
+            " FROM delivered"
+        )
+        with sessiondb.reading(layout.inbound_db, confined=True) as conn:
+            if ids is None:
+                rows = conn.execute(query).fetchall()
+            else:
+                rows = []
+                for start in range(0, len(ids), _IN_CHUNK):
+                    chunk = ids[start : start + _IN_CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    rows += conn.execute(
+                        f"{query} WHERE message_out_id IN ({marks})", chunk
+                    ).fetchall()
         return {
-            r.message_out_id: DeliveryState(
-                status=r.status,
-                attempts=r.attempts,
-                next_attempt_at=r.next_attempt_at,
-                platform_message_id=r.platform_message_id,
+            r[0]: DeliveryState(
+                status=r[1], attempts=r[2], next_attempt_at=r[3], platform_message_id=r[4]
             )
             for r in rows
         }

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete
 
 from nanoclaw.contract import sessiondb
 from nanoclaw.contract.layout import SUBDIRS, SessionLayout
@@ -29,11 +29,7 @@ from nanoclaw.contract.sessiondb import SessionFile
 from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.db.sqlite import EngineCache
 from nanoclaw.sessions.paths import safe_name
-from nanoclaw.sessions.schema import (
-    delivered,
-    messages_in,
-    processing_ack,
-)
+from nanoclaw.sessions.schema import processing_ack
 
 
 @dataclass(frozen=True)
@@ -151,41 +147,47 @@ class SessionStore:
         with self._lock(layout), self.engines.get(layout.inbound_db).begin() as conn:
             yield conn
 
+    @contextmanager
+    def _writing(self, layout: SessionLayout) -> Iterator[sqlite3.Connection]:
+        """:meth:`write` on a plain ``sqlite3`` connection (the hot paths: no statement compile)."""
+        with self._lock(layout), sessiondb.writing(layout.inbound_db, confined=True) as conn:
+            yield conn
+
     def insert_messages(
         self, layout: SessionLayout, messages: Sequence[InboundMessage]
     ) -> list[int]:
         """Insert rows with fresh even seqs; a row whose id exists is skipped (idempotent)."""
         seqs: list[int] = []
-        with self.write(layout) as conn:
+        with self._writing(layout) as conn:
             for message in messages:
                 existing = conn.execute(
-                    select(messages_in.c.seq).where(messages_in.c.id == message.id)
-                ).scalar()
+                    "SELECT seq FROM messages_in WHERE id = ?", (message.id,)
+                ).fetchone()
                 if existing is not None:
-                    seqs.append(int(existing))
+                    seqs.append(int(existing[0]))
                     continue
-                seq = next_host_seq(conn.execute(select(func.max(messages_in.c.seq))).scalar())
+                high = conn.execute("SELECT MAX(seq) FROM messages_in").fetchone()[0]
+                seq = next_host_seq(high)
                 conn.execute(
-                    insert(messages_in).values(
-                        id=message.id,
-                        seq=seq,
-                        kind=message.kind,
-                        timestamp=now_iso(),
-                        status="pending",
-                        process_after=message.process_after,
-                        recurrence=message.recurrence,
-                        series_id=message.series_id or message.id,
-                        tries=0,
-                        trigger=message.trigger,
-                        channel_type=message.channel_type,
-                        platform_id=message.platform_id,
-                        thread_id=message.thread_id,
-                        content=json.dumps(message.content),
-                        source_session_id=message.source_session_id,
-                        on_wake=message.on_wake,
-                        recurrence_tz=message.recurrence_tz,
-                        catch_up=message.catch_up,
-                    )
+                    _INSERT_MESSAGE,
+                    (
+                        message.id,
+                        seq,
+                        message.kind,
+                        now_iso(),
+                        message.process_after,
+                        message.recurrence,
+                        message.series_id or message.id,
+                        message.trigger,
+                        message.channel_type,
+                        message.platform_id,
+                        message.thread_id,
+                        json.dumps(message.content),
+                        message.source_session_id,
+                        message.on_wake,
+                        message.recurrence_tz,
+                        message.catch_up,
+                    ),
                 )
                 seqs.append(seq)
         self._notify(layout)
@@ -211,24 +213,27 @@ class SessionStore:
         done = [mid for mid, status in acks.items() if status in ("completed", "failed")]
         if not done:
             return 0
-        with self.engines.get(layout.inbound_db, readonly=True).connect() as conn:
+        with sessiondb.reading(layout.inbound_db, confined=True) as conn:
             still_pending = [
                 r[0]
+                for chunk in _chunks(done)
                 for r in conn.execute(
-                    select(messages_in.c.id).where(
-                        messages_in.c.id.in_(done), messages_in.c.status == "pending"
-                    )
+                    f"SELECT id FROM messages_in WHERE id IN ({_marks(chunk)})"
+                    " AND status = 'pending'",
+                    chunk,
                 )
             ]
         if not still_pending:
             return 0
-        with self.write(layout) as conn:
-            result = conn.execute(
-                update(messages_in)
-                .where(messages_in.c.id.in_(still_pending), messages_in.c.status == "pending")
-                .values(status="completed")
-            )
-            return int(result.rowcount)
+        changed = 0
+        with self._writing(layout) as conn:
+            for chunk in _chunks(still_pending):
+                changed += conn.execute(
+                    f"UPDATE messages_in SET status = 'completed' WHERE id IN ({_marks(chunk)})"
+                    " AND status = 'pending'",
+                    chunk,
+                ).rowcount
+        return changed
 
     def record_delivery(
         self,
@@ -241,27 +246,33 @@ class SessionStore:
         error: str | None = None,
         next_attempt_at: str | None = None,
     ) -> None:
-        with self.write(layout) as conn:
+        with self._writing(layout) as conn:
             existing = conn.execute(
-                select(delivered.c.status).where(delivered.c.message_out_id == message_out_id)
-            ).scalar()
-            if existing in ("delivered", "failed"):
+                "SELECT status FROM delivered WHERE message_out_id = ?", (message_out_id,)
+            ).fetchone()
+            if existing is not None and existing[0] in ("delivered", "failed"):
                 return  # terminal; never overwritten
-            values = {
-                "platform_message_id": platform_message_id,
-                "status": status,
-                "attempts": attempts,
-                "last_error": error,
-                "next_attempt_at": next_attempt_at,
-                "delivered_at": now_iso() if status != "retrying" else None,
-            }
+            values = (
+                platform_message_id,
+                status,
+                attempts,
+                error,
+                next_attempt_at,
+                now_iso() if status != "retrying" else None,
+                message_out_id,
+            )
             if existing is None:
-                conn.execute(insert(delivered).values(message_out_id=message_out_id, **values))
+                conn.execute(
+                    "INSERT INTO delivered (platform_message_id, status, attempts, last_error,"
+                    " next_attempt_at, delivered_at, message_out_id) VALUES (?,?,?,?,?,?,?)",
+                    values,
+                )
             else:
                 conn.execute(
-                    update(delivered)
-                    .where(delivered.c.message_out_id == message_out_id)
-                    .values(**values)
+                    "UPDATE delivered SET platform_message_id = ?, status = ?, attempts = ?,"
+                    " last_error = ?, next_attempt_at = ?, delivered_at = ?"
+                    " WHERE message_out_id = ?",
+                    values,
                 )
 
     def clear_orphan_claims(self, layout: SessionLayout) -> int:
@@ -280,6 +291,24 @@ class SessionStore:
             self._locks.pop(str(layout.root), None)
         self.engines.forget(layout.inbound_db)
         self.engines.forget(layout.outbound_db)
+
+
+_INSERT_MESSAGE = (
+    "INSERT INTO messages_in (id, seq, kind, timestamp, status, process_after, recurrence,"
+    ' series_id, tries, "trigger", channel_type, platform_id, thread_id, content,'
+    " source_session_id, on_wake, recurrence_tz, catch_up)"
+    " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
+
+
+def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
+    for start in range(0, len(ids), _IN_CHUNK):
+        yield list(ids[start : start + _IN_CHUNK])
+
+
+def _marks(chunk: Sequence[str]) -> str:
+    return ",".join("?" * len(chunk))
 
 
 def _write_projection(

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
+from nanoclaw.contract import sessiondb
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.timeutil import to_iso
 from nanoclaw.sessions.schema import messages_in, processing_ack
@@ -136,15 +137,13 @@ def recover_journals(store: SessionStore, layout: SessionLayout) -> bool:
 
 def next_due(store: SessionStore, layout: SessionLayout, *, after: str) -> str | None:
     """The earliest ``process_after`` later than ``after`` of a pending, triggering row."""
-    engine = store.engines.get(layout.inbound_db, readonly=True)
-    with engine.connect() as conn:
+    # Plain sqlite3 on the contract's probed open: the due timer asks after every insert.
+    with sessiondb.reading(layout.inbound_db, confined=True) as conn:
         value = conn.execute(
-            select(func.min(messages_in.c.process_after)).where(
-                messages_in.c.status == "pending",
-                messages_in.c.trigger == 1,
-                messages_in.c.process_after > after,
-            )
-        ).scalar()
+            "SELECT MIN(process_after) FROM messages_in WHERE status = 'pending'"
+            ' AND "trigger" = 1 AND process_after > ?',
+            (after,),
+        ).fetchone()[0]
     return str(value) if value is not None else None
 
 

@@ -61,6 +61,9 @@ class UsageLedger:
         self.repo = repo
         self.sessions = sessions
         self.zone = ZoneInfo(settings.timezone)
+        # Session id → the highest runner usage row id copied. Only this ledger writes
+        # ``usage_turns`` (the central DB is the host's own), so it is read from there once.
+        self._ingested: dict[str, int] = {}
 
     def day_of(self, moment: datetime) -> str:
         return moment.astimezone(self.zone).date().isoformat()
@@ -74,11 +77,17 @@ class UsageLedger:
         layout = self.sessions.layout(session)
         if not layout.outbound_db.exists():
             return 0
-        with self.repo.db.session() as s:
-            last = s.scalar(
-                select(func.max(UsageTurn.runner_row_id)).where(UsageTurn.session_id == session.id)
-            )
-        rows = _read_usage(layout.outbound_db, after_id=last or 0)
+        last = self._ingested.get(session.id)
+        if last is None:
+            with self.repo.db.session() as s:
+                last = s.scalar(
+                    select(func.max(UsageTurn.runner_row_id)).where(
+                        UsageTurn.session_id == session.id
+                    )
+                )
+            last = last or 0
+            self._ingested[session.id] = last
+        rows = _read_usage(layout.outbound_db, after_id=last)
         if not rows:
             return 0
         values = [
@@ -102,6 +111,7 @@ class UsageLedger:
                 index_elements=["session_id", "runner_row_id"]
             )
             s.execute(stmt, values)
+        self._ingested[session.id] = max(last, rows[-1].id)
         return len(values)
 
     def ingest_all(self) -> int:
