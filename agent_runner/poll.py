@@ -27,13 +27,6 @@ from agent_runner.output import parse_output
 from agent_runner.providers.base import Provider, TurnRequest, TurnResult
 from agent_runner.rows import InboundRow, is_clear_command
 from agent_runner.task_script import SCRIPT_TIMEOUT_S, run_task_script
-from nanoclaw.contract.actions import (
-    ActionName,
-    NotifyAgentPayload,
-    ScriptOutcome,
-    TaskScriptPayload,
-    request_content,
-)
 from nanoclaw.contract.control import STOP_RUNNER_TYPE
 from nanoclaw.contract.fault_log import FaultLog, fault_key
 from nanoclaw.contract.runner_config import RunnerConfig
@@ -244,6 +237,15 @@ class PollLoop:
                 self.db.set_current_tool(None)
             if outcome.error:
                 log.warning("task %s: script failed: %s", row.id, outcome.error)
+            # Imported here: building the payload models costs about 0.2 s of the runner's
+            # start-up, and most turns never write one.
+            from nanoclaw.contract.actions import (
+                ActionName,
+                ScriptOutcome,
+                TaskScriptPayload,
+                request_content,
+            )
+
             reports.append(
                 OutboundMessage(
                     kind="system",
@@ -301,6 +303,12 @@ class PollLoop:
                     continue
                 # Never silently dropped: the host turns this into a notice for the agent.
                 log.warning("%s", exc)
+                from nanoclaw.contract.actions import (  # see _run_scripts: a costly import
+                    ActionName,
+                    NotifyAgentPayload,
+                    request_content,
+                )
+
                 messages.append(
                     OutboundMessage(
                         kind="system",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -263,3 +265,16 @@ async def test_the_loop_wakes_on_change_well_before_the_safety_net_poll(
     loop.stopping.set()
     await asyncio.wait_for(task, 5)
     assert [r.text for r in provider.requests[0].batch] == ["ping"]
+
+
+def test_the_runner_starts_without_building_the_payload_models() -> None:
+    # Every cold start pays for what agent_runner.main imports; the pydantic payload models
+    # (about 0.2 s to build) are imported only where a turn writes one.
+    probe = (
+        "import sys, agent_runner.main; "
+        "print(sorted(m for m in sys.modules if m.startswith(('pydantic', 'nanoclaw.contract.actions'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
