@@ -61,6 +61,7 @@ class _PoolExecutor:
 
     def __init__(self, *, name: str, workers: int) -> None:
         self.name = name
+        self._closing = False
         self._threads: set[int] = set()
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix=f"nanoclaw-{name}", initializer=self._enter
@@ -78,10 +79,18 @@ class _PoolExecutor:
             future = self._pool.submit(_bind(fn, *args, **kwargs))
         except RuntimeError as exc:  # submitted after shutdown
             raise ExecutorClosedError(self.name) from exc
-        return await asyncio.wrap_future(future)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._closing and future.cancelled() and (task is None or not task.cancelling()):
+                # Dropped from the queue by close(), not a cancellation of the caller.
+                raise ExecutorClosedError(self.name) from None
+            raise
 
     def close(self) -> None:
-        """Drop queued jobs and wait for the running ones to end."""
+        """Fail queued jobs (their callers get ExecutorClosedError); wait for running ones."""
+        self._closing = True
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -4,13 +4,16 @@ hop limit or the per-pair cap, with both agents and the originating chat told wh
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from nanoclaw.contract.timeutil import utc_now
 from nanoclaw.db.models import AgentGroup, SessionRow
@@ -81,9 +84,18 @@ async def test_two_agents_told_to_keep_talking_stop_at_the_hop_limit(
     host = await make_host(a2a_max_hops=4)
     hosts.append(host)
     ada, bob = pair(host)
+    on_loop: list[str] = []  # central-DB connections taken on the event loop's thread
+
+    def checkout(*_: Any) -> None:
+        if asyncio._get_running_loop() is not None:
+            on_loop.append(threading.current_thread().name)
+
+    event.listen(host.db.engine, "checkout", checkout)
     async with ChatListener(host.settings.cli_socket) as chat:
         await say(host.settings.cli_socket, "!to bob keep talking to me forever")
         notice = await chat.wait_for(lambda f: "were stopped" in str(f.get("text")))
+    event.remove(host.db.engine, "checkout", checkout)
+    assert on_loop == []  # the limit path, too, reads the central DB on its own thread
     assert "Ada and Bob" in notice["text"] and "limit of 4" in notice["text"]
     await eventually(lambda: settled(host), timeout_s=20)
     exchanged = a2a_rows(host)

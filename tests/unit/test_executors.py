@@ -141,6 +141,26 @@ async def test_close_fails_queued_session_jobs_instead_of_leaving_them_waiting()
     await running
 
 
+async def test_close_fails_a_queued_central_job_with_executor_closed() -> None:
+    central = CentralExecutor()
+    started = threading.Event()
+    finish = threading.Event()
+
+    def slow() -> None:
+        started.set()
+        assert finish.wait(WAIT_S)
+
+    running = asyncio.ensure_future(central.run(slow))
+    queued = asyncio.ensure_future(central.run(int, "2"))  # behind slow on the one thread
+    assert await asyncio.to_thread(started.wait, WAIT_S)
+    closing = asyncio.ensure_future(asyncio.to_thread(central.close))
+    with pytest.raises(ExecutorClosedError):  # an error the caller handles, not a cancel
+        await queued
+    finish.set()
+    await closing
+    await running
+
+
 async def test_blocking_executor_runs_off_the_loop() -> None:
     blocking = BlockingExecutor(workers=2)
     try:

@@ -290,3 +290,16 @@ def test_a_seed_commits_with_the_schema_or_not_at_all(tmp_path: Path) -> None:
         ]
     finally:
         conn.close()
+
+
+def test_a_write_that_sqlite_rolled_back_itself_raises_its_own_error(tmp_path: Path) -> None:
+    # A full database makes SQLite roll the transaction back on its own; the helper's
+    # ROLLBACK must not replace that error with "no transaction is active".
+    path = tmp_path / "inbound.db"
+    with sessiondb.writing(path) as conn:
+        conn.execute("CREATE TABLE t (a)")
+    with pytest.raises(sqlite3.OperationalError, match="full"), sessiondb.writing(path) as conn:
+        conn.execute("PRAGMA max_page_count=3")
+        conn.execute("INSERT INTO t VALUES (randomblob(100000))")
+    with sessiondb.writing(path) as conn:  # the file is usable afterwards
+        conn.execute("INSERT INTO t VALUES (1)")

@@ -303,8 +303,9 @@ class AgentRouter:
             reason,
         )
         preview = str(row.content.get("text", ""))[:160]
-        sender_name = self._name(session.agent_group_id)
-        target_name = self._name(target)
+        sender_name, target_name = await self.executors.central.run(
+            lambda: (self._name(session.agent_group_id), self._name(target))
+        )
         await self._note(
             session,
             layout,
@@ -350,6 +351,7 @@ class AgentRouter:
         )
 
     def _name(self, agent_group_id: str) -> str:
+        """Blocking (central DB): the agent's name, or its id when it is gone."""
         try:
             return self.repo.agent_group(agent_group_id).name
         except NotFoundError:

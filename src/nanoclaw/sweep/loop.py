@@ -261,11 +261,15 @@ class Sweep:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._recovering[session.id] = done
         token = _VISITING.set(session.id)
+        finished = False
         try:
             await self._visit(session, report, full=True)
+            finished = True
         finally:
             _VISITING.reset(token)
             del self._recovering[session.id]
+            if not finished:  # cancelled with its waker: the visit is still owed
+                self._unrecovered.setdefault(session.id, session)
             done.set_result(None)
 
     async def run(self) -> None:
@@ -450,7 +454,10 @@ class Sweep:
                 alive = self.supervisor.is_alive(session.id)
         if self.supervisor.liveness(session.id) is RunnerLiveness.RUNNING:
             report.live.append(session.id)
-            await self._check_stuck(session, layout, claims, report)
+            # Claims read before this visit woke the runner are its predecessor's (cleared as
+            # it started): judged against a runner that has not beaten yet, they would kill it.
+            if session.id not in report.woken:
+                await self._check_stuck(session, layout, claims, report)
         elif not alive and processing:
             report.released += await self.executors.sessions.run(
                 session.id, ops.release_claims, self.store, layout
