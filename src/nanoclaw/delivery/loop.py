@@ -297,13 +297,17 @@ class DeliveryLoop:
         self._note_failed({mid for mid, status in acks.items() if status == "failed"})
         # Order matters (nanoclaw.delivery.origin): the session's state is observed before
         # messages_out is read, and each request's origin is decided when it is first read.
-        await self.executors.central.run(self.origins.observe, session_id, layout, acks)
+        await self.executors.sessions.run(
+            session_id, self.origins.observe, session_id, layout, acks
+        )
         floor = self._floor.get(session_id, 0)
         rows = await self.executors.sessions.run(
             session_id, self.reader.outbound_rows, layout, due_before=now_iso(), after_seq=floor
         )
         requests = [(r.id, r.in_reply_to) for r in rows if r.kind == "system"]
-        await self.executors.central.run(self.origins.first_sight, session_id, layout, requests)
+        await self.executors.sessions.run(
+            session_id, self.origins.first_sight, session_id, layout, requests
+        )
         if not rows:
             if session_id not in self.running_sessions():
                 self._extra.discard(session_id)

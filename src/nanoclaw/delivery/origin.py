@@ -120,8 +120,9 @@ class OriginLedger:
     """Per session: the previous pass's observation and the origin decided at first sight.
 
     The delivery loop calls ``observe`` before it reads ``messages_out`` and ``first_sight``
-    with the rows it read; the action gate asks ``origin``. All three run in worker threads
-    under the delivery loop's per-session lock, never two at once for one session.
+    with the rows it read, both on the session's executor lane (they read only its
+    ``inbound.db``) under the delivery loop's per-session lock, never two at once for one
+    session; the action gate asks ``origin``.
     """
 
     def __init__(self, *, engines: EngineCache) -> None:
