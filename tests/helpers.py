@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from nanoclaw.channels.cli.client import Exchange, send_once
+from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.db.models import AgentGroup, MessagingGroup, Wiring
 from nanoclaw.db.repository import Repository
 from nanoclaw.executors import Executors
+from nanoclaw.sessions.service import SessionService
 
 _T = TypeVar("_T")
 
@@ -62,6 +64,22 @@ def wire_chat(
     defaults.update(wiring)
     w = repo.create_wiring(messaging_group_id=mg.id, agent_group_id=agent.id, **defaults)  # type: ignore[arg-type]
     return mg, w
+
+
+def agent_sessions(
+    repo: Repository, sessions: SessionService, *, chats: int, agent: str = "Andy"
+) -> list[SessionLayout]:
+    """One agent wired to ``chat0``…``chat<n-1>``, with a session made in each; their layouts."""
+    group = make_agent(repo, agent)
+    layouts = []
+    for n in range(chats):
+        mg, _ = wire_chat(repo, group, f"chat{n}")
+        layouts.append(
+            sessions.resolve(
+                agent_group_id=group.id, messaging_group_id=mg.id, thread_id=None, mode="shared"
+            )[1]
+        )
+    return layouts
 
 
 async def wait_for_state(check: Callable[[], _T], timeout_s: float = 15.0) -> _T:

@@ -19,7 +19,7 @@ from nanoclaw.settings import Settings
 from nanoclaw.sweep.loop import SweepReport
 from nanoclaw.sweep.settled import SETTLED_RECORD_NAME
 from tests.fakes.runtime import FakeRuntime
-from tests.helpers import make_agent, wait_for_state, wire_chat
+from tests.helpers import agent_sessions, make_agent, wait_for_state, wire_chat
 
 RECOVERY_DEADLINE_S = 30.0
 
@@ -112,15 +112,7 @@ async def test_without_a_wake_the_deferred_pass_makes_every_recovery_visit(
 ) -> None:
     first = build_host(settings, runtime=FakeRuntime())
     await first.start()
-    andy = make_agent(first.repo, "Andy")
-    layouts = []
-    for n in range(3):
-        mg, _ = wire_chat(first.repo, andy, f"chat{n}")
-        layouts.append(
-            first.sessions.resolve(
-                agent_group_id=andy.id, messaging_group_id=mg.id, thread_id=None, mode="shared"
-            )[1]
-        )
+    layouts = agent_sessions(first.repo, first.sessions, chats=3)
     await first.stop()
     # A message routed while no host ran (its runner must be woken by the recovery visit).
     first.store.insert_messages(

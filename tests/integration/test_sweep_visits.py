@@ -19,7 +19,7 @@ from nanoclaw.settings import Settings
 from nanoclaw.sweep.loop import SweepReport
 from nanoclaw.sweep.settled import SETTLED_RECORD_NAME
 from tests.fakes.runtime import FakeRuntime
-from tests.helpers import make_agent, wait_for_state, wire_chat
+from tests.helpers import agent_sessions, make_agent, wait_for_state, wire_chat
 
 RECOVERY_DEADLINE_S = 30.0
 
@@ -134,12 +134,7 @@ async def test_an_unreadable_settled_record_means_every_session_is_visited(
 ) -> None:
     first = build_host(settings, runtime=FakeRuntime())
     await first.start()
-    andy = make_agent(first.repo, "Andy")
-    for n in range(3):
-        mg, _ = wire_chat(first.repo, andy, f"chat{n}")
-        first.sessions.resolve(
-            agent_group_id=andy.id, messaging_group_id=mg.id, thread_id=None, mode="shared"
-        )
+    agent_sessions(first.repo, first.sessions, chats=3)
     await first.sweep.sweep_once()
     await first.stop()
     record = settings.data_path / SETTLED_RECORD_NAME
@@ -160,15 +155,7 @@ async def test_a_reply_written_while_the_host_was_down_is_delivered_after_the_re
 ) -> None:
     first = build_host(settings, runtime=FakeRuntime())
     await first.start()
-    andy = make_agent(first.repo, "Andy")
-    layouts = []
-    for n in range(3):
-        mg, _ = wire_chat(first.repo, andy, f"chat{n}")
-        layouts.append(
-            first.sessions.resolve(
-                agent_group_id=andy.id, messaging_group_id=mg.id, thread_id=None, mode="shared"
-            )[1]
-        )
+    layouts = agent_sessions(first.repo, first.sessions, chats=3)
     await first.sweep.sweep_once()
     await first.stop()
 
