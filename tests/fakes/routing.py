@@ -53,7 +53,7 @@ class RecordingWriter:
 
     writes: list[PlannedWrite] = field(default_factory=list)
 
-    def write(
+    async def write(
         self, event: InboundEvent, writes: Sequence[PlannedWrite], user_id: str | None
     ) -> list[Delivery]:
         out: list[Delivery] = []

@@ -195,6 +195,29 @@ async def test_every_central_statement_of_routed_messages_runs_on_the_central_th
     assert all(on_central), f"{on_central.count(False)} of {len(on_central)} off the thread"
 
 
+async def test_routed_messages_are_written_on_their_session_lane(
+    host: Host, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = make_agent(host.repo, "Andy")
+    wire_chat(host.repo, agent, "local")
+    store = host.sessions.store
+    insert = store.insert_messages
+    writers: list[str] = []
+
+    def recording_insert(*args: Any, **kwargs: Any) -> Any:
+        writers.append(threading.current_thread().name)
+        return insert(*args, **kwargs)
+
+    monkeypatch.setattr(store, "insert_messages", recording_insert)
+    socket = host.settings.cli_socket
+    first = await say(socket, "hello")  # creates the session (central), then writes the row
+    again = await say(socket, "and again")
+    assert texts(first) and texts(again), (first, again)
+    assert len(writers) >= 2 and all(name.startswith("nanoclaw-session") for name in writers), (
+        writers
+    )
+
+
 def test_asyncio_to_thread_is_used_only_in_the_executors_module() -> None:
     package = REPO_ROOT / "src" / "nanoclaw"
     offenders: list[str] = []

@@ -107,9 +107,7 @@ class PlanApplier:
             await self.executors.central.run(self.audit.record_drops, records)
         deliveries = []
         if plan.writes:
-            deliveries = await self.executors.central.run(
-                self.writer.write, event, plan.writes, plan.user_id
-            )
+            deliveries = await self.writer.write(event, plan.writes, plan.user_id)
         if mg is not None:
             for approval in plan.approvals:
                 if approval.kind == ApprovalKind.UNKNOWN_SENDER and approval.wiring is not None:

@@ -46,7 +46,7 @@ class Router:
         self.planner = RoutePlanner(repo=repo, threaded_channels=threaded_channels)
         self.applier = PlanApplier(
             executors=executors,
-            writer=SessionInboundWriter(repo=repo, sessions=sessions),
+            writer=SessionInboundWriter(executors=executors, repo=repo, sessions=sessions),
             audit=repo,
             waker=waker,
             replier=replier,

@@ -1,5 +1,9 @@
 """The inbound write of a routing plan: one ``messages_in`` row per planned session, attachments
-saved beneath the session folder, a new session created when the plan found none."""
+saved beneath the session folder, a new session created when the plan found none.
+
+A new session is found or created on the central thread (under its key's lock: both DBs exist
+before the first write); the row and its attachments are written on the session's executor
+lane, so one session's disk commit never holds up other chats' central work."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from nanoclaw.contract.confined import create_file
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.db.repository import Repository
 from nanoclaw.errors import NanoclawError
+from nanoclaw.executors import Executors
 from nanoclaw.routing.outcome import Delivery
 from nanoclaw.routing.plan import PlannedWrite
 from nanoclaw.sessions.paths import safe_name
@@ -24,10 +29,10 @@ log = logging.getLogger("nanoclaw.routing.write")
 
 
 class InboundWriter(Protocol):
-    def write(
+    async def write(
         self, event: InboundEvent, writes: Sequence[PlannedWrite], user_id: str | None
     ) -> list[Delivery]:
-        """Blocking: write every planned row, in order; the sessions written are touched."""
+        """Write every planned row, in order; the sessions written are touched."""
         ...
 
 
@@ -37,37 +42,57 @@ def _inbox_folder(message_id: str) -> str:
 
 
 class SessionInboundWriter:
-    def __init__(self, *, repo: Repository, sessions: SessionService) -> None:
+    def __init__(self, *, executors: Executors, repo: Repository, sessions: SessionService) -> None:
+        self.executors = executors
         self.repo = repo
         self.sessions = sessions
 
-    def write(
+    async def write(
         self, event: InboundEvent, writes: Sequence[PlannedWrite], user_id: str | None
     ) -> list[Delivery]:
         deliveries: list[Delivery] = []
         try:
             for planned in writes:
-                deliveries.append(self._write_one(event, planned, user_id))
+                deliveries.append(await self._write_one(event, planned, user_id))
         finally:
             # One central transaction for every session written (even when a later write failed).
-            self.repo.touch_sessions([d.session_id for d in deliveries])
+            await self.executors.central.run(
+                self.repo.touch_sessions, [d.session_id for d in deliveries]
+            )
         return deliveries
 
-    def _write_one(
+    async def _write_one(
         self, event: InboundEvent, planned: PlannedWrite, user_id: str | None
     ) -> Delivery:
-        msg = event.message
         if planned.session_id is not None:
             session_id = planned.session_id
             layout = self.sessions.store.layout(planned.agent_folder, session_id)
         else:  # find-or-create under the key's lock: a concurrent message may have made it
-            session, layout = self.sessions.resolve(
-                agent_group_id=planned.agent_group_id,
-                messaging_group_id=planned.messaging_group_id,
-                thread_id=planned.thread_id,
-                mode=planned.mode,
+            session, layout = await self.executors.central.run(
+                lambda: self.sessions.resolve(
+                    agent_group_id=planned.agent_group_id,
+                    messaging_group_id=planned.messaging_group_id,
+                    thread_id=planned.thread_id,
+                    mode=planned.mode,
+                )
             )
             session_id = session.id
+        seq = await self.executors.sessions.run(
+            session_id, self._insert, event, planned, user_id, layout
+        )
+        return Delivery(
+            session_id, planned.agent_group_id, planned.message_id, seq, planned.trigger
+        )
+
+    def _insert(
+        self,
+        event: InboundEvent,
+        planned: PlannedWrite,
+        user_id: str | None,
+        layout: SessionLayout,
+    ) -> int:
+        """Blocking (the session's files): save the attachments, insert the row; its seq."""
+        msg = event.message
         content: dict[str, object] = {
             "text": msg.text,
             "sender": msg.sender,
@@ -93,9 +118,7 @@ class SessionInboundWriter:
                 )
             ],
         )
-        return Delivery(
-            session_id, planned.agent_group_id, planned.message_id, seq, planned.trigger
-        )
+        return seq
 
     def _save_attachments(
         self, layout: SessionLayout, message_id: str, event: InboundEvent
