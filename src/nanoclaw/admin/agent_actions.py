@@ -12,6 +12,7 @@ from typing import Any
 
 from nanoclaw.admin.service import Actor, AdminService
 from nanoclaw.contract.actions import (
+    PAYLOADS,
     ActionName,
     ActionStatus,
     AddDestinationPayload,
@@ -31,12 +32,15 @@ from nanoclaw.sessions.outbound_reader import OutboundRow
 
 # The gated actions this module carries out (each also a runner tool of the same name).
 ADMIN_ACTIONS: dict[ActionName, type[Payload]] = {
-    ActionName.ADD_DESTINATION: AddDestinationPayload,
-    ActionName.REMOVE_DESTINATION: RemoveDestinationPayload,
-    ActionName.WIRE_CHAT: WireChatPayload,
-    ActionName.UNWIRE_CHAT: UnwireChatPayload,
-    ActionName.ADD_MOUNT: AddMountPayload,
-    ActionName.RESTART_AGENT: RestartAgentPayload,
+    name: PAYLOADS[name]
+    for name in (
+        ActionName.ADD_DESTINATION,
+        ActionName.REMOVE_DESTINATION,
+        ActionName.WIRE_CHAT,
+        ActionName.UNWIRE_CHAT,
+        ActionName.ADD_MOUNT,
+        ActionName.RESTART_AGENT,
+    )
 }
 DEFAULT_RESTART_NOTE = "You were restarted at your own request; your new configuration is active."
 

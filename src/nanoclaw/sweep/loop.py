@@ -201,18 +201,10 @@ class Sweep:
         self, session: SessionRow, layout: SessionLayout, report: SweepReport
     ) -> None:
         try:
-            signatures = self._signatures(session)
-            if (
-                signatures is not None
-                and self._settled.get(session.id) == signatures
-                and not self.supervisor.is_alive(session.id)
-                and self._restored_still_settled(session, signatures[0])
-            ):
+            if self._still_settled(session, self._signatures(session)):
                 report.unchanged += 1
                 return
-            self._settled.pop(session.id, None)
-            self._settled_due.pop(session.id, None)
-            self._settled_delivered.pop(session.id, None)
+            self._forget_settled(session.id)
             self._unrecovered[session.id] = session
             if not self.supervisor.is_alive(session.id) and await self.executors.sessions.run(
                 session.id, ops.recover_journals, self.store, layout
@@ -319,18 +311,10 @@ class Sweep:
         """One session's visit, isolated: a locked or damaged DB is logged and counted."""
         try:
             signatures = self._signatures(session)
-            if (
-                not full
-                and signatures is not None
-                and self._settled.get(session.id) == signatures
-                and not self.supervisor.is_alive(session.id)
-                and self._restored_still_settled(session, signatures[0])
-            ):
+            if not full and self._still_settled(session, signatures):
                 report.unchanged += 1
                 return
-            self._settled.pop(session.id, None)
-            self._settled_due.pop(session.id, None)
-            self._settled_delivered.pop(session.id, None)
+            self._forget_settled(session.id)
             if await self._sweep_session(session, report) and signatures is not None:
                 self._settled[session.id] = signatures
                 due = self.timer.due_at(session.id)
@@ -360,6 +344,22 @@ class Sweep:
         """After :meth:`recover`: the session was found settled and unchanged since a visit
         after which every reply had its delivery record, so it has nothing to drain."""
         return session_id in self._settled and self._settled_delivered.get(session_id, False)
+
+    def _still_settled(
+        self, session: SessionRow, signatures: tuple[Signature, Signature] | None
+    ) -> bool:
+        """Settled at a visit, both DBs unchanged since, no runner, nothing newly due."""
+        return (
+            signatures is not None
+            and self._settled.get(session.id) == signatures
+            and not self.supervisor.is_alive(session.id)
+            and self._restored_still_settled(session, signatures[0])
+        )
+
+    def _forget_settled(self, session_id: str) -> None:
+        self._settled.pop(session_id, None)
+        self._settled_due.pop(session_id, None)
+        self._settled_delivered.pop(session_id, None)
 
     def _restored_still_settled(self, session: SessionRow, inbound: Signature) -> bool:
         """A session settled before start-up is skipped only with no ``-journal`` beside either
