@@ -82,7 +82,9 @@ def main() -> None:
         backlog = CliBacklog(db=db, per_chat_max=BOUND)
         frame = json.dumps({"type": "reply", "chat": "local", "text": "hello " * 20})
         ids: list[int] = []
-        add = timed_ms(lambda i: ids.append(backlog.add("local", frame)), REPLIES)
+        add = timed_ms(
+            lambda i: ids.append(backlog.add("local", frame, delivery_key=f"s/{i}")[0]), REPLIES
+        )
         ack = timed_ms(lambda i: backlog.ack("local", [ids[i]]), REPLIES)
         for _ in range(BOUND):
             backlog.add("full", frame)

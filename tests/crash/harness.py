@@ -13,6 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from nanoclaw.channels.cli.client import ShownReplies
 from nanoclaw.channels.cli.protocol import encode
 from nanoclaw.runtime.process import find_foreign_runners
 from nanoclaw.service.breaker import StartupBreaker
@@ -98,6 +99,7 @@ class Observers:
         self.chats = chats
         self.replies: dict[str, list[str]] = defaultdict(list)
         self.ready: dict[str, asyncio.Event] = {c: asyncio.Event() for c in chats}
+        self.shown: dict[str, ShownReplies] = {c: ShownReplies() for c in chats}
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -127,6 +129,10 @@ class Observers:
                 await asyncio.sleep(0.02)
                 continue
             try:
+                # As every client does (docs/cli-protocol.md): what was shown is acknowledged
+                # again before the hello, so an ack lost with a killed host costs no re-send.
+                if ids := self.shown[chat].ids():
+                    writer.write(encode({"type": "ack", "chat": chat, "ids": ids}))
                 writer.write(encode({"type": "hello", "chat": chat}))
                 await writer.drain()
                 while True:
@@ -138,6 +144,7 @@ class Observers:
                         self.ready[chat].set()
                     elif frame.get("type") == "reply":
                         self.replies[chat].append(str(frame.get("text", "")))
+                        self.shown[chat].add(str(frame["id"]))
                         # Acknowledged as shown, as every client does: an unacknowledged reply
                         # is sent again on each reconnect (docs/cli-protocol.md).
                         ack = {"type": "ack", "chat": chat, "ids": [frame["id"]]}

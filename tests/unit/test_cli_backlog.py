@@ -7,12 +7,15 @@ import json
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from nanoclaw.channels.base import ChannelSetup, InboundEvent, OutboundPayload, RouteReceipt
 from nanoclaw.channels.cli.adapter import CliAdapter
 from nanoclaw.channels.cli.backlog import CliBacklog
+from nanoclaw.channels.cli.client import Connection, ShownReplies
+from nanoclaw.channels.cli.frames import MAX_ACK_IDS
 from tests.chat_client import ChatClient
 from tests.helpers import shared_executors, until
 
@@ -150,3 +153,57 @@ async def test_a_client_that_never_reads_is_cut_off_and_stalls_no_other_chat(
             assert [t.split(" ")[0] for t in again.replies()] == [str(n) for n in range(60)]
     finally:
         stuck.close()
+
+
+async def test_an_outbound_row_re_sent_after_a_crash_is_stored_and_shown_once(
+    adapter: CliAdapter, cli_backlog: CliBacklog
+) -> None:
+    keyed = OutboundPayload("chat", {"text": "once"}, sender_name="Robin", delivery_key="s1/7")
+    async with ChatClient(adapter.socket_path, "local", "al", ack=False) as client:
+        first = await adapter.deliver("local", None, keyed)
+        await client.wait_for(lambda f: f.get("type") == "reply")
+        # The next host sends the same outbound row again: it names the same reply, pushes nothing.
+        again = await adapter.deliver("local", None, keyed)
+        other = await adapter.deliver("local", None, _say("next"))
+        await client.wait_for(lambda f: f.get("text") == "next")
+        assert again == first
+        assert [(f["id"], f["text"]) for f in client.frames if f["type"] == "reply"] == [
+            (first, "once"),
+            (other, "next"),
+        ]
+    assert cli_backlog.counts("local") == (2, 0)
+
+
+async def test_a_client_resuming_with_its_shown_replies_gets_none_of_them_again(
+    adapter: CliAdapter, cli_backlog: CliBacklog
+) -> None:
+    shown = ShownReplies()
+    for text in ("one", "two"):
+        await adapter.deliver("local", None, _say(text))
+    # Shown, but the acks were lost with the host (this client sends none).
+    async with ChatClient(adapter.socket_path, "local", "al", ack=False) as client:
+        for frame in client.frames:
+            if frame["type"] == "reply":
+                assert shown.add(frame["id"])
+    assert cli_backlog.counts("local") == (2, 0)
+    await adapter.deliver("local", None, _say("three"))
+    conn = await Connection.open(adapter.socket_path)
+    try:
+        await conn.resume("local", shown)
+        frames: list[dict[str, Any]] = []
+        while (frame := await conn.next_frame())["type"] != "ready":
+            frames.append(frame)
+    finally:
+        await conn.close()
+    assert [f["text"] for f in frames if f["type"] == "reply"] == ["three"]
+    assert cli_backlog.counts("local") == (1, 2)
+
+
+def test_shown_replies_keep_one_ack_frames_worth_newest_last() -> None:
+    shown = ShownReplies()
+    for n in range(MAX_ACK_IDS + 5):
+        assert shown.add(f"cli-{n}")
+    assert not shown.add(f"cli-{MAX_ACK_IDS + 4}")
+    ids = shown.ids()
+    assert len(ids) == MAX_ACK_IDS
+    assert ids[0] == "cli-5" and ids[-1] == f"cli-{MAX_ACK_IDS + 4}"

@@ -67,6 +67,9 @@ class OutboundPayload:
     content: dict[str, Any]
     files: tuple[OutboundFile, ...] = ()
     sender_name: str | None = None  # the sending agent's name (None: the host itself)
+    # Names one outbound row for good (``<session id>/<row id>``): a channel that can keep it
+    # (the terminal's backlog) stores a re-send after a host crash once, not twice.
+    delivery_key: str | None = None
 
     @property
     def text(self) -> str:

@@ -413,6 +413,7 @@ class CliReply(CentralBase):
     __tablename__ = "cli_replies"
     __table_args__ = (
         Index("ix_cli_replies_chat_delivered", "chat", "delivered_at", "id"),
+        Index("ux_cli_replies_delivery_key", "delivery_key", unique=True),
         {"sqlite_autoincrement": True},  # ids never reused: "cli-<id>" names one reply for good
     )
 
@@ -421,6 +422,8 @@ class CliReply(CentralBase):
     frame: Mapped[str] = mapped_column(Text)  # the reply frame's JSON, without its id
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The outbound row it came from (``OutboundPayload.delivery_key``): a re-send is not stored twice.
+    delivery_key: Mapped[str | None] = mapped_column(String(160))
 
 
 class CliChatState(CentralBase):

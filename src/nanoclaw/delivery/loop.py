@@ -518,7 +518,13 @@ class DeliveryLoop:
         if name is None:  # looked up once per agent group while the host runs
             name = await self.executors.central.run(self._agent_name, session.agent_group_id)
             self._agent_names[session.agent_group_id] = name
-        payload = OutboundPayload(kind=row.kind, content=row.content, files=files, sender_name=name)
+        payload = OutboundPayload(
+            kind=row.kind,
+            content=row.content,
+            files=files,
+            sender_name=name,
+            delivery_key=f"{session.id}/{row.id}",
+        )
         try:
             async with asyncio.timeout(self.settings.delivery_send_timeout_s):
                 return await adapter.deliver(row.platform_id, row.thread_id, payload)

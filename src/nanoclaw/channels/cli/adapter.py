@@ -220,10 +220,14 @@ class CliAdapter(ChannelAdapter):
     ) -> str | None:
         reply = self._reply_of(platform_id, payload)
         stored = reply.model_dump_json(exclude_none=True, exclude={"id"})
-        row_id = await self.executors.central.run(self.backlog.add, platform_id, stored)
+        row_id, new = await self.executors.central.run(
+            self.backlog.add, platform_id, stored, delivery_key=payload.delivery_key
+        )
         self._remember(
             platform_id, reply_id(row_id), payload.text, payload.sender_name or "assistant"
         )
+        if not new:  # stored before a crash: clients get it from the backlog, never twice
+            return reply_id(row_id)
         frame = _reply_bytes(row_id, stored)
         for client in list(self._clients):
             if client.chat == platform_id:

@@ -57,10 +57,21 @@ class CliBacklog:
         self.per_chat_max = per_chat_max
         self.clock = clock
 
-    def add(self, chat: str, frame_json: str) -> int:
-        """Store one reply; return its row id. Drops (and counts) the oldest beyond the bound."""
+    def add(self, chat: str, frame_json: str, *, delivery_key: str | None = None) -> tuple[int, bool]:
+        """Store one reply; return (its row id, whether it is new). Drops (and counts) the oldest
+        beyond the bound.
+
+        A reply whose ``delivery_key`` is already stored (the outbound row was re-sent because the
+        host crashed before recording its delivery) is not stored again: its first row is returned.
+        """
         with self.db.session() as s:
-            row = CliReply(chat=chat, frame=frame_json, created_at=self.clock())
+            if delivery_key is not None:
+                known = s.scalar(select(CliReply.id).where(CliReply.delivery_key == delivery_key))
+                if known is not None:
+                    return known, False
+            row = CliReply(
+                chat=chat, frame=frame_json, created_at=self.clock(), delivery_key=delivery_key
+            )
             s.add(row)
             s.flush()
             pending = s.scalar(
@@ -82,7 +93,7 @@ class CliBacklog:
                     s.add(CliChatState(chat=chat, dropped=excess))
                 else:
                     state.dropped += excess
-            return row.id
+            return row.id, True
 
     def take_dropped(self, chat: str) -> int:
         """How many replies the bound dropped since the last call for this chat (then zero)."""

@@ -25,7 +25,12 @@ from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.shortcuts import print_formatted_text
 from pydantic import BaseModel
 
-from nanoclaw.channels.cli.client import Connection, HostGoneError, HostNotRunningError
+from nanoclaw.channels.cli.client import (
+    Connection,
+    HostGoneError,
+    HostNotRunningError,
+    ShownReplies,
+)
 from nanoclaw.channels.cli.frames import Action, Hello, Message
 from nanoclaw.channels.cli.render import line_text, reply_text
 from nanoclaw.errors import ChannelError
@@ -79,6 +84,7 @@ class ChatApp:
         self.sender = sender
         self.reconnect_for_s = reconnect_for_s
         self.conn: Connection | None = None
+        self.shown = ShownReplies()
         self.card: dict[str, Any] | None = None
         self.working = False
         self.agent_name: str | None = None
@@ -255,7 +261,7 @@ class ChatApp:
         while loop.time() < deadline:
             try:
                 conn = await Connection.open(self.socket_path)
-                await conn.send(Hello(type="hello", chat=self.chat))
+                await conn.resume(self.chat, self.shown)
             except (HostNotRunningError, ConnectionError):
                 await asyncio.sleep(RECONNECT_POLL_S)
                 continue
@@ -269,9 +275,12 @@ class ChatApp:
         if kind == "reply":
             if frame.get("sender_name"):
                 self.agent_name = str(frame["sender_name"])
-            self._show(reply_text(frame, width=self._width()))
-            if isinstance(frame.get("card"), dict):
-                self.card = frame["card"]
+            # A replay of a reply shown before a reconnect whose ack did not reach the host.
+            reply_id = frame.get("id")
+            if not isinstance(reply_id, str) or not reply_id or self.shown.add(reply_id):
+                self._show(reply_text(frame, width=self._width()))
+                if isinstance(frame.get("card"), dict):
+                    self.card = frame["card"]
             await conn.ack(self.chat, frame)
         elif kind == "typing":
             self.working = bool(frame.get("on"))

@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from nanoclaw.channels.cli.frames import Ack, Hello, Message
+from nanoclaw.channels.cli.frames import MAX_ACK_IDS, Ack, Hello, Message
 from nanoclaw.channels.cli.protocol import MAX_FRAME_BYTES, encode
 from nanoclaw.errors import ChannelError
 
@@ -55,6 +56,31 @@ class Exchange:
     def failed(self) -> bool:
         """The host ended a turn ``failed``: its reply is a failure notice, not an answer."""
         return bool(self.failed_ids)
+
+
+class ShownReplies:
+    """The reply ids a client has shown, newest last, at most one ack frame's worth.
+
+    A client sends them again in an ``ack`` before its ``hello`` on every reconnect: an ack the
+    host lost (it was killed before recording it) then costs no second showing of the reply.
+    """
+
+    def __init__(self, kept: int = MAX_ACK_IDS) -> None:
+        self.kept = kept
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, reply_id: str) -> bool:
+        """Note a reply as shown; False when it had been shown already."""
+        if reply_id in self._ids:
+            self._ids.move_to_end(reply_id)
+            return False
+        self._ids[reply_id] = None
+        while len(self._ids) > self.kept:
+            self._ids.popitem(last=False)
+        return True
+
+    def ids(self) -> list[str]:
+        return list(self._ids)
 
 
 class Connection:
@@ -104,6 +130,16 @@ class Connection:
         if isinstance(reply_id, str) and reply_id:
             with contextlib.suppress(HostGoneError):  # unacked: it comes again next time
                 await self.send(Ack(type="ack", chat=chat, ids=[reply_id]))
+
+    async def resume(self, chat: str, shown: ShownReplies) -> None:
+        """Follow ``chat`` again after a reconnect: re-acknowledge what was shown, then ``hello``.
+
+        The host handles one connection's frames in order, so the acks are recorded before the
+        backlog is replayed.
+        """
+        if ids := shown.ids():
+            await self.send(Ack(type="ack", chat=chat, ids=ids))
+        await self.send(Hello(type="hello", chat=chat))
 
     async def close(self) -> None:
         self.writer.close()
