@@ -171,3 +171,17 @@ def test_drop_audit_counts_repeats_per_chat_sender_and_reason(repo: Repository) 
 )
 def test_destination_names_are_normalised(raw: str, expected: str) -> None:
     assert normalize_destination_name(raw) == expected
+
+
+def test_a_plain_transaction_commits_on_success_and_rolls_back_on_error(repo: Repository) -> None:
+    repo.create_agent_group(name="Andy", folder="andy")
+    with repo.db.plain() as conn:
+        conn.execute("UPDATE agent_groups SET name = 'Robin' WHERE folder = 'andy'")
+    with pytest.raises(RuntimeError), repo.db.plain() as conn:
+        conn.execute("UPDATE agent_groups SET name = 'Lost' WHERE folder = 'andy'")
+        raise RuntimeError("the job failed")
+    with repo.db.plain(write=False) as conn:
+        assert conn.execute("SELECT name FROM agent_groups").fetchall() == [("Robin",)]
+        assert conn.in_transaction
+    # The one pooled connection went back: the ORM gets it again at once.
+    assert [g.name for g in repo.agent_groups()] == ["Robin"]

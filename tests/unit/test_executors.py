@@ -182,13 +182,17 @@ async def test_every_central_statement_of_routed_messages_runs_on_the_central_th
         on_central.append(host.executors.central.owns_current_thread())
 
     socket = host.settings.cli_socket
-    event.listen(host.db.engine, "before_cursor_execute", on_statement)
+    # Statements through the ORM, and every taking of the one connection (plain sqlite3 too).
+    hooks = ("before_cursor_execute", "checkout")
+    for hook in hooks:
+        event.listen(host.db.engine, hook, on_statement)
     try:
         first = await say(socket, "hello")  # creates the session, starts it
         again = await say(socket, "and again")  # the warm path
         command = await say(socket, "/members Andy", sender="olive")  # a chat command
     finally:
-        event.remove(host.db.engine, "before_cursor_execute", on_statement)
+        for hook in hooks:
+            event.remove(host.db.engine, hook, on_statement)
     assert texts(first) and texts(again), (first, again)
     assert texts(command) and "denied" not in texts(command)[0], command
     assert on_central, "no central statement was seen"

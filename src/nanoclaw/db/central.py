@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,30 @@ class CentralDB:
         """One short transaction (BEGIN IMMEDIATE), committed on success."""
         with self._sessions.begin() as session:
             yield session
+
+    @contextmanager
+    def plain(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One short transaction in plain ``sqlite3`` on the same one central connection.
+
+        For the per-message paths, where the ORM's unit of work costs several times the
+        statements it runs. ``write=False`` begins a deferred (reading) transaction, which
+        takes no write lock. Committed on success, rolled back on any error. Like ``session``
+        it holds the one pooled connection: never open one inside the other.
+        """
+        fairy = self.engine.raw_connection()
+        try:
+            conn = fairy.driver_connection
+            assert isinstance(conn, sqlite3.Connection)
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:  # SQLite may have rolled it back already (disk full)
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            fairy.close()
 
     def dispose(self) -> None:
         self.engine.dispose()
