@@ -84,9 +84,15 @@ class HostProcess:
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
 
-    def logs(self) -> str:
+    def runner_pids(self) -> set[int]:
+        """Live runner processes of this install (the current host's and any orphans)."""
+        return set(find_foreign_runners(self.settings.install_id, exclude=set()))
+
+    def logs(self, *, tail_chars: int | None = 3000) -> str:
+        """Every run's log, each cut to its last ``tail_chars`` (None: whole)."""
+        start = -tail_chars if tail_chars else 0
         return "\n".join(
-            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+            f"--- {p.name}\n{p.read_text(errors='replace')[start:]}"
             for p in sorted(self.log_dir.glob("host-*.log"))
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -66,24 +67,8 @@ async def test_simultaneous_first_messages_make_one_session_per_chat_and_lose_no
         assert ids == expected  # none lost
 
 
-def test_a_new_sessions_inbound_db_holds_the_agents_destinations_and_reply_address(
-    settings: Settings,
-) -> None:
-    host = build_host(settings, runtime=FakeRuntime())
-    host.db.migrate()
-    andy = make_agent(host.repo, "Andy")
-    helper = make_agent(host.repo, "Helper")
-    for chat in ("beta", "alpha"):
-        wire_chat(host.repo, andy, chat)
-    host.repo.add_agent_destination(agent_group_id=andy.id, name="helper", target_id=helper.id)
-    # A chat the agent may send to but is not wired to: its session replies elsewhere.
-    lone = host.repo.ensure_messaging_group(channel_type="cli", platform_id="lone", name="Lone")
-
-    session, layout = host.sessions.resolve(
-        agent_group_id=andy.id, messaging_group_id=lone.id, thread_id="t1", mode="per-thread"
-    )
-
-    conn = sqlite3.connect(layout.inbound_db)
+def _projection(inbound_db: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    conn = sqlite3.connect(inbound_db)
     try:
         dests = conn.execute(
             "SELECT name, display_name, type, channel_type, platform_id, agent_group_id"
@@ -94,10 +79,40 @@ def test_a_new_sessions_inbound_db_holds_the_agents_destinations_and_reply_addre
         ).fetchall()
     finally:
         conn.close()
+    return dests, routing
+
+
+async def test_a_sessions_runner_starts_with_the_agents_destinations_and_reply_address(
+    settings: Settings,
+) -> None:
+    runtime = FakeRuntime()
+    host = build_host(settings, runtime=runtime)
+    await host.start()
+    try:
+        andy = make_agent(host.repo, "Andy")
+        helper = make_agent(host.repo, "Helper")
+        for chat in ("beta", "alpha"):
+            wire_chat(host.repo, andy, chat)
+        host.repo.add_agent_destination(agent_group_id=andy.id, name="helper", target_id=helper.id)
+        # A chat the agent may send to but is not wired to: its session replies elsewhere.
+        lone = host.repo.ensure_messaging_group(channel_type="cli", platform_id="lone", name="Lone")
+
+        session, layout = host.sessions.resolve(
+            agent_group_id=andy.id, messaging_group_id=lone.id, thread_id="t1", mode="per-thread"
+        )
+        # Creating a session writes its schema only: a session that never runs costs no
+        # projection of its agent's destinations.
+        assert _projection(layout.inbound_db) == ([], [])
+        assert session.thread_id == "t1"
+
+        assert await host.supervisor.wake(session.id)
+        assert runtime.starts == [session.id]
+        dests, routing = _projection(layout.inbound_db)
+    finally:
+        await host.stop()
     assert dests == [
         ("alpha", "alpha", "channel", "cli", "alpha", None),
         ("beta", "beta", "channel", "cli", "beta", None),
         ("helper", None, "agent", None, None, helper.id),
     ]
     assert routing == [("cli", "lone", "t1")]
-    assert session.thread_id == "t1"

@@ -513,7 +513,9 @@ class DeliveryLoop:
         adapter = self.channels.get(row.channel_type)
         if adapter is None:
             raise DeliveryError(f"no {row.channel_type} adapter is running")
-        files = await self.executors.blocking.run(self._load_files, layout, row)
+        files: tuple[OutboundFile, ...] = ()
+        if row.content.get("files"):  # most replies have none: no thread hop for them
+            files = await self.executors.blocking.run(self._load_files, layout, row)
         name = self._agent_names.get(session.agent_group_id)
         if name is None:  # looked up once per agent group while the host runs
             name = await self.executors.central.run(self._agent_name, session.agent_group_id)

@@ -61,8 +61,11 @@ class SessionService:
             )
             if session is not None:
                 return session, self.layout(session)
-            # Folder, DBs and projection first, then the row: a session is never visible
-            # (to the sweep, delivery, status) before its inbound.db exists.
+            # Folder and DBs first, then the row: a session is never visible (to the sweep,
+            # delivery, status) before its inbound.db exists. The projection (the agent's
+            # destinations, the reply address) is written before every runner start
+            # (``Supervisor._prepare``), its only reader; a session that never runs never pays
+            # for its agent's destinations.
             draft = SessionRow(
                 id=new_id("sess"),
                 agent_group_id=agent_group_id,
@@ -70,10 +73,7 @@ class SessionService:
                 thread_id=thread_id if mode == "per-thread" else None,
                 session_mode=mode,
             )
-            # inbound.db's schema and projection are one commit, outbound.db's schema another.
-            layout = self.store.ensure(
-                self.folder_of(agent_group_id), draft.id, projection=self.projection(draft)
-            )
+            layout = self.store.ensure(self.folder_of(agent_group_id), draft.id)
             # No runner can be alive for a session not yet created (invariant 1 allows this).
             self.store.prepare_outbound(layout)
             session = self.repo.create_session(

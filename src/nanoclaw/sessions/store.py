@@ -98,30 +98,13 @@ class SessionStore:
     def layout(self, agent_folder: str, session_id: str) -> SessionLayout:
         return SessionLayout(self.sessions_root / safe_name(agent_folder) / safe_name(session_id))
 
-    def ensure(
-        self,
-        agent_folder: str,
-        session_id: str,
-        *,
-        projection: tuple[Sequence[DestinationRow], RoutingRow | None] | None = None,
-    ) -> SessionLayout:
-        """Create the folder and ``inbound.db`` at its schema head (idempotent).
-
-        ``projection`` (destinations, routing) is written in the same transaction as the
-        schema, so a new ``inbound.db`` costs one commit.
-        """
+    def ensure(self, agent_folder: str, session_id: str) -> SessionLayout:
+        """Create the folder and ``inbound.db`` at its schema head (idempotent; one commit)."""
         layout = self.layout(agent_folder, session_id)
         for sub in SUBDIRS:
             layout.dir(sub).mkdir(parents=True, exist_ok=True)
-        seed = None
-        if projection is not None:
-            dests, routing = projection
-
-            def seed(conn: sqlite3.Connection) -> None:
-                _write_projection(conn, dests, routing)
-
         with self._lock(layout):
-            sessiondb.migrate(layout.inbound_db, SessionFile.INBOUND, confined=True, seed=seed)
+            sessiondb.migrate(layout.inbound_db, SessionFile.INBOUND, confined=True)
         return layout
 
     def prepare_outbound(self, layout: SessionLayout) -> None:
