@@ -73,6 +73,41 @@ def test_a_new_file_gets_every_step_and_a_second_migrate_is_a_no_op(
     conn.close()
 
 
+def schema(path: Path) -> list[tuple[str, str, str]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(
+            "SELECT type, name, sql FROM sqlite_master ORDER BY type, name"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("file", FILES)
+def test_a_new_host_side_file_is_the_head_image_with_the_schema_every_step_gives(
+    tmp_path: Path, file: SessionFile
+) -> None:
+    stepwise = tmp_path / "stepwise" / "sub" / f"{file.value}.db"
+    stepwise.parent.mkdir(parents=True)
+    sessiondb.migrate(stepwise, file)  # the runner's way: by path, every step's DDL
+    written = tmp_path / "session" / "sub" / f"{file.value}.db"
+    written.parent.mkdir(parents=True)
+    assert sessiondb.migrate(written, file, confined=True) == head_version(file)
+    assert written.read_bytes() == sessiondb.head_image(file)
+    assert schema(written) == schema(stepwise)
+    assert version(written) == head_version(file)
+    conn = sqlite3.connect(written)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    finally:
+        conn.close()
+    # An existing file is never replaced by the image: it is opened and migrated as before.
+    before = written.stat().st_ino, written.stat().st_mtime_ns
+    sessiondb.migrate(written, file, confined=True)
+    assert (written.stat().st_ino, written.stat().st_mtime_ns) == before
+
+
 @pytest.mark.parametrize("revision", ["0001", "0002"])
 def test_files_stamped_by_the_old_alembic_environments_upgrade_in_place(
     tmp_path: Path, revision: str

@@ -322,11 +322,14 @@ class ConfinedDir:
         return st
 
     # -- writes -------------------------------------------------------------------------------
-    def create_exclusive(self, name: str, data: bytes, *, mode: int = FILE_MODE) -> bool:
+    def create_exclusive(
+        self, name: str, data: bytes, *, mode: int = FILE_MODE, durable: bool = False
+    ) -> bool:
         """Create ``name`` with ``data``; False (nothing written) when any entry has that name.
 
         ``O_CREAT|O_EXCL`` never follows a symlink, dangling or not: a planted link is an
-        existing entry, so root never creates a file where an agent points.
+        existing entry, so root never creates a file where an agent points. ``durable``:
+        ``fsync`` before returning.
         """
         where = str(self.path / name)
         try:
@@ -335,6 +338,8 @@ class ConfinedDir:
             return False
         try:
             _write_all(fd, data)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         return True

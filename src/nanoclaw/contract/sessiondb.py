@@ -22,6 +22,7 @@ transaction, adopts a file stamped by the Alembic environments NanoClaw used bef
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sqlite3
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from nanoclaw.contract.confined import ConfinedDir
 from nanoclaw.contract.dbprobe import connect_session_db
 from nanoclaw.errors import SchemaVersionError, StorageError
 
@@ -421,6 +423,8 @@ def migrate(
     already. Only the file's writer (or the host while no runner is alive) may call this.
     """
     head = head_version(file)
+    if confined and seed is None and _create_at_head(path, file):
+        return head
     conn = connect(path, readonly=False, confined=confined)
     try:
         if check_version(conn, file, str(path)) == head and seed is None:
@@ -449,6 +453,37 @@ def migrate(
         return head
     finally:
         conn.close()
+
+
+@functools.cache
+def head_image(file: SessionFile) -> bytes:
+    """A new ``file`` at head, as its bytes: built once per process by running every step.
+
+    A missing host-side session file is written as this image in one durable write: a new
+    session costs no SQLite schema work (a dozen DDL statements, each re-reading the schema).
+    """
+    import tempfile  # host-side only: kept out of the runner's start-up imports
+
+    with tempfile.TemporaryDirectory(prefix="nanoclaw-image-") as scratch:
+        path = Path(scratch) / f"{file.value}.db"
+        conn = connect(path, readonly=False)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for step in STEPS[file]:
+                for statement in step:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={head_version(file)}")
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        return path.read_bytes()
+
+
+def _create_at_head(path: Path, file: SessionFile) -> bool:
+    """Write a missing ``<session>/<sub>/<name>`` as the head image; False when any entry has
+    that name (then it is opened, probed and migrated as usual)."""
+    with ConfinedDir.open(path.parent.parent, path.parent.name) as folder:
+        return folder.create_exclusive(path.name, head_image(file), durable=True)
 
 
 def expect_version(path: Path, file: SessionFile, expected: int, *, writer: bool = False) -> None:
