@@ -290,32 +290,20 @@ class DeliveryLoop:
             session_id, self.reader.acks_since, layout, self.acks.since(session_id)
         )
         acks = self.acks.changed(session_id, changed)
-        if any(status in FINISHED for status in acks.values()):
-            await self.executors.sessions.run(
-                session_id, self.sessions.store.sync_acks, layout, acks
-            )
         self._note_failed({mid for mid, status in acks.items() if status == "failed"})
-        # Order matters (nanoclaw.delivery.origin): the session's state is observed before
-        # messages_out is read, and each request's origin is decided when it is first read.
-        await self.executors.sessions.run(
-            session_id, self.origins.observe, session_id, layout, acks
-        )
-        floor = self._floor.get(session_id, 0)
-        rows = await self.executors.sessions.run(
-            session_id, self.reader.outbound_rows, layout, due_before=now_iso(), after_seq=floor
-        )
-        requests = [(r.id, r.in_reply_to) for r in rows if r.kind == "system"]
-        await self.executors.sessions.run(
-            session_id, self.origins.first_sight, session_id, layout, requests
+        rows, states = await self.executors.sessions.run(
+            session_id,
+            self._read_pass,
+            session_id,
+            layout,
+            acks,
+            after_seq=self._floor.get(session_id, 0),
         )
         if not rows:
             if session_id not in self.running_sessions():
                 self._extra.discard(session_id)
             await self.report_done(session_id, set(self.acks.owed(session_id)))
             return 0
-        states = await self.executors.sessions.run(
-            session_id, self.reader.deliveries, layout, [r.id for r in rows]
-        )
         now = now_iso()
         terminal: dict[str, bool] = {}
         lanes: dict[tuple[str | None, ...], list[OutboundRow]] = {}
@@ -362,6 +350,25 @@ class DeliveryLoop:
         if all_terminal:
             await self.report_done(session_id, set(self.acks.owed(session_id)))
         return handled
+
+    def _read_pass(
+        self, session_id: str, layout: SessionLayout, acks: dict[str, str], *, after_seq: int
+    ) -> tuple[list[OutboundRow], dict[str, DeliveryState]]:
+        """Blocking, on the session's lane (one job, so one hop): sync finished acks, observe,
+        read the due rows above ``after_seq``, decide new requests' origins, read their states.
+
+        Order matters (nanoclaw.delivery.origin): the session's state is observed before
+        messages_out is read, and each request's origin is decided when it is first read.
+        """
+        if any(status in FINISHED for status in acks.values()):
+            self.sessions.store.sync_acks(layout, acks)
+        self.origins.observe(session_id, layout, acks)
+        rows = self.reader.outbound_rows(layout, due_before=now_iso(), after_seq=after_seq)
+        requests = [(r.id, r.in_reply_to) for r in rows if r.kind == "system"]
+        self.origins.first_sight(session_id, layout, requests)
+        if not rows:
+            return rows, {}
+        return rows, self.reader.deliveries(layout, [r.id for r in rows])
 
     def _note_failed(self, ids: set[str]) -> None:
         for mid in ids:
