@@ -81,7 +81,8 @@ class SessionStore:
         self._listeners: list[Callable[[SessionLayout], None]] = []
 
     def add_insert_listener(self, listener: Callable[[SessionLayout], None]) -> None:
-        """Called (from the writing thread) after rows are inserted into a session's inbound.db.
+        """Called (from the writing thread) after rows with a ``process_after`` are inserted
+        into a session's inbound.db (a row without one is due now: the route wakes its runner).
 
         The due-work timer uses it to learn about rows with a future ``process_after``.
         """
@@ -141,6 +142,7 @@ class SessionStore:
     ) -> list[int]:
         """Insert rows with fresh even seqs; a row whose id exists is skipped (idempotent)."""
         seqs: list[int] = []
+        scheduled = False
         with self._writing(layout) as conn:
             for message in messages:
                 existing = conn.execute(
@@ -149,6 +151,7 @@ class SessionStore:
                 if existing is not None:
                     seqs.append(int(existing[0]))
                     continue
+                scheduled = scheduled or message.process_after is not None
                 high = conn.execute("SELECT MAX(seq) FROM messages_in").fetchone()[0]
                 seq = next_host_seq(high)
                 conn.execute(
@@ -173,7 +176,8 @@ class SessionStore:
                     ),
                 )
                 seqs.append(seq)
-        self._notify(layout)
+        if scheduled:
+            self._notify(layout)
         return seqs
 
     def project(

@@ -597,7 +597,11 @@ class Sweep:
     async def on_turn_done(self, session_id: str, message_ids: frozenset[str]) -> None:
         """Re-arm a recurring series as soon as its occurrence is done (the sweep is the net)."""
         try:
-            _, layout = await self.executors.central.run(self.sessions.row_and_layout, session_id)
+            layout = self.timer.layout(session_id)
+            if layout is None:  # a session the timer does not know yet
+                _, layout = await self.executors.central.run(
+                    self.sessions.row_and_layout, session_id
+                )
             rearmed = await self.executors.sessions.run(
                 session_id,
                 rearm_ended,
