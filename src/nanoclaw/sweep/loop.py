@@ -597,11 +597,13 @@ class Sweep:
     async def on_turn_done(self, session_id: str, message_ids: frozenset[str]) -> None:
         """Re-arm a recurring series as soon as its occurrence is done (the sweep is the net)."""
         try:
-            layout = self.timer.layout(session_id)
-            if layout is None:  # a session the timer does not know yet
+            known = self.timer.layout(session_id)
+            if known is None:  # a session the timer does not know yet
                 _, layout = await self.executors.central.run(
                     self.sessions.row_and_layout, session_id
                 )
+            else:
+                layout = known
             rearmed = await self.executors.sessions.run(
                 session_id,
                 rearm_ended,
