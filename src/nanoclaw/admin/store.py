@@ -23,9 +23,16 @@ from nanoclaw.db.models import (
     UserRole,
     Wiring,
 )
+from nanoclaw.db.plain_rows import detached, select_all
 from nanoclaw.errors import NotFoundError, ValidationError
 from nanoclaw.ids import new_id
 from nanoclaw.permissions.access import RoleGrant
+
+_SELECT_OPEN_CARDS = (
+    f"{select_all(PendingApproval)}"
+    " WHERE card_channel_type = ? AND card_platform_id = ? AND status = ?"
+    " ORDER BY created_at DESC, id DESC"
+)
 
 
 @dataclass(frozen=True)
@@ -323,19 +330,12 @@ class AdminStore:
             return list(s.scalars(query))
 
     def open_cards_in(self, channel_type: str, platform_id: str) -> list[PendingApproval]:
-        """Pending cards delivered to this chat, newest first."""
-        with self.db.session() as s:
-            return list(
-                s.scalars(
-                    select(PendingApproval)
-                    .where(
-                        PendingApproval.card_channel_type == channel_type,
-                        PendingApproval.card_platform_id == platform_id,
-                        PendingApproval.status == "pending",
-                    )
-                    .order_by(PendingApproval.created_at.desc(), PendingApproval.id.desc())
-                )
-            )
+        """Pending cards delivered to this chat, newest first (plain SQL: every message asks)."""
+        with self.db.plain(write=False) as conn:
+            rows = conn.execute(
+                _SELECT_OPEN_CARDS, (channel_type, platform_id, "pending")
+            ).fetchall()
+        return [detached(PendingApproval, row) for row in rows]
 
     def decide(
         self, approval_id: str, *, status: str, by: str | None, decision: str | None

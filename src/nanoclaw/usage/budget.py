@@ -56,7 +56,12 @@ class BudgetGuard:
 
     def over_budget(self, agent_group_id: str) -> tuple[float, float] | None:
         """(spent, budget) when the group's daily budget is spent, else None."""
-        budget = self.repo.container_config(agent_group_id).daily_budget_usd
+        with self.repo.db.plain(write=False) as conn:
+            row = conn.execute(
+                "SELECT daily_budget_usd FROM container_configs WHERE agent_group_id = ?",
+                (agent_group_id,),
+            ).fetchone()
+        budget = None if row is None else row[0]  # no config row: no budget (the default)
         if budget is None or budget <= 0:
             return None
         spent = self.ledger.spent(agent_group_id)
@@ -88,7 +93,7 @@ class BudgetGuard:
     async def account(self, session_id: str, stop: StopGroup) -> None:
         """Ingest the session's usage; pause the group (``stop``) if that spent its budget."""
         try:
-            session = await self.executors.central.run(self.repo.session, session_id)
+            session = await self.executors.central.run(self.ledger.sessions.row, session_id)
             added = await self.executors.central.run(self.ledger.ingest, session)
             if not added:
                 return

@@ -18,11 +18,10 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from nanoclaw.contract import sessiondb
 from nanoclaw.contract.sessiondb import UsageRow
-from nanoclaw.contract.timeutil import parse_iso, utc_now
+from nanoclaw.contract.timeutil import parse_iso, to_iso, utc_now
 from nanoclaw.db.models import SessionRow, UsageTurn
 from nanoclaw.db.repository import Repository
 from nanoclaw.errors import SandboxFileError
@@ -32,6 +31,14 @@ from nanoclaw.settings import Settings
 log = logging.getLogger("nanoclaw.usage")
 
 GroupBy = Literal["group", "session", "day", "model"]
+
+# One runner usage row; a row already copied (same session and runner row id) is left alone.
+_INSERT_TURN = (
+    "INSERT INTO usage_turns (session_id, agent_group_id, runner_row_id, day, model,"
+    " input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, occurred_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (session_id, runner_row_id) DO NOTHING"
+)
 
 
 @dataclass(frozen=True)
@@ -79,38 +86,36 @@ class UsageLedger:
             return 0
         last = self._ingested.get(session.id)
         if last is None:
-            with self.repo.db.session() as s:
-                last = s.scalar(
-                    select(func.max(UsageTurn.runner_row_id)).where(
-                        UsageTurn.session_id == session.id
-                    )
-                )
-            last = last or 0
+            with self.repo.db.plain(write=False) as conn:
+                (known,) = conn.execute(
+                    "SELECT max(runner_row_id) FROM usage_turns WHERE session_id = ?",
+                    (session.id,),
+                ).fetchone()
+            last = int(known or 0)
             self._ingested[session.id] = last
         rows = _read_usage(layout.outbound_db, after_id=last)
         if not rows:
             return 0
-        values = [
-            {
-                "session_id": session.id,
-                "agent_group_id": session.agent_group_id,
-                "runner_row_id": r.id,
-                "day": self.day_of(parse_iso(r.created_at)),
-                "model": r.model,
-                "input_tokens": r.input_tokens,
-                "output_tokens": r.output_tokens,
-                "cache_read_tokens": r.cache_read_tokens,
-                "cache_write_tokens": r.cache_write_tokens,
-                "cost_usd": r.cost_usd,
-                "occurred_at": parse_iso(r.created_at),
-            }
-            for r in rows
-        ]
-        with self.repo.db.session() as s:
-            stmt = sqlite_insert(UsageTurn).on_conflict_do_nothing(
-                index_elements=["session_id", "runner_row_id"]
+        values = []
+        for r in rows:
+            occurred = parse_iso(r.created_at)
+            values.append(
+                (
+                    session.id,
+                    session.agent_group_id,
+                    r.id,
+                    self.day_of(occurred),
+                    r.model,
+                    r.input_tokens,
+                    r.output_tokens,
+                    r.cache_read_tokens,
+                    r.cache_write_tokens,
+                    r.cost_usd,
+                    to_iso(occurred),
+                )
             )
-            s.execute(stmt, values)
+        with self.repo.db.plain() as conn:
+            conn.executemany(_INSERT_TURN, values)
         self._ingested[session.id] = max(last, rows[-1].id)
         return len(values)
 
@@ -125,13 +130,12 @@ class UsageLedger:
 
     # -- queries -----------------------------------------------------------------------------
     def spent(self, agent_group_id: str, day: str | None = None) -> float:
-        with self.repo.db.session() as s:
-            total = s.scalar(
-                select(func.coalesce(func.sum(UsageTurn.cost_usd), 0.0)).where(
-                    UsageTurn.agent_group_id == agent_group_id,
-                    UsageTurn.day == (day or self.today()),
-                )
-            )
+        with self.repo.db.plain(write=False) as conn:
+            (total,) = conn.execute(
+                "SELECT coalesce(sum(cost_usd), 0.0) FROM usage_turns"
+                " WHERE agent_group_id = ? AND day = ?",
+                (agent_group_id, day or self.today()),
+            ).fetchone()
         return float(total or 0.0)
 
     def totals(

@@ -13,11 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
-
-from nanoclaw.contract.timeutil import utc_now
+from nanoclaw.contract.timeutil import to_iso, utc_now
 from nanoclaw.db.central import CentralDB
-from nanoclaw.db.models import CliChatState, CliReply
 
 DEFAULT_PER_CHAT_MAX = 10_000
 ACKED_KEPT_PER_CHAT = 100  # delivered rows kept for inspection; older ones are pruned
@@ -57,111 +54,92 @@ class CliBacklog:
         self.per_chat_max = per_chat_max
         self.clock = clock
 
-    def add(self, chat: str, frame_json: str, *, delivery_key: str | None = None) -> tuple[int, bool]:
+    def add(
+        self, chat: str, frame_json: str, *, delivery_key: str | None = None
+    ) -> tuple[int, bool]:
         """Store one reply; return (its row id, whether it is new). Drops (and counts) the oldest
         beyond the bound.
 
         A reply whose ``delivery_key`` is already stored (the outbound row was re-sent because the
         host crashed before recording its delivery) is not stored again: its first row is returned.
         """
-        with self.db.session() as s:
+        with self.db.plain() as conn:
             if delivery_key is not None:
-                known = s.scalar(select(CliReply.id).where(CliReply.delivery_key == delivery_key))
+                known = conn.execute(
+                    "SELECT id FROM cli_replies WHERE delivery_key = ?", (delivery_key,)
+                ).fetchone()
                 if known is not None:
-                    return known, False
-            row = CliReply(
-                chat=chat, frame=frame_json, created_at=self.clock(), delivery_key=delivery_key
+                    return int(known[0]), False
+            inserted = conn.execute(
+                "INSERT INTO cli_replies (chat, frame, created_at, delivery_key) VALUES (?, ?, ?, ?)",
+                (chat, frame_json, to_iso(self.clock()), delivery_key),
             )
-            s.add(row)
-            s.flush()
-            pending = s.scalar(
-                select(func.count())
-                .select_from(CliReply)
-                .where(CliReply.chat == chat, CliReply.delivered_at.is_(None))
-            )
-            excess = int(pending or 0) - self.per_chat_max
+            row_id = inserted.lastrowid
+            assert row_id is not None
+            (pending,) = conn.execute(
+                "SELECT count(*) FROM cli_replies WHERE chat = ? AND delivered_at IS NULL", (chat,)
+            ).fetchone()
+            excess = int(pending) - self.per_chat_max
             if excess > 0:
-                oldest = (
-                    select(CliReply.id)
-                    .where(CliReply.chat == chat, CliReply.delivered_at.is_(None))
-                    .order_by(CliReply.id)
-                    .limit(excess)
+                conn.execute(
+                    "DELETE FROM cli_replies WHERE id IN (SELECT id FROM cli_replies"
+                    " WHERE chat = ? AND delivered_at IS NULL ORDER BY id LIMIT ?)",
+                    (chat, excess),
                 )
-                s.execute(delete(CliReply).where(CliReply.id.in_(oldest)))
-                state = s.get(CliChatState, chat)
-                if state is None:
-                    s.add(CliChatState(chat=chat, dropped=excess))
-                else:
-                    state.dropped += excess
-            return row.id, True
+                conn.execute(
+                    "INSERT INTO cli_chat_state (chat, dropped) VALUES (?, ?)"
+                    " ON CONFLICT (chat) DO UPDATE SET dropped = dropped + excluded.dropped",
+                    (chat, excess),
+                )
+            return row_id, True
 
     def take_dropped(self, chat: str) -> int:
         """How many replies the bound dropped since the last call for this chat (then zero)."""
-        with self.db.session() as s:
-            state = s.get(CliChatState, chat)
-            if state is None or not state.dropped:
+        with self.db.plain() as conn:
+            state = conn.execute(
+                "SELECT dropped FROM cli_chat_state WHERE chat = ?", (chat,)
+            ).fetchone()
+            if state is None or not state[0]:
                 return 0
-            dropped = state.dropped
-            state.dropped = 0
-            return dropped
+            conn.execute("UPDATE cli_chat_state SET dropped = 0 WHERE chat = ?", (chat,))
+            return int(state[0])
 
     def pending(
         self, chat: str, *, after_id: int = 0, limit: int = REPLAY_PAGE_ROWS
     ) -> list[StoredReply]:
         """Unacknowledged replies of a chat after ``after_id``, oldest first."""
-        with self.db.session() as s:
-            rows = s.execute(
-                select(CliReply.id, CliReply.frame)
-                .where(
-                    CliReply.chat == chat,
-                    CliReply.delivered_at.is_(None),
-                    CliReply.id > after_id,
-                )
-                .order_by(CliReply.id)
-                .limit(limit)
-            ).all()
+        with self.db.plain(write=False) as conn:
+            rows = conn.execute(
+                "SELECT id, frame FROM cli_replies WHERE chat = ? AND delivered_at IS NULL"
+                " AND id > ? ORDER BY id LIMIT ?",
+                (chat, after_id, limit),
+            ).fetchall()
         return [StoredReply(row_id, frame) for row_id, frame in rows]
 
     def ack(self, chat: str, row_ids: Sequence[int]) -> int:
         """Record these replies of ``chat`` delivered; returns how many were newly acknowledged."""
         if not row_ids:
             return 0
-        with self.db.session() as s:
-            result = s.execute(
-                update(CliReply)
-                .where(
-                    CliReply.chat == chat,
-                    CliReply.id.in_(list(row_ids)),
-                    CliReply.delivered_at.is_(None),
-                )
-                .values(delivered_at=self.clock())
+        ids = list(row_ids)
+        marks = ", ".join("?" * len(ids))  # one ``?`` per id (an ack frame names at most 1000)
+        with self.db.plain() as conn:
+            acked = conn.execute(
+                "UPDATE cli_replies SET delivered_at = ?"
+                f" WHERE chat = ? AND delivered_at IS NULL AND id IN ({marks})",
+                (to_iso(self.clock()), chat, *ids),
+            ).rowcount
+            conn.execute(
+                "DELETE FROM cli_replies WHERE chat = ? AND delivered_at IS NOT NULL"
+                " AND id NOT IN (SELECT id FROM cli_replies"
+                " WHERE chat = ? AND delivered_at IS NOT NULL ORDER BY id DESC LIMIT ?)",
+                (chat, chat, ACKED_KEPT_PER_CHAT),
             )
-            kept = (
-                select(CliReply.id)
-                .where(CliReply.chat == chat, CliReply.delivered_at.is_not(None))
-                .order_by(CliReply.id.desc())
-                .limit(ACKED_KEPT_PER_CHAT)
-            )
-            s.execute(
-                delete(CliReply).where(
-                    CliReply.chat == chat,
-                    CliReply.delivered_at.is_not(None),
-                    CliReply.id.not_in(kept),
-                )
-            )
-            return int(getattr(result, "rowcount", 0) or 0)
+            return max(acked, 0)
 
     def counts(self, chat: str) -> tuple[int, int]:
         """(unacknowledged, delivered) rows kept for a chat."""
-        with self.db.session() as s:
-            pending = s.scalar(
-                select(func.count())
-                .select_from(CliReply)
-                .where(CliReply.chat == chat, CliReply.delivered_at.is_(None))
-            )
-            done = s.scalar(
-                select(func.count())
-                .select_from(CliReply)
-                .where(CliReply.chat == chat, CliReply.delivered_at.is_not(None))
-            )
-        return int(pending or 0), int(done or 0)
+        with self.db.plain(write=False) as conn:
+            (kept, done) = conn.execute(
+                "SELECT count(*), count(delivered_at) FROM cli_replies WHERE chat = ?", (chat,)
+            ).fetchone()
+        return int(kept) - int(done), int(done)

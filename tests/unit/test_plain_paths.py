@@ -1,0 +1,208 @@
+"""The per-message central-DB paths in plain SQL read and write exactly what the ORM does."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import inspect, select
+
+from nanoclaw.admin.store import AdminStore, NewApproval
+from nanoclaw.channels.cli.backlog import CliBacklog
+from nanoclaw.contract.timeutil import to_iso
+from nanoclaw.db.central import CentralDB
+from nanoclaw.db.models import (
+    CentralBase,
+    CliChatState,
+    CliReply,
+    MessagingGroup,
+    SessionRow,
+    UsageTurn,
+)
+from nanoclaw.db.plain_rows import detached, select_all
+from nanoclaw.db.repository import Repository
+from nanoclaw.errors import NotFoundError
+from nanoclaw.sessions.service import SessionService
+from nanoclaw.sessions.store import SessionStore
+from nanoclaw.settings import Settings
+from nanoclaw.usage.ledger import UsageLedger
+from tests.conftest import REPO_ROOT
+
+MOMENT = datetime(2026, 3, 4, 5, 6, 7, 8009, tzinfo=UTC)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Iterator[Repository]:
+    db = CentralDB(path=tmp_path / "central.db", migrations_root=REPO_ROOT / "migrations")
+    db.migrate()
+    try:
+        yield Repository(db)
+    finally:
+        db.dispose()
+
+
+@pytest.fixture
+def service(repo: Repository, tmp_path: Path) -> SessionService:
+    return SessionService(repo=repo, store=SessionStore(sessions_root=tmp_path / "sessions"))
+
+
+def _columns(row: CentralBase) -> dict[str, Any]:
+    state = inspect(row)
+    assert state.detached and not state.modified  # as a committed session leaves its rows
+    return {attr.key: attr.loaded_value for attr in state.attrs}
+
+
+def test_a_session_row_read_plain_is_the_orm_row_nulls_and_times_included(
+    repo: Repository, service: SessionService
+) -> None:
+    group = repo.create_agent_group(name="Andy", folder="andy")
+    chat = repo.ensure_messaging_group(channel_type="cli", platform_id="local")
+    threaded = repo.create_session(
+        agent_group_id=group.id, messaging_group_id=chat.id, thread_id="t1", mode="per-thread"
+    )
+    bare = repo.create_session(
+        agent_group_id=group.id, messaging_group_id=None, thread_id=None, mode="agent-shared"
+    )
+    with repo.db.session() as s:
+        row = s.get(SessionRow, threaded.id)
+        assert row is not None
+        row.last_exit_code, row.last_exit_log, row.last_active = 3, "boom", MOMENT
+    for session_id in (threaded.id, bare.id):
+        plain, layout = service.row_and_layout(session_id)
+        assert _columns(plain) == _columns(repo.session(session_id))
+        assert layout == service.layout(repo.session(session_id))
+    assert service.row(threaded.id).last_active == MOMENT
+    assert service.row(bare.id).messaging_group_id is None
+    assert service.row(bare.id).last_exit_code is None
+    with pytest.raises(NotFoundError) as plain_missing:
+        service.row("sess-nope")
+    with pytest.raises(NotFoundError) as orm_missing:
+        repo.session("sess-nope")
+    assert (plain_missing.value.kind, plain_missing.value.key) == ("session", "sess-nope")
+    assert str(plain_missing.value) == str(orm_missing.value)
+
+
+def test_booleans_and_absent_times_read_plain_as_the_orm_reads_them(repo: Repository) -> None:
+    group_chat = repo.ensure_messaging_group(
+        channel_type="slack", platform_id="C1", name="Team", is_group=True
+    )
+    dm = repo.ensure_messaging_group(channel_type="slack", platform_id="D1")
+    AdminStore(repo.db).set_denied(dm.id, True)
+    with repo.db.plain(write=False) as conn:
+        rows = conn.execute(f"{select_all(MessagingGroup)} ORDER BY platform_id").fetchall()
+    plain = [detached(MessagingGroup, row) for row in rows]
+    with repo.db.session() as s:
+        orm = list(s.scalars(select(MessagingGroup).order_by(MessagingGroup.platform_id)))
+    assert [_columns(r) for r in plain] == [_columns(r) for r in orm]
+    assert [(r.is_group, r.denied_at is None) for r in plain] == [(True, True), (False, False)]
+    assert {type(r.is_group) for r in plain} == {bool}  # 1 == True: the type tells them apart
+    assert group_chat.id == plain[0].id
+
+
+def test_open_cards_read_plain_are_the_orm_rows_newest_first(repo: Repository) -> None:
+    store = AdminStore(repo.db)
+
+    def card(title: str, chat: str, **fields: Any) -> str:
+        new = NewApproval(
+            kind="sender",
+            title=title,
+            question="Let them in?",
+            options=[{"label": "Allow", "value": "allow"}],
+            payload={"user": title},
+            ttl_s=3600.0,
+            **fields,
+        )
+        made = store.create_approval(new)
+        assert made is not None
+        store.set_card(made.id, "cli", chat, None if title == "b" else f"m-{title}")
+        return made.id
+
+    first = card("a", "local", dedup_key="sender:a", approver_user_id="cli:al")
+    second = card("b", "local")
+    store.set_stage(second, "name")
+    decided = card("c", "local")
+    assert store.decide(decided, status="denied", by="cli:al", decision="deny")
+    card("d", "elsewhere")
+    open_cards = store.open_cards_in("cli", "local")
+    assert [c.id for c in open_cards] == [second, first]
+    for plain in open_cards:
+        orm = store.approval(plain.id)
+        assert orm is not None
+        assert _columns(plain) == _columns(orm)
+    assert open_cards[0].card_message_id is None and open_cards[0].stage == "name"
+    assert open_cards[1].decided_at is None and open_cards[1].expires_at.tzinfo is not None
+    assert store.open_cards_in("cli", "nobody") == []
+
+
+def test_backlog_rows_written_plain_read_back_through_the_orm(tmp_path: Path) -> None:
+    db = CentralDB(path=tmp_path / "central.db", migrations_root=REPO_ROOT / "migrations")
+    db.migrate()
+    times = iter([MOMENT + timedelta(seconds=n) for n in range(10)])
+    backlog = CliBacklog(db=db, per_chat_max=2, clock=lambda: next(times))
+    try:
+        keyed, new = backlog.add("local", '{"text":"a"}', delivery_key="s1/1")
+        assert new
+        plain, _ = backlog.add("local", '{"text":"b"}')
+        assert backlog.ack("local", [keyed, keyed + 1000]) == 1
+        assert backlog.ack("local", [keyed]) == 0  # already acknowledged
+        with db.session() as s:
+            rows = {r.id: r for r in s.scalars(select(CliReply))}
+        assert rows[keyed].created_at == MOMENT
+        assert rows[keyed].delivered_at == MOMENT + timedelta(seconds=2)
+        assert (rows[plain].delivered_at, rows[plain].delivery_key) == (None, None)
+        assert rows[keyed].delivery_key == "s1/1"
+        with db.plain(write=False) as conn:
+            stored = conn.execute(
+                "SELECT created_at, delivered_at FROM cli_replies WHERE id = ?", (keyed,)
+            ).fetchone()
+        assert stored == (to_iso(MOMENT), to_iso(MOMENT + timedelta(seconds=2)))
+        for n in range(3):  # 2 kept unacknowledged: the first drop inserts the state, then adds
+            backlog.add("local", f'{{"text":"c{n}"}}')
+        with db.session() as s:
+            state = s.get(CliChatState, "local")
+            assert state is not None and state.dropped == 2
+        assert backlog.take_dropped("local") == 2
+        assert backlog.take_dropped("local") == 0
+        assert backlog.take_dropped("never-seen") == 0
+        assert backlog.counts("local") == (2, 1)
+        assert backlog.counts("never-seen") == (0, 0)
+    finally:
+        db.dispose()
+
+
+def test_usage_ingested_plain_reads_back_through_the_orm_once(
+    repo: Repository, service: SessionService, settings: Settings
+) -> None:
+    group = repo.create_agent_group(name="Andy", folder="andy")
+    session, layout = service.resolve(
+        agent_group_id=group.id, messaging_group_id=None, thread_id=None, mode="agent-shared"
+    )
+    with sqlite3.connect(layout.outbound_db) as conn:  # the runner's rows, as it writes them
+        conn.executemany(
+            "INSERT INTO usage (id, turn_id, model, input_tokens, output_tokens,"
+            " cache_read_tokens, cache_write_tokens, cost_usd, created_at)"
+            " VALUES (?, ?, 'claude-sonnet-4-5', 10, 5, 0, 0, ?, ?)",
+            [(1, "t1", 0.25, to_iso(MOMENT)), (2, "t2", 0.5, to_iso(MOMENT + timedelta(days=1)))],
+        )
+    conn.close()
+    settings.timezone = "UTC"
+    ledger = UsageLedger(settings=settings, repo=repo, sessions=service)
+    assert ledger.ingest(session) == 2
+    assert ledger.ingest(session) == 0
+    # A new host reads what was copied from the central DB and copies nothing twice.
+    assert UsageLedger(settings=settings, repo=repo, sessions=service).ingest(session) == 0
+    with repo.db.session() as s:
+        turns = list(s.scalars(select(UsageTurn).order_by(UsageTurn.runner_row_id)))
+    assert [(t.runner_row_id, t.day, t.occurred_at, t.cost_usd) for t in turns] == [
+        (1, "2026-03-04", MOMENT, 0.25),
+        (2, "2026-03-05", MOMENT + timedelta(days=1), 0.5),
+    ]
+    assert {(t.session_id, t.agent_group_id, t.model) for t in turns} == {
+        (session.id, group.id, "claude-sonnet-4-5")
+    }
+    assert ledger.spent(group.id, "2026-03-05") == 0.5
+    assert ledger.spent(group.id, "2026-01-01") == 0.0
