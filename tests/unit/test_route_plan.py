@@ -3,13 +3,12 @@ step doing exactly what a plan lists (recording fakes)."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import event as sa_event
 
 from nanoclaw.channels.base import InboundEvent, InboundMessage
 from nanoclaw.db.central import CentralDB
@@ -57,17 +56,26 @@ class Central:
 
 
 @contextmanager
-def _counting_begins(db: CentralDB) -> Iterator[list[object]]:
-    begins: list[object] = []
+def _counting_begins(db: CentralDB) -> Iterator[list[str]]:
+    """The transactions begun on the one central connection, ORM or plain: its ``BEGIN``s as
+    SQLite runs them (the connection's trace callback)."""
+    begins: list[str] = []
 
-    def on_begin(conn: Any) -> None:
-        begins.append(conn)
+    def on_statement(statement: str) -> None:
+        if statement.startswith("BEGIN"):
+            begins.append(statement)
 
-    sa_event.listen(db.engine, "begin", on_begin)
+    fairy = db.engine.raw_connection()  # the pool's one connection: every transaction's
+    try:
+        driver = fairy.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+    finally:
+        fairy.close()
+    driver.set_trace_callback(on_statement)
     try:
         yield begins
     finally:
-        sa_event.remove(db.engine, "begin", on_begin)
+        driver.set_trace_callback(None)
 
 
 def _event(

@@ -23,16 +23,12 @@ from nanoclaw.db.models import (
     UserRole,
     Wiring,
 )
-from nanoclaw.db.plain_rows import detached, select_all
+from nanoclaw.db.plain_rows import PlainTable
 from nanoclaw.errors import NotFoundError, ValidationError
 from nanoclaw.ids import new_id
 from nanoclaw.permissions.access import RoleGrant
 
-_SELECT_OPEN_CARDS = (
-    f"{select_all(PendingApproval)}"
-    " WHERE card_channel_type = ? AND card_platform_id = ? AND status = ?"
-    " ORDER BY created_at DESC, id DESC"
-)
+_APPROVALS = PlainTable(PendingApproval)
 
 
 @dataclass(frozen=True)
@@ -332,10 +328,12 @@ class AdminStore:
     def open_cards_in(self, channel_type: str, platform_id: str) -> list[PendingApproval]:
         """Pending cards delivered to this chat, newest first (plain SQL: every message asks)."""
         with self.db.plain(write=False) as conn:
-            rows = conn.execute(
-                _SELECT_OPEN_CARDS, (channel_type, platform_id, "pending")
-            ).fetchall()
-        return [detached(PendingApproval, row) for row in rows]
+            return _APPROVALS.all(
+                conn,
+                "WHERE card_channel_type = ? AND card_platform_id = ? AND status = ?"
+                " ORDER BY created_at DESC, id DESC",
+                (channel_type, platform_id, "pending"),
+            )
 
     def decide(
         self, approval_id: str, *, status: str, by: str | None, decision: str | None

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from nanoclaw.contract.timeutil import utc_now
+from nanoclaw.contract.timeutil import to_iso, utc_now
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.models import (
     FOLDER_RE,
@@ -27,8 +28,19 @@ from nanoclaw.db.models import (
     UserRole,
     Wiring,
 )
+from nanoclaw.db.plain_rows import PlainTable, placeholders
 from nanoclaw.errors import NotFoundError, ValidationError
 from nanoclaw.ids import new_id
+
+# The per-message reads and writes go through plain sqlite3 (``CentralDB.plain``): the ORM's
+# unit of work costs several times the statements it runs there.
+_MESSAGING_GROUPS = PlainTable(MessagingGroup)
+_WIRINGS = PlainTable(Wiring)
+_SESSIONS = PlainTable(SessionRow)
+_USERS = PlainTable(User)
+
+# How many senders and chats ``route_facts`` remembers having seen (its write hint), at most.
+ROUTE_HINTS_MAX = 10_000
 
 
 class DestinationTarget(NamedTuple):
@@ -123,6 +135,7 @@ class DropRecord:
 class Repository:
     def __init__(self, db: CentralDB) -> None:
         self.db = db
+        self._route_hints = _RouteHints()
 
     # -- agent groups -----------------------------------------------------------------------
     def create_agent_group(
@@ -173,17 +186,12 @@ class Repository:
 
     # -- messaging groups and wirings ---------------------------------------------------------
     def messaging_group(self, channel_type: str, platform_id: str) -> MessagingGroup | None:
-        with self.db.session() as s:
-            return s.scalar(
-                select(MessagingGroup).where(
-                    MessagingGroup.channel_type == channel_type,
-                    MessagingGroup.platform_id == platform_id,
-                )
-            )
+        with self.db.plain(write=False) as conn:
+            return _messaging_group(conn, channel_type, platform_id)
 
     def messaging_group_by_id(self, mg_id: str) -> MessagingGroup | None:
-        with self.db.session() as s:
-            return s.get(MessagingGroup, mg_id)
+        with self.db.plain(write=False) as conn:
+            return _MESSAGING_GROUPS.one(conn, "WHERE id = ?", (mg_id,))
 
     def messaging_groups_by_ids(self, mg_ids: Collection[str]) -> dict[str, MessagingGroup]:
         """The messaging groups among ``mg_ids`` that exist, by id (one query)."""
@@ -279,14 +287,8 @@ class Repository:
 
     def wirings_for(self, messaging_group_id: str) -> list[Wiring]:
         """Wirings of a chat, highest priority first (ties: oldest first)."""
-        with self.db.session() as s:
-            return list(
-                s.scalars(
-                    select(Wiring)
-                    .where(Wiring.messaging_group_id == messaging_group_id)
-                    .order_by(Wiring.priority.desc(), Wiring.created_at)
-                )
-            )
+        with self.db.plain(write=False) as conn:
+            return _wirings_for(conn, messaging_group_id)
 
     def wirings(self) -> list[Wiring]:
         with self.db.session() as s:
@@ -409,19 +411,10 @@ class Repository:
     # -- users and roles -----------------------------------------------------------------------
     def upsert_user(self, user_id: str, *, kind: str, display_name: str | None) -> Membership:
         """Create or rename the user; return its roles and memberships (one transaction)."""
-        with self.db.session() as s:
-            return self._upsert_user(s, user_id, kind=kind, display_name=display_name)
-
-    @classmethod
-    def _upsert_user(
-        cls, s: Session, user_id: str, *, kind: str, display_name: str | None
-    ) -> Membership:
-        user = s.get(User, user_id)
-        if user is None:
-            s.add(User(id=user_id, kind=kind, display_name=display_name))
-        elif display_name and user.display_name != display_name:
-            user.display_name = display_name
-        return cls._membership(s, user_id)
+        with self.db.plain() as conn:
+            membership = _upsert_user(conn, user_id, kind, display_name, may_write=True)
+        assert membership is not None  # it may write
+        return membership
 
     def route_facts(
         self,
@@ -440,78 +433,35 @@ class Repository:
         wired agents' folders.
 
         An unknown chat writes nothing (no user is created for it) unless ``new_chat`` says
-        how to register it; a chat registered here has no wirings yet."""
-        with self.db.session() as s:
-            mg = s.scalar(
-                select(MessagingGroup).where(
-                    MessagingGroup.channel_type == channel_type,
-                    MessagingGroup.platform_id == platform_id,
-                )
-            )
-            if mg is None and new_chat is None:
-                return RouteFacts(None, None)
-            membership = None
-            if user_id is not None:
-                membership = self._upsert_user(
-                    s, user_id, kind=user_kind, display_name=display_name
-                )
-            if mg is None:
-                assert new_chat is not None
-                mg = MessagingGroup(
-                    id=new_id("mg"),
-                    channel_type=channel_type,
-                    platform_id=platform_id,
-                    name=None,
-                    is_group=new_chat.is_group,
-                    unknown_sender_policy=new_chat.unknown_sender_policy,
-                )
-                s.add(mg)
-                return RouteFacts(mg, membership)
-            wirings = tuple(
-                s.scalars(
-                    select(Wiring)
-                    .where(Wiring.messaging_group_id == mg.id)
-                    .order_by(Wiring.priority.desc(), Wiring.created_at)
-                )
-            )
-            sessions: dict[SessionKey, SessionRow | None] = {}
-            if session_key is not None:
-                for wiring in wirings:
-                    key = session_key(mg, wiring)
-                    if key not in sessions:
-                        sessions[key] = self._find_session(s, key)
-            folders: dict[str, str] = {}
-            if wirings:
-                agent_ids = {w.agent_group_id for w in wirings}
-                folders = {
-                    ag: folder
-                    for ag, folder in s.execute(
-                        select(AgentGroup.id, AgentGroup.folder).where(AgentGroup.id.in_(agent_ids))
-                    ).all()
-                }
-            return RouteFacts(mg, membership, wirings, sessions, folders)
+        how to register it; a chat registered here has no wirings yet.
+
+        A route from a sender and chat seen before writes nothing and reads in a reading
+        transaction (``BEGIN``: no write lock). A first sender, a rename or a chat to register
+        takes a writing one (``BEGIN IMMEDIATE``). If the reading one finds that something must
+        be written after all (the sender was removed meanwhile), it is all done again in a
+        writing one, re-read under the write lock: SQLite cannot upgrade a reading transaction
+        whose snapshot another writer has moved past.
+        """
+        route = _RouteQuery(
+            channel_type, platform_id, user_id, user_kind, display_name, new_chat, session_key
+        )
+        may_write = self._route_hints.may_write(route)
+        with self.db.plain(write=may_write) as conn:
+            facts = route.facts(conn, may_write=may_write)
+        if facts is None:
+            with self.db.plain() as conn:
+                facts = route.facts(conn, may_write=True)
+        assert facts is not None  # it may write
+        self._route_hints.saw(route, facts)
+        return facts
 
     def membership(self, user_id: str | None) -> Membership | None:
         if user_id is None:
             return None
-        with self.db.session() as s:
-            if s.get(User, user_id) is None:
+        with self.db.plain(write=False) as conn:
+            if conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone() is None:
                 return None
-            return self._membership(s, user_id)
-
-    @staticmethod
-    def _membership(s: Session, user_id: str) -> Membership:
-        roles = s.execute(
-            select(UserRole.role, UserRole.agent_group_id).where(UserRole.user_id == user_id)
-        ).all()
-        member_of = s.scalars(
-            select(AgentGroupMember.agent_group_id).where(AgentGroupMember.user_id == user_id)
-        ).all()
-        return Membership(
-            user_id=user_id,
-            roles=tuple((r, ag) for r, ag in roles),
-            member_of=frozenset(member_of),
-        )
+            return _membership(conn, user_id)
 
     def grant_role(
         self, user_id: str, role: str, *, agent_group_id: str | None = None, granted_by: str | None
@@ -561,21 +511,8 @@ class Repository:
         mode: str,
     ) -> SessionRow | None:
         key = SessionKey(agent_group_id, messaging_group_id, thread_id, mode)
-        with self.db.session() as s:
-            return self._find_session(s, key)
-
-    @staticmethod
-    def _find_session(s: Session, key: SessionKey) -> SessionRow | None:
-        query = select(SessionRow).where(
-            SessionRow.agent_group_id == key.agent_group_id, SessionRow.status == "active"
-        )
-        if key.mode != "agent-shared":
-            query = query.where(SessionRow.messaging_group_id == key.messaging_group_id)
-            if key.mode == "per-thread":
-                query = query.where(SessionRow.thread_id == key.thread_id)
-            else:
-                query = query.where(SessionRow.thread_id.is_(None))
-        return s.scalar(query.order_by(SessionRow.last_active.desc()).limit(1))
+        with self.db.plain(write=False) as conn:
+            return _find_session(conn, key)
 
     def create_session(
         self,
@@ -598,8 +535,8 @@ class Repository:
         return row
 
     def session(self, session_id: str) -> SessionRow:
-        with self.db.session() as s:
-            row = s.get(SessionRow, session_id)
+        with self.db.plain(write=False) as conn:
+            row = _SESSIONS.one(conn, "WHERE id = ?", (session_id,))
         if row is None:
             raise NotFoundError("session", session_id)
         return row
@@ -618,12 +555,10 @@ class Repository:
         """Mark the sessions active now (one transaction for all of them)."""
         if not session_ids:
             return
-        with self.db.session() as s:  # one UPDATE, no ORM load (this runs for every message)
-            s.execute(
-                update(SessionRow)
-                .where(SessionRow.id.in_(list(session_ids)))
-                .values(last_active=at or utc_now())
-                .execution_options(synchronize_session=False)
+        with self.db.plain() as conn:  # this runs for every message
+            conn.execute(
+                f"UPDATE sessions SET last_active = ? WHERE id IN ({placeholders(len(session_ids))})",
+                (to_iso(at or utc_now()), *session_ids),
             )
 
     def set_runner_status(
@@ -723,3 +658,171 @@ class Repository:
     def dropped(self) -> list[DroppedMessage]:
         with self.db.session() as s:
             return list(s.scalars(select(DroppedMessage).order_by(DroppedMessage.last_seen.desc())))
+
+
+class _RouteHints:
+    """The senders and chats routes have seen: whether the next route will likely write.
+
+    Only a guess at the transaction to begin (a wrong one costs a second transaction or a
+    write lock taken for nothing); every fact is read from the database. Used on the one
+    central thread; forgotten wholesale past ``ROUTE_HINTS_MAX`` entries.
+    """
+
+    def __init__(self) -> None:
+        self._senders: dict[str, str | None] = {}  # user id → its stored name (None: unknown)
+        self._chats: set[tuple[str, str]] = set()  # (channel type, platform id) registered
+
+    def may_write(self, route: _RouteQuery) -> bool:
+        if route.user_id is not None:
+            if route.user_id not in self._senders:
+                return True
+            if route.display_name and self._senders[route.user_id] != route.display_name:
+                return True
+        return (
+            route.new_chat is not None
+            and (route.channel_type, route.platform_id) not in self._chats
+        )
+
+    def saw(self, route: _RouteQuery, facts: RouteFacts) -> None:
+        if len(self._senders) + len(self._chats) >= ROUTE_HINTS_MAX:
+            self._senders.clear()
+            self._chats.clear()
+        if facts.messaging_group is not None:
+            self._chats.add((route.channel_type, route.platform_id))
+        if route.user_id is not None and facts.membership is not None:  # its row exists now
+            name = route.display_name or self._senders.get(route.user_id)
+            self._senders[route.user_id] = name
+
+
+@dataclass(frozen=True)
+class _RouteQuery:
+    """The arguments of one ``Repository.route_facts``, read (and written) on a plain connection."""
+
+    channel_type: str
+    platform_id: str
+    user_id: str | None
+    user_kind: str
+    display_name: str | None
+    new_chat: NewChat | None
+    session_key: Callable[[MessagingGroup, Wiring], SessionKey] | None
+
+    def facts(self, conn: sqlite3.Connection, *, may_write: bool) -> RouteFacts | None:
+        """The facts, or None if ``may_write`` is false and something must be written."""
+        mg = _messaging_group(conn, self.channel_type, self.platform_id)
+        if mg is None and self.new_chat is None:
+            return RouteFacts(None, None)
+        membership = None
+        if self.user_id is not None:
+            membership = _upsert_user(
+                conn, self.user_id, self.user_kind, self.display_name, may_write=may_write
+            )
+            if membership is None:
+                return None
+        if mg is None:
+            assert self.new_chat is not None
+            if not may_write:
+                return None
+            mg = _MESSAGING_GROUPS.insert(
+                conn,
+                {
+                    "id": new_id("mg"),
+                    "channel_type": self.channel_type,
+                    "platform_id": self.platform_id,
+                    "name": None,
+                    "is_group": self.new_chat.is_group,
+                    "unknown_sender_policy": self.new_chat.unknown_sender_policy,
+                    "denied_at": None,
+                    "created_at": utc_now(),
+                },
+            )
+            return RouteFacts(mg, membership)
+        wirings = tuple(_wirings_for(conn, mg.id))
+        sessions: dict[SessionKey, SessionRow | None] = {}
+        if self.session_key is not None:
+            for wiring in wirings:
+                key = self.session_key(mg, wiring)
+                if key not in sessions:
+                    sessions[key] = _find_session(conn, key)
+        folders: dict[str, str] = {}
+        if wirings:
+            agent_ids = sorted({w.agent_group_id for w in wirings})
+            folders = dict(
+                conn.execute(
+                    f"SELECT id, folder FROM agent_groups WHERE id IN ({placeholders(len(agent_ids))})",
+                    agent_ids,
+                )
+            )
+        return RouteFacts(mg, membership, wirings, sessions, folders)
+
+
+def _messaging_group(
+    conn: sqlite3.Connection, channel_type: str, platform_id: str
+) -> MessagingGroup | None:
+    return _MESSAGING_GROUPS.one(
+        conn, "WHERE channel_type = ? AND platform_id = ?", (channel_type, platform_id)
+    )
+
+
+def _wirings_for(conn: sqlite3.Connection, messaging_group_id: str) -> list[Wiring]:
+    return _WIRINGS.all(
+        conn,
+        "WHERE messaging_group_id = ? ORDER BY priority DESC, created_at",
+        (messaging_group_id,),
+    )
+
+
+def _upsert_user(
+    conn: sqlite3.Connection,
+    user_id: str,
+    kind: str,
+    display_name: str | None,
+    *,
+    may_write: bool,
+) -> Membership | None:
+    """Create or rename the user and return its membership; None if that needs a write and
+    ``may_write`` is false."""
+    row = conn.execute("SELECT display_name FROM users WHERE id = ?", (user_id,)).fetchone()
+    if row is None:
+        if not may_write:
+            return None
+        _USERS.insert(
+            conn,
+            {"id": user_id, "kind": kind, "display_name": display_name, "created_at": utc_now()},
+        )
+    elif display_name and row[0] != display_name:
+        if not may_write:
+            return None
+        conn.execute("UPDATE users SET display_name = ? WHERE id = ?", (display_name, user_id))
+    return _membership(conn, user_id)
+
+
+def _membership(conn: sqlite3.Connection, user_id: str) -> Membership:
+    roles = conn.execute(
+        "SELECT role, agent_group_id FROM user_roles WHERE user_id = ?", (user_id,)
+    ).fetchall()
+    member_of = conn.execute(
+        "SELECT agent_group_id FROM agent_group_members WHERE user_id = ?", (user_id,)
+    ).fetchall()
+    return Membership(
+        user_id=user_id,
+        roles=tuple((role, ag) for role, ag in roles),
+        member_of=frozenset(ag for (ag,) in member_of),
+    )
+
+
+def _find_session(conn: sqlite3.Connection, key: SessionKey) -> SessionRow | None:
+    """The most recently active session ``key`` matches (the ORM query's plain twin)."""
+    where = "WHERE agent_group_id = ? AND status = 'active'"
+    params: list[str] = [key.agent_group_id]
+    if key.mode != "agent-shared":
+        thread_id = key.thread_id if key.mode == "per-thread" else None
+        for column, value in (
+            ("messaging_group_id", key.messaging_group_id),
+            ("thread_id", thread_id),
+        ):
+            if value is None:  # as the ORM's ``column == None``
+                where += f" AND {column} IS NULL"
+            else:
+                where += f" AND {column} = ?"
+                params.append(value)
+    return _SESSIONS.one(conn, f"{where} ORDER BY last_active DESC LIMIT 1", params)

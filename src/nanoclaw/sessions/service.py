@@ -12,14 +12,11 @@ import zlib
 
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.db.models import SessionRow
-from nanoclaw.db.plain_rows import detached, select_all
 from nanoclaw.db.repository import Repository
-from nanoclaw.errors import NotFoundError
 from nanoclaw.ids import new_id
 from nanoclaw.sessions.store import DestinationRow, RoutingRow, SessionStore
 
 RESOLVE_LOCK_STRIPES = 64
-_SELECT_SESSION = f"{select_all(SessionRow)} WHERE id = ?"
 
 
 class SessionService:
@@ -42,17 +39,8 @@ class SessionService:
 
     def row_and_layout(self, session_id: str) -> tuple[SessionRow, SessionLayout]:
         """Blocking (central DB): a session's row and its folder's layout, in one call."""
-        session = self.row(session_id)
+        session = self.repo.session(session_id)
         return session, self.layout(session)
-
-    def row(self, session_id: str) -> SessionRow:
-        """Blocking (central DB): a session's row (as ``Repository.session``, in plain SQL: this
-        runs for every message)."""
-        with self.repo.db.plain(write=False) as conn:
-            found = conn.execute(_SELECT_SESSION, (session_id,)).fetchone()
-        if found is None:
-            raise NotFoundError("session", session_id)
-        return detached(SessionRow, found)
 
     def resolve(
         self,

@@ -93,7 +93,7 @@ class BudgetGuard:
     async def account(self, session_id: str, stop: StopGroup) -> None:
         """Ingest the session's usage; pause the group (``stop``) if that spent its budget."""
         try:
-            session = await self.executors.central.run(self.ledger.sessions.row, session_id)
+            session = await self.executors.central.run(self.repo.session, session_id)
             added = await self.executors.central.run(self.ledger.ingest, session)
             if not added:
                 return
