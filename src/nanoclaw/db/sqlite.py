@@ -40,6 +40,10 @@ def make_engine(path: Path, *, readonly: bool = False, wal: bool = False) -> Eng
             pool_size=1,
             max_overflow=0,
             pool_timeout=CENTRAL_POOL_TIMEOUT_S,
+            # Every user ends its own transaction (ORM sessions by commit or rollback,
+            # ``CentralDB.plain`` likewise), so the pool's reset ROLLBACK on each return is
+            # work with nothing to undo.
+            pool_reset_on_return=None,
             connect_args=connect_args,
         )
     else:
