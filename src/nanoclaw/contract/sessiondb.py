@@ -302,6 +302,19 @@ def reading(path: Path, *, confined: bool = False) -> Iterator[sqlite3.Connectio
         conn.close()
 
 
+@contextmanager
+def reading_with(
+    path: Path, conn: sqlite3.Connection | None, *, confined: bool = False
+) -> Iterator[sqlite3.Connection]:
+    """``conn`` when the caller already holds one open on ``path`` (a pass of several reads
+    opens the file once), else a fresh read-only connection as :func:`reading` gives."""
+    if conn is not None:
+        yield conn
+        return
+    with reading(path, confined=confined) as fresh:
+        yield fresh
+
+
 class InboundUnreadableError(Exception):
     """A read-only reader met a hot journal for the whole retry deadline: transient, the
     writer's next open rolls it back (the runner treats it as "nothing this poll")."""

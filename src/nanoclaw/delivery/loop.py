@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from nanoclaw.channels.base import OutboundFile, OutboundPayload
 from nanoclaw.channels.registry import ChannelRegistry
+from nanoclaw.contract import sessiondb
 from nanoclaw.contract.confined import ConfinedDir
 from nanoclaw.contract.dbwatch import change_signature
 from nanoclaw.contract.layout import SessionLayout
@@ -362,13 +363,15 @@ class DeliveryLoop:
         """
         if any(status in FINISHED for status in acks.values()):
             self.sessions.store.sync_acks(layout, acks)
-        self.origins.observe(session_id, layout, acks)
-        rows = self.reader.outbound_rows(layout, due_before=now_iso(), after_seq=after_seq)
-        requests = [(r.id, r.in_reply_to) for r in rows if r.kind == "system"]
-        self.origins.first_sight(session_id, layout, requests)
-        if not rows:
-            return rows, {}
-        return rows, self.reader.deliveries(layout, [r.id for r in rows])
+        # One read-only inbound.db connection for the pass's reads of it (each open is probed).
+        with sessiondb.reading(layout.inbound_db, confined=True) as inbound:
+            self.origins.observe(session_id, layout, acks, inbound=inbound)
+            rows = self.reader.outbound_rows(layout, due_before=now_iso(), after_seq=after_seq)
+            requests = [(r.id, r.in_reply_to) for r in rows if r.kind == "system"]
+            self.origins.first_sight(session_id, layout, requests)
+            if not rows:
+                return rows, {}
+            return rows, self.reader.deliveries(layout, [r.id for r in rows], inbound=inbound)
 
     def _note_failed(self, ids: set[str]) -> None:
         for mid in ids:

@@ -19,6 +19,7 @@ row counts (more cards, never fewer).
 
 from __future__ import annotations
 
+import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -131,10 +132,18 @@ class OriginLedger:
         self._current: dict[str, Observation] = {}
         self._decided: dict[str, OrderedDict[str, str | None]] = {}
 
-    def observe(self, session_id: str, layout: SessionLayout, acks: Mapping[str, str]) -> None:
-        """Record what the host had written and seen finished, before reading requests."""
+    def observe(
+        self,
+        session_id: str,
+        layout: SessionLayout,
+        acks: Mapping[str, str],
+        *,
+        inbound: sqlite3.Connection | None = None,
+    ) -> None:
+        """Record what the host had written and seen finished, before reading requests
+        (``inbound``: an open connection to use)."""
         # Plain sqlite3 (every drain pass runs this); one read transaction for both reads.
-        with sessiondb.reading(layout.inbound_db, confined=True) as conn:
+        with sessiondb.reading_with(layout.inbound_db, inbound, confined=True) as conn:
             conn.execute("BEGIN")
             high = conn.execute("SELECT MAX(seq) FROM messages_in").fetchone()[0]
             open_rows = conn.execute(_UNFINISHED_IDS, UNFINISHED_STATUSES).fetchall()

@@ -3,6 +3,8 @@ connections; the row types are the session-DB contract's."""
 
 from __future__ import annotations
 
+import sqlite3
+
 from sqlalchemy import func, select
 
 from nanoclaw.contract import sessiondb
@@ -86,13 +88,18 @@ class SessionReader:
         )
 
     def deliveries(
-        self, layout: SessionLayout, ids: list[str] | None = None
+        self,
+        layout: SessionLayout,
+        ids: list[str] | None = None,
+        *,
+        inbound: sqlite3.Connection | None = None,
     ) -> dict[str, DeliveryState]:
+        """Delivery records (of ``ids``, or all); ``inbound``: an open connection to use."""
         query = (
             "SELECT message_out_id, status, attempts, next_attempt_at, platform_message_id"
             " FROM delivered"
         )
-        with sessiondb.reading(layout.inbound_db, confined=True) as conn:
+        with sessiondb.reading_with(layout.inbound_db, inbound, confined=True) as conn:
             if ids is None:
                 rows = conn.execute(query).fetchall()
             else:
