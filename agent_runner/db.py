@@ -315,10 +315,11 @@ class SessionDB:
                 with read_inbound(self.inbound_path) as inbound:
                     acks.checked(to_check, _not_pending(inbound, to_check))
             pruned = acks.prunable()
-            conn.executemany(
-                "DELETE FROM processing_ack WHERE message_id = ? AND status != 'processing'",
-                [(i,) for i in pruned],
-            )
+            if pruned:
+                conn.executemany(
+                    "DELETE FROM processing_ack WHERE message_id = ? AND status != 'processing'",
+                    [(i,) for i in pruned],
+                )
             conn.executemany(
                 "INSERT OR REPLACE INTO processing_ack (message_id, status, status_changed)"
                 " VALUES (?, 'processing', ?)",
