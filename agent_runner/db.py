@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent_runner.acks import PROCESSING, AckMirror
 from nanoclaw.contract import sessiondb
 from nanoclaw.contract.seq import next_runner_seq
 from nanoclaw.contract.sessiondb import Destination, InboundRow, Routing, SessionFile, parse_content
@@ -41,6 +42,9 @@ _DESTINATIONS = (
     " FROM destinations ORDER BY name"
 )
 _ROUTING = "SELECT channel_type, platform_id, thread_id FROM session_routing WHERE id = 1"
+_PARAMS_PER_STATEMENT = 500  # under SQLite's bound-parameter limit
+
+Projection = tuple[list[Destination], Routing | None]  # the destinations and the session's routing
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class PollView:
 
     rows: list[InboundRow]  # pending, due and unclaimed, oldest first
     next_due_at: str | None  # when the earliest not-yet-due triggering row becomes due
+    projection: Projection | None = None  # read when asked for and a row could drive a turn
+    max_seq: int | None = None  # the highest messages_in seq (a turn's replies go above it)
 
 
 @dataclass(frozen=True)
@@ -87,10 +93,9 @@ class SessionDB:
     def __init__(self, *, inbound_path: Path, outbound_path: Path) -> None:
         self.inbound_path = inbound_path
         self.outbound_path = outbound_path
-        # Ids this runner has written a ``processing_ack`` row for and not deleted since. The
-        # runner is the only writer of outbound.db while it is alive, so a pending row whose id
-        # is here is claimed without reading outbound.db; any other id is looked up there.
-        self._acked: set[str] = set()
+        # The copy of ``processing_ack`` (agent_runner.acks), read at first use: a poll skips
+        # claimed rows without reading outbound.db.
+        self._acks: AckMirror | None = None
 
     # -- schema ---------------------------------------------------------------------------
     def check_schema(self, *, inbound: int, outbound: int) -> None:
@@ -103,15 +108,18 @@ class SessionDB:
         """Pending, due rows not claimed in ``processing_ack`` (any status), oldest first."""
         return self.poll(now=now, include_on_wake=include_on_wake).rows
 
-    def poll(self, *, now: str, include_on_wake: bool) -> PollView:
+    def poll(self, *, now: str, include_on_wake: bool, projection: bool = False) -> PollView:
         """One poll's view: the unclaimed pending due rows and the next due time, one snapshot.
 
-        Claims are looked up in outbound.db only for pending rows this runner has not acked
-        itself (usually none), so a poll opens one DB and its cost does not grow with the
-        session's history.
+        Claims come from the copy of ``processing_ack`` (read from outbound.db once), so a
+        poll opens one DB and its cost does not grow with the session's history. The same
+        snapshot tells which finished acks the host has folded in (the next claim prunes them)
+        and, with ``projection`` and a triggering row, the destinations and routing a turn uses.
         """
+        acks = self._mirror()
+        to_check = acks.to_check()
         with read_inbound(self.inbound_path) as conn:
-            rows = conn.execute(
+            values = conn.execute(
                 f"SELECT {_COLUMNS} FROM messages_in WHERE status = 'pending'"
                 " AND (process_after IS NULL OR process_after <= ?)"
                 " AND (on_wake = 0 OR ?) ORDER BY seq",
@@ -122,13 +130,16 @@ class SessionDB:
                 " AND trigger = 1 AND process_after > ?",
                 (now,),
             ).fetchone()
-        next_due_at = due[0] if due and due[0] else None
-        found = [_row(v) for v in rows]
-        unknown = [r.id for r in found if r.id not in self._acked]
-        claimed = self.claimed_among(unknown) if unknown else set()
+            max_seq = conn.execute("SELECT MAX(seq) FROM messages_in").fetchone()[0]
+            folded = _not_pending(conn, to_check)
+            rows = [_row(v) for v in values if v[0] not in acks]  # content parsed for these only
+            seen = _projection(conn) if projection and any(r.trigger for r in rows) else None
+        acks.checked(to_check, folded)
         return PollView(
-            rows=[r for r in found if r.id not in claimed and r.id not in self._acked],
-            next_due_at=next_due_at,
+            rows=rows,
+            next_due_at=due[0] if due and due[0] else None,
+            projection=seen,
+            max_seq=max_seq,
         )
 
     def next_due_at(self, *, now: str) -> str | None:
@@ -247,12 +258,10 @@ class SessionDB:
             ).fetchone()
         return _row(found) if found else None
 
-    def projection(self) -> tuple[list[Destination], Routing | None]:
-        """The destinations and the session's routing, read in one snapshot (once per turn)."""
+    def projection(self) -> Projection:
+        """The destinations and the session's routing, read in one snapshot."""
         with read_inbound(self.inbound_path) as conn:
-            rows = conn.execute(_DESTINATIONS).fetchall()
-            found = conn.execute(_ROUTING).fetchone()
-        return [Destination(*r) for r in rows], Routing(*found) if found else None
+            return _projection(conn)
 
     def destinations(self) -> list[Destination]:
         with read_inbound(self.inbound_path) as conn:
@@ -265,21 +274,18 @@ class SessionDB:
         return Routing(*found) if found else None
 
     # -- outbound (read-write, runner is the only writer) ---------------------------------------
-    def claimed_among(self, ids: Sequence[str]) -> set[str]:
-        """Which of ``ids`` have a ``processing_ack`` row (a read; no write lock taken)."""
-        claimed: set[str] = set()
-        with read_inbound(self.outbound_path) as conn:
-            for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
-                chunk = list(ids[start : start + 500])
-                marks = ",".join("?" * len(chunk))
-                claimed |= {
-                    r[0]
-                    for r in conn.execute(
-                        f"SELECT message_id FROM processing_ack WHERE message_id IN ({marks})",
-                        chunk,
-                    )
-                }
-        return claimed
+    def _mirror(self) -> AckMirror:
+        """The copy of ``processing_ack``; read from outbound.db the first time."""
+        if self._acks is None:
+            with read_inbound(self.outbound_path) as conn:
+                self._acks = AckMirror(_read_acks(conn))
+        return self._acks
+
+    def _mirror_in(self, conn: sqlite3.Connection) -> AckMirror:
+        """The copy, read inside a write transaction the first time (before it changes)."""
+        if self._acks is None:
+            self._acks = AckMirror(_read_acks(conn))
+        return self._acks
 
     def claimed_ids(self) -> set[str]:
         with write_outbound(self.outbound_path) as conn:
@@ -287,53 +293,52 @@ class SessionDB:
 
     def clear_stale_claims(self) -> int:
         """At start-up: a ``processing`` claim left by a dead runner is released for retry."""
-        self._acked.clear()  # every id is looked up afresh afterwards
         with write_outbound(self.outbound_path) as conn:
-            return conn.execute("DELETE FROM processing_ack WHERE status = 'processing'").rowcount
+            released = conn.execute("DELETE FROM processing_ack WHERE status = 'processing'")
+            acks = _read_acks(conn)
+        self._acks = AckMirror(acks)  # read afresh: whatever was before this runner is in it
+        return released.rowcount
 
     def claim(self, ids: Sequence[str]) -> None:
         """Claim rows for a turn, and prune finished acks the host has folded into inbound.db.
 
         An ack whose ``messages_in`` row is no longer pending has done its job (the row is
         never pending again), so ``processing_ack`` stays as small as the work in flight.
+        The poll before the claim has looked at the finished acks in its snapshot; inbound.db
+        is read here only when an ack was finished since.
         """
         stamp = now_iso()
         with write_outbound(self.outbound_path) as conn:
-            finished = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT message_id FROM processing_ack WHERE status != 'processing'"
-                )
-            ]
-            if finished:
-                marks = ",".join("?" * len(finished))
+            acks = self._mirror_in(conn)
+            if acks.unchecked():
+                to_check = acks.to_check()  # a read is made anyway: every finished ack
                 with read_inbound(self.inbound_path) as inbound:
-                    folded = inbound.execute(
-                        f"SELECT id FROM messages_in WHERE id IN ({marks}) AND status != 'pending'",
-                        finished,
-                    ).fetchall()
+                    acks.checked(to_check, _not_pending(inbound, to_check))
+            pruned = acks.prunable()
+            if pruned:
                 conn.executemany(
                     "DELETE FROM processing_ack WHERE message_id = ? AND status != 'processing'",
-                    folded,
+                    [(i,) for i in pruned],
                 )
-                self._acked.difference_update(r[0] for r in folded)
             conn.executemany(
                 "INSERT OR REPLACE INTO processing_ack (message_id, status, status_changed)"
                 " VALUES (?, 'processing', ?)",
                 [(i, stamp) for i in ids],
             )
-        self._acked.update(ids)
+        acks.drop(pruned)
+        acks.set(ids, PROCESSING)
 
     def release(self, ids: Sequence[str]) -> None:
         """Drop this runner's ``processing`` claims on rows it will not turn now (they stay pending)."""
         if not ids:
             return
-        self._acked.difference_update(ids)  # before the write: a stale entry would hide a row
         with write_outbound(self.outbound_path) as conn:
+            acks = self._mirror_in(conn)
             conn.executemany(
                 "DELETE FROM processing_ack WHERE message_id = ? AND status = 'processing'",
                 [(i,) for i in ids],
             )
+        acks.drop([i for i in ids if acks.status(i) == PROCESSING])
 
     def finish(
         self,
@@ -342,10 +347,18 @@ class SessionDB:
         *,
         status: str = "completed",
         usage: UsageRecord | None = None,
+        inbound_seq: int | None = None,
     ) -> list[int]:
-        """Write the replies, the usage and the final acks in one transaction (a crash loses none alone)."""
+        """Write the replies, the usage and the final acks in one transaction (a crash loses none alone).
+
+        The replies' seqs go above every ``messages_out`` row and above ``inbound_seq``, the
+        highest ``messages_in`` seq of the poll the turn answers (None: inbound.db is read now).
+        """
         with write_outbound(self.outbound_path) as conn:
-            seqs = [self._insert(conn, m) for m in messages]
+            acks = self._mirror_in(conn)
+            if messages and inbound_seq is None:
+                inbound_seq = self._inbound_seq()
+            seqs = [self._insert(conn, m, inbound_seq) for m in messages]
             if usage is not None:
                 conn.execute(
                     "INSERT INTO usage (turn_id, model, input_tokens, output_tokens,"
@@ -369,19 +382,24 @@ class SessionDB:
                 " VALUES (?, ?, ?)",
                 [(i, status, stamp) for i in ids],
             )
-        self._acked.update(ids)
+        acks.set(ids, status)
         return seqs
 
     def send(self, message: OutboundMessage) -> int:
         """Write one row now (mid-turn tools); returns its seq."""
         with write_outbound(self.outbound_path) as conn:
-            return self._insert(conn, message)
+            return self._insert(conn, message, self._inbound_seq())
 
-    def _insert(self, conn: sqlite3.Connection, message: OutboundMessage) -> int:
-        max_out = conn.execute("SELECT MAX(seq) FROM messages_out").fetchone()[0]
+    def _inbound_seq(self) -> int | None:
         with read_inbound(self.inbound_path) as inbound:
-            max_in = inbound.execute("SELECT MAX(seq) FROM messages_in").fetchone()[0]
-        seq = next_runner_seq(max(max_out or 0, max_in or 0))
+            found: int | None = inbound.execute("SELECT MAX(seq) FROM messages_in").fetchone()[0]
+        return found
+
+    def _insert(
+        self, conn: sqlite3.Connection, message: OutboundMessage, inbound_seq: int | None
+    ) -> int:
+        max_out = conn.execute("SELECT MAX(seq) FROM messages_out").fetchone()[0]
+        seq = next_runner_seq(max(max_out or 0, inbound_seq or 0))
         conn.execute(
             "INSERT INTO messages_out (id, seq, in_reply_to, timestamp, deliver_after, kind,"
             " channel_type, platform_id, thread_id, content) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -430,3 +448,28 @@ class SessionDB:
                 " tool_started_at = ? WHERE id = 1",
                 (tool, declared_timeout_ms, now_iso() if tool else None),
             )
+
+
+def _read_acks(conn: sqlite3.Connection) -> dict[str, str]:
+    return dict(conn.execute("SELECT message_id, status FROM processing_ack").fetchall())
+
+
+def _not_pending(conn: sqlite3.Connection, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` have a ``messages_in`` row that is no longer pending."""
+    found: set[str] = set()
+    for start in range(0, len(ids), _PARAMS_PER_STATEMENT):
+        chunk = list(ids[start : start + _PARAMS_PER_STATEMENT])
+        marks = ",".join("?" * len(chunk))
+        found |= {
+            r[0]
+            for r in conn.execute(
+                f"SELECT id FROM messages_in WHERE id IN ({marks}) AND status != 'pending'", chunk
+            )
+        }
+    return found
+
+
+def _projection(conn: sqlite3.Connection) -> Projection:
+    rows = conn.execute(_DESTINATIONS).fetchall()
+    found = conn.execute(_ROUTING).fetchone()
+    return [Destination(*r) for r in rows], Routing(*found) if found else None

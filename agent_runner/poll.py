@@ -3,7 +3,9 @@
 Wake on change (DESIGN §4): ``contract.watcher`` wakes the loop when ``inbound.db`` changes
 (inotify where it works, else its change counter polled every ``watch_interval_s`` for a few
 seconds after activity, backing off to 1 s). Between changes the runner sleeps until its
-earliest due row or ``full_poll_interval_s``, the safety net, whichever comes first. A batch
+earliest due row or ``full_poll_interval_s``, the safety net, whichever comes first. After a
+turn it polls again at once only when its poll saw triggering rows the batch did not take: rows
+that arrived during the turn changed ``inbound.db``, so the watcher wakes for them. A batch
 is driven only by a row with ``trigger=1`` (the accumulate gate); context rows wait, pending,
 until one arrives.
 """
@@ -15,11 +17,18 @@ import dataclasses
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 from agent_runner.context import RunnerContext, UnknownDestinationError
-from agent_runner.db import InboundUnreadableError, OutboundMessage, SessionDB, UsageRecord
+from agent_runner.db import (
+    InboundUnreadableError,
+    OutboundMessage,
+    Projection,
+    SessionDB,
+    UsageRecord,
+)
 from agent_runner.formatter import format_batch
 from agent_runner.heartbeat import Heartbeat
 from agent_runner.memory import compose_system_prompt
@@ -40,6 +49,19 @@ STOP_TYPE = STOP_RUNNER_TYPE  # a host request (restart): this runner stops betw
 SCRIPT_TIMEOUT_MS = int(SCRIPT_TIMEOUT_S * 1000)
 # System rows that answer a blocking tool are consumed by that tool, not by a turn.
 TOOL_RESPONSE_TYPES = frozenset({"question_response"})
+
+
+class StopFlag(asyncio.Event):
+    """The loop's stop request; setting it also tells ``listeners`` (the wait for a change)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listeners: list[Callable[[], None]] = []
+
+    def set(self) -> None:
+        super().set()
+        for listener in list(self.listeners):
+            listener()
 
 
 class UsageSink(Protocol):
@@ -65,9 +87,11 @@ class PollLoop:
         self.group_dir = group_dir
         self.global_dir = global_dir
         self.heartbeat = heartbeat
-        self.stopping = asyncio.Event()
+        self.stopping = StopFlag()
         self._first_poll = True
         self._next_due_at: str | None = None  # from the latest poll's snapshot
+        # The latest poll saw triggering rows its batch did not take: poll again at once.
+        self._more_due = False
         self.started_at = now_iso()
         self._faults = FaultLog(log)
 
@@ -82,6 +106,7 @@ class PollLoop:
         watcher.watch("inbound", self.db.inbound_path)
         if not watcher.uses_inotify or watcher.polled_keys():
             log.info("inbound.db is polled for changes (no inotify watch)")
+        self.stopping.listeners.append(watcher.interrupt)  # a stop ends the wait for a change
         try:
             while not self.stopping.is_set():
                 if os.getppid() != parent:
@@ -101,9 +126,12 @@ class PollLoop:
                     handled = False
                 if handled:
                     watcher.note_activity()
-                    continue  # more may have arrived during the turn
+                    if self._more_due:
+                        continue
+                # Rows that arrived during a turn changed inbound.db: the watcher wakes at once.
                 await self._sleep_until_change(watcher)
         finally:
+            self.stopping.listeners.remove(watcher.interrupt)
             watcher.close()
 
     async def _sleep_until_change(self, watcher: ChangeWatcher) -> None:
@@ -112,20 +140,15 @@ class PollLoop:
         due_at = self._next_due_at  # read in the same snapshot as the poll that found nothing
         if due_at is not None:
             timeout_s = min(timeout_s, max(0.0, (parse_iso(due_at) - utc_now()).total_seconds()))
-        change = asyncio.ensure_future(watcher.wait(timeout_s))
-        stop = asyncio.ensure_future(self.stopping.wait())
-        try:
-            await asyncio.wait({change, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (change, stop):
-                task.cancel()
-            await asyncio.gather(change, stop, return_exceptions=True)
+        if not self.stopping.is_set():
+            await watcher.wait(timeout_s)  # a stop set from now on interrupts it
 
     async def poll_once(self) -> bool:
         """Run at most one batch; return whether one ran."""
-        view = self.db.poll(now=now_iso(), include_on_wake=self._first_poll)
+        view = self.db.poll(now=now_iso(), include_on_wake=self._first_poll, projection=True)
         rows, self._next_due_at = view.rows, view.next_due_at
         self._first_poll = False
+        self._more_due = False
         controls = [r for r in rows if r.kind == "system" and r.content.get("type") == STOP_TYPE]
         rows = [
             r
@@ -144,21 +167,30 @@ class PollLoop:
         if isolated is not None:
             # An isolated task runs alone, in a fresh context; the chat's rows wait their turn.
             batch = [isolated]
+        taken = {r.id for r in batch}
+        self._more_due = any(r.trigger for r in rows if r.id not in taken)
         self.db.claim([r.id for r in batch])
         self.heartbeat.touch()
+        projection = view.projection
         clears = [r for r in batch if r.trigger and is_clear_command(r)]
         if clears:
             # /clear first, then the rest of the batch is answered in the fresh conversation.
-            ctx = self._context(batch)
+            ctx = self._context(batch, projection)
             await self.provider.reset(ctx)
-            self.db.finish([r.id for r in clears], [ctx.address(None, {"text": CLEARED_TEXT})])
+            self.db.finish(
+                [r.id for r in clears],
+                [ctx.address(None, {"text": CLEARED_TEXT})],
+                inbound_seq=view.max_seq,
+            )
             batch = [r for r in batch if r not in clears]
-        batch = await self._run_scripts(batch)
+        if any(_script(r) for r in batch):
+            projection = None  # scripts may run for minutes: the turn reads the projection afresh
+            batch = await self._run_scripts(batch)
         if not any(r.trigger for r in batch):
             self.db.release([r.id for r in batch])  # context rows wait for the next trigger
             return True
         ids = [r.id for r in batch]
-        ctx = self._context(batch)
+        ctx = self._context(batch, projection)
         destinations = list(ctx.destinations.values())
         request = TurnRequest(
             prompt=format_batch(
@@ -189,11 +221,13 @@ class PollLoop:
             self._replies(ctx, result),
             status="failed" if result.error else "completed",
             usage=_usage_record(result),
+            inbound_seq=view.max_seq,
         )
         return True
 
-    def _context(self, batch: list[InboundRow]) -> RunnerContext:
-        destinations, routing = self.db.projection()
+    def _context(self, batch: list[InboundRow], projection: Projection | None) -> RunnerContext:
+        """The turn's context; ``projection`` is the poll's read of it, else it is read now."""
+        destinations, routing = projection if projection is not None else self.db.projection()
         return RunnerContext(
             db=self.db,
             heartbeat=self.heartbeat,
@@ -224,8 +258,8 @@ class PollLoop:
         skipped: list[str] = []
         reports: list[OutboundMessage] = []
         for row in batch:
-            script = row.content.get("script") if row.kind == "task" else None
-            if not isinstance(script, str) or not script.strip():
+            script = _script(row)
+            if script is None:
                 kept.append(row)
                 continue
             self.db.set_current_tool("task_script", declared_timeout_ms=SCRIPT_TIMEOUT_MS)
@@ -323,6 +357,12 @@ class PollLoop:
                     )
                 )
         return messages
+
+
+def _script(row: InboundRow) -> str | None:
+    """The task's script (run before its turn), if it has one."""
+    script = row.content.get("script") if row.kind == "task" else None
+    return script if isinstance(script, str) and script.strip() else None
 
 
 def is_isolated_task(row: InboundRow) -> bool:

@@ -278,3 +278,38 @@ def test_the_runner_starts_without_building_the_payload_models() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+async def test_rows_a_batch_left_are_answered_without_waiting_for_another_write(
+    session: tuple[SessionStore, SessionLayout], tmp_path: Path
+) -> None:
+    store, layout = session
+    provider = ScriptedProvider()
+    loop = make_loop(layout, provider, tmp_path, n=1)  # one row per turn: b first, then a
+    loop.config = RunnerConfig(**{**loop.config.__dict__, "full_poll_interval_s": 30.0})
+    store.insert_messages(layout, [msg("a", "first"), msg("b", "second")])
+    task = asyncio.create_task(loop.run())
+    for _ in range(250):  # 5 s at most, against a 30 s safety-net poll and no further write
+        if len(provider.requests) == 2:
+            break
+        await asyncio.sleep(0.02)
+    loop.stopping.set()
+    await asyncio.wait_for(task, 5)
+    assert [[r.text for r in req.batch] for req in provider.requests] == [["second"], ["first"]]
+
+
+async def test_a_reply_s_seq_is_above_every_row_of_the_poll_it_answers(
+    session: tuple[SessionStore, SessionLayout], tmp_path: Path
+) -> None:
+    store, layout = session
+    loop = make_loop(layout, ScriptedProvider(), tmp_path)
+    store.insert_messages(layout, [msg("ctx", "before", trigger=0), msg("a", "hi")])  # 2, 4
+    assert await loop.poll_once() is True
+    store.insert_messages(layout, [msg("b", "again")])  # 6
+    assert await loop.poll_once() is True
+    import sqlite3
+
+    conn = sqlite3.connect(layout.outbound_db)
+    seqs = [r[0] for r in conn.execute("SELECT seq FROM messages_out ORDER BY seq")]
+    conn.close()
+    assert seqs == [5, 7]

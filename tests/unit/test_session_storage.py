@@ -234,3 +234,16 @@ def test_a_poll_reports_the_next_due_time_from_the_same_read(
     view = runner_db(layout).poll(now="2026-01-01T00:00:00Z", include_on_wake=False)
     assert [r.id for r in view.rows] == ["now"]
     assert view.next_due_at == "2099-01-01T00:00:00Z"
+
+
+def test_a_release_leaves_a_finished_ack_and_its_row_hidden(
+    store: SessionStore, layout: SessionLayout
+) -> None:
+    store.insert_messages(layout, [chat("a"), chat("b")])
+    db = runner_db(layout)
+    db.claim(["a", "b"])
+    db.finish(["a"], [])  # answered, not yet folded in: still pending in inbound.db
+    db.release(["a", "b"])  # only processing claims are released
+    assert [r.id for r in db.pending(now="9999", include_on_wake=False)] == ["b"]
+    assert runner_db(layout).claimed_ids() == {"a"}
+    assert [r.id for r in runner_db(layout).pending(now="9999", include_on_wake=False)] == ["b"]

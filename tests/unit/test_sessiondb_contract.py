@@ -227,6 +227,7 @@ def test_writes_take_the_lock_up_front_and_close_and_reads_cannot_write(tmp_path
     sessiondb.migrate(path, SessionFile.OUTBOUND)
     with sessiondb.writing(path) as conn:
         assert conn.in_transaction and conn.isolation_level is None
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == sessiondb.BUSY_TIMEOUT_MS
         other = sqlite3.connect(path, timeout=0, isolation_level=None)
         with pytest.raises(sqlite3.OperationalError, match="locked"):
             other.execute("BEGIN IMMEDIATE")
@@ -236,6 +237,7 @@ def test_writes_take_the_lock_up_front_and_close_and_reads_cannot_write(tmp_path
     assert str(path.resolve()) not in open_files
     with sessiondb.reading(path) as conn:
         assert conn.execute("PRAGMA mmap_size").fetchone()[0] == 0
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == sessiondb.BUSY_TIMEOUT_MS
         assert conn.execute("SELECT value FROM session_state").fetchone() == ("v",)
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
             conn.execute("DELETE FROM session_state")
@@ -256,6 +258,13 @@ def test_the_host_side_open_is_probed(tmp_path: Path) -> None:
     with pytest.raises(Exception, match=r"link|symlink|ELOOP|loop"):
         sessiondb.connect(layout.outbound_db, readonly=True, confined=True)
     sessiondb.connect(target, readonly=True).close()  # the positive control opens by path
+    probed = sessiondb.connect(
+        tmp_path / "s" / "outbound" / "real.db", readonly=False, confined=True
+    )
+    try:
+        assert probed.execute("PRAGMA busy_timeout").fetchone()[0] == sessiondb.BUSY_TIMEOUT_MS
+    finally:
+        probed.close()
 
 
 @pytest.mark.parametrize(

@@ -118,3 +118,21 @@ async def test_polling_detects_a_change_and_backs_off_when_idle(tmp_path: Path) 
     assert intervals[-1] == 1.0 and intervals[0] < intervals[-1]
     watcher.note_activity()
     assert watcher.poll_interval_s == 0.01
+
+
+async def test_an_interrupt_ends_the_pending_wait_or_else_the_next_one(tmp_path: Path) -> None:
+    db = _db(tmp_path / "s" / "x.db")
+    for mode in (WatchMode.AUTO, WatchMode.POLL):
+        watcher = ChangeWatcher(fast_interval_s=SLOW_S, slow_interval_s=SLOW_S, mode=mode)
+        watcher.watch("s", db)
+        assert await watcher.wait(0) == set()
+        waiting = asyncio.create_task(watcher.wait(30))
+        await asyncio.sleep(0)  # the wait is pending now
+        watcher.interrupt()
+        assert await asyncio.wait_for(waiting, 5) == set()
+        watcher.interrupt()  # nobody waits: the next wait ends at once
+        assert await asyncio.wait_for(watcher.wait(30), 5) == set()
+        _write(db)
+        watcher.note_activity()  # polling: look now, not a minute from now
+        assert await asyncio.wait_for(watcher.wait(30), 5) == {"s"}  # not spent on a change
+        watcher.close()

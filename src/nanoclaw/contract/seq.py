@@ -10,7 +10,8 @@ def next_host_seq(max_inbound_seq: int | None) -> int:
 
 
 def next_runner_seq(max_seq_both_tables: int | None) -> int:
-    """The next odd seq above every row of both tables, so a reply sorts after what it answers."""
+    """The next odd seq above the given seq: the runner passes the highest of ``messages_out``
+    and of the ``messages_in`` rows its turn saw, so a reply sorts after what it answers."""
     current = max_seq_both_tables or 0
     return current + 1 if current % 2 == 0 else current + 2
 

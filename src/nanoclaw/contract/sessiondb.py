@@ -270,7 +270,7 @@ def connect(path: Path, *, readonly: bool, confined: bool = False) -> sqlite3.Co
         conn = connect_session_db(path, readonly=readonly, timeout_s=timeout_s)
     elif readonly:
         conn = sqlite3.connect(
-            f"file:{quote(str(path))}?mode=ro",
+            _readonly_uri(str(path)),
             uri=True,
             timeout=timeout_s,
             isolation_level=None,
@@ -282,7 +282,8 @@ def connect(path: Path, *, readonly: bool, confined: bool = False) -> sqlite3.Co
         )
     try:
         conn.isolation_level = None  # the only transactions are the ones written here
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        # The busy timeout is set by sqlite3.connect(timeout=...) (sqlite3_busy_timeout): a
+        # PRAGMA busy_timeout on every open would only repeat it.
         conn.execute("PRAGMA mmap_size=0")
         if not readonly:
             conn.execute("PRAGMA journal_mode=DELETE")
@@ -290,6 +291,11 @@ def connect(path: Path, *, readonly: bool, confined: bool = False) -> sqlite3.Co
         conn.close()
         raise
     return conn
+
+
+@functools.lru_cache(maxsize=256)
+def _readonly_uri(path: str) -> str:
+    return f"file:{quote(path)}?mode=ro"
 
 
 @contextmanager

@@ -63,11 +63,16 @@ class ChangeWatcher:
         self._inotify: Inotify | None = None
         self._wds: dict[str, int] = {}  # directory → watch descriptor
         self._names: dict[int, dict[str, set[str]]] = {}  # wd → file name → keys
-        self._ready = asyncio.Event()
+        # Each pending ``wait``'s wake-up: resolved by the fd reader when a watched file changed
+        # (or what is polled did), by ``interrupt``, or by its own timer.
+        self._waiters: set[asyncio.Future[None]] = set()
+        self._interrupted = False
         # Keys seen changed by the fd reader since the last ``wait`` returned. The reader drains
         # the inotify fd each time it fires: the fd is level-triggered, and one left readable
-        # while the owner is busy elsewhere would spin the event loop at full CPU.
+        # while the owner is busy elsewhere would spin the event loop at full CPU. Events that
+        # change nothing (a journal created: a write began) do not wake the waiting owner.
         self._seen: set[str] = set()
+        self._polled_changed = False  # a watch was lost: what is polled changed under the wait
         self._reader_loop: asyncio.AbstractEventLoop | None = None
         if mode is WatchMode.AUTO:
             try:
@@ -147,14 +152,24 @@ class ChangeWatcher:
         self._interval_s = self.fast_interval_s
         self._next_poll = 0.0
 
+    def interrupt(self) -> None:
+        """End the pending ``wait`` now (it returns what it has, maybe nothing), or the next one."""
+        self._interrupted = True
+        self._wake()
+
     async def wait(self, timeout_s: float) -> set[str]:
-        """Wait up to ``timeout_s`` for a change; return the keys that may have changed."""
+        """Wait up to ``timeout_s`` for a change; return the keys that may have changed.
+
+        An ``interrupt`` ends it early, with the changes seen so far (usually none).
+        """
         self._attach_reader()
         deadline = self.clock() + max(0.0, timeout_s)
         while True:
             changed = self._drain_events() | self._poll_due()
             if changed:
                 self.note_activity()
+            if changed or self._interrupted:
+                self._interrupted = False
                 return changed
             now = self.clock()
             if now >= deadline:
@@ -162,15 +177,23 @@ class ChangeWatcher:
             until = deadline - now
             if self._polled:
                 until = min(until, max(0.0, self._next_poll - now))
-            self._ready.clear()
-            if self._inotify is None:
-                await asyncio.sleep(until)
-                continue
-            waiter = asyncio.ensure_future(self._ready.wait())
-            try:
-                await asyncio.wait({waiter}, timeout=until)
-            finally:
-                waiter.cancel()
+            await self._sleep(until)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Until the fd reader sees a change, an ``interrupt``, or ``seconds`` pass."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        timer = loop.call_later(seconds, _resolve, waiter)
+        self._waiters.add(waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiters.discard(waiter)
+
+    def _wake(self) -> None:
+        for waiter in self._waiters:
+            _resolve(waiter)
 
     def _attach_reader(self) -> None:
         if self._inotify is None or self._reader_loop is not None:
@@ -180,7 +203,9 @@ class ChangeWatcher:
 
     def _on_readable(self) -> None:
         self._seen |= self._read_events()
-        self._ready.set()
+        if self._seen or self._polled_changed:
+            self._polled_changed = False
+            self._wake()
 
     def _drain_events(self) -> set[str]:
         changed, self._seen = self._seen | self._read_events(), set()
@@ -196,6 +221,7 @@ class ChangeWatcher:
                 continue
             if event.mask & IN_IGNORED:  # the directory went away: poll what was in it
                 self._forget_wd(event.wd)
+                self._polled_changed = True
                 continue
             if event.name.endswith(JOURNAL_SUFFIX) and not event.mask & IN_DELETE:
                 continue  # a journal created (a write began) is not a commit; its deletion is
@@ -237,3 +263,8 @@ class ChangeWatcher:
                 self._reader_loop.remove_reader(self._inotify.fd)
         self._inotify.close()
         self._inotify = None
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
