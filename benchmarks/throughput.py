@@ -2,7 +2,8 @@
 
 Each chat sends its next message as soon as the previous reply arrives, for ``--seconds``.
 CPU is the user+system time of the host process and all its runners over the same window
-(the counters ``getrusage`` reports, read from /proc). The CPU-bound ceiling is
+(the counters ``getrusage`` reports, read from /proc), also split into the host's own and its
+runners'. The CPU-bound ceiling is
 ``cores ÷ CPU per message``; the share says how close the pipeline gets to it.
 
     .venv/bin/python benchmarks/throughput.py [--seconds 10] [--chats 1 2 4 8]
@@ -22,7 +23,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import durable_commit_ms, round_trip, tree_cpu_s  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    durable_commit_ms,
+    process_cpu_s,
+    round_trip,
+    tree_cpu_s,
+)
 from benchmarks.host_process import HostProcess  # noqa: E402 - needs the path above
 
 RESULTS = REPO / "benchmarks" / "results" / "throughput.json"
@@ -52,9 +58,11 @@ def run(chats: int, seconds: float) -> dict[str, float | int]:
                 await round_trip(host.socket_path, f"c{c}", "warm again")
 
         asyncio.run(warm())
-        cpu_before, wall_before = tree_cpu_s(host.pid), time.monotonic()
+        cpu_before, host_before = tree_cpu_s(host.pid), process_cpu_s(host.pid)
+        wall_before = time.monotonic()
         done = asyncio.run(closed_loop(host.socket_path, chats, seconds))
         cpu = tree_cpu_s(host.pid) - cpu_before
+        host_cpu = process_cpu_s(host.pid) - host_before
         wall = time.monotonic() - wall_before
     cores = os.cpu_count() or 1
     cpu_per_message_ms = cpu / done * 1000
@@ -65,6 +73,9 @@ def run(chats: int, seconds: float) -> dict[str, float | int]:
         "messages": done,
         "msgs_per_s": round(rate, 1),
         "cpu_per_message_ms": round(cpu_per_message_ms, 2),
+        # The host process alone, and its runners (the rest of the tree).
+        "host_cpu_per_message_ms": round(host_cpu / done * 1000, 2),
+        "runner_cpu_per_message_ms": round((cpu - host_cpu) / done * 1000, 2),
         "ceiling_msgs_per_s": round(ceiling, 1),
         "share_of_ceiling": round(rate / ceiling, 2),
     }
