@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +186,18 @@ def test_a_plain_transaction_commits_on_success_and_rolls_back_on_error(repo: Re
         assert conn.in_transaction
     # The one pooled connection went back: the ORM gets it again at once.
     assert [g.name for g in repo.agent_groups()] == ["Robin"]
+
+
+def test_a_failed_commit_leaves_the_one_connection_usable(repo: Repository) -> None:
+    with repo.db.plain() as conn:
+        conn.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        conn.execute(
+            "CREATE TABLE child (parent_id INTEGER REFERENCES parent (id)"
+            " DEFERRABLE INITIALLY DEFERRED)"
+        )
+    with pytest.raises(sqlite3.IntegrityError), repo.db.plain() as conn:
+        conn.execute("INSERT INTO child VALUES (42)")  # checked, and refused, at COMMIT
+    with repo.db.plain(write=False) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM child").fetchone() == (0,)
+    repo.create_agent_group(name="Andy", folder="andy")  # the ORM gets it too
+    assert [g.folder for g in repo.agent_groups()] == ["andy"]

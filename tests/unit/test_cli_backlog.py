@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -207,3 +208,32 @@ def test_shown_replies_keep_one_ack_frames_worth_newest_last() -> None:
     ids = shown.ids()
     assert len(ids) == MAX_ACK_IDS
     assert ids[0] == "cli-5" and ids[-1] == f"cli-{MAX_ACK_IDS + 4}"
+
+
+async def test_a_reply_stored_after_its_send_timed_out_still_reaches_the_connected_client(
+    adapter: CliAdapter, cli_backlog: CliBacklog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = threading.Event()
+    add = cli_backlog.add
+
+    def slow_add(
+        chat: str, frame_json: str, *, delivery_key: str | None = None
+    ) -> tuple[int, bool]:
+        gate.wait(timeout=30)  # the central thread is held up (another process's write lock)
+        return add(chat, frame_json, delivery_key=delivery_key)
+
+    monkeypatch.setattr(cli_backlog, "add", slow_add)
+    keyed = OutboundPayload("chat", {"text": "late"}, sender_name="Robin", delivery_key="s1/9")
+    async with ChatClient(adapter.socket_path, "local", "al", ack=False) as client:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):  # the delivery loop's send timeout
+                await adapter.deliver("local", None, keyed)
+        gate.set()  # the stored row commits after its caller gave up
+        await client.wait_for(lambda f: f.get("text") == "late")
+        # The delivery loop retries: the row is known, nothing is pushed twice.
+        again = await adapter.deliver("local", None, keyed)
+        await adapter.deliver("local", None, _say("after"))
+        await client.wait_for(lambda f: f.get("text") == "after")
+        replies = [(f["id"], f["text"]) for f in client.frames if f["type"] == "reply"]
+    assert [text for _, text in replies] == ["late", "after"]
+    assert replies[0][0] == again

@@ -14,7 +14,7 @@ from agent_runner.db import SessionDB
 from nanoclaw.contract import sessiondb
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.sessiondb import SchemaTooNewError, SessionFile, head_version
-from nanoclaw.errors import SchemaVersionError
+from nanoclaw.errors import SandboxFileError, SchemaVersionError
 from nanoclaw.sessions.outbound_reader import SessionReader
 from nanoclaw.sessions.store import SessionStore
 from tests.conftest import REPO_ROOT
@@ -94,6 +94,7 @@ def test_a_new_host_side_file_is_the_head_image_with_the_schema_every_step_gives
     written.parent.mkdir(parents=True)
     assert sessiondb.migrate(written, file, confined=True) == head_version(file)
     assert written.read_bytes() == sessiondb.head_image(file)
+    assert [p.name for p in written.parent.iterdir()] == [written.name]  # no temporary left
     assert schema(written) == schema(stepwise)
     assert version(written) == head_version(file)
     conn = sqlite3.connect(written)
@@ -102,6 +103,14 @@ def test_a_new_host_side_file_is_the_head_image_with_the_schema_every_step_gives
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
     finally:
         conn.close()
+    # A planted link is an existing entry: never replaced, never followed (the probe refuses it).
+    planted = tmp_path / "planted" / "sub" / f"{file.value}.db"
+    planted.parent.mkdir(parents=True)
+    target = tmp_path / "elsewhere.db"
+    planted.symlink_to(target)
+    with pytest.raises(SandboxFileError):
+        sessiondb.migrate(planted, file, confined=True)
+    assert planted.is_symlink() and not target.exists()
     # An existing file is never replaced by the image: it is opened and migrated as before.
     before = written.stat().st_ino, written.stat().st_mtime_ns
     sessiondb.migrate(written, file, confined=True)

@@ -38,6 +38,8 @@ DIR_MODE = 0o755
 SYS_OPENAT2 = 437  # the same number on every architecture Linux added it to (5.6+)
 RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
+# link() refused because the filesystem has no hard links (FAT, some network filesystems).
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK})
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -342,6 +344,37 @@ class ConfinedDir:
                 os.fsync(fd)
         finally:
             os.close(fd)
+        return True
+
+    def create_whole(self, name: str, data: bytes, *, mode: int = FILE_MODE) -> bool:
+        """Create ``name`` holding all of ``data`` or nothing; False when any entry has that name.
+
+        Written and synced under a fresh temporary name, then hard-linked to ``name`` (which,
+        unlike ``rename``, never replaces an entry, a planted link included): a reader or a
+        crash never meets a partial file. Where the filesystem has no hard links it falls back
+        to :meth:`create_exclusive` (durable, not whole).
+        """
+        _check_component(name)
+        tmp = f".{name}.{secrets.token_hex(6)}.tmp"
+        fd = _openat(self.fd, tmp, _CREATE_FLAGS, mode, str(self.path / tmp))
+        try:
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.link(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd, follow_symlinks=False)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            return self.create_exclusive(name, data, mode=mode, durable=True)
+        finally:
+            try:
+                os.unlink(tmp, dir_fd=self.fd)
+            except FileNotFoundError:
+                pass
         return True
 
     def replace(self, name: str, data: bytes, *, mode: int = FILE_MODE) -> None:

@@ -478,8 +478,9 @@ def migrate(
 def head_image(file: SessionFile) -> bytes:
     """A new ``file`` at head, as its bytes: built once per process by running every step.
 
-    A missing host-side session file is written as this image in one durable write: a new
-    session costs no SQLite schema work (a dozen DDL statements, each re-reading the schema).
+    A missing host-side session file is written as this image, whole or not at all (written
+    and synced under a temporary name, then linked): a new session costs no SQLite schema work
+    (a dozen DDL statements, each re-reading the schema).
     """
     import tempfile  # host-side only: kept out of the runner's start-up imports
 
@@ -502,7 +503,7 @@ def _create_at_head(path: Path, file: SessionFile) -> bool:
     """Write a missing ``<session>/<sub>/<name>`` as the head image; False when any entry has
     that name (then it is opened, probed and migrated as usual)."""
     with ConfinedDir.open(path.parent.parent, path.parent.name) as folder:
-        return folder.create_exclusive(path.name, head_image(file), durable=True)
+        return folder.create_whole(path.name, head_image(file))
 
 
 def expect_version(path: Path, file: SessionFile, expected: int, *, writer: bool = False) -> None:

@@ -46,11 +46,12 @@ class CentralDB:
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
+                # A failed COMMIT too: the one connection never goes back mid-transaction.
                 if conn.in_transaction:  # SQLite may have rolled it back already (disk full)
                     conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
         finally:
             fairy.close()
 

@@ -220,13 +220,23 @@ class CliAdapter(ChannelAdapter):
     ) -> str | None:
         reply = self._reply_of(platform_id, payload)
         stored = reply.model_dump_json(exclude_none=True, exclude={"id"})
+        # Stored and pushed as one step that a cancelled caller (the send timeout) does not cut
+        # in two: a row stored here always reaches the clients connected now, so a retry that
+        # finds its delivery key stored pushes nothing twice and leaves nothing unshown.
+        step = asyncio.ensure_future(self._store_and_push(platform_id, payload, stored))
+        step.add_done_callback(_retrieve)
+        return await asyncio.shield(step)
+
+    async def _store_and_push(
+        self, platform_id: str, payload: OutboundPayload, stored: str
+    ) -> str | None:
         row_id, new = await self.executors.central.run(
             self.backlog.add, platform_id, stored, delivery_key=payload.delivery_key
         )
         self._remember(
             platform_id, reply_id(row_id), payload.text, payload.sender_name or "assistant"
         )
-        if not new:  # stored before a crash: clients get it from the backlog, never twice
+        if not new:  # stored by an earlier host: its clients replay it from the backlog
             return reply_id(row_id)
         frame = _reply_bytes(row_id, stored)
         for client in list(self._clients):
@@ -448,6 +458,12 @@ class CliAdapter(ChannelAdapter):
         if finished:
             failed = sorted(m for m in finished if self._recent_done.get(m))
             client.send(Done(ids=sorted(finished), failed=failed or None))
+
+
+def _retrieve(step: asyncio.Future[str | None]) -> None:
+    """Mark a shielded step's exception seen (its caller may have been cancelled)."""
+    if not step.cancelled():
+        step.exception()
 
 
 def _failure_of(payload: OutboundPayload) -> tuple[str | None, str | None]:
