@@ -346,6 +346,21 @@ class ConfinedDir:
             os.close(fd)
         return True
 
+    def _synced_temporary(self, name: str, data: bytes, mode: int) -> str:
+        """Write ``data`` to a fresh temporary name beside ``name`` and ``fsync`` it; its name."""
+        _check_component(name)
+        tmp = f".{name}.{secrets.token_hex(6)}.tmp"
+        fd = _openat(self.fd, tmp, _CREATE_FLAGS, mode, str(self.path / tmp))
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp, dir_fd=self.fd)
+            raise
+        os.close(fd)
+        return tmp
+
     def create_whole(self, name: str, data: bytes, *, mode: int = FILE_MODE) -> bool:
         """Create ``name`` holding all of ``data`` or nothing; False when any entry has that name.
 
@@ -354,15 +369,8 @@ class ConfinedDir:
         crash never meets a partial file. Where the filesystem has no hard links it falls back
         to :meth:`create_exclusive` (durable, not whole).
         """
-        _check_component(name)
-        tmp = f".{name}.{secrets.token_hex(6)}.tmp"
-        fd = _openat(self.fd, tmp, _CREATE_FLAGS, mode, str(self.path / tmp))
+        tmp = self._synced_temporary(name, data, mode)
         try:
-            try:
-                _write_all(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
             os.link(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd, follow_symlinks=False)
         except FileExistsError:
             return False
@@ -382,15 +390,8 @@ class ConfinedDir:
 
         ``rename`` replaces whatever entry is there (a symlink included) and never follows it.
         """
-        _check_component(name)
-        tmp = f".{name}.{secrets.token_hex(6)}.tmp"
-        fd = _openat(self.fd, tmp, _CREATE_FLAGS, mode, str(self.path / tmp))
+        tmp = self._synced_temporary(name, data, mode)
         try:
-            try:
-                _write_all(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
             os.rename(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
         except BaseException:
             try:
