@@ -139,6 +139,22 @@ def test_a_reply_arriving_while_typing_leaves_the_typed_text_intact_and_sent_who
         screen.wait_for(f"{MOCK}half typed and finished")
 
 
+def test_ctrl_d_typed_while_a_long_reply_is_printing_still_leaves(
+    tty_env: dict[str, str], tmp_path: Path, chat_screen: list[PtyScreen]
+) -> None:
+    with host_process(tty_env, tmp_path):
+        screen = open_chat(tty_env, chat_screen)
+        long_text = "".join(f"line {n:05d} of a long reply\n" for n in range(7000))  # ~190 kB
+        say_and_leave(tty_env, long_text)
+        screen.wait_for("line 00000 of a long reply", within_s=60)
+        # The rest is far more than a pty holds: the chat is still printing it, blocked on this
+        # unread terminal, when the key arrives.
+        assert "line 06999" not in screen.raw
+        screen.send("\x04")
+        assert screen.wait_exit(within_s=60) == 0
+    assert "line 06999 of a long reply" in screen.raw  # the whole reply was shown first
+
+
 def test_a_card_is_answered_by_number_and_by_choosing_from_the_list(
     tty_env: dict[str, str], tmp_path: Path, chat_screen: list[PtyScreen]
 ) -> None:

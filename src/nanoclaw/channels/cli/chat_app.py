@@ -3,7 +3,8 @@
 Keys: Enter sends; Esc then Enter (Alt+Enter) inserts a newline; a bracketed paste of several
 lines is one message; Up/Down walk the persistent history; Tab lists the open card's options;
 Ctrl-C clears the line; Ctrl-D on an empty line leaves. Replies print above the prompt
-(``patch_stdout``), so the line being typed is never touched.
+(``patch_stdout``), so the line being typed is never touched, and the terminal stays raw while
+they print, so no key typed meanwhile is taken by the terminal itself.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import ANSI
 from prompt_toolkit.history import FileHistory
+from prompt_toolkit.input import Input
+from prompt_toolkit.input.vt100 import Vt100Input
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.shortcuts import print_formatted_text
@@ -44,6 +48,24 @@ KEYS_HINT = "Enter send · Esc Enter newline · ↑↓ history · Tab card optio
 
 class _HostGoneForGoodError(Exception):
     """Ends the prompt: the host did not come back within the reconnect window."""
+
+
+class _RawWhilePrintingInput(Vt100Input):
+    """A terminal that stays in raw mode while text is printed above the prompt.
+
+    prompt_toolkit prints above a running prompt in cooked mode. There the terminal itself acts
+    on a Ctrl-D (its own end-of-file mark, never seen by the prompt) or a Ctrl-C (a SIGINT) typed
+    while a reply prints, so "Ctrl-D leaves" failed right after a long or slow reply. Kept raw,
+    those keys wait in the terminal's input buffer and reach the prompt when the print is done.
+    """
+
+    def cooked_mode(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+
+def _terminal_input() -> Input | None:
+    """Our input for a terminal stdin; prompt_toolkit's own choice otherwise (a pipe)."""
+    return _RawWhilePrintingInput(sys.stdin) if sys.stdin.isatty() else None
 
 
 class _CardCompleter(Completer):
@@ -91,6 +113,7 @@ class ChatApp:
         self.gone = False
         history_path.parent.mkdir(parents=True, exist_ok=True)
         self.session: PromptSession[str] = PromptSession(
+            input=_terminal_input(),
             history=FileHistory(str(history_path)),
             key_bindings=self._keys(),
             bottom_toolbar=self._toolbar,
