@@ -8,10 +8,13 @@ order). Rows changed within :data:`ACK_REREAD_MARGIN_S` of the watermark are rea
 pass (two acks can share a timestamp, and one may commit after the other was read); a status
 seen already is not reported twice. Everything kept here is bounded: statuses only inside the
 margin, turn-done owed only until reported, and the last :data:`REPORTED_KEPT` reported ids.
+The tracker is read and updated both from a session's lane (inside the delivery pass) and from
+the event loop, so each method holds one lock.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -35,9 +38,14 @@ class _SessionAcks:
 class AckTracker:
     def __init__(self) -> None:
         self._sessions: dict[str, _SessionAcks] = {}
+        self._lock = threading.Lock()
 
     def since(self, session_id: str) -> str | None:
         """Read acks whose ``status_changed`` is at or after this (None: all of them)."""
+        with self._lock:
+            return self._since(session_id)
+
+    def _since(self, session_id: str) -> str | None:
         state = self._sessions.get(session_id)
         if state is None or state.watermark is None:
             return None
@@ -45,6 +53,10 @@ class AckTracker:
 
     def changed(self, session_id: str, rows: list[AckRow]) -> dict[str, str]:
         """The acks among ``rows`` (read ``since``) whose status was not seen yet."""
+        with self._lock:
+            return self._changed(session_id, rows)
+
+    def _changed(self, session_id: str, rows: list[AckRow]) -> dict[str, str]:
         state = self._sessions.setdefault(session_id, _SessionAcks())
         new: dict[str, str] = {}
         for row in rows:
@@ -55,26 +67,29 @@ class AckTracker:
             state.seen[row.message_id] = (row.status, row.status_changed)
             if state.watermark is None or row.status_changed > state.watermark:
                 state.watermark = row.status_changed
-        floor = self.since(session_id)
+        floor = self._since(session_id)
         if floor is not None:
             state.seen = {k: v for k, v in state.seen.items() if v[1] >= floor}
         return new
 
     def owed(self, session_id: str) -> frozenset[str]:
         """Finished messages whose turn-done has not been reported."""
-        state = self._sessions.get(session_id)
-        return frozenset(state.owed) if state is not None else frozenset()
+        with self._lock:
+            state = self._sessions.get(session_id)
+            return frozenset(state.owed) if state is not None else frozenset()
 
     def take_unreported(self, session_id: str, finished: set[str]) -> frozenset[str]:
         """Of ``finished``, those not reported yet; they count as reported from now on."""
-        state = self._sessions.setdefault(session_id, _SessionAcks())
-        new = frozenset(m for m in finished if m not in state.reported)
-        for message_id in new:
-            state.reported[message_id] = None
-            state.owed.discard(message_id)
-        while len(state.reported) > REPORTED_KEPT:
-            state.reported.popitem(last=False)
-        return new
+        with self._lock:
+            state = self._sessions.setdefault(session_id, _SessionAcks())
+            new = frozenset(m for m in finished if m not in state.reported)
+            for message_id in new:
+                state.reported[message_id] = None
+                state.owed.discard(message_id)
+            while len(state.reported) > REPORTED_KEPT:
+                state.reported.popitem(last=False)
+            return new
 
     def forget(self, session_id: str) -> None:
-        self._sessions.pop(session_id, None)
+        with self._lock:
+            self._sessions.pop(session_id, None)

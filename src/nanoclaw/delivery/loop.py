@@ -285,21 +285,14 @@ class DeliveryLoop:
 
     async def _drain(self, session_id: str) -> int:
         session, layout = await self._session(session_id)
-        # Only acks changed since this session's watermark are read; only a changed status
-        # is written into messages_in (nanoclaw.delivery.acks).
-        changed = await self.executors.sessions.run(
-            session_id, self.reader.acks_since, layout, self.acks.since(session_id)
-        )
-        acks = self.acks.changed(session_id, changed)
-        self._note_failed({mid for mid, status in acks.items() if status == "failed"})
-        rows, states = await self.executors.sessions.run(
+        acks, rows, states = await self.executors.sessions.run(
             session_id,
             self._read_pass,
             session_id,
             layout,
-            acks,
             after_seq=self._floor.get(session_id, 0),
         )
+        self._note_failed({mid for mid, status in acks.items() if status == "failed"})
         if not rows:
             if session_id not in self.running_sessions():
                 self._extra.discard(session_id)
@@ -353,25 +346,41 @@ class DeliveryLoop:
         return handled
 
     def _read_pass(
-        self, session_id: str, layout: SessionLayout, acks: dict[str, str], *, after_seq: int
-    ) -> tuple[list[OutboundRow], dict[str, DeliveryState]]:
-        """Blocking, on the session's lane (one job, so one hop): sync finished acks, observe,
-        read the due rows above ``after_seq``, decide new requests' origins, read their states.
+        self, session_id: str, layout: SessionLayout, *, after_seq: int
+    ) -> tuple[dict[str, str], list[OutboundRow], dict[str, DeliveryState]]:
+        """Blocking, on the session's lane (one job, so one hop): read the acks changed since
+        the watermark, sync the finished ones, observe, read the due rows above ``after_seq``,
+        decide new requests' origins, read their delivery states.
 
-        Order matters (nanoclaw.delivery.origin): the session's state is observed before
-        messages_out is read, and each request's origin is decided when it is first read.
+        Only acks changed since this session's watermark are read, and only a changed status
+        is written into messages_in (nanoclaw.delivery.acks). Order matters
+        (nanoclaw.delivery.origin): the acks and inbound rows are observed before messages_out
+        is read (a later statement on the same connection is a later read), and each request's
+        origin is decided when it is first read. Each file is opened once for the pass (each
+        open is probed), read-only and fresh for it.
         """
-        if any(status in FINISHED for status in acks.values()):
-            self.sessions.store.sync_acks(layout, acks)
-        # One read-only inbound.db connection for the pass's reads of it (each open is probed).
-        with sessiondb.reading(layout.inbound_db, confined=True) as inbound:
+        with contextlib.ExitStack() as opened:
+            outbound = None
+            if layout.outbound_db.exists():
+                outbound = opened.enter_context(
+                    sessiondb.reading(layout.outbound_db, confined=True)
+                )
+            since = self.acks.since(session_id)
+            changed = self.reader.acks_since(layout, since, outbound=outbound)
+            acks = self.acks.changed(session_id, changed)
+            inbound = opened.enter_context(sessiondb.reading(layout.inbound_db, confined=True))
+            if any(status in FINISHED for status in acks.values()):
+                self.sessions.store.sync_acks(layout, acks, inbound=inbound)
             self.origins.observe(session_id, layout, acks, inbound=inbound)
-            rows = self.reader.outbound_rows(layout, due_before=now_iso(), after_seq=after_seq)
+            rows = self.reader.outbound_rows(
+                layout, due_before=now_iso(), after_seq=after_seq, outbound=outbound
+            )
             requests = [(r.id, r.in_reply_to) for r in rows if r.kind == "system"]
             self.origins.first_sight(session_id, layout, requests)
             if not rows:
-                return rows, {}
-            return rows, self.reader.deliveries(layout, [r.id for r in rows], inbound=inbound)
+                return acks, rows, {}
+            states = self.reader.deliveries(layout, [r.id for r in rows], inbound=inbound)
+            return acks, rows, states
 
     def _note_failed(self, ids: set[str]) -> None:
         for mid in ids:

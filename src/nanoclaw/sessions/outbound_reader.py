@@ -32,19 +32,26 @@ _IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter li
 
 
 class SessionReader:
-    """Read-only views of both session DBs; every call opens and closes its own connection."""
+    """Read-only views of both session DBs; a call opens and closes its own connection unless it
+    is handed one a pass holds open (fresh per pass, DESIGN §2.2)."""
 
     def __init__(self, *, engines: EngineCache) -> None:
         self.engines = engines
 
     def outbound_rows(
-        self, layout: SessionLayout, *, due_before: str, after_seq: int = 0
+        self,
+        layout: SessionLayout,
+        *,
+        due_before: str,
+        after_seq: int = 0,
+        outbound: sqlite3.Connection | None = None,
     ) -> list[OutboundRow]:
-        """Rows above ``after_seq`` that are due, in seq order."""
-        if not layout.outbound_db.exists():
+        """Rows above ``after_seq`` that are due, in seq order (``outbound``: an open
+        connection to use)."""
+        if outbound is None and not layout.outbound_db.exists():
             return []
         # Plain sqlite3 on the contract's probed read-only open: the hottest reads of a drain.
-        with sessiondb.reading(layout.outbound_db, confined=True) as conn:
+        with sessiondb.reading_with(layout.outbound_db, outbound, confined=True) as conn:
             rows = conn.execute(
                 f"SELECT {OUTBOUND_ROW_COLUMNS} FROM messages_out WHERE seq > ?"
                 " AND (deliver_after IS NULL OR deliver_after <= ?) ORDER BY seq",
@@ -59,16 +66,23 @@ class SessionReader:
             rows = conn.execute(select(processing_ack.c.message_id, processing_ack.c.status)).all()
         return {r.message_id: r.status for r in rows}
 
-    def acks_since(self, layout: SessionLayout, since: str | None) -> list[AckRow]:
-        """``processing_ack`` rows changed at or after ``since`` (every row when None)."""
-        if not layout.outbound_db.exists():
+    def acks_since(
+        self,
+        layout: SessionLayout,
+        since: str | None,
+        *,
+        outbound: sqlite3.Connection | None = None,
+    ) -> list[AckRow]:
+        """``processing_ack`` rows changed at or after ``since`` (every row when None;
+        ``outbound``: an open connection to use)."""
+        if outbound is None and not layout.outbound_db.exists():
             return []
         query = "SELECT message_id, status, status_changed FROM processing_ack"
         params: tuple[str, ...] = ()
         if since is not None:
             query += " WHERE status_changed >= ?"
             params = (since,)
-        with sessiondb.reading(layout.outbound_db, confined=True) as conn:
+        with sessiondb.reading_with(layout.outbound_db, outbound, confined=True) as conn:
             rows = conn.execute(query, params).fetchall()
         return [AckRow(*r) for r in rows]
 

@@ -191,16 +191,23 @@ class SessionStore:
         with self._lock(layout), sessiondb.writing(layout.inbound_db, confined=True) as conn:
             _write_projection(conn, dests, routing)
 
-    def sync_acks(self, layout: SessionLayout, acks: dict[str, str]) -> int:
+    def sync_acks(
+        self,
+        layout: SessionLayout,
+        acks: dict[str, str],
+        *,
+        inbound: sqlite3.Connection | None = None,
+    ) -> int:
         """Mark pending rows completed when the runner acked them completed or failed.
 
-        Writes only on change: a read finds which of them are still pending first, so a pass
-        with nothing new opens no write transaction.
+        Writes only on change: a read finds which of them are still pending first (on
+        ``inbound``, a read-only connection the caller holds, if given), so a pass with nothing
+        new opens no write transaction.
         """
         done = [mid for mid, status in acks.items() if status in ("completed", "failed")]
         if not done:
             return 0
-        with sessiondb.reading(layout.inbound_db, confined=True) as conn:
+        with sessiondb.reading_with(layout.inbound_db, inbound, confined=True) as conn:
             still_pending = [
                 r[0]
                 for chunk in _chunks(done)

@@ -93,11 +93,7 @@ class BudgetGuard:
     async def account(self, session_id: str, stop: StopGroup) -> None:
         """Ingest the session's usage; pause the group (``stop``) if that spent its budget."""
         try:
-            session = await self.executors.central.run(self.repo.session, session_id)
-            added = await self.executors.central.run(self.ledger.ingest, session)
-            if not added:
-                return
-            over = await self.executors.central.run(self.over_budget, session.agent_group_id)
+            session, over = await self.executors.central.run(self._ingest, session_id)
         except NanoclawError as exc:
             log.warning("usage of %s not accounted: %s", session_id, exc)
             return
@@ -106,6 +102,14 @@ class BudgetGuard:
         log.warning("agent group %s spent its daily budget; pausing", session.agent_group_id)
         await stop(session.agent_group_id)
         await self._tell(session_id, *over, session=session)
+
+    def _ingest(self, session_id: str) -> tuple[SessionRow, tuple[float, float] | None]:
+        """Blocking, one central job: copy the session's new usage rows; if there were any,
+        whether its group is now over budget."""
+        session = self.repo.session(session_id)
+        if not self.ledger.ingest(session):
+            return session, None
+        return session, self.over_budget(session.agent_group_id)
 
     async def _tell(
         self, session_id: str, spent: float, budget: float, *, session: SessionRow | None = None
