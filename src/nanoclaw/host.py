@@ -49,6 +49,7 @@ from nanoclaw.runtime.sandbox import SandboxServices, build_proxy
 from nanoclaw.runtime.select import select_runtime
 from nanoclaw.runtime.supervisor import Supervisor
 from nanoclaw.scheduling.script_results import ScriptResults
+from nanoclaw.sessions.activity import SessionActivity
 from nanoclaw.sessions.outbound_reader import OutboundRow, SessionReader
 from nanoclaw.sessions.quarantine import SessionQuarantine
 from nanoclaw.sessions.service import SessionService
@@ -110,6 +111,7 @@ class Host:
     usage: UsageLedger
     budget: BudgetGuard
     permissions: Permissions  # approvals, admin chat commands, action gate
+    activity: SessionActivity  # sessions' last_active, written in batches
     router: Router
     inbound: InboundHandler
     sweep: Sweep
@@ -169,6 +171,7 @@ class Host:
         # Bounded, and never swallowing our own cancellation: whatever a task does, the
         # runners below are always told to stop (issue #10's teardown hang).
         await self.tasks.close(timeout_s=TASK_STOP_TIMEOUT_S)
+        await self.activity.flush()
         await self.delivery.close()
         await self.supervisor.close()
         await self.sandbox.stop()
@@ -346,10 +349,12 @@ def build_host(
             groups=settings.groups_path,
         ),
     )
+    activity = SessionActivity(executors=executors, repo=repo, spawn=tasks.spawn)
     router = Router(
         executors=executors,
         repo=repo,
         sessions=sessions,
+        activity=activity,
         waker=supervisor,
         replier=replier,
         approvals=permissions.approvals,
@@ -442,6 +447,7 @@ def build_host(
         usage=usage,
         budget=budget,
         permissions=permissions,
+        activity=activity,
         router=router,
         inbound=inbound,
         sweep=sweep,

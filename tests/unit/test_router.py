@@ -13,6 +13,7 @@ from nanoclaw.db.central import CentralDB
 from nanoclaw.db.models import AgentGroup
 from nanoclaw.db.repository import Repository
 from nanoclaw.routing.router import Router
+from nanoclaw.sessions.activity import SessionActivity
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import SessionStore
 from tests.conftest import REPO_ROOT
@@ -30,10 +31,14 @@ class World:
         self.waker = RecordingWaker()
         self.replier = RecordingReplier()
         self.approvals = RecordingApprovals()
+        self.activity = SessionActivity(
+            executors=shared_executors(), repo=self.repo, spawn=lambda coro, name: coro.close()
+        )
         self.router = Router(
             executors=shared_executors(),
             repo=self.repo,
             sessions=self.sessions,
+            activity=self.activity,
             waker=self.waker,
             replier=self.replier,
             approvals=self.approvals,

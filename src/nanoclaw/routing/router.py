@@ -21,6 +21,7 @@ from nanoclaw.routing.plan import RoutePlan
 from nanoclaw.routing.planner import RoutePlanner
 from nanoclaw.routing.unhandled import UnhandledInbound
 from nanoclaw.routing.write import SessionInboundWriter
+from nanoclaw.sessions.activity import SessionActivity
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.storage_errors import is_disk_full
 
@@ -34,6 +35,7 @@ class Router:
         executors: Executors,
         repo: Repository,
         sessions: SessionService,
+        activity: SessionActivity,
         waker: Waker,
         replier: Replier,
         approvals: ApprovalSeam | None = None,
@@ -46,7 +48,7 @@ class Router:
         self.planner = RoutePlanner(repo=repo, threaded_channels=threaded_channels)
         self.applier = PlanApplier(
             executors=executors,
-            writer=SessionInboundWriter(executors=executors, repo=repo, sessions=sessions),
+            writer=SessionInboundWriter(executors=executors, sessions=sessions, activity=activity),
             audit=repo,
             waker=waker,
             replier=replier,

@@ -16,11 +16,11 @@ from typing import Protocol
 from nanoclaw.channels.base import InboundEvent
 from nanoclaw.contract.confined import create_file
 from nanoclaw.contract.layout import SessionLayout
-from nanoclaw.db.repository import Repository
 from nanoclaw.errors import NanoclawError
 from nanoclaw.executors import Executors
 from nanoclaw.routing.outcome import Delivery
 from nanoclaw.routing.plan import PlannedWrite
+from nanoclaw.sessions.activity import SessionActivity
 from nanoclaw.sessions.paths import safe_name
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import InboundMessage
@@ -42,10 +42,16 @@ def _inbox_folder(message_id: str) -> str:
 
 
 class SessionInboundWriter:
-    def __init__(self, *, executors: Executors, repo: Repository, sessions: SessionService) -> None:
+    def __init__(
+        self,
+        *,
+        executors: Executors,
+        sessions: SessionService,
+        activity: SessionActivity,
+    ) -> None:
         self.executors = executors
-        self.repo = repo
         self.sessions = sessions
+        self.activity = activity
 
     async def write(
         self, event: InboundEvent, writes: Sequence[PlannedWrite], user_id: str | None
@@ -55,10 +61,9 @@ class SessionInboundWriter:
             for planned in writes:
                 deliveries.append(await self._write_one(event, planned, user_id))
         finally:
-            # One central transaction for every session written (even when a later write failed).
-            await self.executors.central.run(
-                self.repo.touch_sessions, [d.session_id for d in deliveries]
-            )
+            # Every session written is marked active (even when a later write failed); the
+            # marks reach the central DB in batches, off the message path.
+            self.activity.mark(d.session_id for d in deliveries)
         return deliveries
 
     async def _write_one(
