@@ -196,3 +196,49 @@ async def test_delayed_row_starts_within_one_second_of_its_time(
     delay = await _claim_delay(host, layout, "later-1", due)
     print(f"delayed row claimed {delay * 1000:.0f} ms after its time (alive: {runner_alive})")
     assert 0 <= delay < 1.0, f"started {delay:.3f} s after its time"
+
+
+async def test_a_session_without_series_is_not_looked_at_per_turn_until_one_is_scheduled(
+    host: Host,
+) -> None:
+    agent = make_agent(host.repo, "Andy")
+    wire_chat(host.repo, agent, "local")
+    await say(host.settings.cli_socket, "hello")
+    layout = _layout(host, "local")
+    session_id = layout.root.name
+    # The first turn's look found no recurring row: later turns there make none.
+    await until(lambda: host.sweep.series.none_in(session_id), "the first turn's look")
+    assert host.settings.sweep_interval_s >= 60  # the sweep cannot be what re-arms below
+    due = to_iso(utc_now() + timedelta(seconds=1))
+    await asyncio.to_thread(
+        host.store.insert_messages,
+        layout,
+        [
+            InboundMessage(
+                id="every-minute",
+                kind="task",
+                content={"prompt": "tick"},
+                channel_type="cli",
+                platform_id="local",
+                process_after=due,
+                recurrence="* * * * *",
+                series_id="every-minute",
+            )
+        ],
+    )
+    assert not host.sweep.series.none_in(session_id)  # the insert took it out at once
+
+    def next_occurrence() -> bool:
+        from sqlalchemy import select
+
+        with host.store.engines.get(layout.inbound_db, readonly=True).connect() as conn:
+            rows = conn.execute(
+                select(messages_in.c.id, messages_in.c.status).where(
+                    messages_in.c.series_id == "every-minute"
+                )
+            ).all()
+        return any(r.id != "every-minute" and r.status == "pending" for r in rows)
+
+    # Its occurrence ran and was re-armed when its turn ended.
+    await until(next_occurrence, "the next occurrence, re-armed", within_s=60)
+    assert not host.sweep.series.none_in(session_id)

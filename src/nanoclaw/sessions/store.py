@@ -79,6 +79,7 @@ class SessionStore:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._listeners: list[Callable[[SessionLayout], None]] = []
+        self._series_listeners: list[Callable[[SessionLayout], None]] = []
 
     def add_insert_listener(self, listener: Callable[[SessionLayout], None]) -> None:
         """Called (from the writing thread) after rows with a ``process_after`` are inserted
@@ -88,8 +89,16 @@ class SessionStore:
         """
         self._listeners.append(listener)
 
-    def _notify(self, layout: SessionLayout) -> None:
-        for listener in self._listeners:
+    def add_series_listener(self, listener: Callable[[SessionLayout], None]) -> None:
+        """Called (from the writing thread) after a write that may have given a row a
+        ``recurrence``: :meth:`insert_messages` of such a row, or any :meth:`write`
+        transaction (task updates, re-arming, the sweep's repairs: rare, so not inspected)."""
+        self._series_listeners.append(listener)
+
+    def _notify(
+        self, layout: SessionLayout, listeners: list[Callable[[SessionLayout], None]] | None = None
+    ) -> None:
+        for listener in self._listeners if listeners is None else listeners:
             try:
                 listener(layout)
             except Exception:  # a listener never fails a write that has committed
@@ -130,6 +139,7 @@ class SessionStore:
         """One host write transaction on ``inbound.db``: open, BEGIN IMMEDIATE, commit, close."""
         with self._lock(layout), self.engines.get(layout.inbound_db).begin() as conn:
             yield conn
+        self._notify(layout, self._series_listeners)
 
     @contextmanager
     def _writing(self, layout: SessionLayout) -> Iterator[sqlite3.Connection]:
@@ -142,7 +152,7 @@ class SessionStore:
     ) -> list[int]:
         """Insert rows with fresh even seqs; a row whose id exists is skipped (idempotent)."""
         seqs: list[int] = []
-        scheduled = False
+        scheduled = series = False
         with self._writing(layout) as conn:
             for message in messages:
                 existing = conn.execute(
@@ -152,6 +162,7 @@ class SessionStore:
                     seqs.append(int(existing[0]))
                     continue
                 scheduled = scheduled or message.process_after is not None
+                series = series or message.recurrence is not None
                 high = conn.execute("SELECT MAX(seq) FROM messages_in").fetchone()[0]
                 seq = next_host_seq(high)
                 conn.execute(
@@ -176,6 +187,8 @@ class SessionStore:
                     ),
                 )
                 seqs.append(seq)
+        if series:
+            self._notify(layout, self._series_listeners)
         if scheduled:
             self._notify(layout)
         return seqs

@@ -62,6 +62,7 @@ from nanoclaw.runtime.base import RunnerExit
 from nanoclaw.runtime.liveness import RunnerLiveness
 from nanoclaw.runtime.supervisor import Supervisor
 from nanoclaw.scheduling.recurrence import catch_up_overdue, rearm_ended
+from nanoclaw.scheduling.series import SeriesIndex, has_series
 from nanoclaw.sessions.outbound_reader import SessionReader
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.settings import Settings
@@ -134,6 +135,8 @@ class Sweep:
             clock=clock,
         )
         self.store.add_insert_listener(self.timer.inserted)
+        self.series = SeriesIndex()  # sessions with no recurring row: no re-arm look per turn
+        self.store.add_series_listener(self.series.written)
         self._closing = False
         # session id → (inbound, outbound) change counters after a visit that left it settled
         self._settled: dict[str, tuple[Signature, Signature]] = {}
@@ -596,6 +599,9 @@ class Sweep:
 
     async def on_turn_done(self, session_id: str, message_ids: frozenset[str]) -> None:
         """Re-arm a recurring series as soon as its occurrence is done (the sweep is the net)."""
+        if self.series.none_in(session_id):
+            return  # no recurring row there (nearly every session): nothing to re-arm
+        epoch = self.series.epoch()
         try:
             known = self.timer.layout(session_id)
             if known is None:  # a session the timer does not know yet
@@ -616,6 +622,10 @@ class Sweep:
             if any(r.new_id for r in rearmed):
                 self.timer.track(session_id, layout)
                 await self.timer.refresh(session_id)
+            elif not rearmed and not await self.executors.sessions.run(
+                session_id, has_series, layout
+            ):
+                self.series.note_none(session_id, looked_at_epoch=epoch)
         except Exception:
             log.exception("re-arming series of %s failed", session_id)
 
