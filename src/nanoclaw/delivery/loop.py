@@ -128,6 +128,7 @@ class DeliveryLoop:
         self._signatures: dict[str, tuple[int, int] | None] = {}
         self._extra: set[str] = set()  # sessions to keep draining (exited runner, retries)
         self._layouts: dict[str, tuple[SessionRow, SessionLayout]] = {}
+        self._own_chats: dict[str, tuple[str, str]] = {}  # session → its chat (channel, id)
         self.acks = AckTracker()  # per-session ack watermark and owed turn-done reports
         self._turn_done_listeners: list[TurnDoneListener] = []
         self._failed_turns: dict[str, None] = {}  # recent inbound ids that ended failed
@@ -512,23 +513,9 @@ class DeliveryLoop:
     ) -> str | None:
         if not row.channel_type or not row.platform_id:
             raise UnauthorizedDestinationError(f"message {row.id} has no destination")
-        mg = await self.executors.central.run(
-            self.repo.messaging_group, row.channel_type, row.platform_id
-        )
-        if mg is None:
-            raise UnauthorizedDestinationError(f"unknown chat {row.channel_type}/{row.platform_id}")
-        if mg.id != session.messaging_group_id:
-            allowed = {
-                d.target_id
-                for d in await self.executors.central.run(
-                    self.repo.destinations, session.agent_group_id
-                )
-                if d.target_type == "channel"
-            }
-            if mg.id not in allowed:
-                raise UnauthorizedDestinationError(
-                    f"agent may not send to {row.channel_type}/{row.platform_id}"
-                )
+        chat = (row.channel_type, row.platform_id)
+        if self._own_chats.get(session.id) != chat:  # else: the session's own chat, seen before
+            await self._authorize_chat(session, chat)
         adapter = self.channels.get(row.channel_type)
         if adapter is None:
             raise DeliveryError(f"no {row.channel_type} adapter is running")
@@ -553,6 +540,26 @@ class DeliveryLoop:
             raise DeliveryError(
                 f"{row.channel_type} send timed out after {self.settings.delivery_send_timeout_s:g} s"
             ) from None
+
+    async def _authorize_chat(self, session: SessionRow, chat: tuple[str, str]) -> None:
+        """Raise unless the session's agent may send to this chat (its own, or a destination)."""
+        channel_type, platform_id = chat
+        mg = await self.executors.central.run(self.repo.messaging_group, channel_type, platform_id)
+        if mg is None:
+            raise UnauthorizedDestinationError(f"unknown chat {channel_type}/{platform_id}")
+        if mg.id == session.messaging_group_id:
+            # A chat's channel and platform id and a session's chat never change: looked up once.
+            self._own_chats[session.id] = chat
+            return
+        allowed = {
+            d.target_id
+            for d in await self.executors.central.run(
+                self.repo.destinations, session.agent_group_id
+            )
+            if d.target_type == "channel"
+        }
+        if mg.id not in allowed:
+            raise UnauthorizedDestinationError(f"agent may not send to {channel_type}/{platform_id}")
 
     def _bucket(self, session_id: str) -> TokenBucket:
         bucket = self._buckets.get(session_id)
