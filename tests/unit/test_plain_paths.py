@@ -187,3 +187,39 @@ def test_usage_ingested_plain_reads_back_through_the_orm_once(
     }
     assert ledger.spent(group.id, "2026-03-05") == 0.5
     assert ledger.spent(group.id, "2026-01-01") == 0.0
+
+
+def test_usage_read_at_a_turns_end_is_copied_without_opening_the_file_again(
+    repo: Repository, service: SessionService, settings: Settings
+) -> None:
+    group = repo.create_agent_group(name="Andy", folder="andy")
+    session, layout = service.resolve(
+        agent_group_id=group.id, messaging_group_id=None, thread_id=None, mode="agent-shared"
+    )
+
+    def runner_writes(row_id: int) -> None:
+        with sqlite3.connect(layout.outbound_db) as conn:
+            conn.execute(
+                "INSERT INTO usage (id, turn_id, model, input_tokens, output_tokens,"
+                " cache_read_tokens, cache_write_tokens, cost_usd, created_at)"
+                " VALUES (?, ?, 'claude-sonnet-4-5', 10, 5, 0, 0, 0.25, ?)",
+                (row_id, f"t{row_id}", to_iso(MOMENT)),
+            )
+        conn.close()
+
+    settings.timezone = "UTC"
+    ledger = UsageLedger(settings=settings, repo=repo, sessions=service)
+    runner_writes(1)
+    with sqlite3.connect(layout.outbound_db) as pass_conn:  # the delivery pass's connection
+        ledger.read_at_turn_end(session.id, pass_conn)  # no watermark yet: nothing kept
+        assert ledger.ingest(session) == 1  # read from the file itself
+        runner_writes(2)
+        ledger.read_at_turn_end(session.id, pass_conn)
+        ledger.read_at_turn_end(session.id, pass_conn)  # a second pass offers the same row
+    pass_conn.close()
+    layout.outbound_db.unlink()  # ingest now cannot read the file: the offered row is all
+    assert ledger.ingest(session) == 1
+    assert ledger.ingest(session) == 0  # taken once, and nothing left to read
+    with repo.db.session() as s:
+        ids = [t.runner_row_id for t in s.scalars(select(UsageTurn).order_by(UsageTurn.id))]
+    assert ids == [1, 2]

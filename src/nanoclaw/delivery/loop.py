@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -79,6 +80,9 @@ FAILED_TURNS_KEPT = 4096  # failed inbound ids remembered for turn-done listener
 FAULT_LOG_INTERVAL_S = 300.0  # a session that keeps failing is logged with a traceback this often
 
 TurnDoneListener = Callable[[str, frozenset[str]], Awaitable[None]]
+# Called on the session's lane, inside a pass that saw a turn end, with the pass's read-only
+# outbound.db connection (its later reads of the file need no open of their own).
+TurnEndReader = Callable[[str, sqlite3.Connection], None]
 
 
 class DeliveryLoop:
@@ -131,6 +135,7 @@ class DeliveryLoop:
         self._own_chats: dict[str, tuple[str, str]] = {}  # session → its chat (channel, id)
         self.acks = AckTracker()  # per-session ack watermark and owed turn-done reports
         self._turn_done_listeners: list[TurnDoneListener] = []
+        self._turn_end_readers: list[TurnEndReader] = []
         self._failed_turns: dict[str, None] = {}  # recent inbound ids that ended failed
         self._agent_names: dict[str, str] = {}  # agent group id → the name its replies carry
         self.clock = clock
@@ -148,6 +153,12 @@ class DeliveryLoop:
     def on_turn_done(self, listener: TurnDoneListener) -> None:
         """Called with inbound ids whose turn is acked and whose replies are all delivered."""
         self._turn_done_listeners.append(listener)
+
+    def on_turn_end_read(self, reader: TurnEndReader) -> None:
+        """Called (blocking, on the session's lane) in a delivery pass that read a finished
+        ack, with the pass's open ``outbound.db`` connection: what the runner wrote with that
+        ack (it commits replies, usage and final acks together) can be read on it."""
+        self._turn_end_readers.append(reader)
 
     # -- loop -------------------------------------------------------------------------------------
     def watch(self, session_id: str) -> None:
@@ -372,6 +383,8 @@ class DeliveryLoop:
             inbound = opened.enter_context(sessiondb.reading(layout.inbound_db, confined=True))
             if any(status in FINISHED for status in acks.values()):
                 self.sessions.store.sync_acks(layout, acks, inbound=inbound)
+                if outbound is not None:
+                    self._read_at_turn_end(session_id, outbound)
             self.origins.observe(session_id, layout, acks, inbound=inbound)
             rows = self.reader.outbound_rows(
                 layout, due_before=now_iso(), after_seq=after_seq, outbound=outbound
@@ -382,6 +395,13 @@ class DeliveryLoop:
                 return acks, rows, {}
             states = self.reader.deliveries(layout, [r.id for r in rows], inbound=inbound)
             return acks, rows, states
+
+    def _read_at_turn_end(self, session_id: str, outbound: sqlite3.Connection) -> None:
+        for reader in self._turn_end_readers:
+            try:
+                reader(session_id, outbound)
+            except Exception:  # a reader's own fault never fails the pass
+                log.exception("turn-end reader failed")
 
     def _note_failed(self, ids: set[str]) -> None:
         for mid in ids:
@@ -559,7 +579,9 @@ class DeliveryLoop:
             if d.target_type == "channel"
         }
         if mg.id not in allowed:
-            raise UnauthorizedDestinationError(f"agent may not send to {channel_type}/{platform_id}")
+            raise UnauthorizedDestinationError(
+                f"agent may not send to {channel_type}/{platform_id}"
+            )
 
     def _bucket(self, session_id: str) -> TokenBucket:
         bucket = self._buckets.get(session_id)

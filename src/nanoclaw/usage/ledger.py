@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -31,6 +32,7 @@ from nanoclaw.settings import Settings
 log = logging.getLogger("nanoclaw.usage")
 
 GroupBy = Literal["group", "session", "day", "model"]
+MAX_OFFERED_ROWS = 1000  # per session: more (a host that never ingests) and ingest reads itself
 
 # One runner usage row; a row already copied (same session and runner row id) is left alone.
 _INSERT_TURN = (
@@ -71,6 +73,10 @@ class UsageLedger:
         # Session id → the highest runner usage row id copied. Only this ledger writes
         # ``usage_turns`` (the central DB is the host's own), so it is read from there once.
         self._ingested: dict[str, int] = {}
+        # Session id → usage rows read at a turn's end by the delivery pass (its lane), not
+        # yet copied; :meth:`ingest` takes them instead of opening ``outbound.db`` itself.
+        self._offered: dict[str, list[UsageRow]] = {}
+        self._offered_lock = threading.Lock()
 
     def day_of(self, moment: datetime) -> str:
         return moment.astimezone(self.zone).date().isoformat()
@@ -79,21 +85,51 @@ class UsageLedger:
         return self.day_of(utc_now())
 
     # -- ingest ------------------------------------------------------------------------------
+    def read_at_turn_end(self, session_id: str, outbound: sqlite3.Connection) -> None:
+        """``DeliveryLoop.on_turn_end_read``: the session's new usage rows, read on the pass's
+        connection and kept for :meth:`ingest` (nothing is kept before the first ingest has
+        read the session's watermark, nor beyond :data:`MAX_OFFERED_ROWS`)."""
+        last = self._ingested.get(session_id)
+        if last is None:
+            return
+        try:
+            rows = sessiondb.read_usage(outbound, after_id=last)
+        except sqlite3.Error as exc:  # busy, or a file the sandbox spoilt: ingest reads itself
+            log.debug("usage of %s not readable in the pass: %s", session_id, exc)
+            return
+        if not rows:
+            return
+        with self._offered_lock:
+            kept = self._offered.setdefault(session_id, [])
+            seen = {r.id for r in kept}
+            kept.extend(r for r in rows if r.id not in seen)
+            if len(kept) > MAX_OFFERED_ROWS:
+                del self._offered[session_id]
+
+    def _take_offered(self, session_id: str, after_id: int) -> list[UsageRow] | None:
+        with self._offered_lock:
+            offered = self._offered.pop(session_id, None)
+        if offered is None:
+            return None
+        return sorted((r for r in offered if r.id > after_id), key=lambda r: r.id)
+
     def ingest(self, session: SessionRow) -> int:
         """Copy the session's usage rows not yet in the central DB; returns how many were new."""
-        layout = self.sessions.layout(session)
-        if not layout.outbound_db.exists():
-            return 0
         last = self._ingested.get(session.id)
-        if last is None:
-            with self.repo.db.plain(write=False) as conn:
-                (known,) = conn.execute(
-                    "SELECT max(runner_row_id) FROM usage_turns WHERE session_id = ?",
-                    (session.id,),
-                ).fetchone()
-            last = int(known or 0)
-            self._ingested[session.id] = last
-        rows = _read_usage(layout.outbound_db, after_id=last)
+        rows = None if last is None else self._take_offered(session.id, last)
+        if rows is None:
+            layout = self.sessions.layout(session)
+            if not layout.outbound_db.exists():
+                return 0
+            if last is None:
+                with self.repo.db.plain(write=False) as conn:
+                    (known,) = conn.execute(
+                        "SELECT max(runner_row_id) FROM usage_turns WHERE session_id = ?",
+                        (session.id,),
+                    ).fetchone()
+                last = int(known or 0)
+                self._ingested[session.id] = last
+            rows = _read_usage(layout.outbound_db, after_id=last)
         if not rows:
             return 0
         values = []
@@ -116,7 +152,7 @@ class UsageLedger:
             )
         with self.repo.db.plain() as conn:
             conn.executemany(_INSERT_TURN, values)
-        self._ingested[session.id] = max(last, rows[-1].id)
+        self._ingested[session.id] = max(last or 0, rows[-1].id)
         return len(values)
 
     def ingest_all(self) -> int:
