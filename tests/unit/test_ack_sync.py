@@ -3,16 +3,19 @@ report turn-done once, keep bounded state, and the runner prunes acks the host h
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
 import pytest
+from agent_runner.db import OutboundMessage
 
 from nanoclaw.contract.dbwatch import change_signature
 from nanoclaw.contract.sessiondb import AckRow
 from nanoclaw.delivery.acks import REPORTED_KEPT, AckTracker
 from nanoclaw.sessions.store import InboundMessage
 from nanoclaw.settings import Settings
+from tests.helpers import until
 from tests.unit.test_delivery import Rig
 
 
@@ -110,3 +113,53 @@ def test_the_tracker_reads_from_its_watermark_and_keeps_bounded_state() -> None:
     later = [AckRow(f"x{i}", "completed", f"2030-01-01T00:{i:02d}:00.000000Z") for i in range(50)]
     tracker.changed("s", later)
     assert len(tracker._sessions["s"].seen) == 1  # only rows inside the re-read margin
+
+
+def reply_to_room(text: str) -> OutboundMessage:
+    return OutboundMessage(
+        kind="chat", content={"text": text}, channel_type="fake", platform_id="room"
+    )
+
+
+async def test_a_turns_ack_is_folded_in_by_its_replys_delivery_record(rig: Rig) -> None:
+    commits = Commits(rig.layout.inbound_db)
+    rig.store.insert_messages(rig.layout, [chat("a")])
+    rig.runner.claim(["a"])
+    await rig.loop.drain(rig.session.id)
+    commits.reset()
+    rig.adapter.stalled.add("room")  # the send hangs until released
+    rig.runner.finish(["a"], [reply_to_room("hi back")])
+    drain = asyncio.create_task(rig.loop.drain(rig.session.id))
+    await until(lambda: bool(rig.adapter.in_flight))
+    # The reply's path writes nothing before its send: the row is still pending here.
+    assert commits.count() == 0 and statuses(rig) == {"a": "pending"}
+    rig.adapter.release()
+    await drain
+    # One transaction after it: the delivery record with the ack folded in.
+    assert commits.count() == 1 and statuses(rig) == {"a": "completed"}
+    assert [s.payload.text for s in rig.adapter.sent] == ["hi back"]
+    assert [status for status, _ in rig.delivered().values()] == ["delivered"]
+
+
+async def test_an_ack_whose_record_could_not_be_written_is_folded_in_later(rig: Rig) -> None:
+    rig.store.insert_messages(rig.layout, [chat("a")])
+    rig.runner.claim(["a"])
+    await rig.loop.drain(rig.session.id)
+    rig.adapter.stalled.add("room")
+    rig.runner.finish(["a"], [reply_to_room("hi back")])
+    drain = asyncio.create_task(rig.loop.drain(rig.session.id))
+    await until(lambda: bool(rig.adapter.in_flight))
+    blocker = sqlite3.connect(rig.layout.inbound_db, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")  # another writer holds inbound.db past the timeout
+        rig.adapter.release()
+        assert await drain == 0  # the record failed: the drain is reported and retried
+        assert statuses(rig) == {"a": "pending"} and rig.delivered() == {}
+    finally:
+        blocker.rollback()
+        blocker.close()
+    await rig.loop.drain(rig.session.id)
+    # Recorded now, the ack with it, and the reply was not sent twice.
+    assert statuses(rig) == {"a": "completed"}
+    assert [status for status, _ in rig.delivered().values()] == ["delivered"]
+    assert [s.payload.text for s in rig.adapter.sent] == ["hi back"]

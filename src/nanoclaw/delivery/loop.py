@@ -34,8 +34,9 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nanoclaw.channels.base import OutboundFile, OutboundPayload
 from nanoclaw.channels.registry import ChannelRegistry
@@ -83,6 +84,38 @@ TurnDoneListener = Callable[[str, frozenset[str]], Awaitable[None]]
 # Called on the session's lane, inside a pass that saw a turn end, with the pass's read-only
 # outbound.db connection (its later reads of the file need no open of their own).
 TurnEndReader = Callable[[str, sqlite3.Connection], None]
+
+
+@dataclass(frozen=True)
+class _PassRead:
+    """What one delivery pass read; ``unfolded``: acked rows still pending in messages_in,
+    for the drain's first delivery record to fold in."""
+
+    acks: dict[str, str]
+    rows: list[OutboundRow]
+    states: dict[str, DeliveryState]
+    unfolded: list[str]
+
+
+def _to_try(
+    rows: list[OutboundRow], states: dict[str, DeliveryState], now: str
+) -> tuple[dict[str, bool], list[OutboundRow]]:
+    """Rows already terminal (True) or waiting for their retry time (False); the rest to try."""
+    settled: dict[str, bool] = {}
+    due: list[OutboundRow] = []
+    for row in rows:
+        state = states.get(row.id)
+        if state is not None and state.status in ("delivered", "failed"):
+            settled[row.id] = True
+        elif state is not None and state.next_attempt_at and state.next_attempt_at > now:
+            settled[row.id] = False
+        else:
+            due.append(row)
+    return settled, due
+
+
+def _any_to_try(rows: list[OutboundRow], states: dict[str, DeliveryState], now: str) -> bool:
+    return bool(_to_try(rows, states, now)[1])
 
 
 class DeliveryLoop:
@@ -133,6 +166,7 @@ class DeliveryLoop:
         self._extra: set[str] = set()  # sessions to keep draining (exited runner, retries)
         self._layouts: dict[str, tuple[SessionRow, SessionLayout]] = {}
         self._own_chats: dict[str, tuple[str, str]] = {}  # session → its chat (channel, id)
+        self._unfolded: dict[str, list[str]] = {}  # session → acked rows not yet completed
         self.acks = AckTracker()  # per-session ack watermark and owed turn-done reports
         self._turn_done_listeners: list[TurnDoneListener] = []
         self._turn_end_readers: list[TurnEndReader] = []
@@ -297,30 +331,33 @@ class DeliveryLoop:
 
     async def _drain(self, session_id: str) -> int:
         session, layout = await self._session(session_id)
-        acks, rows, states = await self.executors.sessions.run(
-            session_id,
-            self._read_pass,
-            session_id,
-            layout,
-            after_seq=self._floor.get(session_id, 0),
-        )
+        leftover = self._unfolded.pop(session_id, [])
+        try:
+            read = await self.executors.sessions.run(
+                session_id,
+                self._read_pass,
+                session_id,
+                layout,
+                after_seq=self._floor.get(session_id, 0),
+                unfolded=leftover,
+            )
+        except BaseException:
+            if leftover:
+                self._unfolded[session_id] = leftover
+            raise
+        acks, rows, states = read.acks, read.rows, read.states
+        if read.unfolded:
+            self._unfolded[session_id] = read.unfolded
         self._note_failed({mid for mid, status in acks.items() if status == "failed"})
         if not rows:
             if session_id not in self.running_sessions():
                 self._extra.discard(session_id)
             await self.report_done(session_id, set(self.acks.owed(session_id)))
             return 0
-        now = now_iso()
-        terminal: dict[str, bool] = {}
+        terminal, due = _to_try(rows, states, now_iso())
         lanes: dict[tuple[str | None, ...], list[OutboundRow]] = {}
-        for row in rows:
-            state = states.get(row.id)
-            if state is not None and state.status in ("delivered", "failed"):
-                terminal[row.id] = True
-            elif state is not None and state.next_attempt_at and state.next_attempt_at > now:
-                terminal[row.id] = False
-            else:
-                lanes.setdefault(_lane(row), []).append(row)
+        for row in due:
+            lanes.setdefault(_lane(row), []).append(row)
 
         async def run_lane(lane: list[OutboundRow]) -> None:
             for row in lane:  # serial within one chat: its rows arrive in seq order
@@ -358,19 +395,22 @@ class DeliveryLoop:
         return handled
 
     def _read_pass(
-        self, session_id: str, layout: SessionLayout, *, after_seq: int
-    ) -> tuple[dict[str, str], list[OutboundRow], dict[str, DeliveryState]]:
+        self, session_id: str, layout: SessionLayout, *, after_seq: int, unfolded: list[str]
+    ) -> _PassRead:
         """Blocking, on the session's lane (one job, so one hop): read the acks changed since
-        the watermark, sync the finished ones, observe, read the due rows above ``after_seq``,
-        decide new requests' origins, read their delivery states.
+        the watermark, observe, read the due rows above ``after_seq``, decide new requests'
+        origins, read their delivery states.
 
-        Only acks changed since this session's watermark are read, and only a changed status
-        is written into messages_in (nanoclaw.delivery.acks). Order matters
-        (nanoclaw.delivery.origin): the acks and inbound rows are observed before messages_out
-        is read (a later statement on the same connection is a later read), and each request's
-        origin is decided when it is first read. Each file is opened once for the pass (each
-        open is probed), read-only and fresh for it.
+        Only acks changed since this session's watermark are read (nanoclaw.delivery.acks).
+        The finished ones still pending in messages_in (and ``unfolded``, those a drain before
+        could not fold) are folded in by the pass's first delivery record, in its transaction,
+        so the reply's path has no write before its send; a pass with nothing to deliver folds
+        them itself. Order matters (nanoclaw.delivery.origin): the acks and inbound rows are
+        observed before messages_out is read (a later statement on the same connection is a
+        later read), and each request's origin is decided when it is first read. Each file is
+        opened once for the pass (each open is probed), read-only and fresh for it.
         """
+        store = self.sessions.store
         with contextlib.ExitStack() as opened:
             outbound = None
             if layout.outbound_db.exists():
@@ -382,7 +422,8 @@ class DeliveryLoop:
             acks = self.acks.changed(session_id, changed)
             inbound = opened.enter_context(sessiondb.reading(layout.inbound_db, confined=True))
             if any(status in FINISHED for status in acks.values()):
-                self.sessions.store.sync_acks(layout, acks, inbound=inbound)
+                fresh = store.still_pending(layout, acks, inbound=inbound)
+                unfolded = unfolded + [mid for mid in fresh if mid not in unfolded]
                 if outbound is not None:
                     self._read_at_turn_end(session_id, outbound)
             self.origins.observe(session_id, layout, acks, inbound=inbound)
@@ -391,10 +432,13 @@ class DeliveryLoop:
             )
             requests = [(r.id, r.in_reply_to) for r in rows if r.kind == "system"]
             self.origins.first_sight(session_id, layout, requests)
-            if not rows:
-                return acks, rows, {}
-            states = self.reader.deliveries(layout, [r.id for r in rows], inbound=inbound)
-            return acks, rows, states
+            states = {}
+            if rows:
+                states = self.reader.deliveries(layout, [r.id for r in rows], inbound=inbound)
+        if unfolded and not _any_to_try(rows, states, now_iso()):
+            store.complete(layout, unfolded)  # no delivery record will carry them
+            unfolded = []
+        return _PassRead(acks=acks, rows=rows, states=states, unfolded=unfolded)
 
     def _read_at_turn_end(self, session_id: str, outbound: sqlite3.Connection) -> None:
         for reader in self._turn_end_readers:
@@ -442,12 +486,10 @@ class DeliveryLoop:
         state: DeliveryState | None,
     ) -> bool:
         """Try one row; return whether it reached a terminal state."""
-        store = self.sessions.store
         attempts = (state.attempts if state else 0) + 1
         if row.id in self._sent_unrecorded:
-            await self.executors.sessions.run(
-                session.id,
-                store.record_delivery,
+            await self._record(
+                session,
                 layout,
                 row.id,
                 status="delivered",
@@ -467,9 +509,8 @@ class DeliveryLoop:
                 platform_id = await self._deliver_to_channel(session, layout, row)
         except DeliveryDeferredError as exc:
             # A platform rate limit: the wait is not an attempt (channels/outbound.py).
-            await self.executors.sessions.run(
-                session.id,
-                store.record_delivery,
+            await self._record(
+                session,
                 layout,
                 row.id,
                 status="retrying",
@@ -487,9 +528,8 @@ class DeliveryLoop:
             if retryable and attempts < self.settings.delivery_max_attempts:
                 retry_after_s = getattr(exc, "retry_after_s", None) or 0.0
                 backoff = timedelta(seconds=max(2 ** (attempts - 1), retry_after_s))
-                await self.executors.sessions.run(
-                    session.id,
-                    store.record_delivery,
+                await self._record(
+                    session,
                     layout,
                     row.id,
                     status="retrying",
@@ -499,9 +539,8 @@ class DeliveryLoop:
                 )
                 log.warning("delivery of %s failed (attempt %d): %s", row.id, attempts, exc)
                 return False
-            await self.executors.sessions.run(
-                session.id,
-                store.record_delivery,
+            await self._record(
+                session,
                 layout,
                 row.id,
                 status="failed",
@@ -515,9 +554,8 @@ class DeliveryLoop:
                 await self._tell_agent_of_failure(session, layout, row, str(exc))
             return True
         self._sent_unrecorded[row.id] = platform_id
-        await self.executors.sessions.run(
-            session.id,
-            store.record_delivery,
+        await self._record(
+            session,
             layout,
             row.id,
             status="delivered",
@@ -527,6 +565,25 @@ class DeliveryLoop:
         del self._sent_unrecorded[row.id]
         self._clean_outbox(layout, row)
         return True
+
+    async def _record(
+        self, session: SessionRow, layout: SessionLayout, row_id: str, **outcome: Any
+    ) -> None:
+        """Write one delivery record, folding in the session's unfolded acks (one transaction)."""
+        fold = self._unfolded.pop(session.id, [])
+        try:
+            await self.executors.sessions.run(
+                session.id,
+                self.sessions.store.record_delivery,
+                layout,
+                row_id,
+                complete=fold,
+                **outcome,
+            )
+        except BaseException:
+            if fold:  # not written: the next record (or pass) folds them
+                self._unfolded[session.id] = fold + self._unfolded.get(session.id, [])
+            raise
 
     async def _deliver_to_channel(
         self, session: SessionRow, layout: SessionLayout, row: OutboundRow

@@ -217,11 +217,26 @@ class SessionStore:
         ``inbound``, a read-only connection the caller holds, if given), so a pass with nothing
         new opens no write transaction.
         """
+        still_pending = self.still_pending(layout, acks, inbound=inbound)
+        if not still_pending:
+            return 0
+        with self._writing(layout) as conn:
+            return _complete(conn, still_pending)
+
+    def still_pending(
+        self,
+        layout: SessionLayout,
+        acks: dict[str, str],
+        *,
+        inbound: sqlite3.Connection | None = None,
+    ) -> list[str]:
+        """Of the rows the runner acked completed or failed, those ``messages_in`` still has
+        pending (read-only; on ``inbound`` if given)."""
         done = [mid for mid, status in acks.items() if status in ("completed", "failed")]
         if not done:
-            return 0
+            return []
         with sessiondb.reading_with(layout.inbound_db, inbound, confined=True) as conn:
-            still_pending = [
+            return [
                 r[0]
                 for chunk in _chunks(done)
                 for r in conn.execute(
@@ -230,17 +245,13 @@ class SessionStore:
                     chunk,
                 )
             ]
-        if not still_pending:
+
+    def complete(self, layout: SessionLayout, message_ids: Sequence[str]) -> int:
+        """Mark these pending rows completed (their acks were read: see :meth:`still_pending`)."""
+        if not message_ids:
             return 0
-        changed = 0
         with self._writing(layout) as conn:
-            for chunk in _chunks(still_pending):
-                changed += conn.execute(
-                    f"UPDATE messages_in SET status = 'completed' WHERE id IN ({_marks(chunk)})"
-                    " AND status = 'pending'",
-                    chunk,
-                ).rowcount
-        return changed
+            return _complete(conn, message_ids)
 
     def record_delivery(
         self,
@@ -252,8 +263,12 @@ class SessionStore:
         attempts: int = 1,
         error: str | None = None,
         next_attempt_at: str | None = None,
+        complete: Sequence[str] = (),
     ) -> None:
+        """Record one delivery attempt; ``complete``: pending rows whose acks were read, marked
+        completed in the same transaction (the delivery pass folds its acks in this way)."""
         with self._writing(layout) as conn:
+            _complete(conn, complete)
             existing = conn.execute(
                 "SELECT status FROM delivered WHERE message_out_id = ?", (message_out_id,)
             ).fetchone()
@@ -307,6 +322,18 @@ _INSERT_MESSAGE = (
     " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
+
+
+def _complete(conn: sqlite3.Connection, message_ids: Sequence[str]) -> int:
+    """Inside a write transaction: the pending rows among ``message_ids`` become completed."""
+    changed = 0
+    for chunk in _chunks(list(message_ids)):
+        changed += conn.execute(
+            f"UPDATE messages_in SET status = 'completed' WHERE id IN ({_marks(chunk)})"
+            " AND status = 'pending'",
+            chunk,
+        ).rowcount
+    return changed
 
 
 def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
