@@ -163,3 +163,27 @@ async def test_an_ack_whose_record_could_not_be_written_is_folded_in_later(rig: 
     assert statuses(rig) == {"a": "completed"}
     assert [status for status, _ in rig.delivered().values()] == ["delivered"]
     assert [s.payload.text for s in rig.adapter.sent] == ["hi back"]
+
+
+async def test_acks_a_failed_pass_held_are_folded_in_by_the_next(rig: Rig) -> None:
+    done: list[frozenset[str]] = []
+
+    async def listener(session_id: str, ids: frozenset[str]) -> None:
+        done.append(ids)
+
+    rig.loop.on_turn_done(listener)
+    rig.store.insert_messages(rig.layout, [chat("a")])
+    rig.runner.claim(["a"])
+    await rig.loop.drain(rig.session.id)
+    rig.runner.finish(["a"], [])  # nothing to deliver: the pass folds the ack in itself
+    blocker = sqlite3.connect(rig.layout.inbound_db, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")  # its fold cannot be written within the timeout
+        assert await rig.loop.drain(rig.session.id) == 0
+        assert statuses(rig) == {"a": "pending"} and done == []
+    finally:
+        blocker.rollback()
+        blocker.close()
+    # The tracker had seen the ack already; the failed pass kept it for the next one.
+    await rig.loop.drain(rig.session.id)
+    assert statuses(rig) == {"a": "completed"} and done == [frozenset({"a"})]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from agent_runner.db import OutboundMessage, SessionDB
 
+from nanoclaw.admin.store import AdminStore
 from nanoclaw.channels.registry import ChannelRegistry
 from nanoclaw.contract.actions import ActionStatus
 from nanoclaw.db.central import CentralDB
@@ -262,3 +263,13 @@ async def test_outbox_files_are_sent_and_symlinks_refused(rig: Rig, tmp_path: Pa
     ]
     assert not folder.exists()  # cleaned after a successful send
     assert rig.delivered()[out2][0] == "failed"
+
+
+async def test_replies_to_a_chat_deleted_meanwhile_are_refused(rig: Rig) -> None:
+    rig.reply("first")
+    await rig.loop.drain(rig.session.id)
+    AdminStore(rig.repo.db).delete_messaging_group(rig.mg.id)  # e.g. `nanoclaw chats remove`
+    rig.reply("after the delete")
+    await rig.loop.drain(rig.session.id)
+    assert [s.payload.text for s in rig.adapter.sent] == ["first"]
+    assert sorted(status for status, _ in rig.delivered().values()) == ["delivered", "failed"]

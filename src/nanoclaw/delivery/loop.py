@@ -51,6 +51,7 @@ from nanoclaw.db.repository import Repository
 from nanoclaw.delivery.acks import FINISHED, AckTracker
 from nanoclaw.delivery.actions import SystemActions, action_result_content
 from nanoclaw.delivery.agent_route import AgentLimitError, AgentRouter
+from nanoclaw.delivery.folds import PendingFolds
 from nanoclaw.delivery.notices import Notifier
 from nanoclaw.delivery.origin import OriginLedger
 from nanoclaw.delivery.rate import TokenBucket
@@ -88,13 +89,11 @@ TurnEndReader = Callable[[str, sqlite3.Connection], None]
 
 @dataclass(frozen=True)
 class _PassRead:
-    """What one delivery pass read; ``unfolded``: acked rows still pending in messages_in,
-    for the drain's first delivery record to fold in."""
+    """What one delivery pass read (the acks it folds in wait in ``DeliveryLoop.folds``)."""
 
     acks: dict[str, str]
     rows: list[OutboundRow]
     states: dict[str, DeliveryState]
-    unfolded: list[str]
 
 
 def _to_try(
@@ -165,8 +164,7 @@ class DeliveryLoop:
         self._signatures: dict[str, tuple[int, int] | None] = {}
         self._extra: set[str] = set()  # sessions to keep draining (exited runner, retries)
         self._layouts: dict[str, tuple[SessionRow, SessionLayout]] = {}
-        self._own_chats: dict[str, tuple[str, str]] = {}  # session → its chat (channel, id)
-        self._unfolded: dict[str, list[str]] = {}  # session → acked rows not yet completed
+        self.folds = PendingFolds()  # acked rows the next delivery record completes
         self.acks = AckTracker()  # per-session ack watermark and owed turn-done reports
         self._turn_done_listeners: list[TurnDoneListener] = []
         self._turn_end_readers: list[TurnEndReader] = []
@@ -331,23 +329,14 @@ class DeliveryLoop:
 
     async def _drain(self, session_id: str) -> int:
         session, layout = await self._session(session_id)
-        leftover = self._unfolded.pop(session_id, [])
-        try:
-            read = await self.executors.sessions.run(
-                session_id,
-                self._read_pass,
-                session_id,
-                layout,
-                after_seq=self._floor.get(session_id, 0),
-                unfolded=leftover,
-            )
-        except BaseException:
-            if leftover:
-                self._unfolded[session_id] = leftover
-            raise
+        read = await self.executors.sessions.run(
+            session_id,
+            self._read_pass,
+            session_id,
+            layout,
+            after_seq=self._floor.get(session_id, 0),
+        )
         acks, rows, states = read.acks, read.rows, read.states
-        if read.unfolded:
-            self._unfolded[session_id] = read.unfolded
         self._note_failed({mid for mid, status in acks.items() if status == "failed"})
         if not rows:
             if session_id not in self.running_sessions():
@@ -394,51 +383,60 @@ class DeliveryLoop:
             await self.report_done(session_id, set(self.acks.owed(session_id)))
         return handled
 
-    def _read_pass(
-        self, session_id: str, layout: SessionLayout, *, after_seq: int, unfolded: list[str]
-    ) -> _PassRead:
+    def _read_pass(self, session_id: str, layout: SessionLayout, *, after_seq: int) -> _PassRead:
         """Blocking, on the session's lane (one job, so one hop): read the acks changed since
         the watermark, observe, read the due rows above ``after_seq``, decide new requests'
         origins, read their delivery states.
 
         Only acks changed since this session's watermark are read (nanoclaw.delivery.acks).
-        The finished ones still pending in messages_in (and ``unfolded``, those a drain before
-        could not fold) are folded in by the pass's first delivery record, in its transaction,
-        so the reply's path has no write before its send; a pass with nothing to deliver folds
-        them itself. Order matters (nanoclaw.delivery.origin): the acks and inbound rows are
-        observed before messages_out is read (a later statement on the same connection is a
-        later read), and each request's origin is decided when it is first read. Each file is
-        opened once for the pass (each open is probed), read-only and fresh for it.
+        The finished ones that messages_in still has pending wait in :attr:`folds` (with those
+        an earlier drain could not fold) for the drain's first delivery record, which completes
+        them in its transaction, so a reply's path has no write before its send; a pass with
+        nothing to deliver folds them itself. Order matters (nanoclaw.delivery.origin): the
+        acks and inbound rows are observed before messages_out is read (a later statement on
+        the same connection is a later read), and each request's origin is decided when it is
+        first read. Each file is opened once for the pass (each open is probed), read-only and
+        fresh for it.
         """
         store = self.sessions.store
-        with contextlib.ExitStack() as opened:
-            outbound = None
-            if layout.outbound_db.exists():
-                outbound = opened.enter_context(
-                    sessiondb.reading(layout.outbound_db, confined=True)
-                )
-            since = self.acks.since(session_id)
-            changed = self.reader.acks_since(layout, since, outbound=outbound)
-            acks = self.acks.changed(session_id, changed)
-            inbound = opened.enter_context(sessiondb.reading(layout.inbound_db, confined=True))
-            if any(status in FINISHED for status in acks.values()):
-                fresh = store.still_pending(layout, acks, inbound=inbound)
-                unfolded = unfolded + [mid for mid in fresh if mid not in unfolded]
-                if outbound is not None:
+        unfolded = self.folds.take(session_id)
+        try:
+            with contextlib.ExitStack() as opened:
+                outbound = None
+                if layout.outbound_db.exists():
+                    outbound = opened.enter_context(
+                        sessiondb.reading(layout.outbound_db, confined=True)
+                    )
+                since = self.acks.since(session_id)
+                changed = self.reader.acks_since(layout, since, outbound=outbound)
+                acks = self.acks.changed(session_id, changed)
+                # Held from here on whatever fails next: the tracker has seen these acks.
+                finished = [mid for mid, status in acks.items() if status in FINISHED]
+                unfolded += [mid for mid in finished if mid not in unfolded]
+                inbound = opened.enter_context(sessiondb.reading(layout.inbound_db, confined=True))
+                if unfolded:
+                    pending = store.still_pending(
+                        layout, dict.fromkeys(unfolded, "completed"), inbound=inbound
+                    )
+                    unfolded = [mid for mid in unfolded if mid in set(pending)]
+                if finished and outbound is not None:
                     self._read_at_turn_end(session_id, outbound)
-            self.origins.observe(session_id, layout, acks, inbound=inbound)
-            rows = self.reader.outbound_rows(
-                layout, due_before=now_iso(), after_seq=after_seq, outbound=outbound
-            )
-            requests = [(r.id, r.in_reply_to) for r in rows if r.kind == "system"]
-            self.origins.first_sight(session_id, layout, requests)
-            states = {}
-            if rows:
-                states = self.reader.deliveries(layout, [r.id for r in rows], inbound=inbound)
-        if unfolded and not _any_to_try(rows, states, now_iso()):
-            store.complete(layout, unfolded)  # no delivery record will carry them
-            unfolded = []
-        return _PassRead(acks=acks, rows=rows, states=states, unfolded=unfolded)
+                self.origins.observe(session_id, layout, acks, inbound=inbound)
+                rows = self.reader.outbound_rows(
+                    layout, due_before=now_iso(), after_seq=after_seq, outbound=outbound
+                )
+                requests = [(r.id, r.in_reply_to) for r in rows if r.kind == "system"]
+                self.origins.first_sight(session_id, layout, requests)
+                states: dict[str, DeliveryState] = {}
+                if rows:
+                    states = self.reader.deliveries(layout, [r.id for r in rows], inbound=inbound)
+            if unfolded and not _any_to_try(rows, states, now_iso()):
+                store.complete(layout, unfolded)  # no delivery record will carry them
+                unfolded = []
+            return _PassRead(acks=acks, rows=rows, states=states)
+        finally:
+            if unfolded:
+                self.folds.add(session_id, unfolded)
 
     def _read_at_turn_end(self, session_id: str, outbound: sqlite3.Connection) -> None:
         for reader in self._turn_end_readers:
@@ -570,7 +568,7 @@ class DeliveryLoop:
         self, session: SessionRow, layout: SessionLayout, row_id: str, **outcome: Any
     ) -> None:
         """Write one delivery record, folding in the session's unfolded acks (one transaction)."""
-        fold = self._unfolded.pop(session.id, [])
+        fold = self.folds.take(session.id)
         try:
             await self.executors.sessions.run(
                 session.id,
@@ -581,8 +579,7 @@ class DeliveryLoop:
                 **outcome,
             )
         except BaseException:
-            if fold:  # not written: the next record (or pass) folds them
-                self._unfolded[session.id] = fold + self._unfolded.get(session.id, [])
+            self.folds.add(session.id, fold)  # maybe not written: the next record or pass
             raise
 
     async def _deliver_to_channel(
@@ -590,9 +587,7 @@ class DeliveryLoop:
     ) -> str | None:
         if not row.channel_type or not row.platform_id:
             raise UnauthorizedDestinationError(f"message {row.id} has no destination")
-        chat = (row.channel_type, row.platform_id)
-        if self._own_chats.get(session.id) != chat:  # else: the session's own chat, seen before
-            await self._authorize_chat(session, chat)
+        await self._authorize_chat(session, (row.channel_type, row.platform_id))
         adapter = self.channels.get(row.channel_type)
         if adapter is None:
             raise DeliveryError(f"no {row.channel_type} adapter is running")
@@ -625,9 +620,7 @@ class DeliveryLoop:
         if mg is None:
             raise UnauthorizedDestinationError(f"unknown chat {channel_type}/{platform_id}")
         if mg.id == session.messaging_group_id:
-            # A chat's channel and platform id and a session's chat never change: looked up once.
-            self._own_chats[session.id] = chat
-            return
+            return  # looked up for every row: a chat can be deleted or moved meanwhile
         allowed = {
             d.target_id
             for d in await self.executors.central.run(

@@ -24,9 +24,9 @@ class SeriesIndex:
     A session enters after a look found none; any write that may add one
     (``SessionStore.add_series_listener``) takes it out again. A look that raced such a write
     is not recorded: each write moves an epoch, and :meth:`note_none` is given the epoch read
-    before the look. Nothing is known at start-up, so each session is looked at once. Another
-    process adding a series (``nanoclaw import`` while the host runs) is caught by the sweep,
-    which re-arms every series on its own pass.
+    before the look. Nothing is known at start-up, so each session is looked at once. No other
+    process writes ``inbound.db`` while the host runs (``nanoclaw import`` stops it first);
+    the sweep, which re-arms on its own pass every session whose files changed, is the net.
     """
 
     def __init__(self) -> None:
