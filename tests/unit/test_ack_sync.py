@@ -165,17 +165,20 @@ async def test_an_ack_whose_record_could_not_be_written_is_folded_in_later(rig: 
     assert [s.payload.text for s in rig.adapter.sent] == ["hi back"]
 
 
-async def test_acks_a_failed_pass_held_are_folded_in_by_the_next(rig: Rig) -> None:
+@pytest.mark.parametrize("verdict", ["completed", "failed"])
+async def test_acks_a_failed_pass_held_are_folded_in_by_the_next(rig: Rig, verdict: str) -> None:
     done: list[frozenset[str]] = []
+    failed: list[frozenset[str]] = []
 
     async def listener(session_id: str, ids: frozenset[str]) -> None:
         done.append(ids)
+        failed.append(rig.loop.failed_among(ids))
 
     rig.loop.on_turn_done(listener)
     rig.store.insert_messages(rig.layout, [chat("a")])
     rig.runner.claim(["a"])
     await rig.loop.drain(rig.session.id)
-    rig.runner.finish(["a"], [])  # nothing to deliver: the pass folds the ack in itself
+    rig.runner.finish(["a"], [], status=verdict)  # nothing to deliver: the pass folds it in
     blocker = sqlite3.connect(rig.layout.inbound_db, isolation_level=None)
     try:
         blocker.execute("BEGIN IMMEDIATE")  # its fold cannot be written within the timeout
@@ -184,6 +187,7 @@ async def test_acks_a_failed_pass_held_are_folded_in_by_the_next(rig: Rig) -> No
     finally:
         blocker.rollback()
         blocker.close()
-    # The tracker had seen the ack already; the failed pass kept it for the next one.
+    # The tracker had seen the ack already; the failed pass kept it (and its verdict).
     await rig.loop.drain(rig.session.id)
     assert statuses(rig) == {"a": "completed"} and done == [frozenset({"a"})]
+    assert failed == [frozenset({"a"}) if verdict == "failed" else frozenset()]

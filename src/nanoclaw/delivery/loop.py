@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -91,7 +92,6 @@ TurnEndReader = Callable[[str, sqlite3.Connection], None]
 class _PassRead:
     """What one delivery pass read (the acks it folds in wait in ``DeliveryLoop.folds``)."""
 
-    acks: dict[str, str]
     rows: list[OutboundRow]
     states: dict[str, DeliveryState]
 
@@ -169,6 +169,7 @@ class DeliveryLoop:
         self._turn_done_listeners: list[TurnDoneListener] = []
         self._turn_end_readers: list[TurnEndReader] = []
         self._failed_turns: dict[str, None] = {}  # recent inbound ids that ended failed
+        self._failed_lock = threading.Lock()
         self._agent_names: dict[str, str] = {}  # agent group id → the name its replies carry
         self.clock = clock
         self._draining: dict[str, asyncio.Task[None]] = {}  # one drain task per session
@@ -336,8 +337,7 @@ class DeliveryLoop:
             layout,
             after_seq=self._floor.get(session_id, 0),
         )
-        acks, rows, states = read.acks, read.rows, read.states
-        self._note_failed({mid for mid, status in acks.items() if status == "failed"})
+        rows, states = read.rows, read.states
         if not rows:
             if session_id not in self.running_sessions():
                 self._extra.discard(session_id)
@@ -410,15 +410,14 @@ class DeliveryLoop:
                 since = self.acks.since(session_id)
                 changed = self.reader.acks_since(layout, since, outbound=outbound)
                 acks = self.acks.changed(session_id, changed)
-                # Held from here on whatever fails next: the tracker has seen these acks.
+                # Kept from here on whatever fails next: the tracker has seen these acks.
+                self._note_failed({mid for mid, status in acks.items() if status == "failed"})
                 finished = [mid for mid, status in acks.items() if status in FINISHED]
                 unfolded += [mid for mid in finished if mid not in unfolded]
                 inbound = opened.enter_context(sessiondb.reading(layout.inbound_db, confined=True))
                 if unfolded:
-                    pending = store.still_pending(
-                        layout, dict.fromkeys(unfolded, "completed"), inbound=inbound
-                    )
-                    unfolded = [mid for mid in unfolded if mid in set(pending)]
+                    pending = set(store.pending_among(layout, unfolded, inbound=inbound))
+                    unfolded = [mid for mid in unfolded if mid in pending]
                 if finished and outbound is not None:
                     self._read_at_turn_end(session_id, outbound)
                 self.origins.observe(session_id, layout, acks, inbound=inbound)
@@ -433,7 +432,7 @@ class DeliveryLoop:
             if unfolded and not _any_to_try(rows, states, now_iso()):
                 store.complete(layout, unfolded)  # no delivery record will carry them
                 unfolded = []
-            return _PassRead(acks=acks, rows=rows, states=states)
+            return _PassRead(rows=rows, states=states)
         finally:
             if unfolded:
                 self.folds.add(session_id, unfolded)
@@ -446,14 +445,17 @@ class DeliveryLoop:
                 log.exception("turn-end reader failed")
 
     def _note_failed(self, ids: set[str]) -> None:
-        for mid in ids:
-            self._failed_turns[mid] = None
-        while len(self._failed_turns) > FAILED_TURNS_KEPT:
-            del self._failed_turns[next(iter(self._failed_turns))]
+        """From a session's lane (the pass) or the loop (the sweep's give-up)."""
+        with self._failed_lock:
+            for mid in ids:
+                self._failed_turns[mid] = None
+            while len(self._failed_turns) > FAILED_TURNS_KEPT:
+                del self._failed_turns[next(iter(self._failed_turns))]
 
     def failed_among(self, message_ids: frozenset[str]) -> frozenset[str]:
         """Which of these finished inbound ids ended ``failed`` (not answered)."""
-        return frozenset(m for m in message_ids if m in self._failed_turns)
+        with self._failed_lock:
+            return frozenset(m for m in message_ids if m in self._failed_turns)
 
     async def report_done(
         self, session_id: str, finished: set[str], *, failed: bool = False

@@ -233,12 +233,22 @@ class SessionStore:
         """Of the rows the runner acked completed or failed, those ``messages_in`` still has
         pending (read-only; on ``inbound`` if given)."""
         done = [mid for mid, status in acks.items() if status in ("completed", "failed")]
-        if not done:
+        return self.pending_among(layout, done, inbound=inbound)
+
+    def pending_among(
+        self,
+        layout: SessionLayout,
+        message_ids: Sequence[str],
+        *,
+        inbound: sqlite3.Connection | None = None,
+    ) -> list[str]:
+        """Those of ``message_ids`` that ``messages_in`` has pending (read-only)."""
+        if not message_ids:
             return []
         with sessiondb.reading_with(layout.inbound_db, inbound, confined=True) as conn:
             return [
                 r[0]
-                for chunk in _chunks(done)
+                for chunk in _chunks(message_ids)
                 for r in conn.execute(
                     f"SELECT id FROM messages_in WHERE id IN ({_marks(chunk)})"
                     " AND status = 'pending'",
