@@ -405,7 +405,7 @@ def build_host(
 
     async def turn_done(session_id: str, message_ids: frozenset[str]) -> None:
         await typing.done(session_id, message_ids)
-        await cli.turn_done(message_ids, failed=delivery.failed_among(message_ids))
+        await cli.turn_done(message_ids, failed=delivery.failed_among(session_id, message_ids))
 
     supervisor.on_exit(runner_exited)
     supervisor.on_start(delivery.notice)  # its outbound.db is watched at once

@@ -12,7 +12,7 @@ from agent_runner.db import OutboundMessage
 
 from nanoclaw.contract.dbwatch import change_signature
 from nanoclaw.contract.sessiondb import AckRow
-from nanoclaw.delivery.acks import REPORTED_KEPT, AckTracker
+from nanoclaw.delivery.acks import FAILED_KEPT, REPORTED_KEPT, AckTracker
 from nanoclaw.sessions.store import InboundMessage
 from nanoclaw.settings import Settings
 from tests.helpers import until
@@ -115,6 +115,24 @@ def test_the_tracker_reads_from_its_watermark_and_keeps_bounded_state() -> None:
     assert len(tracker._sessions["s"].seen) == 1  # only rows inside the re-read margin
 
 
+def test_the_tracker_holds_folds_and_failed_verdicts_per_session() -> None:
+    tracker = AckTracker()
+    tracker.hold("s", ["a", "b"])
+    tracker.hold("s", ["b", "c"])  # an id held twice is folded once
+    assert tracker.take_held("s") == ["a", "b", "c"]
+    assert tracker.take_held("s") == [] and tracker.take_held("other") == []
+    done = [
+        AckRow("a", "completed", "2030-01-01T00:00:00.000000Z"),
+        AckRow("b", "failed", "2030-01-01T00:00:01.000000Z"),
+    ]
+    tracker.changed("s", done)
+    tracker.note_failed("s", {"z"})  # the sweep gave up on it: no ack says so
+    assert tracker.failed_among("s", frozenset({"a", "b", "z"})) == {"b", "z"}
+    assert tracker.failed_among("other", frozenset({"b"})) == frozenset()
+    tracker.note_failed("s", {f"f{i}" for i in range(FAILED_KEPT * 2)})
+    assert len(tracker._sessions["s"].failed) == FAILED_KEPT
+
+
 def reply_to_room(text: str) -> OutboundMessage:
     return OutboundMessage(
         kind="chat", content={"text": text}, channel_type="fake", platform_id="room"
@@ -172,7 +190,7 @@ async def test_acks_a_failed_pass_held_are_folded_in_by_the_next(rig: Rig, verdi
 
     async def listener(session_id: str, ids: frozenset[str]) -> None:
         done.append(ids)
-        failed.append(rig.loop.failed_among(ids))
+        failed.append(rig.loop.failed_among(session_id, ids))
 
     rig.loop.on_turn_done(listener)
     rig.store.insert_messages(rig.layout, [chat("a")])

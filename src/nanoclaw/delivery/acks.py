@@ -1,15 +1,22 @@
-"""Ack sync by watermark: per session, only the ``processing_ack`` rows changed since the last
-pass are read, only a changed status is written, and turn-done is owed once per message.
+"""Per-session ack state by watermark: changed acks, finished ones to fold, failed verdicts, turn-done owed once.
 
 Where message status lives: ``inbound.db.messages_in.status`` is the status; the runner's
 ``processing_ack`` (it cannot write ``inbound.db``) is the report the host folds into it.
 Acks are compared by ``status_changed`` (fixed-width UTC ISO-8601, so string order is time
 order). Rows changed within :data:`ACK_REREAD_MARGIN_S` of the watermark are read again each
 pass (two acks can share a timestamp, and one may commit after the other was read); a status
-seen already is not reported twice. Everything kept here is bounded: statuses only inside the
-margin, turn-done owed only until reported, and the last :data:`REPORTED_KEPT` reported ids.
-The tracker is read and updated both from a session's lane (inside the delivery pass) and from
-the event loop, so each method holds one lock.
+seen already is not reported twice.
+
+A finished ack that ``messages_in`` still has pending is *held* until a delivery record (or
+the pass itself) completes it in ``inbound.db``; ids taken and not written are held again, so
+none is dropped while the host runs (after a restart the acks are read again from the start).
+A ``failed`` verdict is kept from the moment its ack is seen, so a pass that raises later
+cannot turn a failed turn into a success for the clients told of it.
+
+Everything kept here is bounded: statuses only inside the margin, turn-done owed only until
+reported, held ids only until folded, the last :data:`REPORTED_KEPT` reported ids and the last
+:data:`FAILED_KEPT` failed ones. The tracker is read and updated both from a session's lane
+(inside the delivery pass) and from the event loop, so each method holds one lock.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from nanoclaw.contract.timeutil import parse_iso, to_iso
 
 ACK_REREAD_MARGIN_S = 2.0
 REPORTED_KEPT = 512  # per session: ids whose turn-done was reported (a late duplicate is dropped)
+FAILED_KEPT = 512  # per session: recent inbound ids that ended failed, for turn-done listeners
 FINISHED = frozenset({AckStatus.COMPLETED.value, AckStatus.FAILED.value})
 
 
@@ -33,6 +41,8 @@ class _SessionAcks:
     seen: dict[str, tuple[str, str]] = field(default_factory=dict)  # id → (status, changed)
     owed: set[str] = field(default_factory=set)  # finished, turn-done not reported yet
     reported: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    held: list[str] = field(default_factory=list)  # finished, still pending in messages_in
+    failed: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
 
 class AckTracker:
@@ -52,7 +62,8 @@ class AckTracker:
         return to_iso(parse_iso(state.watermark) - timedelta(seconds=ACK_REREAD_MARGIN_S))
 
     def changed(self, session_id: str, rows: list[AckRow]) -> dict[str, str]:
-        """The acks among ``rows`` (read ``since``) whose status was not seen yet."""
+        """The acks among ``rows`` (read ``since``) whose status was not seen yet; a new
+        ``failed`` one is kept as the turn's verdict."""
         with self._lock:
             return self._changed(session_id, rows)
 
@@ -64,6 +75,8 @@ class AckTracker:
                 new[row.message_id] = row.status
                 if row.status in FINISHED and row.message_id not in state.reported:
                     state.owed.add(row.message_id)
+                if row.status == AckStatus.FAILED.value:
+                    _keep(state.failed, row.message_id, FAILED_KEPT)
             state.seen[row.message_id] = (row.status, row.status_changed)
             if state.watermark is None or row.status_changed > state.watermark:
                 state.watermark = row.status_changed
@@ -84,12 +97,42 @@ class AckTracker:
             state = self._sessions.setdefault(session_id, _SessionAcks())
             new = frozenset(m for m in finished if m not in state.reported)
             for message_id in new:
-                state.reported[message_id] = None
+                _keep(state.reported, message_id, REPORTED_KEPT)
                 state.owed.discard(message_id)
-            while len(state.reported) > REPORTED_KEPT:
-                state.reported.popitem(last=False)
             return new
 
-    def forget(self, session_id: str) -> None:
+    def note_failed(self, session_id: str, message_ids: set[str]) -> None:
+        """These turns ended ``failed`` without an ack saying so (the sweep gave up on them)."""
         with self._lock:
-            self._sessions.pop(session_id, None)
+            state = self._sessions.setdefault(session_id, _SessionAcks())
+            for message_id in message_ids:
+                _keep(state.failed, message_id, FAILED_KEPT)
+
+    def failed_among(self, session_id: str, message_ids: frozenset[str]) -> frozenset[str]:
+        """Which of these finished inbound ids ended ``failed`` (not answered)."""
+        with self._lock:
+            state = self._sessions.get(session_id)
+            if state is None:
+                return frozenset()
+            return frozenset(m for m in message_ids if m in state.failed)
+
+    def hold(self, session_id: str, message_ids: list[str]) -> None:
+        """Finished acks still pending in ``messages_in``, for the next record or pass to fold."""
+        with self._lock:
+            state = self._sessions.setdefault(session_id, _SessionAcks())
+            state.held.extend(m for m in message_ids if m not in state.held)
+
+    def take_held(self, session_id: str) -> list[str]:
+        """The held ids, no longer held: the caller folds them in or holds them again."""
+        with self._lock:
+            state = self._sessions.get(session_id)
+            if state is None or not state.held:
+                return []
+            held, state.held = state.held, []
+            return held
+
+
+def _keep(recent: OrderedDict[str, None], message_id: str, bound: int) -> None:
+    recent[message_id] = None
+    while len(recent) > bound:
+        recent.popitem(last=False)

@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -52,7 +51,6 @@ from nanoclaw.db.repository import Repository
 from nanoclaw.delivery.acks import FINISHED, AckTracker
 from nanoclaw.delivery.actions import SystemActions, action_result_content
 from nanoclaw.delivery.agent_route import AgentLimitError, AgentRouter
-from nanoclaw.delivery.folds import PendingFolds
 from nanoclaw.delivery.notices import Notifier
 from nanoclaw.delivery.origin import OriginLedger
 from nanoclaw.delivery.rate import TokenBucket
@@ -79,7 +77,6 @@ log = logging.getLogger("nanoclaw.delivery")
 NOTICE_PREFIX = "notice-"
 MAX_OUTBOX_FILE_BYTES = 50 * 1024 * 1024  # Telegram's bot upload limit; Slack's is higher
 SAFETY_DRAIN_INTERVAL_S = 30.0  # every watched session is drained this often regardless
-FAILED_TURNS_KEPT = 4096  # failed inbound ids remembered for turn-done listeners
 FAULT_LOG_INTERVAL_S = 300.0  # a session that keeps failing is logged with a traceback this often
 
 TurnDoneListener = Callable[[str, frozenset[str]], Awaitable[None]]
@@ -90,7 +87,7 @@ TurnEndReader = Callable[[str, sqlite3.Connection], None]
 
 @dataclass(frozen=True)
 class _PassRead:
-    """What one delivery pass read (the acks it folds in wait in ``DeliveryLoop.folds``)."""
+    """What one delivery pass read (the acks it leaves to fold are held in ``DeliveryLoop.acks``)."""
 
     rows: list[OutboundRow]
     states: dict[str, DeliveryState]
@@ -111,10 +108,6 @@ def _to_try(
         else:
             due.append(row)
     return settled, due
-
-
-def _any_to_try(rows: list[OutboundRow], states: dict[str, DeliveryState], now: str) -> bool:
-    return bool(_to_try(rows, states, now)[1])
 
 
 class DeliveryLoop:
@@ -164,12 +157,11 @@ class DeliveryLoop:
         self._signatures: dict[str, tuple[int, int] | None] = {}
         self._extra: set[str] = set()  # sessions to keep draining (exited runner, retries)
         self._layouts: dict[str, tuple[SessionRow, SessionLayout]] = {}
-        self.folds = PendingFolds()  # acked rows the next delivery record completes
-        self.acks = AckTracker()  # per-session ack watermark and owed turn-done reports
+        # Per session: the ack watermark, acks held for the next record to fold, failed
+        # verdicts and owed turn-done reports.
+        self.acks = AckTracker()
         self._turn_done_listeners: list[TurnDoneListener] = []
         self._turn_end_readers: list[TurnEndReader] = []
-        self._failed_turns: dict[str, None] = {}  # recent inbound ids that ended failed
-        self._failed_lock = threading.Lock()
         self._agent_names: dict[str, str] = {}  # agent group id → the name its replies carry
         self.clock = clock
         self._draining: dict[str, asyncio.Task[None]] = {}  # one drain task per session
@@ -389,8 +381,8 @@ class DeliveryLoop:
         origins, read their delivery states.
 
         Only acks changed since this session's watermark are read (nanoclaw.delivery.acks).
-        The finished ones that messages_in still has pending wait in :attr:`folds` (with those
-        an earlier drain could not fold) for the drain's first delivery record, which completes
+        The finished ones that messages_in still has pending are held in :attr:`acks` (with
+        those an earlier drain could not fold) for the drain's first delivery record, which completes
         them in its transaction, so a reply's path has no write before its send; a pass with
         nothing to deliver folds them itself. Order matters (nanoclaw.delivery.origin): the
         acks and inbound rows are observed before messages_out is read (a later statement on
@@ -399,7 +391,7 @@ class DeliveryLoop:
         fresh for it.
         """
         store = self.sessions.store
-        unfolded = self.folds.take(session_id)
+        unfolded = self.acks.take_held(session_id)
         try:
             with contextlib.ExitStack() as opened:
                 outbound = None
@@ -409,9 +401,8 @@ class DeliveryLoop:
                     )
                 since = self.acks.since(session_id)
                 changed = self.reader.acks_since(layout, since, outbound=outbound)
+                # Seen from here on whatever fails next: a failed verdict is kept already.
                 acks = self.acks.changed(session_id, changed)
-                # Kept from here on whatever fails next: the tracker has seen these acks.
-                self._note_failed({mid for mid, status in acks.items() if status == "failed"})
                 finished = [mid for mid, status in acks.items() if status in FINISHED]
                 unfolded += [mid for mid in finished if mid not in unfolded]
                 inbound = opened.enter_context(sessiondb.reading(layout.inbound_db, confined=True))
@@ -429,13 +420,13 @@ class DeliveryLoop:
                 states: dict[str, DeliveryState] = {}
                 if rows:
                     states = self.reader.deliveries(layout, [r.id for r in rows], inbound=inbound)
-            if unfolded and not _any_to_try(rows, states, now_iso()):
+            if unfolded and not _to_try(rows, states, now_iso())[1]:
                 store.complete(layout, unfolded)  # no delivery record will carry them
                 unfolded = []
             return _PassRead(rows=rows, states=states)
         finally:
             if unfolded:
-                self.folds.add(session_id, unfolded)
+                self.acks.hold(session_id, unfolded)
 
     def _read_at_turn_end(self, session_id: str, outbound: sqlite3.Connection) -> None:
         for reader in self._turn_end_readers:
@@ -444,18 +435,9 @@ class DeliveryLoop:
             except Exception:  # a reader's own fault never fails the pass
                 log.exception("turn-end reader failed")
 
-    def _note_failed(self, ids: set[str]) -> None:
-        """From a session's lane (the pass) or the loop (the sweep's give-up)."""
-        with self._failed_lock:
-            for mid in ids:
-                self._failed_turns[mid] = None
-            while len(self._failed_turns) > FAILED_TURNS_KEPT:
-                del self._failed_turns[next(iter(self._failed_turns))]
-
-    def failed_among(self, message_ids: frozenset[str]) -> frozenset[str]:
-        """Which of these finished inbound ids ended ``failed`` (not answered)."""
-        with self._failed_lock:
-            return frozenset(m for m in message_ids if m in self._failed_turns)
+    def failed_among(self, session_id: str, message_ids: frozenset[str]) -> frozenset[str]:
+        """Which of these finished inbound ids of the session ended ``failed`` (not answered)."""
+        return self.acks.failed_among(session_id, message_ids)
 
     async def report_done(
         self, session_id: str, finished: set[str], *, failed: bool = False
@@ -465,7 +447,7 @@ class DeliveryLoop:
         Also used for a message the sweep gave up on (``failed``): no turn will ever complete it.
         """
         if failed:
-            self._note_failed(finished)
+            self.acks.note_failed(session_id, finished)
         if not self._turn_done_listeners:
             return
         new = self.acks.take_unreported(session_id, finished)
@@ -570,7 +552,7 @@ class DeliveryLoop:
         self, session: SessionRow, layout: SessionLayout, row_id: str, **outcome: Any
     ) -> None:
         """Write one delivery record, folding in the session's unfolded acks (one transaction)."""
-        fold = self.folds.take(session.id)
+        fold = self.acks.take_held(session.id)
         try:
             await self.executors.sessions.run(
                 session.id,
@@ -581,7 +563,7 @@ class DeliveryLoop:
                 **outcome,
             )
         except BaseException:
-            self.folds.add(session.id, fold)  # maybe not written: the next record or pass
+            self.acks.hold(session.id, fold)  # maybe not written: the next record or pass
             raise
 
     async def _deliver_to_channel(
@@ -589,7 +571,7 @@ class DeliveryLoop:
     ) -> str | None:
         if not row.channel_type or not row.platform_id:
             raise UnauthorizedDestinationError(f"message {row.id} has no destination")
-        await self._authorize_chat(session, (row.channel_type, row.platform_id))
+        await self._authorize_chat(session, row.channel_type, row.platform_id)
         adapter = self.channels.get(row.channel_type)
         if adapter is None:
             raise DeliveryError(f"no {row.channel_type} adapter is running")
@@ -615,9 +597,10 @@ class DeliveryLoop:
                 f"{row.channel_type} send timed out after {self.settings.delivery_send_timeout_s:g} s"
             ) from None
 
-    async def _authorize_chat(self, session: SessionRow, chat: tuple[str, str]) -> None:
+    async def _authorize_chat(
+        self, session: SessionRow, channel_type: str, platform_id: str
+    ) -> None:
         """Raise unless the session's agent may send to this chat (its own, or a destination)."""
-        channel_type, platform_id = chat
         mg = await self.executors.central.run(self.repo.messaging_group, channel_type, platform_id)
         if mg is None:
             raise UnauthorizedDestinationError(f"unknown chat {channel_type}/{platform_id}")
