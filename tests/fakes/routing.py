@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from nanoclaw.channels.base import InboundEvent
-from nanoclaw.db.models import MessagingGroup, Wiring
+from nanoclaw.db.models import MessagingGroup, PendingApproval, Wiring
 from nanoclaw.db.repository import DropRecord, Membership
 from nanoclaw.routing.outcome import Delivery
 from nanoclaw.routing.plan import PlannedWrite
@@ -84,9 +84,15 @@ class RecordingAudit:
 class RecordingCommands:
     consume: bool = False
     seen: list[str] = field(default_factory=list)  # message texts offered
+    cards: list[list[str]] = field(default_factory=list)  # ids of the open cards offered with each
 
     async def handle(
-        self, event: InboundEvent, mg: MessagingGroup, membership: Membership | None
+        self,
+        event: InboundEvent,
+        mg: MessagingGroup,
+        membership: Membership | None,
+        open_cards: Sequence[PendingApproval],
     ) -> bool:
         self.seen.append(event.message.text)
+        self.cards.append([card.id for card in open_cards])
         return self.consume

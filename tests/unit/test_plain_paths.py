@@ -19,6 +19,7 @@ from nanoclaw.db.models import (
     CentralBase,
     CliChatState,
     CliReply,
+    PendingApproval,
     SessionRow,
     UsageTurn,
 )
@@ -108,7 +109,15 @@ def test_open_cards_read_plain_are_the_orm_rows_newest_first(repo: Repository) -
     decided = card("c", "local")
     assert store.decide(decided, status="denied", by="cli:al", decision="deny")
     card("d", "elsewhere")
-    open_cards = store.open_cards_in("cli", "local")
+    repo.ensure_messaging_group(channel_type="cli", platform_id="local")
+    repo.ensure_messaging_group(channel_type="cli", platform_id="nobody")
+
+    def cards_seen_by(user_id: str | None, chat: str) -> tuple[PendingApproval, ...]:
+        facts = repo.route_facts("cli", chat, user_id=user_id, user_kind="cli", display_name=None)
+        return facts.open_cards
+
+    # Read with the route's facts, in its one transaction, for a known sender only.
+    open_cards = cards_seen_by("cli:al", "local")
     assert [c.id for c in open_cards] == [second, first]
     for plain in open_cards:
         orm = store.approval(plain.id)
@@ -116,7 +125,8 @@ def test_open_cards_read_plain_are_the_orm_rows_newest_first(repo: Repository) -
         assert _columns(plain) == _columns(orm)
     assert open_cards[0].card_message_id is None and open_cards[0].stage == "name"
     assert open_cards[1].decided_at is None and open_cards[1].expires_at.tzinfo is not None
-    assert store.open_cards_in("cli", "nobody") == []
+    assert cards_seen_by("cli:al", "nobody") == ()
+    assert cards_seen_by(None, "local") == ()
 
 
 def test_backlog_rows_written_plain_read_back_through_the_orm(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from nanoclaw.admin.store import AdminStore, NewApproval
 from nanoclaw.channels.base import InboundEvent, InboundMessage
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.repository import Repository
@@ -275,6 +276,33 @@ async def test_apply_of_a_planned_drop_writes_and_wakes_nothing(central: Central
     assert [d.reason for d in audit.drops] == [DropReason.NO_AGENT_WIRED]
     assert approvals.unwired_chats == ["new"] and approvals.unknown_senders == []
     assert outcome.dropped == DropReason.NO_AGENT_WIRED and outcome.deliveries == []
+
+
+async def test_the_chats_open_cards_ride_with_the_plan_to_the_commands(central: Central) -> None:
+    andy = make_agent(central.repo, "Andy")
+    wire_chat(central.repo, andy, "room")
+    store = AdminStore(central.repo.db)
+    card = store.create_approval(
+        NewApproval(
+            kind="sender",
+            title="t",
+            question="Let them in?",
+            options=[{"label": "Allow", "value": "allow"}],
+            payload={},
+            ttl_s=3600.0,
+        )
+    )
+    assert card is not None
+    store.set_card(card.id, "cli", "room", "m-card")
+    plan, _ = central.plan(_event("1"))
+    commands = RecordingCommands()
+    applier, *_ = _applier(commands)
+    await applier.apply(plan)
+    assert commands.cards == [[card.id]]  # read in the route's one transaction, not again
+    assert store.decide(card.id, status="approved", by="cli:alice", decision="allow")
+    later, _ = central.plan(_event("1", n=2))
+    await applier.apply(later)
+    assert commands.cards[-1] == []
 
 
 async def test_apply_stops_when_the_host_commands_consume_the_message(central: Central) -> None:

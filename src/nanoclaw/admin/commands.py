@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 import shlex
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from nanoclaw.admin.service import ENGAGE_MODES, SESSION_MODES, Actor, AdminService
 from nanoclaw.channels.base import InboundEvent
-from nanoclaw.db.models import AgentGroup, MessagingGroup
+from nanoclaw.db.models import AgentGroup, MessagingGroup, PendingApproval
 from nanoclaw.db.repository import Membership
 from nanoclaw.errors import NanoclawError, NotFoundError, PermissionDeniedError, ValidationError
 from nanoclaw.executors import Executors
@@ -78,11 +78,17 @@ class ChatCommands:
         self.commands[name] = Command(usage, summary, handler, public)
 
     async def handle(
-        self, event: InboundEvent, mg: MessagingGroup, membership: Membership | None
+        self,
+        event: InboundEvent,
+        mg: MessagingGroup,
+        membership: Membership | None,
+        open_cards: Sequence[PendingApproval] = (),
     ) -> bool:
+        """Offer the message to an open card (``open_cards``: the chat's, read with the route's
+        facts), then to the host's commands."""
         if event.message.kind != "chat":
             return False
-        if await self.approvals.intercept(event, membership):
+        if await self.approvals.intercept(event, membership, open_cards):
             return True
         name = command_of(event.message.text)
         if name is None or name not in self.commands:

@@ -23,12 +23,9 @@ from nanoclaw.db.models import (
     UserRole,
     Wiring,
 )
-from nanoclaw.db.plain_rows import PlainTable
 from nanoclaw.errors import NotFoundError, ValidationError
 from nanoclaw.ids import new_id
 from nanoclaw.permissions.access import RoleGrant
-
-_APPROVALS = PlainTable(PendingApproval)
 
 
 @dataclass(frozen=True)
@@ -324,16 +321,6 @@ class AdminStore:
             if status is not None:
                 query = query.where(PendingApproval.status == status)
             return list(s.scalars(query))
-
-    def open_cards_in(self, channel_type: str, platform_id: str) -> list[PendingApproval]:
-        """Pending cards delivered to this chat, newest first (plain SQL: every message asks)."""
-        with self.db.plain(write=False) as conn:
-            return _APPROVALS.all(
-                conn,
-                "WHERE card_channel_type = ? AND card_platform_id = ? AND status = ?"
-                " ORDER BY created_at DESC, id DESC",
-                (channel_type, platform_id, "pending"),
-            )
 
     def decide(
         self, approval_id: str, *, status: str, by: str | None, decision: str | None

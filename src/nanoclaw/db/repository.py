@@ -23,6 +23,7 @@ from nanoclaw.db.models import (
     ContainerConfig,
     DroppedMessage,
     MessagingGroup,
+    PendingApproval,
     SessionRow,
     User,
     UserRole,
@@ -38,6 +39,7 @@ _MESSAGING_GROUPS = PlainTable(MessagingGroup)
 _WIRINGS = PlainTable(Wiring)
 _SESSIONS = PlainTable(SessionRow)
 _USERS = PlainTable(User)
+_APPROVALS = PlainTable(PendingApproval)
 
 # How many senders and chats ``route_facts`` remembers having seen (its write hint), at most.
 ROUTE_HINTS_MAX = 10_000
@@ -116,6 +118,9 @@ class RouteFacts:
     wirings: tuple[Wiring, ...] = ()
     sessions: Mapping[SessionKey, SessionRow | None] = field(default_factory=dict)
     folders: Mapping[str, str] = field(default_factory=dict)  # agent group id → folder
+    # The chat's pending approval cards, newest first; read only for a known sender, the only
+    # one who can answer a card.
+    open_cards: tuple[PendingApproval, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -736,6 +741,7 @@ class _RouteQuery:
                 },
             )
             return RouteFacts(mg, membership)
+        cards = () if membership is None else tuple(open_cards_in(conn, mg))
         wirings = tuple(_wirings_for(conn, mg.id))
         sessions: dict[SessionKey, SessionRow | None] = {}
         if self.session_key is not None:
@@ -752,7 +758,7 @@ class _RouteQuery:
                     agent_ids,
                 )
             )
-        return RouteFacts(mg, membership, wirings, sessions, folders)
+        return RouteFacts(mg, membership, wirings, sessions, folders, cards)
 
 
 def _messaging_group(
@@ -760,6 +766,16 @@ def _messaging_group(
 ) -> MessagingGroup | None:
     return _MESSAGING_GROUPS.one(
         conn, "WHERE channel_type = ? AND platform_id = ?", (channel_type, platform_id)
+    )
+
+
+def open_cards_in(conn: sqlite3.Connection, mg: MessagingGroup) -> list[PendingApproval]:
+    """Pending approval cards delivered to this chat, newest first."""
+    return _APPROVALS.all(
+        conn,
+        "WHERE card_channel_type = ? AND card_platform_id = ? AND status = ?"
+        " ORDER BY created_at DESC, id DESC",
+        (mg.channel_type, mg.platform_id, "pending"),
     )
 
 

@@ -13,7 +13,7 @@ import asyncio
 import base64
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -321,16 +321,19 @@ class ApprovalService:
         membership = await self.executors.central.run(self.repo.membership, user_id)
         return await self.answer(approval.id, value, user_id=user_id, membership=membership)
 
-    async def intercept(self, event: InboundEvent, membership: Membership | None) -> bool:
-        """Consume a numbered reply (or a new agent's name) to an open card in this chat."""
+    async def intercept(
+        self,
+        event: InboundEvent,
+        membership: Membership | None,
+        open_cards: Sequence[PendingApproval],
+    ) -> bool:
+        """Consume a numbered reply (or a new agent's name) to one of this chat's open cards
+        (pending, newest first, as the route read them)."""
         if membership is None:
             return False
-        cards = await self.executors.central.run(
-            self.store.open_cards_in, event.channel_type, event.platform_id
-        )
         cards = [
             c
-            for c in cards
+            for c in open_cards
             if can_answer(
                 membership, approver_user_id=c.approver_user_id, agent_group_id=c.agent_group_id
             )

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from nanoclaw.channels.base import InboundEvent
-from nanoclaw.db.models import MessagingGroup, Wiring
+from nanoclaw.db.models import MessagingGroup, PendingApproval, Wiring
 from nanoclaw.db.repository import DropRecord, Membership
 from nanoclaw.executors import Executors
 from nanoclaw.routing.outcome import RouteOutcome
@@ -46,7 +46,11 @@ class HostCommands(Protocol):
     """Admin chat commands handled by the host; return True when the message was consumed."""
 
     async def handle(
-        self, event: InboundEvent, mg: MessagingGroup, membership: Membership | None
+        self,
+        event: InboundEvent,
+        mg: MessagingGroup,
+        membership: Membership | None,
+        open_cards: Sequence[PendingApproval],
     ) -> bool: ...
 
 
@@ -87,7 +91,7 @@ class PlanApplier:
         if (
             mg is not None
             and self.commands is not None
-            and await self.commands.handle(event, mg, plan.membership)
+            and await self.commands.handle(event, mg, plan.membership, plan.open_cards)
         ):
             return RouteOutcome(consumed=True)  # the host's chat commands took the message
         if plan.drops:

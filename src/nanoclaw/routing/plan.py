@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from nanoclaw.channels.base import InboundEvent
-from nanoclaw.db.models import MessagingGroup, Wiring
+from nanoclaw.db.models import MessagingGroup, PendingApproval, Wiring
 from nanoclaw.db.repository import Membership
 from nanoclaw.routing.modes import DropReason, SessionMode
 
@@ -55,7 +55,9 @@ class RoutePlan:
     ``event`` is the event as routed (a thread id dropped on channels without threads). The
     host's chat commands are offered the message first when its chat is known
     (``messaging_group`` set); when they consume it, nothing else of the plan is applied.
-    ``dropped`` is set exactly when no write is planned.
+    ``dropped`` is set exactly when no write is planned. ``open_cards`` are the chat's pending
+    approval cards, read with the route's facts (for a known sender only), which the commands
+    check a reply against.
     """
 
     event: InboundEvent
@@ -67,6 +69,7 @@ class RoutePlan:
     approvals: tuple[PlannedApproval, ...] = ()
     replies: tuple[str, ...] = ()
     dropped: DropReason | None = None
+    open_cards: tuple[PendingApproval, ...] = ()
 
     @property
     def offers_commands(self) -> bool:

@@ -90,7 +90,7 @@ class RoutePlanner:
         mg, membership = facts.messaging_group, facts.membership
         if mg is None:
             return RoutePlan(event, user_id, dropped=DropReason.UNKNOWN_CHAT)
-        base = RoutePlan(event, user_id, mg, membership)
+        base = RoutePlan(event, user_id, mg, membership, open_cards=facts.open_cards)
         if not facts.wirings:
             if not msg.is_mention:
                 return _dropped(base, DropReason.UNKNOWN_CHAT)
@@ -131,6 +131,7 @@ class RoutePlanner:
             approvals=tuple(approvals),
             replies=(denial,) if denial is not None else (),  # once, however many refused
             dropped=dropped,
+            open_cards=facts.open_cards,
         )
 
     def _consider(
@@ -225,4 +226,5 @@ def _dropped(
         drops=drops,
         approvals=approvals,
         dropped=reason,
+        open_cards=base.open_cards,
     )
