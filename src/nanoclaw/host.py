@@ -11,6 +11,7 @@ blocking call of every component runs on them.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -316,7 +317,7 @@ def build_host(
         quarantine=quarantine,
         notices=notices,
     )
-    quarantine.report_done = delivery.report_done
+    quarantine.report_failed = functools.partial(delivery.report_done, failed=True)
 
     # Approvals re-route an approved sender's message through the router, which consults the
     # approvals: this closure is that forward reference (``router`` is bound just below,

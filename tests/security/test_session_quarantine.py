@@ -80,6 +80,7 @@ async def test_a_planted_outbound_db_quarantines_only_its_session(
     exchange = await say(sock, "are you there?", chat="evil")
     assert len(exchange.replies) == 1
     assert "unsafe file" in texts(exchange)[0]
+    assert exchange.failed  # the client is told the turn failed, not that it was answered
     assert statuses(layout.inbound_db)["are you there?"] == "failed"
     assert host.quarantine.is_quarantined(evil.id)
     await wait_until(lambda: evil.id not in host.supervisor.running_sessions())
@@ -91,7 +92,7 @@ async def test_a_planted_outbound_db_quarantines_only_its_session(
         ]
     # A later message to the quarantined session also ends failed with a notice.
     again = await say(sock, "hello again", chat="evil")
-    assert "unsafe file" in texts(again)[0]
+    assert "unsafe file" in texts(again)[0] and again.failed
     assert statuses(layout.inbound_db)["hello again"] == "failed"
 
     # One log line with the cause, however many times the session was touched.

@@ -78,7 +78,7 @@ class SessionQuarantine:
         sessions: SessionService,
         notices: Notifier,
         stop_runner: Callable[[str], Awaitable[None]] | None = None,
-        report_done: Callable[[str, set[str]], Awaitable[None]] | None = None,
+        report_failed: Callable[[str, set[str]], Awaitable[None]] | None = None,
     ) -> None:
         self.executors = executors
         self.db = db
@@ -86,7 +86,8 @@ class SessionQuarantine:
         self.sessions = sessions
         self.notices = notices
         self.stop_runner = stop_runner
-        self.report_done = report_done  # typing indicators, waiting CLI clients: the turn is over
+        # Typing indicators, waiting CLI clients: these turns are over, and they ended failed.
+        self.report_failed = report_failed
         self._known: set[str] | None = None
         self._lock = asyncio.Lock()
 
@@ -141,8 +142,8 @@ class SessionQuarantine:
                 row.thread_id,
                 NOTICE_TEXT.format(problem=problem),
             )
-        if failed and self.report_done is not None:
-            await self.report_done(session_id, {row.id for row in failed})
+        if failed and self.report_failed is not None:
+            await self.report_failed(session_id, {row.id for row in failed})
         return len(failed)
 
     def _record(self, session_id: str, error: SandboxFileError) -> bool:
