@@ -23,7 +23,7 @@ from nanoclaw.db.models import (
     SessionRow,
     UsageTurn,
 )
-from nanoclaw.db.repository import Repository
+from nanoclaw.db.repository import NewChat, Repository
 from nanoclaw.errors import NotFoundError
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import SessionStore
@@ -127,6 +127,17 @@ def test_open_cards_read_plain_are_the_orm_rows_newest_first(repo: Repository) -
     assert open_cards[1].decided_at is None and open_cards[1].expires_at.tzinfo is not None
     assert cards_seen_by("cli:al", "nobody") == ()
     assert cards_seen_by(None, "local") == ()
+    # A chat deleted while its card was pending, registered again by the approver's reply.
+    gone = card("e", "gone")
+    again = repo.route_facts(
+        "cli",
+        "gone",
+        user_id="cli:al",
+        user_kind="cli",
+        display_name=None,
+        new_chat=NewChat(is_group=False, unknown_sender_policy="strict"),
+    )
+    assert again.messaging_group is not None and [c.id for c in again.open_cards] == [gone]
 
 
 def test_backlog_rows_written_plain_read_back_through_the_orm(tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ class ChatCommands:
         event: InboundEvent,
         mg: MessagingGroup,
         membership: Membership | None,
-        open_cards: Sequence[PendingApproval] = (),
+        open_cards: Sequence[PendingApproval],
     ) -> bool:
         """Offer the message to an open card (``open_cards``: the chat's, read with the route's
         facts), then to the host's commands."""

@@ -118,8 +118,8 @@ class RouteFacts:
     wirings: tuple[Wiring, ...] = ()
     sessions: Mapping[SessionKey, SessionRow | None] = field(default_factory=dict)
     folders: Mapping[str, str] = field(default_factory=dict)  # agent group id → folder
-    # The chat's pending approval cards, newest first; read only for a known sender, the only
-    # one who can answer a card.
+    # The chat's pending approval cards, newest first; read only for a sender with a user id
+    # (one who may answer a card).
     open_cards: tuple[PendingApproval, ...] = ()
 
 
@@ -434,8 +434,8 @@ class Repository:
     ) -> RouteFacts:
         """What the router decides from, read in one transaction: the chat's messaging group,
         the sender (created or renamed; its roles and memberships), the chat's wirings
-        (highest priority first), each wiring's active session under ``session_key`` and the
-        wired agents' folders.
+        (highest priority first), each wiring's active session under ``session_key``, the
+        wired agents' folders and the chat's open approval cards.
 
         An unknown chat writes nothing (no user is created for it) unless ``new_chat`` says
         how to register it; a chat registered here has no wirings yet.
@@ -740,8 +740,9 @@ class _RouteQuery:
                     "created_at": utc_now(),
                 },
             )
-            return RouteFacts(mg, membership)
-        cards = () if membership is None else tuple(open_cards_in(conn, mg))
+            # A chat registered again (deleted meanwhile) can still hold a pending card.
+            return RouteFacts(mg, membership, open_cards=_open_cards(conn, mg, membership))
+        cards = _open_cards(conn, mg, membership)
         wirings = tuple(_wirings_for(conn, mg.id))
         sessions: dict[SessionKey, SessionRow | None] = {}
         if self.session_key is not None:
@@ -769,13 +770,20 @@ def _messaging_group(
     )
 
 
-def open_cards_in(conn: sqlite3.Connection, mg: MessagingGroup) -> list[PendingApproval]:
-    """Pending approval cards delivered to this chat, newest first."""
-    return _APPROVALS.all(
-        conn,
-        "WHERE card_channel_type = ? AND card_platform_id = ? AND status = ?"
-        " ORDER BY created_at DESC, id DESC",
-        (mg.channel_type, mg.platform_id, "pending"),
+def _open_cards(
+    conn: sqlite3.Connection, mg: MessagingGroup, membership: Membership | None
+) -> tuple[PendingApproval, ...]:
+    """Pending approval cards delivered to this chat, newest first; none for a sender without
+    a user id (no one to answer them)."""
+    if membership is None:
+        return ()
+    return tuple(
+        _APPROVALS.all(
+            conn,
+            "WHERE card_channel_type = ? AND card_platform_id = ? AND status = ?"
+            " ORDER BY created_at DESC, id DESC",
+            (mg.channel_type, mg.platform_id, "pending"),
+        )
     )
 
 

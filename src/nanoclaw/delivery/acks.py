@@ -13,7 +13,7 @@ none is dropped while the host runs (after a restart the acks are read again fro
 A ``failed`` verdict is kept from the moment its ack is seen, so a pass that raises later
 cannot turn a failed turn into a success for the clients told of it.
 
-Everything kept here is bounded: statuses only inside the margin, turn-done owed only until
+Everything kept per session is bounded: statuses only inside the margin, turn-done owed only until
 reported, held ids only until folded, the last :data:`REPORTED_KEPT` reported ids and the last
 :data:`FAILED_KEPT` failed ones. The tracker is read and updated both from a session's lane
 (inside the delivery pass) and from the event loop, so each method holds one lock.

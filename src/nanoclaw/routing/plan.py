@@ -56,7 +56,7 @@ class RoutePlan:
     host's chat commands are offered the message first when its chat is known
     (``messaging_group`` set); when they consume it, nothing else of the plan is applied.
     ``dropped`` is set exactly when no write is planned. ``open_cards`` are the chat's pending
-    approval cards, read with the route's facts (for a known sender only), which the commands
+    approval cards, read with the route's facts (for a sender with a user id), which the commands
     check a reply against.
     """
 

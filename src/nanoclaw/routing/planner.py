@@ -2,7 +2,8 @@
 
 ``RoutePlanner.plan`` is synchronous and does no I/O but the one ``Repository.route_facts``
 transaction (which registers a new chat on a mention and creates or renames the sender): it
-reads the chat's messaging group, the sender, the wirings and each wiring's active session, then
+reads the chat's messaging group, the sender, the wirings, each wiring's active session and the
+chat's open approval cards, then
 decides engage, access, scope and the command gate per wiring without touching a session file
 or a channel. ``PlanApplier`` carries the plan out.
 """
