@@ -220,6 +220,11 @@ class ConfinedDir:
     def __init__(self, fd: int, path: Path) -> None:
         self.fd = fd
         self.path = path
+        self._prefix = str(path).rstrip("/")  # for names in messages: no Path per entry
+
+    def _where(self, name: str) -> str:
+        """``path / name`` as text, for messages."""
+        return f"{self._prefix}/{name}"
 
     @classmethod
     def open(cls, root: Path, *parts: str, create: bool = False) -> ConfinedDir:
@@ -240,7 +245,7 @@ class ConfinedDir:
         return here
 
     def subdir(self, name: str, *, create: bool = False) -> ConfinedDir:
-        where = str(self.path / name)
+        where = self._where(name)
         if create:
             try:
                 os.mkdir(_check_component(name), DIR_MODE, dir_fd=self.fd)
@@ -262,7 +267,7 @@ class ConfinedDir:
 
     def real_path(self) -> str:
         """Where the kernel says this descriptor's folder is (``/proc/self/fd``)."""
-        return str(Path(f"/proc/self/fd/{self.fd}").readlink())
+        return os.readlink(f"/proc/self/fd/{self.fd}")  # noqa: PTH115 - text wanted, no Path
 
     # -- reads --------------------------------------------------------------------------------
     @contextmanager
@@ -270,7 +275,7 @@ class ConfinedDir:
         self, name: str, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES
     ) -> Iterator[tuple[int, os.stat_result]]:
         """A read-only descriptor of a regular file beneath this folder, and its ``fstat``."""
-        where = str(self.path / name)
+        where = self._where(name)
         fd = _openat(self.fd, name, _READ_FLAGS, 0, where)
         try:
             st = check_regular(fd, where, max_bytes=max_bytes)
@@ -290,8 +295,8 @@ class ConfinedDir:
                 total += len(chunk)
                 if total > max_bytes:  # grew after the fstat
                     raise SandboxFileError(
-                        f"{self.path / name} grew past the limit of {max_bytes} bytes",
-                        path=str(self.path / name),
+                        f"{self._where(name)} grew past the limit of {max_bytes} bytes",
+                        path=self._where(name),
                         problem=SandboxFileProblem.TOO_LARGE,
                     )
                 chunks.append(chunk)
@@ -300,7 +305,7 @@ class ConfinedDir:
 
     def stat_regular(self, name: str) -> os.stat_result | None:
         """``lstat`` of a name (never followed): None when absent, a refusal unless regular."""
-        where = str(self.path / name)
+        where = self._where(name)
         try:
             st = os.stat(_check_component(name), dir_fd=self.fd, follow_symlinks=False)
         except FileNotFoundError:
@@ -333,7 +338,7 @@ class ConfinedDir:
         existing entry, so root never creates a file where an agent points. ``durable``:
         ``fsync`` before returning.
         """
-        where = str(self.path / name)
+        where = self._where(name)
         try:
             fd = _openat(self.fd, name, _CREATE_FLAGS, mode, where)
         except FileExistsError:
@@ -350,7 +355,7 @@ class ConfinedDir:
         """Write ``data`` to a fresh temporary name beside ``name`` and ``fsync`` it; its name."""
         _check_component(name)
         tmp = f".{name}.{secrets.token_hex(6)}.tmp"
-        fd = _openat(self.fd, tmp, _CREATE_FLAGS, mode, str(self.path / tmp))
+        fd = _openat(self.fd, tmp, _CREATE_FLAGS, mode, self._where(tmp))
         try:
             _write_all(fd, data)
             os.fsync(fd)

@@ -75,7 +75,8 @@ def connect_session_db(
             identity = probe_session_db(folder, path.name, max_bytes=max_bytes)
             if identity is None:
                 raise _swapped(path, "vanished after it was created")
-        expected = str(Path(folder.real_path()) / path.name)
+        # The kernel's path of the folder is absolute and normalised: joined as text.
+        expected = f"{folder.real_path().rstrip('/')}/{path.name}"
         via_fd = f"/proc/self/fd/{folder.fd}/{path.name}"
         uri = f"file:{urllib.parse.quote(via_fd)}?mode={'ro' if readonly else 'rw'}"
 

@@ -10,6 +10,7 @@ because SQLite's rollback journal is created beside the DB.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 INBOUND_DB = "inbound/inbound.db"
@@ -21,15 +22,15 @@ SUBDIRS = ("inbound", "outbound", "inbox", "outbox", "config")
 
 @dataclass(frozen=True)
 class SessionLayout:
-    """Paths inside one session folder."""
+    """Paths inside one session folder (the DB paths, asked for on every pass, made once)."""
 
     root: Path
 
-    @property
+    @cached_property
     def inbound_db(self) -> Path:
         return self.root / INBOUND_DB
 
-    @property
+    @cached_property
     def outbound_db(self) -> Path:
         return self.root / OUTBOUND_DB
 
