@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+from nanoclaw.channels.base import InboundEvent, InboundMessage
+from nanoclaw.errors import NotFoundError
 from nanoclaw.host import Host
 from tests.chat_client import ChatClient
 from tests.helpers import make_agent, wire_chat
@@ -168,6 +172,31 @@ async def test_unwired_chat_registration_creates_a_new_agent(host: Host) -> None
         await bob.reply_containing("Lab Bot (mock model")
     group = host.repo.agent_group("Lab Bot")
     assert (host.settings.groups_path / group.folder / "CLAUDE.md").exists()
+
+
+async def test_a_name_for_a_card_answered_meanwhile_creates_no_agent(host: Host) -> None:
+    setup_owner(host)
+    make_agent(host.repo, "Andy")
+    sock = host.settings.cli_socket
+    approvals = host.permissions.approvals
+    async with (
+        ChatClient(sock, "lab", "bob") as bob,
+        ChatClient(sock, "dm-olive", "olive") as olive,
+    ):
+        await bob.say("set me up")
+        await olive.card()
+        await olive.say("2")
+        await olive.reply_containing("Reply with a name")
+    # The route read the open card; another answer closes it before the name is taken.
+    (card,) = [c for c in approvals.store.approvals() if c.stage == "name"]
+    assert approvals.store.decide(card.id, status="denied", by=OWNER, decision="reject")
+    membership = host.repo.membership(OWNER)
+    naming = InboundEvent(
+        "cli", "dm-olive", None, InboundMessage(id="n1", text="Lab Bot", sender="olive")
+    )
+    assert await approvals.intercept(naming, membership, [card])
+    with pytest.raises(NotFoundError):
+        host.repo.agent_group("Lab Bot")
 
 
 async def test_rejected_chat_stays_silent_from_then_on(host: Host) -> None:

@@ -446,19 +446,29 @@ class ApprovalService:
             return "Cancelled; the request is still open. Reply with a number."
         name = text.strip()[:64]
         try:
-            agent = await self.executors.central.run(self.create_agent, name)
+            agent = await self.executors.central.run(
+                self._create_if_pending, approval.id, name, membership.user_id
+            )
         except NanoclawError as exc:
             return f"Could not create {name!r}: {exc}. Reply with another name or 'cancel'."
-        if not await self.executors.central.run(
-            self.store.decide,
-            approval.id,
-            status="approved",
-            by=membership.user_id,
-            decision=f"new:{agent.id}",
-        ):
+        if agent is None:
             return "This request was already answered."
         await self._connect(approval, agent, membership.user_id)
         return f'✅ Agent "{agent.name}" created and connected.'
+
+    def _create_if_pending(self, approval_id: str, name: str, by: str) -> AgentGroup | None:
+        """The new agent, made and the card decided for it; None (nothing made) when the card
+        was answered since it was read. One central job: no other central work runs between
+        the look, the creation and the decision (the central executor has one thread)."""
+        current = self.store.approval(approval_id)
+        if current is None or current.status != "pending":
+            return None
+        agent = self.create_agent(name)
+        # Only a writer outside this host could decide the card in between.
+        decided = self.store.decide(
+            approval_id, status="approved", by=by, decision=f"new:{agent.id}"
+        )
+        return agent if decided else None
 
     async def _connect(self, approval: PendingApproval, agent: AgentGroup, by: str) -> None:
         payload = json.loads(approval.payload_json)
