@@ -155,6 +155,14 @@ async def test_unwired_chat_registration_connects_to_an_existing_agent(host: Hos
     assert membership is not None and andy.id in membership.member_of
 
 
+async def ask_for_a_new_agent(bob: ChatClient, olive: ChatClient) -> None:
+    """Bob writes in an unwired chat; the owner picks "Create a new agent" on its card."""
+    await bob.say("set me up")
+    await olive.card()
+    await olive.say("2")
+    await olive.reply_containing("Reply with a name")
+
+
 async def test_unwired_chat_registration_creates_a_new_agent(host: Host) -> None:
     setup_owner(host)
     make_agent(host.repo, "Andy")
@@ -163,10 +171,7 @@ async def test_unwired_chat_registration_creates_a_new_agent(host: Host) -> None
         ChatClient(sock, "lab", "bob") as bob,
         ChatClient(sock, "dm-olive", "olive") as olive,
     ):
-        await bob.say("set me up")
-        await olive.card()
-        await olive.say("2")
-        await olive.reply_containing("Reply with a name")
+        await ask_for_a_new_agent(bob, olive)
         await olive.say("Lab Bot")
         await olive.reply_containing('Agent "Lab Bot" created and connected')
         await bob.reply_containing("Lab Bot (mock model")
@@ -183,10 +188,7 @@ async def test_a_name_for_a_card_answered_meanwhile_creates_no_agent(host: Host)
         ChatClient(sock, "lab", "bob") as bob,
         ChatClient(sock, "dm-olive", "olive") as olive,
     ):
-        await bob.say("set me up")
-        await olive.card()
-        await olive.say("2")
-        await olive.reply_containing("Reply with a name")
+        await ask_for_a_new_agent(bob, olive)
     # The route read the open card; another answer closes it before the name is taken.
     (card,) = [c for c in approvals.store.approvals() if c.stage == "name"]
     assert approvals.store.decide(card.id, status="denied", by=OWNER, decision="reject")
