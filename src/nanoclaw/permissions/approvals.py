@@ -457,9 +457,11 @@ class ApprovalService:
         return f'✅ Agent "{agent.name}" created and connected.'
 
     def _create_if_pending(self, approval_id: str, name: str, by: str) -> AgentGroup | None:
-        """The new agent, made and the card decided for it; None (nothing made) when the card
-        was answered since it was read. One central job: no other central work runs between
-        the look, the creation and the decision (the central executor has one thread)."""
+        """The new agent, made and the card decided for it; None when the card was answered
+        since it was read (then nothing is made). One central job: no other host work on the
+        central DB runs between the look, the creation and the decision (the central executor
+        has one thread); a writer outside the host deciding the card in between leaves the
+        agent made and unconnected."""
         current = self.store.approval(approval_id)
         if current is None or current.status != "pending":
             return None
