@@ -217,23 +217,12 @@ class SessionStore:
         ``inbound``, a read-only connection the caller holds, if given), so a pass with nothing
         new opens no write transaction.
         """
-        still_pending = self.still_pending(layout, acks, inbound=inbound)
+        done = [mid for mid, status in acks.items() if status in ("completed", "failed")]
+        still_pending = self.pending_among(layout, done, inbound=inbound)
         if not still_pending:
             return 0
         with self._writing(layout) as conn:
             return _complete(conn, still_pending)
-
-    def still_pending(
-        self,
-        layout: SessionLayout,
-        acks: dict[str, str],
-        *,
-        inbound: sqlite3.Connection | None = None,
-    ) -> list[str]:
-        """Of the rows the runner acked completed or failed, those ``messages_in`` still has
-        pending (read-only; on ``inbound`` if given)."""
-        done = [mid for mid, status in acks.items() if status in ("completed", "failed")]
-        return self.pending_among(layout, done, inbound=inbound)
 
     def pending_among(
         self,
@@ -257,7 +246,7 @@ class SessionStore:
             ]
 
     def complete(self, layout: SessionLayout, message_ids: Sequence[str]) -> int:
-        """Mark these pending rows completed (their acks were read: see :meth:`still_pending`)."""
+        """Mark these pending rows completed (their finished acks were read: see :meth:`sync_acks`)."""
         if not message_ids:
             return 0
         with self._writing(layout) as conn:
