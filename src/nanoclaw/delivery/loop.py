@@ -91,6 +91,8 @@ class _PassRead:
 
     rows: list[OutboundRow]
     states: dict[str, DeliveryState]
+    settled: dict[str, bool]  # rows already terminal (True) or waiting for their retry (False)
+    due: list[OutboundRow]  # the rest, to try now (classified once, at the read's clock)
 
 
 def _to_try(
@@ -335,7 +337,7 @@ class DeliveryLoop:
                 self._extra.discard(session_id)
             await self.report_done(session_id, set(self.acks.owed(session_id)))
             return 0
-        terminal, due = _to_try(rows, states, now_iso())
+        terminal, due = dict(read.settled), read.due
         lanes: dict[tuple[str | None, ...], list[OutboundRow]] = {}
         for row in due:
             lanes.setdefault(_lane(row), []).append(row)
@@ -420,10 +422,11 @@ class DeliveryLoop:
                 states: dict[str, DeliveryState] = {}
                 if rows:
                     states = self.reader.deliveries(layout, [r.id for r in rows], inbound=inbound)
-            if unfolded and not _to_try(rows, states, now_iso())[1]:
+            settled, due = _to_try(rows, states, now_iso())
+            if unfolded and not due:
                 store.complete(layout, unfolded)  # no delivery record will carry them
                 unfolded = []
-            return _PassRead(rows=rows, states=states)
+            return _PassRead(rows=rows, states=states, settled=settled, due=due)
         finally:
             if unfolded:
                 self.acks.hold(session_id, unfolded)
