@@ -133,6 +133,17 @@ def test_the_tracker_holds_folds_and_failed_verdicts_per_session() -> None:
     assert len(tracker._sessions["s"].failed) == FAILED_KEPT
 
 
+def test_a_failed_verdict_is_kept_until_its_turn_done_is_reported() -> None:
+    tracker = AckTracker()
+    tracker.changed("s", [AckRow("b", "failed", "2030-01-01T00:00:01.000000Z")])
+    reported = tracker.take_unreported("s", set(tracker.owed("s")))
+    assert reported == {"b"}
+    assert tracker.failed_among("s", reported) == {"b"}  # what the listeners are told
+    tracker.drop_verdicts("s", reported)
+    assert tracker.failed_among("s", frozenset({"b"})) == frozenset()
+    assert tracker._sessions["s"].failed == {}
+
+
 def reply_to_room(text: str) -> OutboundMessage:
     return OutboundMessage(
         kind="chat", content={"text": text}, channel_type="fake", platform_id="room"

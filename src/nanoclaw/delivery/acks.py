@@ -13,10 +13,11 @@ none is dropped while the host runs (after a restart the acks are read again fro
 A ``failed`` verdict is kept from the moment its ack is seen, so a pass that raises later
 cannot turn a failed turn into a success for the clients told of it.
 
-Everything kept per session is bounded: statuses only inside the margin, turn-done owed only until
-reported, held ids only until folded, the last :data:`REPORTED_KEPT` reported ids and the last
-:data:`FAILED_KEPT` failed ones. The tracker is read and updated both from a session's lane
-(inside the delivery pass) and from the event loop, so each method holds one lock.
+Everything kept per session is bounded: statuses only inside the margin, turn-done owed only
+until reported, held ids only until folded, failed verdicts only until their turn-done is
+reported (at most :data:`FAILED_KEPT`), and the last :data:`REPORTED_KEPT` reported ids. The
+tracker is read and updated both from a session's lane (inside the delivery pass) and from the
+event loop, so each method holds one lock.
 """
 
 from __future__ import annotations
@@ -30,8 +31,13 @@ from nanoclaw.contract.sessiondb import AckRow, AckStatus
 from nanoclaw.contract.timeutil import parse_iso, to_iso
 
 ACK_REREAD_MARGIN_S = 2.0
-REPORTED_KEPT = 512  # per session: ids whose turn-done was reported (a late duplicate is dropped)
-FAILED_KEPT = 512  # per session: recent inbound ids that ended failed, for turn-done listeners
+# Per session; every session the host has served keeps its entry until the host stops. At 512
+# reported ids (and failed verdicts kept after their report) a host that had served 1,000
+# sessions held about 78 MB here (benchmarks/session_state.py). A late duplicate (an ack after
+# the sweep gave up on its row, an ack the runner rewrote) comes within a few turns, and a
+# failed verdict is needed only until its turn-done is reported.
+REPORTED_KEPT = 32  # ids whose turn-done was reported (a late duplicate is dropped)
+FAILED_KEPT = 64  # unreported inbound ids that ended failed (a bound for a host with no listener)
 FINISHED = frozenset({AckStatus.COMPLETED.value, AckStatus.FAILED.value})
 
 
@@ -115,6 +121,14 @@ class AckTracker:
             if state is None:
                 return frozenset()
             return frozenset(m for m in message_ids if m in state.failed)
+
+    def drop_verdicts(self, session_id: str, message_ids: frozenset[str]) -> None:
+        """Their turn-done was reported: no listener asks for these verdicts again."""
+        with self._lock:
+            state = self._sessions.get(session_id)
+            if state is not None:
+                for message_id in message_ids:
+                    state.failed.pop(message_id, None)
 
     def hold(self, session_id: str, message_ids: list[str]) -> None:
         """Finished acks still pending in ``messages_in``, for the next record or pass to fold."""

@@ -461,6 +461,7 @@ class DeliveryLoop:
                 await listener(session_id, new)
             except Exception:
                 log.exception("turn-done listener failed")
+        self.acks.drop_verdicts(session_id, new)  # asked for by the listeners above only
 
     # -- one row ----------------------------------------------------------------------------------
     async def _deliver_one(
