@@ -11,7 +11,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from pydantic import SecretStr
@@ -26,7 +26,7 @@ IN_CI = bool(os.environ.get("CI"))
 KEY = "sk-ant-e2e-not-a-real-key"
 
 
-def unavailable(reason: str) -> None:
+def unavailable(reason: str) -> NoReturn:
     if IN_CI:
         pytest.fail(f"{reason} — CI must provide it (scripts/test-prereqs.sh)", pytrace=False)
     pytest.skip(reason)

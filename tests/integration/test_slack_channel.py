@@ -280,11 +280,12 @@ async def test_rate_limited_calls_are_retried(host: Host, slack: FakeSlack) -> N
     calls = await slack.wait_for("chat.postMessage", count=2)
     assert [c.params["text"] for c in calls] == [f"Andy {MOCK}are you there?"] * 2
     (session,) = host.repo.sessions()
+    states = host.reader.deliveries(host.sessions.layout(session))
     for _ in range(100):
-        states = host.reader.deliveries(host.sessions.layout(session))
         if states:
             break
         await asyncio.sleep(0.05)
+        states = host.reader.deliveries(host.sessions.layout(session))
     assert [s.attempts for s in states.values()] == [1]  # the SDK retried; delivery saw one success
 
 

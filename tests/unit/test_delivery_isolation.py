@@ -211,3 +211,21 @@ async def test_the_token_bucket_waits_for_a_token_and_never_drops() -> None:
     assert not third.done()  # no token left and the clock has not moved
     now[0] = 0.1  # one token's worth of time
     await asyncio.wait_for(third, timeout=5)
+
+
+async def test_a_first_row_waiting_for_its_retry_is_retried_at_its_time(
+    tmp_path: Path, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The pass's first row is not terminal after its send failed: the drain must still record
+    # how far the session is settled and keep it for the retry, not wait for the safety drain.
+    rig = Tenants(
+        tmp_path,
+        settings.model_copy(update={"retry_backoff_base_s": 0.05, "full_poll_interval_s": 0.05}),
+    )
+    rig.chat("flaky")
+    rig.adapter.fail_times = 1
+    rig.reply("flaky", "second time lucky")
+    async with running(rig.loop):
+        await _until(lambda: rig.sent("flaky") == ["second time lucky"])
+    assert rig.adapter.attempts == 2
+    assert not [r for r in caplog.records if "drain of" in r.getMessage()]

@@ -357,6 +357,7 @@ class DeliveryLoop:
                 raise result
         handled = sum(len(lane) for lane in lanes.values())
         all_terminal = True
+        floor = self._floor.get(session_id, 0)  # unmoved when the pass's first row waits
         for row in rows:
             if not terminal[row.id]:
                 all_terminal = False

@@ -304,7 +304,6 @@ class Setup:
                     values[f.env_key] = self.prompter.secret(f.label)
             try:
                 bot = asyncio.run(picked.check(self.settings, values))
-                break
             except NanoclawError as exc:
                 if not self.prompter.interactive or not self.prompter.confirm(
                     f"{exc}. Enter it again?"
@@ -313,6 +312,8 @@ class Setup:
                         "channel", str(exc), hint="check the token and try again"
                     ) from exc
                 values = {}
+                continue
+            break
         accepted = f"credentials accepted (bot @{bot})" if picked.fields else f"linked as {bot}"
         self.progress.say(f"{picked.name} {accepted}")
         store_env(self.env_file, {**values, **dict(picked.fixed)})
