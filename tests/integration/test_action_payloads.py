@@ -19,6 +19,7 @@ from nanoclaw.db.models import AgentGroup, SessionRow
 from nanoclaw.delivery.loop import DeliveryLoop
 from nanoclaw.errors import PayloadError
 from nanoclaw.host import Host, build_host
+from nanoclaw.sessions.outbound_reader import OutboundRow
 from nanoclaw.sessions.store import InboundMessage
 from nanoclaw.settings import Settings
 from tests.helpers import make_agent, wire_chat
@@ -320,3 +321,34 @@ def test_every_registered_runner_action_has_its_payload_model(world: World) -> N
     with pytest.raises(PayloadError) as caught:
         parse_payload(PAYLOADS[N.CANCEL_TASK], {"action": "cancel_task", "task_id": 1, "x": 2})
     assert caught.value.fields == ("task_id", "x") and caught.value.field == "task_id"
+
+
+async def test_a_request_below_the_delivery_floor_keeps_no_origin(world: World) -> None:
+    # Decided at first sight and used to authorize the owner's request; once the request is
+    # terminal and below the floor nothing asks again, so a long-lived host does not keep it.
+    out_id = new_out_id()
+    world.runner.send(
+        OutboundMessage(
+            kind="system",
+            content={"action": N.RESTART_AGENT, "note": "settled"},
+            channel_type="cli",
+            platform_id="room",
+            in_reply_to=ASKED,
+            id=out_id,
+        )
+    )
+    decided: list[str | None] = []
+    origin_of = world.loop.origins.origin
+    gate = world.host.permissions.gate
+    original = gate.origin_user_sync
+
+    def watched(session: SessionRow, row: OutboundRow) -> str | None:
+        decided.append(origin_of(session.id, row.id))
+        return original(session, row)
+
+    gate.origin_user_sync = watched  # type: ignore[method-assign]
+    await world.loop.drain(world.session.id)
+    answer = world._inbound("SELECT content FROM messages_in WHERE id = ?", (f"result-{out_id}",))
+    assert json.loads(answer[0][0])["status"] == ActionStatus.OK
+    assert OWNER in decided  # the owner's authority was decided and used
+    assert origin_of(world.session.id, out_id) is None

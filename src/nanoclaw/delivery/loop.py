@@ -358,12 +358,16 @@ class DeliveryLoop:
         handled = sum(len(lane) for lane in lanes.values())
         all_terminal = True
         floor = self._floor.get(session_id, 0)  # unmoved when the pass's first row waits
+        passed: list[str] = []  # requests now at or below the floor: never read again
         for row in rows:
             if not terminal[row.id]:
                 all_terminal = False
                 break
             floor = row.seq
+            if row.kind == "system":
+                passed.append(row.id)
         self._floor[session_id] = floor
+        self.origins.settle(session_id, passed)
         if all_terminal:
             self._unsettled.discard(session_id)
         else:

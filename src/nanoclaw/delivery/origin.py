@@ -43,8 +43,9 @@ _UNFINISHED_IDS = (
 )
 # Up to this many previously unfinished ids are named in the facts query; more read every row.
 FACT_IDS_BOUND = 500
-# Decisions kept per session for requests not yet authorized; an evicted one reads as
-# "nobody" (an approval card), never as someone.
+# Decisions kept per session for requests not yet settled (a request's decision is dropped once
+# the delivery floor passes it); an evicted one reads as "nobody" (an approval card), never as
+# someone.
 DECISIONS_KEPT_PER_SESSION = 1024
 
 
@@ -178,6 +179,14 @@ class OriginLedger:
         """The user decided at first sight; None when the host never decided it."""
         decided = self._decided.get(session_id)
         return decided.get(request_id) if decided is not None else None
+
+    def settle(self, session_id: str, request_ids: Iterable[str]) -> None:
+        """These requests are terminal and below the delivery floor: their origin is never
+        asked again (an approved card runs as its approver), so it is not kept."""
+        decided = self._decided.get(session_id)
+        if decided is not None:
+            for request_id in request_ids:
+                decided.pop(request_id, None)
 
     def forget(self, session_id: str) -> None:
         self._previous.pop(session_id, None)
