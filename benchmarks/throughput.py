@@ -3,8 +3,9 @@
 Each chat sends its next message as soon as the previous reply arrives, for ``--seconds``.
 CPU is the user+system time of the host process and all its runners over the same window
 (the counters ``getrusage`` reports, read from /proc), also split into the host's own and its
-runners'. The CPU-bound ceiling is
-``cores ÷ CPU per message``; the share says how close the pipeline gets to it.
+runners', and the host's by thread (event loop, session lanes, central DB, other). The
+CPU-bound ceiling is ``cores ÷ CPU per message``; the share says how close the pipeline gets
+to it.
 
     .venv/bin/python benchmarks/throughput.py [--seconds 10] [--chats 1 2 4 8]
 """
@@ -27,6 +28,7 @@ from benchmarks.common import (  # noqa: E402
     durable_commit_ms,
     process_cpu_s,
     round_trip,
+    thread_cpu_s,
     tree_cpu_s,
 )
 from benchmarks.host_process import HostProcess  # noqa: E402 - needs the path above
@@ -47,7 +49,7 @@ async def closed_loop(socket_path: Path, chats: int, seconds: float) -> int:
     return sum(await asyncio.gather(*(one(f"c{c}") for c in range(chats))))
 
 
-def run(chats: int, seconds: float) -> dict[str, float | int]:
+def run(chats: int, seconds: float) -> dict[str, float | int | dict[str, float]]:
     with HostProcess(chats=chats) as host:
 
         async def warm() -> None:
@@ -59,11 +61,20 @@ def run(chats: int, seconds: float) -> dict[str, float | int]:
 
         asyncio.run(warm())
         cpu_before, host_before = tree_cpu_s(host.pid), process_cpu_s(host.pid)
+        threads_before = thread_cpu_s(host.pid)
         wall_before = time.monotonic()
         done = asyncio.run(closed_loop(host.socket_path, chats, seconds))
         cpu = tree_cpu_s(host.pid) - cpu_before
         host_cpu = process_cpu_s(host.pid) - host_before
+        threads = thread_cpu_s(host.pid)
         wall = time.monotonic() - wall_before
+    by_thread = {
+        name: round((spent - threads_before.get(name, 0.0)) / done * 1000, 2)
+        for name, spent in sorted(threads.items())
+        if name in ("event-loop", "nc-session", "nc-central", "nc-blocking")
+    }
+    # Threads that ended in the window (deadline-open workers) and unnamed ones.
+    by_thread["other"] = round(host_cpu / done * 1000 - sum(by_thread.values()), 2)
     cores = os.cpu_count() or 1
     cpu_per_message_ms = cpu / done * 1000
     ceiling = cores / (cpu / done)
@@ -76,6 +87,9 @@ def run(chats: int, seconds: float) -> dict[str, float | int]:
         # The host process alone, and its runners (the rest of the tree).
         "host_cpu_per_message_ms": round(host_cpu / done * 1000, 2),
         "runner_cpu_per_message_ms": round((cpu - host_cpu) / done * 1000, 2),
+        # The host's CPU by thread: the event loop, the session lanes (with the deadline-open
+        # workers they start, which inherit their name), the central DB thread.
+        "host_cpu_per_message_ms_by_thread": by_thread,
         "ceiling_msgs_per_s": round(ceiling, 1),
         "share_of_ceiling": round(rate / ceiling, 2),
     }

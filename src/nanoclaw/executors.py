@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 from nanoclaw.errors import NanoclawError
+from nanoclaw.os_threads import name_os_thread
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -69,6 +70,7 @@ class _PoolExecutor:
 
     def _enter(self) -> None:
         self._threads.add(threading.get_ident())
+        name_os_thread(f"nc-{self.name}")  # what benchmarks/throughput.py groups CPU by
 
     def owns_current_thread(self) -> bool:
         """Whether the caller is one of this executor's threads."""
@@ -137,6 +139,7 @@ class SessionExecutor:
 
     def _enter(self) -> None:
         self._threads.add(threading.get_ident())
+        name_os_thread(f"nc-{self.name}")  # what benchmarks/throughput.py groups CPU by
 
     def owns_current_thread(self) -> bool:
         return threading.get_ident() in self._threads
