@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 CHATS = [f"c{i}" for i in range(5)]
 MESSAGES = 100
+MAX_MESSAGES = 999  # the ids and TOKEN have three digits
 KILLS = 5
 TOKEN = re.compile(r"msg-\d{3}")
 
@@ -64,13 +65,20 @@ async def test_sigkill_host_during_a_burst_loses_nothing(
     kills = 0
     try:
         await observers.all_ready(within_s=30)
-        messages = [(f"m{i:03d}", CHATS[i % len(CHATS)], f"msg-{i:03d}") for i in range(MESSAGES)]
+        messages: list[tuple[str, str, str]] = []  # as accepted
+        kills_done = asyncio.Event()
 
         async def burst() -> None:
-            for message_id, chat, text in messages:
+            # At least MESSAGES, and on until the last kill: a fast host must not answer the
+            # whole burst before the kills are over (it then starts no runner to kill with).
+            i = 0
+            while i < MESSAGES or (not kills_done.is_set() and i < MAX_MESSAGES):
+                message_id, chat, text = f"m{i:03d}", CHATS[i % len(CHATS)], f"msg-{i:03d}"
                 await send_until_accepted(
                     settings.cli_socket, chat=chat, message_id=message_id, text=text, gate=observers
                 )
+                messages.append((message_id, chat, text))
+                i += 1
                 await asyncio.sleep(rng.uniform(0.0, 0.03))
 
         sender = asyncio.create_task(burst())
@@ -84,6 +92,7 @@ async def test_sigkill_host_during_a_burst_loses_nothing(
             observers.not_ready()
             host.start()
             await observers.all_ready(within_s=30)
+        kills_done.set()
         await asyncio.wait_for(sender, timeout=120)
 
         expected = {text for _, _, text in messages}
