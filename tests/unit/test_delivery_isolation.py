@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from agent_runner.db import OutboundMessage, SessionDB
 
 from nanoclaw.channels.registry import ChannelRegistry
 from nanoclaw.contract.layout import SessionLayout
+from nanoclaw.contract.timeutil import to_iso, utc_now
 from nanoclaw.db.central import CentralDB
 from nanoclaw.db.repository import Repository
 from nanoclaw.db.sqlite import EngineCache
@@ -229,3 +231,25 @@ async def test_a_first_row_waiting_for_its_retry_is_retried_at_its_time(
         await _until(lambda: rig.sent("flaky") == ["second time lucky"])
     assert rig.adapter.attempts == 2
     assert not [r for r in caplog.records if "drain of" in r.getMessage()]
+
+
+async def test_a_row_to_deliver_later_is_not_passed_over_by_the_rows_after_it(
+    tmp_path: Path, settings: Settings
+) -> None:
+    rig = Tenants(tmp_path, settings.model_copy(update={"full_poll_interval_s": 0.05}))
+    rig.chat("room")
+    later = to_iso(utc_now() + timedelta(seconds=3))  # written first: the lower seq
+    rig.runners["room"].send(
+        OutboundMessage(
+            kind="chat",
+            content={"text": "in a few seconds"},
+            channel_type="fake",
+            platform_id="room",
+            deliver_after=later,
+        )
+    )
+    rig.reply("room", "now")
+    async with running(rig.loop):
+        await _until(lambda: "now" in rig.sent("room"))
+        assert rig.sent("room") == ["now"]  # not before its time
+        await _until(lambda: rig.sent("room") == ["now", "in a few seconds"])

@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 
 from nanoclaw.channels.cards import Refusal
 from nanoclaw.contract.layout import SessionLayout
-from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.db.models import SessionRow
 from nanoclaw.db.repository import Repository
 from nanoclaw.executors import Executors
@@ -108,11 +107,10 @@ class QuestionAnswers:
     def _find(self, question_id: str) -> tuple[SessionRow, SessionLayout] | None:
         running = self.running_sessions()
         ordered = sorted(self.repo.sessions(), key=lambda s: s.id not in running)
-        now = now_iso()
         for session in ordered:
             layout = self.sessions.layout(session)
             try:
-                rows = self.reader.outbound_rows(layout, due_before=now)
+                rows = self.reader.outbound_rows(layout)
             except Exception:
                 continue
             for row in reversed(rows):

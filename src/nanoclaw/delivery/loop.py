@@ -98,7 +98,8 @@ class _PassRead:
 def _to_try(
     rows: list[OutboundRow], states: dict[str, DeliveryState], now: str
 ) -> tuple[dict[str, bool], list[OutboundRow]]:
-    """Rows already terminal (True) or waiting for their retry time (False); the rest to try."""
+    """Rows already terminal (True) or waiting for their retry time or their ``deliver_after``
+    (False); the rest to try."""
     settled: dict[str, bool] = {}
     due: list[OutboundRow] = []
     for row in rows:
@@ -107,6 +108,8 @@ def _to_try(
             settled[row.id] = True
         elif state is not None and state.next_attempt_at and state.next_attempt_at > now:
             settled[row.id] = False
+        elif row.deliver_after is not None and row.deliver_after > now:
+            settled[row.id] = False  # the floor stays below it until it is sent
         else:
             due.append(row)
     return settled, due
@@ -384,8 +387,9 @@ class DeliveryLoop:
 
     def _read_pass(self, session_id: str, layout: SessionLayout, *, after_seq: int) -> _PassRead:
         """Blocking, on the session's lane (one job, so one hop): read the acks changed since
-        the watermark, observe, read the due rows above ``after_seq``, decide new requests'
-        origins, read their delivery states.
+        the watermark, observe, read the rows above ``after_seq``, decide new requests'
+        origins, read their delivery states, and sort the rows (at this pass's clock) into
+        settled and due.
 
         Only acks changed since this session's watermark are read (nanoclaw.delivery.acks).
         The finished ones that messages_in still has pending are held in :attr:`acks` (with
@@ -419,9 +423,7 @@ class DeliveryLoop:
                 if finished and outbound is not None:
                     self._read_at_turn_end(session_id, outbound)
                 self.origins.observe(session_id, layout, acks, inbound=inbound)
-                rows = self.reader.outbound_rows(
-                    layout, due_before=now_iso(), after_seq=after_seq, outbound=outbound
-                )
+                rows = self.reader.outbound_rows(layout, after_seq=after_seq, outbound=outbound)
                 requests = [(r.id, r.in_reply_to) for r in rows if r.kind == "system"]
                 self.origins.first_sight(session_id, layout, requests)
                 states: dict[str, DeliveryState] = {}

@@ -42,20 +42,19 @@ class SessionReader:
         self,
         layout: SessionLayout,
         *,
-        due_before: str,
         after_seq: int = 0,
         outbound: sqlite3.Connection | None = None,
     ) -> list[OutboundRow]:
-        """Rows above ``after_seq`` that are due, in seq order (``outbound``: an open
-        connection to use)."""
+        """Rows above ``after_seq`` in seq order, due or not (``outbound``: an open connection
+        to use). A row whose ``deliver_after`` has not come is the caller's to wait for: the
+        delivery floor must not pass it."""
         if outbound is None and not layout.outbound_db.exists():
             return []
         # Plain sqlite3 on the contract's probed read-only open: the hottest reads of a drain.
         with sessiondb.reading_with(layout.outbound_db, outbound, confined=True) as conn:
             rows = conn.execute(
-                f"SELECT {OUTBOUND_ROW_COLUMNS} FROM messages_out WHERE seq > ?"
-                " AND (deliver_after IS NULL OR deliver_after <= ?) ORDER BY seq",
-                (after_seq, due_before),
+                f"SELECT {OUTBOUND_ROW_COLUMNS} FROM messages_out WHERE seq > ? ORDER BY seq",
+                (after_seq,),
             ).fetchall()
         return [outbound_row(r) for r in rows]
 
