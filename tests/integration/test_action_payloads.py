@@ -3,10 +3,12 @@ carries out the good ones and refuses each bad one naming its field, with no eff
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from agent_runner.db import OutboundMessage, SessionDB, new_out_id
 
 from nanoclaw.contract.actions import PAYLOADS, ActionName, ActionStatus, parse_payload
 from nanoclaw.contract.layout import SessionLayout
+from nanoclaw.contract.timeutil import to_iso, utc_now
 from nanoclaw.db.models import AgentGroup, SessionRow
 from nanoclaw.delivery.loop import DeliveryLoop
 from nanoclaw.errors import PayloadError
@@ -352,3 +355,38 @@ async def test_a_request_below_the_delivery_floor_keeps_no_origin(world: World) 
     assert json.loads(answer[0][0])["status"] == ActionStatus.OK
     assert OWNER in decided  # the owner's authority was decided and used
     assert origin_of(world.session.id, out_id) is None
+
+
+async def test_a_request_waiting_for_its_time_keeps_the_origin_it_was_decided_with(
+    world: World,
+) -> None:
+    # Decided when first read, while the owner's turn was open. The turn then ends and the host
+    # looks twice more before the request is due: decided afresh, it would name nobody (a card).
+    # Kept until the floor passes it, it runs as the owner.
+    out_id = new_out_id()
+    world.runner.send(
+        OutboundMessage(
+            kind="system",
+            content={"action": N.RESTART_AGENT, "note": "later"},
+            channel_type="cli",
+            platform_id="room",
+            in_reply_to=ASKED,
+            id=out_id,
+            deliver_after=to_iso(utc_now() + timedelta(seconds=2)),
+        )
+    )
+    await world.loop.drain(world.session.id)
+    world.runner.claim([ASKED])
+    world.runner.finish([ASKED], [])
+    await world.loop.drain(world.session.id)
+    await world.loop.drain(world.session.id)
+
+    def answer() -> list[tuple[Any, ...]]:
+        return world._inbound("SELECT content FROM messages_in WHERE id = ?", (f"result-{out_id}",))
+
+    assert answer() == []  # not due yet
+    deadline = asyncio.get_running_loop().time() + 10
+    while not answer() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)  # until its time comes
+        await world.loop.drain(world.session.id)
+    assert json.loads(answer()[0][0])["status"] == ActionStatus.OK

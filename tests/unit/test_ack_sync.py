@@ -141,7 +141,12 @@ def test_a_failed_verdict_is_kept_until_its_turn_done_is_reported() -> None:
     assert tracker.failed_among("s", reported) == {"b"}  # what the listeners are told
     tracker.drop_verdicts("s", reported)
     assert tracker.failed_among("s", frozenset({"b"})) == frozenset()
+    # A verdict seen again after the report (a rewritten ack, the sweep) is not kept either.
+    tracker.changed("s", [AckRow("b", "completed", "2030-01-01T00:00:02.000000Z")])
+    tracker.changed("s", [AckRow("b", "failed", "2030-01-01T00:00:03.000000Z")])
+    tracker.note_failed("s", {"b"})
     assert tracker._sessions["s"].failed == {}
+    assert tracker.take_unreported("s", set(tracker.owed("s"))) == frozenset()
 
 
 def reply_to_room(text: str) -> OutboundMessage:
@@ -220,3 +225,5 @@ async def test_acks_a_failed_pass_held_are_folded_in_by_the_next(rig: Rig, verdi
     await rig.loop.drain(rig.session.id)
     assert statuses(rig) == {"a": "completed"} and done == [frozenset({"a"})]
     assert failed == [frozenset({"a"}) if verdict == "failed" else frozenset()]
+    # Told once; the verdict is not kept after its report (a long-lived host would pile them up).
+    assert rig.loop.failed_among(rig.session.id, frozenset({"a"})) == frozenset()

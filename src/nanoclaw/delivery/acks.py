@@ -32,12 +32,16 @@ from nanoclaw.contract.timeutil import parse_iso, to_iso
 
 ACK_REREAD_MARGIN_S = 2.0
 # Per session; every session the host has served keeps its entry until the host stops. At 512
-# reported ids (and failed verdicts kept after their report) a host that had served 1,000
-# sessions held about 78 MB here (benchmarks/session_state.py). A late duplicate (an ack after
-# the sweep gave up on its row, an ack the runner rewrote) comes within a few turns, and a
-# failed verdict is needed only until its turn-done is reported.
+# reported ids, with failed verdicts kept after their report, a host that had served 1,000
+# sessions held about 78 MB here (benchmarks/session_state.py). A duplicate turn-done (a status
+# rewritten after it was reported) would have to come more than REPORTED_KEPT reports later to
+# get through; none is known to (the sweep deletes the claims it gives up on, and acks re-read
+# inside the margin are caught by ``seen``).
 REPORTED_KEPT = 32  # ids whose turn-done was reported (a late duplicate is dropped)
-FAILED_KEPT = 64  # unreported inbound ids that ended failed (a bound for a host with no listener)
+# Failed verdicts are kept only for turns not reported yet, and dropped after their report, so
+# this bound is met only by failures piling up while a session's turn-done waits (a row that
+# keeps retrying) or a host with no listener.
+FAILED_KEPT = 512
 FINISHED = frozenset({AckStatus.COMPLETED.value, AckStatus.FAILED.value})
 
 
@@ -81,7 +85,7 @@ class AckTracker:
                 new[row.message_id] = row.status
                 if row.status in FINISHED and row.message_id not in state.reported:
                     state.owed.add(row.message_id)
-                if row.status == AckStatus.FAILED.value:
+                if row.status == AckStatus.FAILED.value and row.message_id not in state.reported:
                     _keep(state.failed, row.message_id, FAILED_KEPT)
             state.seen[row.message_id] = (row.status, row.status_changed)
             if state.watermark is None or row.status_changed > state.watermark:
@@ -112,7 +116,8 @@ class AckTracker:
         with self._lock:
             state = self._sessions.setdefault(session_id, _SessionAcks())
             for message_id in message_ids:
-                _keep(state.failed, message_id, FAILED_KEPT)
+                if message_id not in state.reported:  # no listener asks after its report
+                    _keep(state.failed, message_id, FAILED_KEPT)
 
     def failed_among(self, session_id: str, message_ids: frozenset[str]) -> frozenset[str]:
         """Which of these finished inbound ids ended ``failed`` (not answered)."""
@@ -123,7 +128,7 @@ class AckTracker:
             return frozenset(m for m in message_ids if m in state.failed)
 
     def drop_verdicts(self, session_id: str, message_ids: frozenset[str]) -> None:
-        """Their turn-done was reported: no listener asks for these verdicts again."""
+        """Their turn-done was reported (the listeners asked already): the verdicts go."""
         with self._lock:
             state = self._sessions.get(session_id)
             if state is not None:

@@ -124,7 +124,8 @@ class OriginLedger:
     The delivery loop calls ``observe`` before it reads ``messages_out`` and ``first_sight``
     with the rows it read, both on the session's executor lane (they read only its
     ``inbound.db``) under the delivery loop's per-session lock, never two at once for one
-    session; the action gate asks ``origin``.
+    session; the action gate asks ``origin``; the loop calls ``settle`` (on the event loop,
+    under the same lock) for the requests its floor has passed.
     """
 
     def __init__(self, *, engines: EngineCache) -> None:
