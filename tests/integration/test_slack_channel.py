@@ -9,12 +9,14 @@ import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
+from nanoclaw.channels.slack import adapter as slack_adapter
 from nanoclaw.channels.slack.adapter import SlackAdapter
 from nanoclaw.channels.slack.mrkdwn import to_mrkdwn
 from nanoclaw.host import Host, build_host
@@ -110,6 +112,50 @@ async def test_a_dm_is_answered_with_a_working_indicator_while_the_turn_runs(
     (stopped,) = await slack.wait_for("reactions.remove")
     assert stopped.params["timestamp"] == event["ts"]
     assert slack.calls.index(working) < slack.calls.index(reply) < slack.calls.index(stopped)
+
+
+async def test_the_working_indicator_comes_off_the_message_it_was_put_on(
+    host: Host, slack: FakeSlack, tmp_path: Path
+) -> None:
+    held = tmp_path / "hold"
+    held.touch()
+    first = message(f"!hold-while {held}")
+    await slack.push_event(first)
+    (working,) = await slack.wait_for("reactions.add")
+    assert working.params["timestamp"] == first["ts"]
+    second = message("and another thing")  # arrives while the first turn runs
+    await slack.push_event(second)
+    held.unlink()  # the first turn ends
+    on_first = await slack.wait_for(
+        "reactions.remove", where=lambda c: c.params["timestamp"] == first["ts"]
+    )
+    assert len(on_first) == 1
+    await slack.wait_for(
+        "chat.postMessage", where=lambda c: "and another thing" in c.params["text"]
+    )
+    # Every ⏳ put on came off the message it was put on.
+    await slack.wait_for("reactions.remove", count=len(slack.called("reactions.add")))
+    added = sorted(c.params["timestamp"] for c in slack.called("reactions.add"))
+    removed = sorted(c.params["timestamp"] for c in slack.called("reactions.remove"))
+    assert added == removed
+
+
+async def test_the_latest_message_per_thread_is_remembered_within_a_bound(
+    host: Host, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A top-level channel message is a thread of its own: each one is a new key.
+    monkeypatch.setattr(slack_adapter, "LAST_INBOUND_KEPT", 3)
+    events = [message(f"note {n}", channel="C1") for n in range(5)]
+    for event in events:
+        await slack.push_event(event)
+    adapter = host.channels.get("slack")
+    assert isinstance(adapter, SlackAdapter)
+    last = ("C1", events[-1]["ts"])
+    for _ in range(200):  # the ack can come before the handler ran
+        if last in adapter._last_inbound:
+            break
+        await asyncio.sleep(0.02)
+    assert list(adapter._last_inbound) == [("C1", e["ts"]) for e in events[-3:]]
 
 
 async def test_a_channel_mention_arrives_twice_but_is_answered_once_in_its_thread(

@@ -77,6 +77,10 @@ MAX_FILE_BYTES = 20 * 1024 * 1024
 CONNECT_TIMEOUT_S = 30.0
 DOWNLOAD_TIMEOUT_S = 60.0
 SEEN_EVENTS_MAX = 2000
+# Chats and threads whose latest user message is remembered (where a ⏳ goes). A top-level
+# channel message is its own thread, so every such message is a new key: without a bound this
+# grew by one entry per message for the life of the host.
+LAST_INBOUND_KEPT = 2000
 HEALTH_CHECK_INTERVAL_S = 1.0
 CARD_MEMORY_FILE = "slack-cards.json"
 # Slack's chat.postMessage allows about one message per second per channel (short bursts
@@ -185,8 +189,10 @@ class SlackAdapter(ChannelAdapter):
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._health = Health(LinkState.DISCONNECTED, "not started")
         self._watcher: asyncio.Task[None] | None = None
-        self._last_inbound: dict[tuple[str, str | None], str] = {}
-        self._working: set[tuple[str, str]] = set()
+        self._last_inbound: OrderedDict[tuple[str, str | None], str] = OrderedDict()
+        # (chat, thread) → the ts its ⏳ was put on: it comes off that message, even when a
+        # newer one arrived meanwhile.
+        self._working: dict[tuple[str, str | None], str] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, *, blocking: BlockingExecutor) -> SlackAdapter:
@@ -337,6 +343,9 @@ class SlackAdapter(ChannelAdapter):
         thread_ts = event.get("thread_ts")
         thread_id = str(thread_ts) if thread_ts else (None if is_dm else ts)
         self._last_inbound[(channel, thread_id)] = ts
+        self._last_inbound.move_to_end((channel, thread_id))
+        while len(self._last_inbound) > LAST_INBOUND_KEPT:
+            self._last_inbound.popitem(last=False)
         attachments = await self._download_files(event.get("files") or [])
         inbound = InboundEvent(
             channel_type=CHANNEL_TYPE,
@@ -626,21 +635,22 @@ class SlackAdapter(ChannelAdapter):
 
     async def set_typing(self, platform_id: str, thread_id: str | None, on: bool) -> None:
         """Bots cannot show "typing…" in Slack: a ⏳ reaction on the user's message instead."""
-        ts = self._last_inbound.get((platform_id, thread_id))
-        if ts is None:
-            return
-        key = (platform_id, ts)
-        if on and key not in self._working:
-            self._working.add(key)
+        key = (platform_id, thread_id)
+        if on:
+            ts = self._last_inbound.get(key)
+            if ts is None or key in self._working:
+                return
+            self._working[key] = ts
             with contextlib.suppress(SlackApiError):
                 await self.client.reactions_add(
                     channel=platform_id, timestamp=ts, name=WORKING_REACTION
                 )
-        elif not on and key in self._working:
-            self._working.discard(key)
+            return
+        put_on = self._working.pop(key, None)
+        if put_on is not None:
             with contextlib.suppress(SlackApiError):
                 await self.client.reactions_remove(
-                    channel=platform_id, timestamp=ts, name=WORKING_REACTION
+                    channel=platform_id, timestamp=put_on, name=WORKING_REACTION
                 )
 
     async def open_dm(self, handle: str) -> str | None:
