@@ -138,5 +138,10 @@ async def test_the_router_starts_each_group_on_its_runtime(tmp_path: Path) -> No
     assert {r.runner_id for r in runners} == {"docker-a", "bwrap-b"}
     await router.remove("bwrap-b")
     assert made["bwrap"].removed == ["bwrap-b"] and docker.removed == []
+    # Runners that exited leave nothing behind once the next listing no longer shows them.
+    for runtime in (docker, made["bwrap"]):
+        runtime.started.clear()
+    assert await router.list_runners(install_id="i") == []
+    assert router._owner == {}
     with pytest.raises(ConfigError):
         await router.start(RunSpec(session_id="c", runtime="vm", **base))  # type: ignore[arg-type]

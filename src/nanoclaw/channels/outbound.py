@@ -89,7 +89,6 @@ class OutboundScheduler:
         self._locks: dict[str, asyncio.Lock] = {}
         self._blocked_until: dict[str, float] = {}
         self._channel = _Bucket(limits.channel_per_s, limits.channel_burst, clock())
-        self.waits: list[tuple[str, float]] = []  # (chat, seconds) of every flood wait seen
 
     def blocked_for_s(self, chat: str) -> float:
         """How long ``chat`` is still flood-limited (0 when it is not)."""
@@ -111,7 +110,6 @@ class OutboundScheduler:
                 return result
 
     def _block(self, chat: str, seconds: float) -> None:
-        self.waits.append((chat, seconds))
         until = self._clock() + seconds
         self._blocked_until[chat] = max(self._blocked_until.get(chat, 0.0), until)
 

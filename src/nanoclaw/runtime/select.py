@@ -156,16 +156,19 @@ class RuntimeRouter(RunnerRuntime):
         runtime = self.runtime_for(spec.runtime)
         if runtime is not self.default:
             await runtime.check()
-        handle = await runtime.start(spec)
-        self._owner[handle.runner_id] = runtime
-        return handle
+        return await runtime.start(spec)
 
     async def list_runners(self, *, install_id: str) -> list[RunnerInfo]:
+        """Every runtime's runners; which runtime listed each is kept for :meth:`remove` until
+        the next listing (only the reap removes, right after it lists), never longer: a runner
+        that exited leaves no entry behind."""
         found: list[RunnerInfo] = []
+        owner: dict[str, RunnerRuntime] = {}
         for runtime in list(self._runtimes.values()):
             for info in await runtime.list_runners(install_id=install_id):
-                self._owner[info.runner_id] = runtime
+                owner[info.runner_id] = runtime
                 found.append(info)
+        self._owner = owner
         return found
 
     async def remove(self, runner_id: str) -> None:
