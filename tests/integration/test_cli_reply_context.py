@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from nanoclaw.channels.cli.adapter import SAID_TEXT_KEPT_CHARS
 from nanoclaw.host import Host
 from tests.channel_helpers import user_rows
 from tests.chat_client import ChatClient
@@ -52,3 +53,26 @@ async def test_a_reply_to_must_be_a_message_id(host: Host) -> None:
         )
         error = await chat.wait_for(lambda f: f.get("type") == "error", start=start)
     assert "reply_to" in str(error)
+
+
+async def test_a_reply_to_a_long_message_quotes_its_beginning(host: Host) -> None:
+    wire_chat(host.repo, make_agent(host.repo, "Andy"), "local")
+    long_text = "word " * 1000  # 5,000 characters
+    async with ChatClient(host.settings.cli_socket, "local", "alice") as chat:
+        for frame in (
+            {"type": "message", "chat": "local", "sender": "alice", "text": long_text, "id": "t-1"},
+            {
+                "type": "message",
+                "chat": "local",
+                "sender": "alice",
+                "text": "!prompt about that",
+                "id": "t-2",
+                "reply_to": "t-1",
+            },
+        ):
+            await chat._send(frame)
+        await chat.reply_containing("about that")
+    (row,) = [r for r in user_rows(host) if r["content"]["text"] == "!prompt about that"]
+    quoted = row["content"]["reply_to"]["text"]
+    assert len(quoted) == SAID_TEXT_KEPT_CHARS and quoted.endswith("…")
+    assert long_text.startswith(quoted[:-1])

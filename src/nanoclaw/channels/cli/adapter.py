@@ -61,6 +61,9 @@ log = logging.getLogger("nanoclaw.channels.cli")
 RECENT_DONE_KEPT = 4096  # finished turn ids remembered for clients told about them late
 CHANNEL_TYPE = "cli"
 SAID_KEPT = 1000  # recent messages (both ways) a client can reply to by id
+# Of each remembered message, the text a reply quotes: the quote is context for the agent (the
+# message itself is in its history), and an agent's 100 KB replies would otherwise be kept whole.
+SAID_TEXT_KEPT_CHARS = 2000
 DM_PREFIX = "dm-"  # the DM of cli user <handle> is the chat named dm-<handle>
 LISTEN_BACKLOG = 1024  # pending connections the kernel queues (a burst of 500 is served)
 DEFAULT_CLIENT_BUFFER_BYTES = 1024 * 1024
@@ -175,6 +178,8 @@ class CliAdapter(ChannelAdapter):
         self._said: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()
 
     def _remember(self, chat: str, message_id: str, text: str, sender: str) -> None:
+        if len(text) > SAID_TEXT_KEPT_CHARS:
+            text = text[: SAID_TEXT_KEPT_CHARS - 1] + "…"
         self._said[(chat, message_id)] = (text, sender)
         while len(self._said) > SAID_KEPT:
             self._said.popitem(last=False)
