@@ -253,3 +253,15 @@ async def test_a_row_to_deliver_later_is_not_passed_over_by_the_rows_after_it(
         await _until(lambda: "now" in rig.sent("room"))
         assert rig.sent("room") == ["now"]  # not before its time
         await _until(lambda: rig.sent("room") == ["now", "in a few seconds"])
+
+
+async def test_a_session_no_longer_watched_keeps_no_cached_row(tenants: Tenants) -> None:
+    tenants.chat("brief")
+    tenants.reply("brief", "bye")
+    session_id = tenants.ids["brief"]
+    async with running(tenants.loop):
+        await _until(lambda: tenants.sent("brief") == ["bye"])
+        assert session_id in tenants.loop._layouts  # watched while its runner lives
+        del tenants.ids["brief"]  # its runner exited: nothing left to drain
+        tenants.loop.notice(session_id)
+        await _until(lambda: session_id not in tenants.loop._layouts)

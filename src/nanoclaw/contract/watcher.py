@@ -101,6 +101,9 @@ class ChangeWatcher:
     def keys(self) -> set[str]:
         return set(self._paths)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._paths
+
     # -- what is watched ------------------------------------------------------------------------
     def watch(self, key: str, path: Path) -> None:
         if self._paths.get(key) == path:

@@ -161,7 +161,7 @@ class DeliveryLoop:
         self._floor: dict[str, int] = {}  # every row at or below is terminal
         self._signatures: dict[str, tuple[int, int] | None] = {}
         self._extra: set[str] = set()  # sessions to keep draining (exited runner, retries)
-        self._layouts: dict[str, tuple[SessionRow, SessionLayout]] = {}
+        self._layouts: dict[str, tuple[SessionRow, SessionLayout]] = {}  # watched sessions
         # Per session: the ack watermark, acks held for the next record to fold, failed
         # verdicts and owed turn-done reports.
         self.acks = AckTracker()
@@ -236,13 +236,16 @@ class DeliveryLoop:
     async def _sync_watches(self, watched: set[str]) -> None:
         for session_id in self._watcher.keys() - watched:
             self._watcher.unwatch(session_id)
+            # Its row (with the last exit log) would go stale; a later drain reads it again.
+            self._layouts.pop(session_id, None)
         for session_id in watched - self._watcher.keys():
             try:
-                layout = (await self._session(session_id))[1]
+                cached = await self._session(session_id)
             except NanoclawError:
                 self._extra.discard(session_id)
                 continue
-            self._watcher.watch(session_id, layout.outbound_db)
+            self._watcher.watch(session_id, cached[1].outbound_db)
+            self._layouts[session_id] = cached  # every watched session has its layout here
             self.kick(session_id)  # newly watched: whatever it already holds is drained
 
     async def _wait(self, timeout_s: float) -> set[str]:
@@ -294,7 +297,8 @@ class DeliveryLoop:
         cached = self._layouts.get(session_id)
         if cached is None:
             cached = await self.executors.central.run(self.sessions.row_and_layout, session_id)
-            self._layouts[session_id] = cached
+            if session_id in self._watcher:  # kept while watched (start-up drains: not)
+                self._layouts[session_id] = cached
         return cached
 
     async def drain(self, session_id: str) -> int:
