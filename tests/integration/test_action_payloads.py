@@ -42,8 +42,10 @@ class World:
     loop: DeliveryLoop
     woken: list[str]
 
-    async def ask(self, action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
-        """Write the request as the runner does, run one delivery pass, return the answer."""
+    def request(
+        self, action: str, payload: dict[str, Any], *, deliver_after: str | None = None
+    ) -> str:
+        """Write the request as the runner does, answering the owner's message; its id."""
         out_id = new_out_id()
         self.runner.send(
             OutboundMessage(
@@ -53,11 +55,21 @@ class World:
                 platform_id="room",
                 in_reply_to=ASKED,
                 id=out_id,
+                deliver_after=deliver_after,
             )
         )
-        await self.loop.drain(self.session.id)
+        return out_id
+
+    def answer(self, out_id: str) -> dict[str, Any] | None:
+        """The host's answer to a request, once written."""
         rows = self._inbound("SELECT content FROM messages_in WHERE id = ?", (f"result-{out_id}",))
         return json.loads(rows[0][0]) if rows else None
+
+    async def ask(self, action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """Write the request as the runner does, run one delivery pass, return the answer."""
+        out_id = self.request(action, payload)
+        await self.loop.drain(self.session.id)
+        return self.answer(out_id)
 
     def _inbound(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         conn = sqlite3.connect(f"file:{self.layout.inbound_db}?mode=ro", uri=True)
@@ -329,17 +341,7 @@ def test_every_registered_runner_action_has_its_payload_model(world: World) -> N
 async def test_a_request_below_the_delivery_floor_keeps_no_origin(world: World) -> None:
     # Decided at first sight and used to authorize the owner's request; once the request is
     # terminal and below the floor nothing asks again, so a long-lived host does not keep it.
-    out_id = new_out_id()
-    world.runner.send(
-        OutboundMessage(
-            kind="system",
-            content={"action": N.RESTART_AGENT, "note": "settled"},
-            channel_type="cli",
-            platform_id="room",
-            in_reply_to=ASKED,
-            id=out_id,
-        )
-    )
+    out_id = world.request(N.RESTART_AGENT, {"note": "settled"})
     decided: list[str | None] = []
     origin_of = world.loop.origins.origin
     gate = world.host.permissions.gate
@@ -351,8 +353,8 @@ async def test_a_request_below_the_delivery_floor_keeps_no_origin(world: World) 
 
     gate.origin_user_sync = watched  # type: ignore[method-assign]
     await world.loop.drain(world.session.id)
-    answer = world._inbound("SELECT content FROM messages_in WHERE id = ?", (f"result-{out_id}",))
-    assert json.loads(answer[0][0])["status"] == ActionStatus.OK
+    answer = world.answer(out_id)
+    assert answer is not None and answer["status"] == ActionStatus.OK
     assert OWNER in decided  # the owner's authority was decided and used
     assert origin_of(world.session.id, out_id) is None
 
@@ -363,30 +365,17 @@ async def test_a_request_waiting_for_its_time_keeps_the_origin_it_was_decided_wi
     # Decided when first read, while the owner's turn was open. The turn then ends and the host
     # looks twice more before the request is due: decided afresh, it would name nobody (a card).
     # Kept until the floor passes it, it runs as the owner.
-    out_id = new_out_id()
-    world.runner.send(
-        OutboundMessage(
-            kind="system",
-            content={"action": N.RESTART_AGENT, "note": "later"},
-            channel_type="cli",
-            platform_id="room",
-            in_reply_to=ASKED,
-            id=out_id,
-            deliver_after=to_iso(utc_now() + timedelta(seconds=2)),
-        )
-    )
+    later = to_iso(utc_now() + timedelta(seconds=2))
+    out_id = world.request(N.RESTART_AGENT, {"note": "later"}, deliver_after=later)
     await world.loop.drain(world.session.id)
     world.runner.claim([ASKED])
     world.runner.finish([ASKED], [])
     await world.loop.drain(world.session.id)
     await world.loop.drain(world.session.id)
-
-    def answer() -> list[tuple[Any, ...]]:
-        return world._inbound("SELECT content FROM messages_in WHERE id = ?", (f"result-{out_id}",))
-
-    assert answer() == []  # not due yet
+    assert world.answer(out_id) is None  # not due yet
     deadline = asyncio.get_running_loop().time() + 10
-    while not answer() and asyncio.get_running_loop().time() < deadline:
+    while world.answer(out_id) is None and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.1)  # until its time comes
         await world.loop.drain(world.session.id)
-    assert json.loads(answer()[0][0])["status"] == ActionStatus.OK
+    answer = world.answer(out_id)
+    assert answer is not None and answer["status"] == ActionStatus.OK
