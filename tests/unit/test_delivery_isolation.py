@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from agent_runner.db import OutboundMessage, SessionDB
@@ -21,7 +22,7 @@ from nanoclaw.db.sqlite import EngineCache
 from nanoclaw.delivery.actions import SystemActions
 from nanoclaw.delivery.loop import DeliveryLoop
 from nanoclaw.delivery.rate import TokenBucket
-from nanoclaw.sessions.outbound_reader import SessionReader
+from nanoclaw.sessions.outbound_reader import OutboundRow, SessionReader
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import SessionStore
 from nanoclaw.settings import Settings
@@ -265,3 +266,25 @@ async def test_a_session_no_longer_watched_keeps_no_cached_row(tenants: Tenants)
         del tenants.ids["brief"]  # its runner exited: nothing left to drain
         tenants.loop.notice(session_id)
         await _until(lambda: session_id not in tenants.loop._layouts)
+
+
+async def test_a_session_waiting_for_a_retry_is_drained_at_its_time_not_at_every_check(
+    tmp_path: Path, settings: Settings
+) -> None:
+    rig = Tenants(tmp_path, settings.model_copy(update={"full_poll_interval_s": 0.05}))
+    rig.chat("flaky")
+    rig.adapter.fail_times = 1  # retried 1 s later (the first backoff)
+    passes: list[int] = []
+    read = rig.loop.reader.outbound_rows
+
+    def counted(*args: Any, **kwargs: Any) -> list[OutboundRow]:
+        passes.append(1)
+        return read(*args, **kwargs)
+
+    rig.loop.reader.outbound_rows = counted  # type: ignore[method-assign]
+    rig.reply("flaky", "eventually")
+    async with running(rig.loop):
+        await _until(lambda: rig.sent("flaky") == ["eventually"])
+    # The failing pass, the next check (which reads the retry time), the retry: a few passes,
+    # where a drain at every 50 ms check during the 1 s wait made about twenty.
+    assert len(passes) <= 6, len(passes)

@@ -4,7 +4,8 @@ Wake on change: ``contract.watcher`` wakes the loop when a watched ``outbound.db
 (inotify, else adaptive polling); every ``full_poll_interval_s`` the change counters are
 compared as the safety net, and every ``SAFETY_DRAIN_INTERVAL_S`` all watched sessions are
 drained. Watched: sessions with a live runner, and those draining after an exit or waiting
-for retries. A per-session lock means overlapping passes never send a row twice; a row
+for retries. A session whose rows wait (a retry, a later ``deliver_after``) is drained again
+at the first one's time, not at every check. A per-session lock means overlapping passes never send a row twice; a row
 is recorded in ``delivered`` right after the adapter accepts it, so a host crash between
 the two re-sends it at most once. Attempts are persisted; after the last one the row
 ends ``failed`` and the agent is told.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -44,7 +46,7 @@ from nanoclaw.contract import sessiondb
 from nanoclaw.contract.confined import ConfinedDir
 from nanoclaw.contract.dbwatch import change_signature
 from nanoclaw.contract.layout import SessionLayout
-from nanoclaw.contract.timeutil import now_iso, to_iso, utc_now
+from nanoclaw.contract.timeutil import now_iso, parse_iso, to_iso, utc_now
 from nanoclaw.contract.watcher import ChangeWatcher
 from nanoclaw.db.models import SessionRow
 from nanoclaw.db.repository import Repository
@@ -93,26 +95,30 @@ class _PassRead:
     states: dict[str, DeliveryState]
     settled: dict[str, bool]  # rows already terminal (True) or waiting for their retry (False)
     due: list[OutboundRow]  # the rest, to try now (classified once, at the read's clock)
+    waits_until: str | None  # when the first waiting row comes due
 
 
 def _to_try(
     rows: list[OutboundRow], states: dict[str, DeliveryState], now: str
-) -> tuple[dict[str, bool], list[OutboundRow]]:
+) -> tuple[dict[str, bool], list[OutboundRow], str | None]:
     """Rows already terminal (True) or waiting for their retry time or their ``deliver_after``
-    (False); the rest to try."""
+    (False); the rest to try; and the earliest time a waiting row comes due (None: none waits)."""
     settled: dict[str, bool] = {}
     due: list[OutboundRow] = []
+    waits: list[str] = []
     for row in rows:
         state = states.get(row.id)
         if state is not None and state.status in ("delivered", "failed"):
             settled[row.id] = True
         elif state is not None and state.next_attempt_at and state.next_attempt_at > now:
             settled[row.id] = False
+            waits.append(state.next_attempt_at)
         elif row.deliver_after is not None and row.deliver_after > now:
             settled[row.id] = False  # the floor stays below it until it is sent
+            waits.append(row.deliver_after)
         else:
             due.append(row)
-    return settled, due
+    return settled, due, min(waits, default=None)
 
 
 class DeliveryLoop:
@@ -176,7 +182,9 @@ class DeliveryLoop:
         # Rows a platform accepted whose ``delivered`` record could not be written yet (a locked
         # or full session DB): the record is retried, the send is not repeated.
         self._sent_unrecorded: dict[str, str | None] = {}
-        self._unsettled: set[str] = set()  # last drain left rows waiting (retries)
+        # Sessions whose last drain left rows waiting (retries, later deliveries): when to drain
+        # again (``clock`` time), the first waiting row's time rather than every full poll.
+        self._look_again_at: dict[str, float] = {}
         self._membership = asyncio.Event()  # the watched set changed
         self._watcher = ChangeWatcher(fast_interval_s=settings.watch_interval_s)
 
@@ -201,7 +209,8 @@ class DeliveryLoop:
 
         The watcher (inotify, else adaptive polling) wakes the loop on a change; every
         ``full_poll_interval_s`` each watched session's change counter is compared (a drain only
-        when it moved or retries wait); every ``SAFETY_DRAIN_INTERVAL_S`` all are drained.
+        when it moved or a waiting row's time came); every ``SAFETY_DRAIN_INTERVAL_S`` all are
+        drained.
         """
         loop = asyncio.get_running_loop()
         next_full = loop.time()
@@ -224,7 +233,8 @@ class DeliveryLoop:
                         layout = self._layouts[session_id][1]
                         signature = change_signature(layout.outbound_db)
                         moved = signature != self._signatures.get(session_id)
-                        if safety or moved or session_id in self._unsettled:
+                        again = self._look_again_at.get(session_id, math.inf) <= self.clock()
+                        if safety or moved or again:
                             self._signatures[session_id] = signature
                             self.kick(session_id)
                 changed = await self._wait(max(0.0, next_full - loop.time()))
@@ -376,9 +386,10 @@ class DeliveryLoop:
         self._floor[session_id] = floor
         self.origins.settle(session_id, passed)
         if all_terminal:
-            self._unsettled.discard(session_id)
+            self._look_again_at.pop(session_id, None)
         else:
-            self._unsettled.add(session_id)
+            tried = any(not terminal[row.id] for row in due)
+            self._look_again_at[session_id] = self._next_look(read.waits_until, tried=tried)
         if all_terminal and session_id not in self.running_sessions():
             self._extra.discard(session_id)
         elif not all_terminal:
@@ -388,6 +399,17 @@ class DeliveryLoop:
         if all_terminal:
             await self.report_done(session_id, set(self.acks.owed(session_id)))
         return handled
+
+    def _next_look(self, waits_until: str | None, *, tried: bool) -> float:
+        """When to drain a session again whose rows wait: at the first waiting row's time (at
+        most the safety interval away); at the next full poll when a row failed in this pass
+        (its retry time is read then) or no time is known."""
+        soon = self.clock() + self.settings.full_poll_interval_s
+        if waits_until is None:
+            return soon
+        seconds = (parse_iso(waits_until) - utc_now()).total_seconds()
+        at = self.clock() + min(max(seconds, 0.0), SAFETY_DRAIN_INTERVAL_S)
+        return min(at, soon) if tried else at
 
     def _read_pass(self, session_id: str, layout: SessionLayout, *, after_seq: int) -> _PassRead:
         """Blocking, on the session's lane (one job, so one hop): read the acks changed since
@@ -433,11 +455,13 @@ class DeliveryLoop:
                 states: dict[str, DeliveryState] = {}
                 if rows:
                     states = self.reader.deliveries(layout, [r.id for r in rows], inbound=inbound)
-            settled, due = _to_try(rows, states, now_iso())
+            settled, due, waits_until = _to_try(rows, states, now_iso())
             if unfolded and not due:
                 store.complete(layout, unfolded)  # no delivery record will carry them
                 unfolded = []
-            return _PassRead(rows=rows, states=states, settled=settled, due=due)
+            return _PassRead(
+                rows=rows, states=states, settled=settled, due=due, waits_until=waits_until
+            )
         finally:
             if unfolded:
                 self.acks.hold(session_id, unfolded)
