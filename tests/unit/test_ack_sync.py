@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from agent_runner.db import OutboundMessage
 
 from nanoclaw.contract.dbwatch import change_signature
 from nanoclaw.contract.sessiondb import AckRow
+from nanoclaw.contract.timeutil import to_iso, utc_now
 from nanoclaw.delivery.acks import FAILED_KEPT, REPORTED_KEPT, AckTracker
 from nanoclaw.sessions.store import InboundMessage
 from nanoclaw.settings import Settings
@@ -227,3 +229,28 @@ async def test_acks_a_failed_pass_held_are_folded_in_by_the_next(rig: Rig, verdi
     assert failed == [frozenset({"a"}) if verdict == "failed" else frozenset()]
     # Told once; the verdict is not kept after its report (a long-lived host would pile them up).
     assert rig.loop.failed_among(rig.session.id, frozenset({"a"})) == frozenset()
+
+
+async def test_a_reply_to_deliver_later_holds_back_no_turn_done(rig: Rig) -> None:
+    done: list[frozenset[str]] = []
+
+    async def listener(_session_id: str, ids: frozenset[str]) -> None:
+        done.append(ids)
+
+    rig.loop.on_turn_done(listener)
+    tomorrow = to_iso(utc_now() + timedelta(days=1))
+    later = OutboundMessage(
+        kind="chat",
+        content={"text": "tomorrow"},
+        channel_type="fake",
+        platform_id="room",
+        deliver_after=tomorrow,
+    )
+    for mid, replies in (("a", [later, reply_to_room("now")]), ("b", [reply_to_room("b too")])):
+        rig.store.insert_messages(rig.layout, [chat(mid)])
+        rig.runner.claim([mid])
+        rig.runner.finish([mid], replies)
+        await rig.loop.drain(rig.session.id)
+    # The later reply waits (and holds the floor); the turns it came from are done.
+    assert [s.payload.text for s in rig.adapter.sent] == ["now", "b too"]
+    assert done == [frozenset({"a"}), frozenset({"b"})]

@@ -5,9 +5,9 @@ Wake on change: ``contract.watcher`` wakes the loop when a watched ``outbound.db
 compared as the safety net, and every ``SAFETY_DRAIN_INTERVAL_S`` all watched sessions are
 drained. Watched: sessions with a live runner, and those draining after an exit or waiting
 for retries. A session whose rows wait (a retry, a later ``deliver_after``) is drained again
-at the first one's time, not at every check. A per-session lock means overlapping passes never send a row twice; a row
-is recorded in ``delivered`` right after the adapter accepts it, so a host crash between
-the two re-sends it at most once. Attempts are persisted; after the last one the row
+at the first one's time, not at every check. A per-session lock means overlapping passes
+never send a row twice; a row is recorded in ``delivered`` right after the adapter accepts
+it, so a host crash between the two re-sends it at most once. Attempts are persisted; after the last one the row
 ends ``failed`` and the agent is told.
 
 Outbox files are read through ``contract.confined`` (invariant 6): the agent can swap any name
@@ -88,23 +88,30 @@ TurnEndReader = Callable[[str, sqlite3.Connection], None]
 
 
 @dataclass(frozen=True)
+class _Sorted:
+    """A pass's rows sorted at its clock."""
+
+    settled: dict[str, bool]  # rows already terminal (True) or waiting (False)
+    due: list[OutboundRow]  # the rest, to try now
+    later: frozenset[str]  # waiting only for their ``deliver_after``: no turn waits on them
+    waits_until: str | None  # when the first waiting row comes due
+
+
+@dataclass(frozen=True)
 class _PassRead:
     """What one delivery pass read (the acks it leaves to fold are held in ``DeliveryLoop.acks``)."""
 
     rows: list[OutboundRow]
     states: dict[str, DeliveryState]
-    settled: dict[str, bool]  # rows already terminal (True) or waiting for their retry (False)
-    due: list[OutboundRow]  # the rest, to try now (classified once, at the read's clock)
-    waits_until: str | None  # when the first waiting row comes due
+    sorted: _Sorted
 
 
-def _to_try(
-    rows: list[OutboundRow], states: dict[str, DeliveryState], now: str
-) -> tuple[dict[str, bool], list[OutboundRow], str | None]:
-    """Rows already terminal (True) or waiting for their retry time or their ``deliver_after``
-    (False); the rest to try; and the earliest time a waiting row comes due (None: none waits)."""
+def _to_try(rows: list[OutboundRow], states: dict[str, DeliveryState], now: str) -> _Sorted:
+    """Rows already terminal, or waiting for their retry time or their ``deliver_after``; the
+    rest to try; and the earliest time a waiting row comes due."""
     settled: dict[str, bool] = {}
     due: list[OutboundRow] = []
+    later: set[str] = set()
     waits: list[str] = []
     for row in rows:
         state = states.get(row.id)
@@ -115,10 +122,11 @@ def _to_try(
             waits.append(state.next_attempt_at)
         elif row.deliver_after is not None and row.deliver_after > now:
             settled[row.id] = False  # the floor stays below it until it is sent
+            later.add(row.id)
             waits.append(row.deliver_after)
         else:
             due.append(row)
-    return settled, due, min(waits, default=None)
+    return _Sorted(settled, due, frozenset(later), min(waits, default=None))
 
 
 class DeliveryLoop:
@@ -248,6 +256,7 @@ class DeliveryLoop:
             self._watcher.unwatch(session_id)
             # Its row (with the last exit log) would go stale; a later drain reads it again.
             self._layouts.pop(session_id, None)
+            self._look_again_at.pop(session_id, None)
         for session_id in watched - self._watcher.keys():
             try:
                 cached = await self._session(session_id)
@@ -354,7 +363,7 @@ class DeliveryLoop:
                 self._extra.discard(session_id)
             await self.report_done(session_id, set(self.acks.owed(session_id)))
             return 0
-        terminal, due = dict(read.settled), read.due
+        terminal, due = dict(read.sorted.settled), read.sorted.due
         lanes: dict[tuple[str | None, ...], list[OutboundRow]] = {}
         for row in due:
             lanes.setdefault(_lane(row), []).append(row)
@@ -389,14 +398,15 @@ class DeliveryLoop:
             self._look_again_at.pop(session_id, None)
         else:
             tried = any(not terminal[row.id] for row in due)
-            self._look_again_at[session_id] = self._next_look(read.waits_until, tried=tried)
+            self._look_again_at[session_id] = self._next_look(read.sorted.waits_until, tried=tried)
         if all_terminal and session_id not in self.running_sessions():
             self._extra.discard(session_id)
         elif not all_terminal:
             self._extra.add(session_id)
         if handled:
             self.note_activity(session_id)
-        if all_terminal:
+        # A row to deliver later holds the floor, not the turns: theirs are done when the rest is.
+        if all(terminal[row.id] or row.id in read.sorted.later for row in rows):
             await self.report_done(session_id, set(self.acks.owed(session_id)))
         return handled
 
@@ -455,13 +465,11 @@ class DeliveryLoop:
                 states: dict[str, DeliveryState] = {}
                 if rows:
                     states = self.reader.deliveries(layout, [r.id for r in rows], inbound=inbound)
-            settled, due, waits_until = _to_try(rows, states, now_iso())
-            if unfolded and not due:
+            sort = _to_try(rows, states, now_iso())
+            if unfolded and not sort.due:
                 store.complete(layout, unfolded)  # no delivery record will carry them
                 unfolded = []
-            return _PassRead(
-                rows=rows, states=states, settled=settled, due=due, waits_until=waits_until
-            )
+            return _PassRead(rows=rows, states=states, sorted=sort)
         finally:
             if unfolded:
                 self.acks.hold(session_id, unfolded)

@@ -246,7 +246,8 @@ class SessionStore:
             ]
 
     def complete(self, layout: SessionLayout, message_ids: Sequence[str]) -> int:
-        """Mark these pending rows completed (their finished acks were read: see :meth:`sync_acks`)."""
+        """Mark these pending rows completed (their finished acks were read: see
+        :meth:`sync_acks`)."""
         if not message_ids:
             return 0
         with self._writing(layout) as conn:
