@@ -19,6 +19,7 @@ from nanoclaw.contract.actions import PAYLOADS, ActionName, ActionStatus, parse_
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.timeutil import to_iso, utc_now
 from nanoclaw.db.models import AgentGroup, SessionRow
+from nanoclaw.delivery import origin as origin_module
 from nanoclaw.delivery.loop import DeliveryLoop
 from nanoclaw.errors import PayloadError
 from nanoclaw.host import Host, build_host
@@ -365,7 +366,7 @@ async def test_a_request_waiting_for_its_time_keeps_the_origin_it_was_decided_wi
     # Decided when first read, while the owner's turn was open. The turn then ends and the host
     # looks twice more before the request is due: decided afresh, it would name nobody (a card).
     # Kept until the floor passes it, it runs as the owner.
-    later = to_iso(utc_now() + timedelta(seconds=2))
+    later = to_iso(utc_now() + timedelta(seconds=5))  # after the three drains below
     out_id = world.request(N.RESTART_AGENT, {"note": "later"}, deliver_after=later)
     await world.loop.drain(world.session.id)
     world.runner.claim([ASKED])
@@ -379,3 +380,39 @@ async def test_a_request_waiting_for_its_time_keeps_the_origin_it_was_decided_wi
         await world.loop.drain(world.session.id)
     answer = world.answer(out_id)
     assert answer is not None and answer["status"] == ActionStatus.OK
+
+
+async def test_an_evicted_decision_reads_as_nobody_and_is_not_decided_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another user's message is open with the owner's, so the request names nobody at first
+    # sight (a card). Evicted by a later request while it waits for its time, and read again
+    # after that user's turn ended, it must not be decided afresh as the owner's.
+    monkeypatch.setattr(origin_module, "DECISIONS_KEPT_PER_SESSION", 1)
+    world.host.sessions.store.insert_messages(
+        world.layout,
+        [
+            InboundMessage(
+                id="m-bob-1",
+                kind="chat",
+                content={"text": "me too", "sender_id": "cli:bob", "sender": "bob"},
+                channel_type="cli",
+                platform_id="room",
+            )
+        ],
+    )
+    later = to_iso(utc_now() + timedelta(seconds=3))
+    out_id = world.request(N.RESTART_AGENT, {"note": "whose?"}, deliver_after=later)
+    world.request(N.RESTART_AGENT, {"note": "evicts it"}, deliver_after=later)
+    await world.loop.drain(world.session.id)
+    assert world.loop.origins.origin(world.session.id, out_id) is None  # evicted
+    world.runner.claim(["m-bob-1"])
+    world.runner.finish(["m-bob-1"], [])  # bob's turn ends; the owner's is still open
+    await world.loop.drain(world.session.id)
+    await world.loop.drain(world.session.id)
+    deadline = asyncio.get_running_loop().time() + 15
+    while world.answer(out_id) is None and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)  # until its time comes
+        await world.loop.drain(world.session.id)
+    answer = world.answer(out_id)
+    assert answer is not None and answer["status"] == ActionStatus.PENDING  # a card

@@ -460,8 +460,9 @@ class DeliveryLoop:
                     self._read_at_turn_end(session_id, outbound)
                 self.origins.observe(session_id, layout, acks, inbound=inbound)
                 rows = self.reader.outbound_rows(layout, after_seq=after_seq, outbound=outbound)
-                requests = [(r.id, r.in_reply_to) for r in rows if r.kind == "system"]
-                self.origins.first_sight(session_id, layout, requests)
+                requests = [(r.id, r.seq, r.in_reply_to) for r in rows if r.kind == "system"]
+                read_through = rows[-1].seq if rows else after_seq
+                self.origins.first_sight(session_id, layout, requests, read_through=read_through)
                 states: dict[str, DeliveryState] = {}
                 if rows:
                     states = self.reader.deliveries(layout, [r.id for r in rows], inbound=inbound)

@@ -45,7 +45,7 @@ _UNFINISHED_IDS = (
 FACT_IDS_BOUND = 500
 # Decisions kept per session for requests not yet settled (a request's decision is dropped once
 # the delivery floor passes it); an evicted one reads as "nobody" (an approval card), never as
-# someone.
+# someone: it is not decided again (``first_sight``).
 DECISIONS_KEPT_PER_SESSION = 1024
 
 
@@ -133,6 +133,7 @@ class OriginLedger:
         self._previous: dict[str, Observation] = {}
         self._current: dict[str, Observation] = {}
         self._decided: dict[str, OrderedDict[str, str | None]] = {}
+        self._read_through: dict[str, int] = {}  # the highest messages_out seq a pass read
 
     def observe(
         self,
@@ -157,14 +158,32 @@ class OriginLedger:
         )
 
     def first_sight(
-        self, session_id: str, layout: SessionLayout, requests: Iterable[tuple[str, str | None]]
+        self,
+        session_id: str,
+        layout: SessionLayout,
+        requests: Iterable[tuple[str, int, str | None]],
+        *,
+        read_through: int,
     ) -> None:
-        """Decide the origin of each request (id, in_reply_to) read for the first time."""
+        """Decide the origin of each request (id, seq, in_reply_to) read for the first time;
+        ``read_through`` is the highest ``messages_out`` seq this pass read.
+
+        A request at or below what an earlier pass read and without a decision was decided and
+        evicted: it is nobody's (decided again with later facts, it could name someone)."""
         current = self._current.pop(session_id, None)
         if current is None:
             return  # no observation this pass: nothing decided, so nobody (a card)
         decided = self._decided.setdefault(session_id, OrderedDict())
-        new = [(rid, named) for rid, named in requests if rid not in decided]
+        seen_through = self._read_through.get(session_id, 0)
+        self._read_through[session_id] = max(seen_through, read_through)
+        new: list[tuple[str, str | None]] = []
+        for rid, seq, named in requests:
+            if rid in decided:
+                continue
+            if seq <= seen_through:
+                decided[rid] = None
+            else:
+                new.append((rid, named))
         if new:
             before = self._previous.get(session_id)
             facts = self._facts(layout, current.high_seq, before)
@@ -172,8 +191,8 @@ class OriginLedger:
                 decided[rid] = decide_origin(
                     facts, named=named, before=before, high_seq=current.high_seq, now=now_iso()
                 )
-            while len(decided) > DECISIONS_KEPT_PER_SESSION:
-                decided.popitem(last=False)
+        while len(decided) > DECISIONS_KEPT_PER_SESSION:
+            decided.popitem(last=False)
         self._previous[session_id] = current
 
     def origin(self, session_id: str, request_id: str) -> str | None:
@@ -193,6 +212,7 @@ class OriginLedger:
         self._previous.pop(session_id, None)
         self._current.pop(session_id, None)
         self._decided.pop(session_id, None)
+        self._read_through.pop(session_id, None)
 
     def _facts(
         self, layout: SessionLayout, high_seq: int, before: Observation | None
