@@ -70,13 +70,21 @@ class Tenants:
             inbound_path=layout.inbound_db, outbound_path=layout.outbound_db
         )
 
-    def reply(self, session_chat: str, text: str, *, to: str | None = None) -> None:
+    def reply(
+        self,
+        session_chat: str,
+        text: str,
+        *,
+        to: str | None = None,
+        deliver_after: str | None = None,
+    ) -> None:
         self.runners[session_chat].send(
             OutboundMessage(
                 kind="chat",
                 content={"text": text},
                 channel_type="fake",
                 platform_id=to or session_chat,
+                deliver_after=deliver_after,
             )
         )
 
@@ -240,15 +248,7 @@ async def test_a_row_to_deliver_later_is_not_passed_over_by_the_rows_after_it(
     rig = Tenants(tmp_path, settings.model_copy(update={"full_poll_interval_s": 0.05}))
     rig.chat("room")
     later = to_iso(utc_now() + timedelta(seconds=3))  # written first: the lower seq
-    rig.runners["room"].send(
-        OutboundMessage(
-            kind="chat",
-            content={"text": "in a few seconds"},
-            channel_type="fake",
-            platform_id="room",
-            deliver_after=later,
-        )
-    )
+    rig.reply("room", "in a few seconds", deliver_after=later)
     rig.reply("room", "now")
     async with running(rig.loop):
         await _until(lambda: "now" in rig.sent("room"))
