@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 from agent_runner.db import OutboundMessage, SessionDB
 
+from nanoclaw.admin.store import AdminStore
 from nanoclaw.clock import SystemClock
 from nanoclaw.contract import sessiondb
 from nanoclaw.contract.timeutil import parse_iso, to_iso, utc_now
@@ -219,3 +220,25 @@ async def test_the_settled_record_says_whether_every_reply_had_its_delivery_reco
         assert second.sweep.settled_and_delivered(session.id)
     finally:
         await second.stop()
+
+
+async def test_a_session_deleted_by_a_cascade_is_forgotten_by_the_next_sweep(
+    quiet_host: Host,
+) -> None:
+    host = quiet_host
+    kept_agent, gone_agent = make_agent(host.repo, "Andy"), make_agent(host.repo, "Bea")
+    ids = {}
+    for agent in (kept_agent, gone_agent):
+        mg, _ = wire_chat(host.repo, agent, f"chat-{agent.name}")
+        session, _ = host.sessions.resolve(
+            agent_group_id=agent.id, messaging_group_id=mg.id, thread_id=None, mode="shared"
+        )
+        await host.delivery.drain(session.id)  # a pass: its acks' watermark is now kept
+        ids[agent.name] = session.id
+    await host.sweep.sweep_once()
+    assert all(host.delivery.remembers(sid) for sid in ids.values())
+
+    AdminStore(host.repo.db).delete_agent_group(gone_agent.id)  # its sessions go with it
+    await host.sweep.sweep_once()
+    assert not host.delivery.remembers(ids["Bea"])
+    assert host.delivery.remembers(ids["Andy"])

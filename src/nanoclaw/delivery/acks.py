@@ -141,6 +141,15 @@ class AckTracker:
             state = self._sessions.setdefault(session_id, _SessionAcks())
             state.held.extend(m for m in message_ids if m not in state.held)
 
+    def knows(self, session_id: str) -> bool:
+        with self._lock:
+            return session_id in self._sessions
+
+    def forget(self, session_id: str) -> None:
+        """The session is gone (deleted from the central DB): nothing of it is kept."""
+        with self._lock:
+            self._sessions.pop(session_id, None)
+
     def take_held(self, session_id: str) -> list[str]:
         """The held ids, no longer held: the caller folds them in or holds them again."""
         with self._lock:

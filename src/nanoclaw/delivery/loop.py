@@ -305,6 +305,33 @@ class DeliveryLoop:
         finally:
             self._draining.pop(session_id, None)
 
+    def forget(self, session_id: str) -> bool:
+        """The session is gone from the central DB (deleted, or by a cascade): what this loop,
+        its acks and its origin ledger keep for it goes. False, and nothing forgotten, while
+        it is still draining or watched."""
+        if session_id in self._draining or session_id in self._watcher:
+            return False
+        self._locks.pop(session_id, None)
+        self._floor.pop(session_id, None)
+        self._signatures.pop(session_id, None)
+        self._layouts.pop(session_id, None)
+        self._buckets.pop(session_id, None)
+        self._fault_logged_at.pop(session_id, None)
+        self._look_again_at.pop(session_id, None)
+        self._extra.discard(session_id)
+        self._again.discard(session_id)
+        self.acks.forget(session_id)
+        self.origins.forget(session_id)
+        return True
+
+    def remembers(self, session_id: str) -> bool:
+        """Whether anything is still kept for the session (its ack or origin state, a floor)."""
+        return (
+            session_id in self._floor
+            or self.acks.knows(session_id)
+            or self.origins.knows(session_id)
+        )
+
     async def close(self) -> None:
         """Cancel drains under way (a cancelled send is retried after a restart)."""
         tasks = list(self._draining.values())

@@ -208,6 +208,9 @@ class OriginLedger:
             for request_id in request_ids:
                 decided.pop(request_id, None)
 
+    def knows(self, session_id: str) -> bool:
+        return session_id in self._read_through or session_id in self._decided
+
     def forget(self, session_id: str) -> None:
         self._previous.pop(session_id, None)
         self._current.pop(session_id, None)

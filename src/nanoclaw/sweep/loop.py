@@ -146,6 +146,7 @@ class Sweep:
         self.settled_store = settled_store  # the settled state kept across restarts
         self._saved: dict[str, Settled] = {}
         self._sweeps = 0
+        self._listed: set[str] = set()  # the sessions the previous sweep listed
         # Start-up recovery (see recover): sessions whose visit is still due, visits underway.
         self._unrecovered: dict[str, SessionRow] = {}
         self._recovering: dict[str, asyncio.Future[None]] = {}
@@ -295,6 +296,10 @@ class Sweep:
             return report
         full = self._sweeps % FULL_SWEEP_EVERY == 0
         self._sweeps += 1
+        listed = {s.id for s in sessions}
+        # Deleted since, by a command or a cascade; one still draining is tried next time.
+        kept = {gone for gone in self._listed - listed if not self._forget(gone)}
+        self._listed = listed | kept
         for session in sessions:
             if self.quarantine is not None and self.quarantine.is_quarantined(session.id):
                 continue  # its files are never opened again
@@ -306,7 +311,7 @@ class Sweep:
             else:
                 await self._visit(session, report, full=full)
         self.last_report = report
-        await self._save_settled({s.id for s in sessions})
+        await self._save_settled(listed)
         log.debug("sweep of %d session(s) took %.3f s", report.swept, time.monotonic() - started)
         return report
 
@@ -358,6 +363,13 @@ class Sweep:
             and not self.supervisor.is_alive(session.id)
             and self._restored_still_settled(session, signatures[0])
         )
+
+    def _forget(self, session_id: str) -> bool:
+        """A session gone from the central DB: the host keeps nothing of it (False: its
+        delivery is still draining or watched, so it is kept for now)."""
+        self._forget_settled(session_id)
+        self._restored.pop(session_id, None)
+        return self.delivery.forget(session_id)
 
     def _forget_settled(self, session_id: str) -> None:
         self._settled.pop(session_id, None)
