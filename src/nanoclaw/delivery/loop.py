@@ -308,8 +308,10 @@ class DeliveryLoop:
     def forget(self, session_id: str) -> bool:
         """The session is gone from the central DB (deleted, or by a cascade): what this loop,
         its acks and its origin ledger keep for it goes. False, and nothing forgotten, while
-        it is still draining or watched."""
-        if session_id in self._draining or session_id in self._watcher:
+        it is still draining (a kicked drain, or a direct ``drain`` holding its lock) or watched."""
+        lock = self._locks.get(session_id)
+        busy = session_id in self._draining or (lock is not None and lock.locked())
+        if busy or session_id in self._watcher:
             return False
         self._locks.pop(session_id, None)
         self._floor.pop(session_id, None)
