@@ -236,9 +236,34 @@ async def test_a_session_deleted_by_a_cascade_is_forgotten_by_the_next_sweep(
         await host.delivery.drain(session.id)  # a pass: its acks' watermark is now kept
         ids[agent.name] = session.id
     await host.sweep.sweep_once()
-    assert all(host.delivery.remembers(sid) for sid in ids.values())
+    assert set(ids.values()) <= host.delivery.known()
 
     AdminStore(host.repo.db).delete_agent_group(gone_agent.id)  # its sessions go with it
     await host.sweep.sweep_once()
-    assert not host.delivery.remembers(ids["Bea"])
-    assert host.delivery.remembers(ids["Andy"])
+    assert ids["Bea"] not in host.delivery.known()
+    assert ids["Andy"] in host.delivery.known()
+
+
+async def test_a_session_made_and_deleted_between_two_sweeps_is_forgotten(
+    quiet_host: Host,
+) -> None:
+    host = quiet_host
+    await host.sweep.sweep_once()  # the sweep before the session exists
+    agent = make_agent(host.repo, "Bea")
+    mg, _ = wire_chat(host.repo, agent, "chat-Bea")
+    session, layout = host.sessions.resolve(
+        agent_group_id=agent.id, messaging_group_id=mg.id, thread_id=None, mode="shared"
+    )
+    later = to_iso(utc_now() + timedelta(hours=1))
+    host.store.insert_messages(
+        layout, [InboundMessage(id="t1", kind="task", content={"prompt": "x"}, process_after=later)]
+    )
+    await host.delivery.drain(session.id)
+    await wait_for_state(lambda: host.sweep.timer.due_at(session.id) is not None)
+    assert session.id in host.delivery.known() and session.id in host.sweep.timer.tracked()
+
+    AdminStore(host.repo.db).delete_agent_group(agent.id)
+    await host.sweep.sweep_once()  # it was never in a listing, yet the host forgets it
+    assert session.id not in host.delivery.known()
+    assert session.id not in host.sweep.timer.tracked()
+    assert host.sweep.timer.due_at(session.id) is None  # its task is never fired

@@ -141,9 +141,10 @@ class AckTracker:
             state = self._sessions.setdefault(session_id, _SessionAcks())
             state.held.extend(m for m in message_ids if m not in state.held)
 
-    def knows(self, session_id: str) -> bool:
+    def sessions(self) -> set[str]:
+        """The sessions anything is kept for."""
         with self._lock:
-            return session_id in self._sessions
+            return set(self._sessions)
 
     def forget(self, session_id: str) -> None:
         """The session is gone (deleted from the central DB): nothing of it is kept."""

@@ -326,13 +326,25 @@ class DeliveryLoop:
         self.origins.forget(session_id)
         return True
 
-    def remembers(self, session_id: str) -> bool:
-        """Whether anything is still kept for the session (its ack or origin state, a floor)."""
+    def known(self) -> set[str]:
+        """The sessions this loop, its acks or its origin ledger keep anything for."""
         return (
-            session_id in self._floor
-            or self.acks.knows(session_id)
-            or self.origins.knows(session_id)
+            self._locks.keys()
+            | self._floor.keys()
+            | self._signatures.keys()
+            | self._layouts.keys()
+            | self._buckets.keys()
+            | self._fault_logged_at.keys()
+            | self._look_again_at.keys()
+            | self._extra
+            | self.acks.sessions()
+            | self.origins.sessions()
         )
+
+    def layout(self, session_id: str) -> SessionLayout | None:
+        """The session's folder layout, when this loop has it cached."""
+        cached = self._layouts.get(session_id)
+        return None if cached is None else cached[1]
 
     async def close(self) -> None:
         """Cancel drains under way (a cancelled send is retried after a restart)."""

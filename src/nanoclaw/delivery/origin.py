@@ -208,8 +208,12 @@ class OriginLedger:
             for request_id in request_ids:
                 decided.pop(request_id, None)
 
-    def knows(self, session_id: str) -> bool:
-        return session_id in self._read_through or session_id in self._decided
+    def sessions(self) -> set[str]:
+        """The sessions anything is kept for (each ``set`` of a dict is one C call, so a lane
+        thread's insert cannot interleave with it)."""
+        return (
+            set(self._previous) | set(self._current) | set(self._decided) | set(self._read_through)
+        )
 
     def forget(self, session_id: str) -> None:
         self._previous.pop(session_id, None)

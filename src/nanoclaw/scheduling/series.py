@@ -45,6 +45,11 @@ class SeriesIndex:
         with self._lock:
             return self._epoch
 
+    def forget(self, session_id: str) -> None:
+        """The session is gone from the central DB."""
+        with self._lock:
+            self._without.discard(session_id)
+
     def none_in(self, session_id: str) -> bool:
         with self._lock:
             return session_id in self._without

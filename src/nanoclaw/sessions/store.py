@@ -309,6 +309,7 @@ class SessionStore:
             return int(result.rowcount)
 
     def forget(self, layout: SessionLayout) -> None:
+        """The session is gone: its write lock and cached engines are dropped."""
         with self._locks_guard:
             self._locks.pop(str(layout.root), None)
         self.engines.forget(layout.inbound_db)

@@ -146,7 +146,6 @@ class Sweep:
         self.settled_store = settled_store  # the settled state kept across restarts
         self._saved: dict[str, Settled] = {}
         self._sweeps = 0
-        self._listed: set[str] = set()  # the sessions the previous sweep listed
         # Start-up recovery (see recover): sessions whose visit is still due, visits underway.
         self._unrecovered: dict[str, SessionRow] = {}
         self._recovering: dict[str, asyncio.Future[None]] = {}
@@ -289,6 +288,9 @@ class Sweep:
     async def sweep_once(self) -> SweepReport:
         report = SweepReport()
         started = time.monotonic()
+        # Taken before the listing: a session the host learns of after it is not taken for
+        # gone (the host learns of a session only once its row is committed).
+        known = self._known()
         try:
             sessions = await self.executors.central.run(self.repo.sessions)
         except Exception:
@@ -297,9 +299,10 @@ class Sweep:
         full = self._sweeps % FULL_SWEEP_EVERY == 0
         self._sweeps += 1
         listed = {s.id for s in sessions}
-        # Deleted since, by a command or a cascade; one still draining is tried next time.
-        kept = {gone for gone in self._listed - listed if not self._forget(gone)}
-        self._listed = listed | kept
+        # Deleted (by a command or a cascade) yet kept for; one still draining stays known,
+        # so the next sweep tries it again.
+        for gone in known - listed:
+            self._forget(gone)
         for session in sessions:
             if self.quarantine is not None and self.quarantine.is_quarantined(session.id):
                 continue  # its files are never opened again
@@ -364,12 +367,30 @@ class Sweep:
             and self._restored_still_settled(session, signatures[0])
         )
 
+    def _known(self) -> set[str]:
+        """Every session the host keeps anything for: this sweep, its timer, delivery."""
+        return (
+            self._settled.keys()
+            | self._restored.keys()
+            | self._unrecovered.keys()
+            | self.timer.tracked()
+            | self.delivery.known()
+        )
+
     def _forget(self, session_id: str) -> bool:
         """A session gone from the central DB: the host keeps nothing of it (False: its
         delivery is still draining or watched, so it is kept for now)."""
+        layout = self.delivery.layout(session_id) or self.timer.layout(session_id)
+        if not self.delivery.forget(session_id):
+            return False
         self._forget_settled(session_id)
         self._restored.pop(session_id, None)
-        return self.delivery.forget(session_id)
+        self._unrecovered.pop(session_id, None)
+        self.timer.forget(session_id)
+        self.series.forget(session_id)
+        if layout is not None:
+            self.store.forget(layout)
+        return True
 
     def _forget_settled(self, session_id: str) -> None:
         self._settled.pop(session_id, None)

@@ -83,6 +83,20 @@ class DueTimer:
     def layout(self, session_id: str) -> SessionLayout | None:
         return self._layouts.get(session_id)
 
+    def tracked(self) -> set[str]:
+        """The sessions the timer keeps anything for."""
+        return self._layouts.keys() | self._due.keys() | self._fired.keys() | self._restored.keys()
+
+    def forget(self, session_id: str) -> None:
+        """The session is gone from the central DB: it is never refreshed or fired again."""
+        self._layouts.pop(session_id, None)
+        self._due.pop(session_id, None)
+        self._fired.pop(session_id, None)
+        self._restored.pop(session_id, None)
+        if session_id in self._watched:
+            self._watched.discard(session_id)
+            self._watcher.unwatch(session_id)
+
     def note(self, session_id: str, at: str | None) -> None:
         """Record a session's earliest future due time (None: nothing due later)."""
         if at is None:
@@ -117,6 +131,8 @@ class DueTimer:
         except Exception as exc:  # one bad session never stops the timer
             log.warning("cannot read due rows of %s: %s", session_id, exc)
             return
+        if session_id not in self._layouts:
+            return  # forgotten while it was read
         self._due.pop(session_id, None)
         self.note(session_id, at)
 
