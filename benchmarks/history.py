@@ -4,8 +4,10 @@ In-process: one session is seeded with N finished exchanges (an inbound row comp
 ack, its reply and the reply's ``delivered`` record), the delivery loop makes its first pass
 (which reads the whole history once), then the steady-state pass is timed: a new reply is
 written and drained, ``--passes`` times. The durable-commit cost is measured in the same dir.
+A second scenario puts a reply to deliver tomorrow in front and then drains ``--behind`` new
+replies one by one: the last passes (most rows behind the waiting one) against the first.
 
-    .venv/bin/python benchmarks/history.py [--sizes 10 50000] [--passes 50]
+    .venv/bin/python benchmarks/history.py [--sizes 10 50000] [--passes 50] [--behind 1000]
 """
 
 from __future__ import annotations
@@ -108,8 +110,12 @@ async def _no_inbound(event: InboundEvent) -> RouteReceipt | None:
     raise AssertionError(f"the history benchmark sends nothing inbound: {event}")
 
 
-async def one_size(scratch: Path, n: int, passes: int) -> dict[str, Any]:
-    settings = settings_for(scratch / f"n{n}")
+async def one_size(scratch: Path, n: int, passes: int, *, delayed: bool = False) -> dict[str, Any]:
+    """Steady passes over a history of ``n``; ``delayed``: a reply to deliver tomorrow first."""
+    settings = settings_for(scratch / f"n{n}{'-delayed' if delayed else ''}")
+    # Unlimited sends: past the per-session burst the bucket would space the passes out, and
+    # spaced passes cost more CPU each (cold caches), whatever the rows behind.
+    settings.delivery_rate_per_session_per_s = 0
     settings.data_path.mkdir(parents=True, exist_ok=True)
     host = build_host(settings, channels=[NullChannel()])
     host.db.migrate()
@@ -124,6 +130,17 @@ async def one_size(scratch: Path, n: int, passes: int) -> dict[str, Any]:
     channel = host.channels.get("bench")
     assert channel is not None
     await host.channels.connect(channel, ChannelSetup(on_inbound=_no_inbound, on_action=None))
+    if delayed:
+        tomorrow = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(time.time() + 86_400))
+        runner.send(
+            OutboundMessage(
+                kind="chat",
+                content={"text": "tomorrow"},
+                channel_type="bench",
+                platform_id="room",
+                deliver_after=tomorrow,
+            )
+        )
     start = time.perf_counter()
     await host.delivery.drain(session.id)
     first_ms = (time.perf_counter() - start) * 1000
@@ -141,6 +158,15 @@ async def one_size(scratch: Path, n: int, passes: int) -> dict[str, Any]:
         cpu_costs.append((time.process_time() - start_cpu) * 1000)
         assert handled == 1
     host.db.dispose()
+    if delayed:
+        tenth = max(1, passes // 10)
+        first, last = statistics.median(cpu_costs[:tenth]), statistics.median(cpu_costs[-tenth:])
+        return {
+            "rows_behind_at_the_end": passes,
+            "first_tenth_pass_cpu_p50_ms": round(first, 2),
+            "last_tenth_pass_cpu_p50_ms": round(last, 2),
+            "cpu_ratio_last_to_first": round(last / first, 2),
+        }
     return {
         "finished_messages": n,
         "first_pass_ms": round(first_ms, 2),
@@ -153,12 +179,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50000])
     parser.add_argument("--passes", type=int, default=50)
+    parser.add_argument("--behind", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="nc-history-"))
     try:
         commit_ms = durable_commit_ms(scratch / "bench")
         rows = [asyncio.run(one_size(scratch, n, args.passes)) for n in args.sizes]
+        behind = asyncio.run(one_size(scratch, args.sizes[0], args.behind, delayed=True))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     small, large = rows[0]["steady_pass_p50_ms"], rows[-1]["steady_pass_p50_ms"]
@@ -175,6 +203,7 @@ def main() -> None:
         "sizes": rows,
         "ratio_largest_to_smallest": round(large / small, 2),
         "cpu_ratio_largest_to_smallest": round(large_cpu / small_cpu, 2),
+        "behind_a_delayed_row": behind,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -7,13 +7,16 @@ import asyncio
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from agent_runner.db import OutboundMessage
 
 from nanoclaw.contract.dbwatch import change_signature
-from nanoclaw.contract.sessiondb import AckRow
+from nanoclaw.contract.layout import SessionLayout
+from nanoclaw.contract.sessiondb import AckRow, OutboundRow
 from nanoclaw.contract.timeutil import to_iso, utc_now
+from nanoclaw.delivery import loop as delivery_loop
 from nanoclaw.delivery.acks import FAILED_KEPT, REPORTED_KEPT, AckTracker
 from nanoclaw.sessions.store import InboundMessage
 from nanoclaw.settings import Settings
@@ -254,3 +257,79 @@ async def test_a_reply_to_deliver_later_holds_back_no_turn_done(rig: Rig) -> Non
     # The later reply waits (and holds the floor); the turns it came from are done.
     assert [s.payload.text for s in rig.adapter.sent] == ["now", "b too"]
     assert done == [frozenset({"a"}), frozenset({"b"})]
+
+
+async def test_rows_behind_a_row_to_deliver_later_are_not_read_again(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[list[str]] = []
+    reader = rig.loop.reader
+    original = reader.outbound_rows
+
+    def recording(layout: SessionLayout, **kwargs: Any) -> list[OutboundRow]:
+        rows = original(layout, **kwargs)
+        read.append([str(r.content["text"]) for r in rows])
+        return rows
+
+    monkeypatch.setattr(reader, "outbound_rows", recording)
+    soon = to_iso(utc_now() + timedelta(seconds=1))
+    later = OutboundMessage(
+        kind="chat",
+        content={"text": "soon"},
+        channel_type="fake",
+        platform_id="room",
+        deliver_after=soon,
+    )
+    turns = [("a", [later, reply_to_room("a")]), ("b", [reply_to_room("b")])]
+    turns += [("c", [reply_to_room("c")]), ("d", [reply_to_room("d")])]
+    for mid, replies in turns:
+        rig.store.insert_messages(rig.layout, [chat(mid)])
+        rig.runner.claim([mid])
+        rig.runner.finish([mid], replies)
+        await rig.loop.drain(rig.session.id)
+    # Each pass reads the waiting row and what is new, not every row since it.
+    assert read == [["soon", "a"], ["soon", "b"], ["soon", "c"], ["soon", "d"]]
+    assert [s.payload.text for s in rig.adapter.sent] == ["a", "b", "c", "d"]
+
+    async def sent_when_due() -> bool:
+        await rig.loop.drain(rig.session.id)
+        return len(rig.adapter.sent) == 5
+
+    deadline = asyncio.get_running_loop().time() + 15
+    while not await sent_when_due():
+        assert asyncio.get_running_loop().time() < deadline, "the later row was never sent"
+        await asyncio.sleep(0.05)
+    assert rig.adapter.sent[-1].payload.text == "soon"
+    await rig.loop.drain(rig.session.id)  # nothing is left open: nothing is read again
+    assert read[-1] == []
+
+
+async def test_past_the_open_rows_bound_a_pass_reads_from_the_floor_and_sends_nothing_twice(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivery_loop, "OPEN_ROWS_READ_BY_SEQ", 1)
+    soon = to_iso(utc_now() + timedelta(seconds=1))
+
+    def later(text: str) -> OutboundMessage:
+        return OutboundMessage(
+            kind="chat",
+            content={"text": text},
+            channel_type="fake",
+            platform_id="room",
+            deliver_after=soon,
+        )
+
+    turns = [("a", [later("soon 1"), reply_to_room("a")]), ("b", [later("soon 2")])]
+    turns += [("c", [reply_to_room("c")]), ("d", [reply_to_room("d")])]
+    for mid, replies in turns:
+        rig.store.insert_messages(rig.layout, [chat(mid)])
+        rig.runner.claim([mid])
+        rig.runner.finish([mid], replies)
+        await rig.loop.drain(rig.session.id)
+    assert [s.payload.text for s in rig.adapter.sent] == ["a", "c", "d"]
+    deadline = asyncio.get_running_loop().time() + 15
+    while len(rig.adapter.sent) < 5:
+        assert asyncio.get_running_loop().time() < deadline, "the later rows were never sent"
+        await asyncio.sleep(0.05)
+        await rig.loop.drain(rig.session.id)
+    assert [s.payload.text for s in rig.adapter.sent] == ["a", "c", "d", "soon 1", "soon 2"]

@@ -80,11 +80,29 @@ NOTICE_PREFIX = "notice-"
 MAX_OUTBOX_FILE_BYTES = 50 * 1024 * 1024  # Telegram's bot upload limit; Slack's is higher
 SAFETY_DRAIN_INTERVAL_S = 30.0  # every watched session is drained this often regardless
 FAULT_LOG_INTERVAL_S = 300.0  # a session that keeps failing is logged with a traceback this often
+# Rows left waiting (retries, later deliveries) that a pass re-reads by seq; with more, it
+# reads every row above the floor instead (one IN list, well under SQLite's parameter limit).
+OPEN_ROWS_READ_BY_SEQ = 500
 
 TurnDoneListener = Callable[[str, frozenset[str]], Awaitable[None]]
 # Called on the session's lane, inside a pass that saw a turn end, with the pass's read-only
 # outbound.db connection (its later reads of the file need no open of their own).
 TurnEndReader = Callable[[str, sqlite3.Connection], None]
+
+
+@dataclass(frozen=True)
+class _Cursor:
+    """How far a session's passes have read ``messages_out``: every row up to ``read_to`` is
+    terminal except those in ``open`` (ascending seqs, left waiting), so a pass reads only
+    those and the rows above ``read_to``; rows behind a long-waiting row are not read again."""
+
+    read_to: int = 0
+    open: tuple[int, ...] = ()
+
+    @property
+    def floor(self) -> int:
+        """Every row at or below is terminal."""
+        return self.open[0] - 1 if self.open else self.read_to
 
 
 @dataclass(frozen=True)
@@ -172,7 +190,7 @@ class DeliveryLoop:
             read_files=read_outbox_files,
         )
         self._locks: dict[str, asyncio.Lock] = {}
-        self._floor: dict[str, int] = {}  # every row at or below is terminal
+        self._cursors: dict[str, _Cursor] = {}  # how far passes have read messages_out
         self._signatures: dict[str, tuple[int, int] | None] = {}
         self._extra: set[str] = set()  # sessions to keep draining (exited runner, retries)
         self._layouts: dict[str, tuple[SessionRow, SessionLayout]] = {}  # watched sessions
@@ -314,7 +332,7 @@ class DeliveryLoop:
         if busy or session_id in self._watcher:
             return False
         self._locks.pop(session_id, None)
-        self._floor.pop(session_id, None)
+        self._cursors.pop(session_id, None)
         self._signatures.pop(session_id, None)
         self._layouts.pop(session_id, None)
         self._buckets.pop(session_id, None)
@@ -330,7 +348,7 @@ class DeliveryLoop:
         """The sessions this loop, its acks or its origin ledger keep anything for."""
         return (
             self._locks.keys()
-            | self._floor.keys()
+            | self._cursors.keys()
             | self._signatures.keys()
             | self._layouts.keys()
             | self._buckets.keys()
@@ -396,7 +414,7 @@ class DeliveryLoop:
             self._read_pass,
             session_id,
             layout,
-            after_seq=self._floor.get(session_id, 0),
+            cursor=self._cursors.get(session_id, _Cursor()),
         )
         rows, states = read.rows, read.states
         if not rows:
@@ -423,18 +441,15 @@ class DeliveryLoop:
             if isinstance(result, BaseException):
                 raise result
         handled = sum(len(lane) for lane in lanes.values())
-        all_terminal = True
-        floor = self._floor.get(session_id, 0)  # unmoved when the pass's first row waits
-        passed: list[str] = []  # requests now at or below the floor: never read again
-        for row in rows:
-            if not terminal[row.id]:
-                all_terminal = False
-                break
-            floor = row.seq
-            if row.kind == "system":
-                passed.append(row.id)
-        self._floor[session_id] = floor
-        self.origins.settle(session_id, passed)
+        # The pass read every open row and every row above the cursor: the rows it left
+        # waiting are the new open ones; the terminal requests are never read again.
+        before = self._cursors.get(session_id, _Cursor())
+        waiting = tuple(row.seq for row in rows if not terminal[row.id])
+        self._cursors[session_id] = _Cursor(read_to=max(before.read_to, rows[-1].seq), open=waiting)
+        all_terminal = not waiting
+        self.origins.settle(
+            session_id, [row.id for row in rows if row.kind == "system" and terminal[row.id]]
+        )
         if all_terminal:
             self._look_again_at.pop(session_id, None)
         else:
@@ -462,11 +477,11 @@ class DeliveryLoop:
         at = self.clock() + min(max(seconds, 0.0), SAFETY_DRAIN_INTERVAL_S)
         return min(at, soon) if tried else at
 
-    def _read_pass(self, session_id: str, layout: SessionLayout, *, after_seq: int) -> _PassRead:
+    def _read_pass(self, session_id: str, layout: SessionLayout, *, cursor: _Cursor) -> _PassRead:
         """Blocking, on the session's lane (one job, so one hop): read the acks changed since
-        the watermark, observe, read the rows above ``after_seq``, decide new requests'
-        origins, read their delivery states, and sort the rows (at this pass's clock) into
-        settled and due.
+        the watermark, observe, read the rows ``cursor`` leaves unread or open, decide new
+        requests' origins, read their delivery states, and sort the rows (at this pass's
+        clock) into settled and due.
 
         Only acks changed since this session's watermark are read (nanoclaw.delivery.acks).
         The finished ones that messages_in still has pending are held in :attr:`acks` (with
@@ -500,9 +515,16 @@ class DeliveryLoop:
                 if finished and outbound is not None:
                     self._read_at_turn_end(session_id, outbound)
                 self.origins.observe(session_id, layout, acks, inbound=inbound)
-                rows = self.reader.outbound_rows(layout, after_seq=after_seq, outbound=outbound)
+                if len(cursor.open) <= OPEN_ROWS_READ_BY_SEQ:
+                    rows = self.reader.outbound_rows(
+                        layout, after_seq=cursor.read_to, also_seqs=cursor.open, outbound=outbound
+                    )
+                else:
+                    rows = self.reader.outbound_rows(
+                        layout, after_seq=cursor.floor, outbound=outbound
+                    )
                 requests = [(r.id, r.seq, r.in_reply_to) for r in rows if r.kind == "system"]
-                read_through = rows[-1].seq if rows else after_seq
+                read_through = max(rows[-1].seq if rows else 0, cursor.read_to)
                 self.origins.first_sight(session_id, layout, requests, read_through=read_through)
                 states: dict[str, DeliveryState] = {}
                 if rows:

@@ -44,8 +44,8 @@ _UNFINISHED_IDS = (
 # Up to this many previously unfinished ids are named in the facts query; more read every row.
 FACT_IDS_BOUND = 500
 # Decisions kept per session for requests not yet settled (a request's decision is dropped once
-# the delivery floor passes it); an evicted one reads as "nobody" (an approval card), never as
-# someone: it is not decided again (``first_sight``).
+# it is terminal, when no pass reads it again); an evicted one reads as "nobody" (an approval
+# card), never as someone: it is not decided again (``first_sight``).
 DECISIONS_KEPT_PER_SESSION = 1024
 
 
@@ -125,7 +125,7 @@ class OriginLedger:
     with the rows it read, both on the session's executor lane (they read only its
     ``inbound.db``) under the delivery loop's per-session lock, never two at once for one
     session; the action gate asks ``origin``; the loop calls ``settle`` (on the event loop,
-    under the same lock) for the requests its floor has passed.
+    under the same lock) for the requests that became terminal.
     """
 
     def __init__(self, *, engines: EngineCache) -> None:
@@ -178,12 +178,9 @@ class OriginLedger:
         self._read_through[session_id] = max(seen_through, read_through)
         new: list[tuple[str, str | None]] = []
         for rid, seq, named in requests:
-            if rid in decided:
-                continue
-            if seq <= seen_through:
-                decided[rid] = None
-            else:
-                new.append((rid, named))
+            if rid in decided or seq <= seen_through:
+                continue  # decided, or read before and evicted or settled: None is nobody
+            new.append((rid, named))
         if new:
             before = self._previous.get(session_id)
             facts = self._facts(layout, current.high_seq, before)
@@ -201,7 +198,7 @@ class OriginLedger:
         return decided.get(request_id) if decided is not None else None
 
     def settle(self, session_id: str, request_ids: Iterable[str]) -> None:
-        """These requests are terminal and below the delivery floor: their origin is never
+        """These requests are terminal (no pass reads them again): their origin is never
         asked again (an approved card runs as its approver), so it is not kept."""
         decided = self._decided.get(session_id)
         if decided is not None:

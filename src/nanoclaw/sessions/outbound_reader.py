@@ -4,6 +4,7 @@ connections; the row types are the session-DB contract's."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
 from sqlalchemy import func, select
 
@@ -43,19 +44,28 @@ class SessionReader:
         layout: SessionLayout,
         *,
         after_seq: int = 0,
+        also_seqs: Sequence[int] = (),
         outbound: sqlite3.Connection | None = None,
     ) -> list[OutboundRow]:
-        """Rows above ``after_seq`` in seq order, due or not (``outbound``: an open connection
-        to use). A row whose ``deliver_after`` has not come is the caller's to wait for: the
-        delivery floor must not pass it."""
+        """Rows above ``after_seq``, and those of ``also_seqs`` (at most a few hundred), in seq
+        order, due or not (``outbound``: an open connection to use). A row whose
+        ``deliver_after`` has not come is the caller's to wait for: the delivery floor must not
+        pass it."""
         if outbound is None and not layout.outbound_db.exists():
             return []
+        query = f"SELECT {OUTBOUND_ROW_COLUMNS} FROM messages_out WHERE seq > ?"
+        params: tuple[int, ...] = (after_seq,)
+        if also_seqs:
+            # Two index searches merged in order; an OR would scan the whole seq index.
+            marks = ",".join("?" * len(also_seqs))
+            query = (
+                f"SELECT {OUTBOUND_ROW_COLUMNS} FROM messages_out"
+                f" WHERE seq IN ({marks}) AND seq <= ? UNION ALL {query}"
+            )
+            params = (*also_seqs, after_seq, after_seq)
         # Plain sqlite3 on the contract's probed read-only open: the hottest reads of a drain.
         with sessiondb.reading_with(layout.outbound_db, outbound, confined=True) as conn:
-            rows = conn.execute(
-                f"SELECT {OUTBOUND_ROW_COLUMNS} FROM messages_out WHERE seq > ? ORDER BY seq",
-                (after_seq,),
-            ).fetchall()
+            rows = conn.execute(f"{query} ORDER BY seq", params).fetchall()
         return [outbound_row(r) for r in rows]
 
     def acks(self, layout: SessionLayout) -> dict[str, str]:
