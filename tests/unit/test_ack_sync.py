@@ -154,10 +154,32 @@ def test_a_failed_verdict_is_kept_until_its_turn_done_is_reported() -> None:
     assert tracker.take_unreported("s", set(tracker.owed("s"))) == frozenset()
 
 
-def reply_to_room(text: str) -> OutboundMessage:
+def reply_to_room(text: str, *, deliver_after: str | None = None) -> OutboundMessage:
     return OutboundMessage(
-        kind="chat", content={"text": text}, channel_type="fake", platform_id="room"
+        kind="chat",
+        content={"text": text},
+        channel_type="fake",
+        platform_id="room",
+        deliver_after=deliver_after,
     )
+
+
+async def play_turns(rig: Rig, turns: list[tuple[str, list[OutboundMessage]]]) -> None:
+    """Each inbound message claimed, finished with its replies and drained, in turn."""
+    for mid, replies in turns:
+        rig.store.insert_messages(rig.layout, [chat(mid)])
+        rig.runner.claim([mid])
+        rig.runner.finish([mid], replies)
+        await rig.loop.drain(rig.session.id)
+
+
+async def drain_until_sent(rig: Rig, count: int, *, within_s: float = 15.0) -> None:
+    """Drain again until the adapter has sent ``count`` messages (rows waiting for their time)."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while len(rig.adapter.sent) < count:
+        assert asyncio.get_running_loop().time() < deadline, "the waiting rows were never sent"
+        await asyncio.sleep(0.05)
+        await rig.loop.drain(rig.session.id)
 
 
 async def test_a_turns_ack_is_folded_in_by_its_replys_delivery_record(rig: Rig) -> None:
@@ -241,19 +263,8 @@ async def test_a_reply_to_deliver_later_holds_back_no_turn_done(rig: Rig) -> Non
         done.append(ids)
 
     rig.loop.on_turn_done(listener)
-    tomorrow = to_iso(utc_now() + timedelta(days=1))
-    later = OutboundMessage(
-        kind="chat",
-        content={"text": "tomorrow"},
-        channel_type="fake",
-        platform_id="room",
-        deliver_after=tomorrow,
-    )
-    for mid, replies in (("a", [later, reply_to_room("now")]), ("b", [reply_to_room("b too")])):
-        rig.store.insert_messages(rig.layout, [chat(mid)])
-        rig.runner.claim([mid])
-        rig.runner.finish([mid], replies)
-        await rig.loop.drain(rig.session.id)
+    later = reply_to_room("tomorrow", deliver_after=to_iso(utc_now() + timedelta(days=1)))
+    await play_turns(rig, [("a", [later, reply_to_room("now")]), ("b", [reply_to_room("b too")])])
     # The later reply waits (and holds the floor); the turns it came from are done.
     assert [s.payload.text for s in rig.adapter.sent] == ["now", "b too"]
     assert done == [frozenset({"a"}), frozenset({"b"})]
@@ -272,33 +283,13 @@ async def test_rows_behind_a_row_to_deliver_later_are_not_read_again(
         return rows
 
     monkeypatch.setattr(reader, "outbound_rows", recording)
-    soon = to_iso(utc_now() + timedelta(seconds=1))
-    later = OutboundMessage(
-        kind="chat",
-        content={"text": "soon"},
-        channel_type="fake",
-        platform_id="room",
-        deliver_after=soon,
-    )
+    later = reply_to_room("soon", deliver_after=to_iso(utc_now() + timedelta(seconds=1)))
     turns = [("a", [later, reply_to_room("a")]), ("b", [reply_to_room("b")])]
-    turns += [("c", [reply_to_room("c")]), ("d", [reply_to_room("d")])]
-    for mid, replies in turns:
-        rig.store.insert_messages(rig.layout, [chat(mid)])
-        rig.runner.claim([mid])
-        rig.runner.finish([mid], replies)
-        await rig.loop.drain(rig.session.id)
+    await play_turns(rig, [*turns, *((m, [reply_to_room(m)]) for m in "cd")])
     # Each pass reads the waiting row and what is new, not every row since it.
     assert read == [["soon", "a"], ["soon", "b"], ["soon", "c"], ["soon", "d"]]
     assert [s.payload.text for s in rig.adapter.sent] == ["a", "b", "c", "d"]
-
-    async def sent_when_due() -> bool:
-        await rig.loop.drain(rig.session.id)
-        return len(rig.adapter.sent) == 5
-
-    deadline = asyncio.get_running_loop().time() + 15
-    while not await sent_when_due():
-        assert asyncio.get_running_loop().time() < deadline, "the later row was never sent"
-        await asyncio.sleep(0.05)
+    await drain_until_sent(rig, 5)
     assert rig.adapter.sent[-1].payload.text == "soon"
     await rig.loop.drain(rig.session.id)  # nothing is left open: nothing is read again
     assert read[-1] == []
@@ -309,27 +300,9 @@ async def test_past_the_open_rows_bound_a_pass_reads_from_the_floor_and_sends_no
 ) -> None:
     monkeypatch.setattr(delivery_loop, "OPEN_ROWS_READ_BY_SEQ", 1)
     soon = to_iso(utc_now() + timedelta(seconds=1))
-
-    def later(text: str) -> OutboundMessage:
-        return OutboundMessage(
-            kind="chat",
-            content={"text": text},
-            channel_type="fake",
-            platform_id="room",
-            deliver_after=soon,
-        )
-
-    turns = [("a", [later("soon 1"), reply_to_room("a")]), ("b", [later("soon 2")])]
-    turns += [("c", [reply_to_room("c")]), ("d", [reply_to_room("d")])]
-    for mid, replies in turns:
-        rig.store.insert_messages(rig.layout, [chat(mid)])
-        rig.runner.claim([mid])
-        rig.runner.finish([mid], replies)
-        await rig.loop.drain(rig.session.id)
+    first, second = (reply_to_room(f"soon {n}", deliver_after=soon) for n in (1, 2))
+    turns = [("a", [first, reply_to_room("a")]), ("b", [second])]
+    await play_turns(rig, [*turns, *((m, [reply_to_room(m)]) for m in "cd")])
     assert [s.payload.text for s in rig.adapter.sent] == ["a", "c", "d"]
-    deadline = asyncio.get_running_loop().time() + 15
-    while len(rig.adapter.sent) < 5:
-        assert asyncio.get_running_loop().time() < deadline, "the later rows were never sent"
-        await asyncio.sleep(0.05)
-        await rig.loop.drain(rig.session.id)
+    await drain_until_sent(rig, 5)
     assert [s.payload.text for s in rig.adapter.sent] == ["a", "c", "d", "soon 1", "soon 2"]
