@@ -23,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from nanoclaw.channels.base import (  # noqa: E402
     OutboundPayload,
     RouteReceipt,
 )
+from nanoclaw.contract.timeutil import to_iso, utc_now  # noqa: E402
 from nanoclaw.host import build_host  # noqa: E402 - needs the path above
 
 RESULTS = REPO / "benchmarks" / "results" / "history.json"
@@ -131,7 +133,7 @@ async def one_size(scratch: Path, n: int, passes: int, *, delayed: bool = False)
     assert channel is not None
     await host.channels.connect(channel, ChannelSetup(on_inbound=_no_inbound, on_action=None))
     if delayed:
-        tomorrow = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(time.time() + 86_400))
+        tomorrow = to_iso(utc_now() + timedelta(days=1))
         runner.send(
             OutboundMessage(
                 kind="chat",

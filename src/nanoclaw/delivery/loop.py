@@ -104,6 +104,13 @@ class _Cursor:
         """Every row at or below is terminal."""
         return self.open[0] - 1 if self.open else self.read_to
 
+    def to_read(self) -> tuple[int, tuple[int, ...]]:
+        """The next pass's read, as (rows above this seq, and these seqs): the open rows by
+        seq, or past :data:`OPEN_ROWS_READ_BY_SEQ` of them every row above the floor."""
+        if len(self.open) <= OPEN_ROWS_READ_BY_SEQ:
+            return self.read_to, self.open
+        return self.floor, ()
+
 
 @dataclass(frozen=True)
 class _Sorted:
@@ -515,14 +522,10 @@ class DeliveryLoop:
                 if finished and outbound is not None:
                     self._read_at_turn_end(session_id, outbound)
                 self.origins.observe(session_id, layout, acks, inbound=inbound)
-                if len(cursor.open) <= OPEN_ROWS_READ_BY_SEQ:
-                    rows = self.reader.outbound_rows(
-                        layout, after_seq=cursor.read_to, also_seqs=cursor.open, outbound=outbound
-                    )
-                else:
-                    rows = self.reader.outbound_rows(
-                        layout, after_seq=cursor.floor, outbound=outbound
-                    )
+                after_seq, also_seqs = cursor.to_read()
+                rows = self.reader.outbound_rows(
+                    layout, after_seq=after_seq, also_seqs=also_seqs, outbound=outbound
+                )
                 requests = [(r.id, r.seq, r.in_reply_to) for r in rows if r.kind == "system"]
                 read_through = max(rows[-1].seq if rows else 0, cursor.read_to)
                 self.origins.first_sight(session_id, layout, requests, read_through=read_through)

@@ -377,12 +377,12 @@ class Sweep:
             | self.delivery.known()
         )
 
-    def _forget(self, session_id: str) -> bool:
-        """A session gone from the central DB: the host keeps nothing of it (False: its
-        delivery is still draining or watched, so it is kept for now)."""
+    def _forget(self, session_id: str) -> None:
+        """A session gone from the central DB: the host keeps nothing of it. One whose delivery
+        is still draining or watched is kept whole, so it stays known for the next sweep."""
         layout = self.delivery.layout(session_id) or self.timer.layout(session_id)
         if not self.delivery.forget(session_id):
-            return False
+            return
         self._forget_settled(session_id)
         self._restored.pop(session_id, None)
         self._unrecovered.pop(session_id, None)
@@ -390,7 +390,6 @@ class Sweep:
         self.series.forget(session_id)
         if layout is not None:
             self.store.forget(layout)
-        return True
 
     def _forget_settled(self, session_id: str) -> None:
         self._settled.pop(session_id, None)

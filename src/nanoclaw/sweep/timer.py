@@ -84,7 +84,8 @@ class DueTimer:
         return self._layouts.get(session_id)
 
     def tracked(self) -> set[str]:
-        """The sessions the timer keeps anything for."""
+        """The sessions the timer keeps anything for (each union is one C call: the insert
+        listener's thread cannot change a dict while it is read)."""
         return self._layouts.keys() | self._due.keys() | self._fired.keys() | self._restored.keys()
 
     def forget(self, session_id: str) -> None:
