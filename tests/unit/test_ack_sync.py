@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,12 +14,16 @@ from typing import Any
 import pytest
 from agent_runner.db import OutboundMessage
 
+from nanoclaw.contract import sessiondb
+from nanoclaw.contract.actions import ActionStatus
 from nanoclaw.contract.dbwatch import change_signature
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.sessiondb import AckRow, OutboundRow
 from nanoclaw.contract.timeutil import to_iso, utc_now
+from nanoclaw.db.models import SessionRow
 from nanoclaw.delivery import loop as delivery_loop
 from nanoclaw.delivery.acks import FAILED_KEPT, REPORTED_KEPT, AckTracker
+from nanoclaw.delivery.actions import ActionResult
 from nanoclaw.sessions.store import InboundMessage
 from nanoclaw.settings import Settings
 from tests.helpers import until
@@ -306,3 +312,51 @@ async def test_past_the_open_rows_bound_a_pass_reads_from_the_floor_and_sends_no
     assert [s.payload.text for s in rig.adapter.sent] == ["a", "c", "d"]
     await drain_until_sent(rig, 5)
     assert [s.payload.text for s in rig.adapter.sent] == ["a", "c", "d", "soon 1", "soon 2"]
+
+
+def record_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The session DBs every fresh read-only connection opens, in order."""
+    opened: list[Path] = []
+    real = sessiondb.reading
+
+    @contextmanager
+    def recording(path: Path, *, confined: bool = False) -> Iterator[sqlite3.Connection]:
+        opened.append(path)
+        with real(path, confined=confined) as conn:
+            yield conn
+
+    monkeypatch.setattr(sessiondb, "reading", recording)
+    return opened
+
+
+def said_by(mid: str, sender: str) -> InboundMessage:
+    return InboundMessage(
+        id=mid, kind="chat", content={"text": "hi", "sender_id": sender}, channel_type="fake"
+    )
+
+
+@pytest.mark.parametrize(("others", "origin"), [([], "alice"), (["bob"], None)])
+async def test_a_pass_after_a_claim_alone_opens_no_inbound_db_and_origins_still_hold(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, others: list[str], origin: str | None
+) -> None:
+    decided: list[str | None] = []
+
+    async def probe(session: SessionRow, row: OutboundRow) -> ActionResult:
+        decided.append(rig.loop.origins.origin(session.id, row.id))
+        return ActionResult(ActionStatus.OK, "seen")
+
+    rig.actions.register("probe", probe)
+    rig.store.insert_messages(rig.layout, [said_by("a", "alice")])
+    await rig.loop.drain(rig.session.id)  # observes: a is unfinished
+    opened = record_reads(monkeypatch)
+    rig.runner.claim(["a"])
+    await rig.loop.drain(rig.session.id)
+    assert opened == [rig.layout.outbound_db]  # nothing to fold, no row: inbound.db unread
+    rig.store.insert_messages(rig.layout, [said_by(f"o{i}", who) for i, who in enumerate(others)])
+    rig.runner.send(OutboundMessage(kind="system", content={"action": "probe"}, in_reply_to="a"))
+    opened.clear()
+    await rig.loop.drain(rig.session.id)
+    assert rig.layout.inbound_db in opened
+    # Decided against the last observation: a's sender alone, or nobody once bob's row may
+    # have reached the turn too.
+    assert decided == [origin]

@@ -498,7 +498,7 @@ class DeliveryLoop:
         acks and inbound rows are observed before messages_out is read (a later statement on
         the same connection is a later read), and each request's origin is decided when it is
         first read. Each file is opened once for the pass (each open is probed), read-only and
-        fresh for it.
+        fresh for it; a pass with no ack to fold and no row to read does not open inbound.db.
         """
         store = self.sessions.store
         unfolded = self.acks.take_held(session_id)
@@ -515,6 +515,16 @@ class DeliveryLoop:
                 acks = self.acks.changed(session_id, changed)
                 finished = [mid for mid, status in acks.items() if status in FINISHED]
                 unfolded += [mid for mid in finished if mid not in unfolded]
+                after_seq, also_seqs = cursor.to_read()
+                if not unfolded and outbound is None:
+                    return _PassRead(rows=[], states={}, sorted=_to_try([], {}, now_iso()))
+                if not unfolded and not self.reader.outbound_rows(
+                    layout, after_seq=after_seq, also_seqs=also_seqs, outbound=outbound
+                ):
+                    # Nothing to fold and no row to read (a runner's claim, say): inbound.db is
+                    # not opened and nothing is observed. The previous observation stays the
+                    # one the next request is decided against, which is sound (origin.py).
+                    return _PassRead(rows=[], states={}, sorted=_to_try([], {}, now_iso()))
                 inbound = opened.enter_context(sessiondb.reading(layout.inbound_db, confined=True))
                 if unfolded:
                     pending = set(store.pending_among(layout, unfolded, inbound=inbound))
@@ -522,7 +532,8 @@ class DeliveryLoop:
                 if finished and outbound is not None:
                     self._read_at_turn_end(session_id, outbound)
                 self.origins.observe(session_id, layout, acks, inbound=inbound)
-                after_seq, also_seqs = cursor.to_read()
+                # Read after the observation (again, when the look above found rows): a
+                # request's origin is decided against what was observed before it was read.
                 rows = self.reader.outbound_rows(
                     layout, after_seq=after_seq, also_seqs=also_seqs, outbound=outbound
                 )

@@ -15,6 +15,11 @@ row the host had written when it first read the request (in progress, queued, co
 may have reached the agent: if they do not all come from one user, the answer is "nobody", and
 the request goes to an approval card. After a host restart nothing is known finished, so every
 row counts (more cards, never fewer).
+
+A pass that has no ack to fold and finds no ``messages_out`` row to read (a runner's claim)
+observes nothing: the previous look stays the last pass that observed, and the argument holds
+for it unchanged, since the passes after it read no row at all. Every pass that reads a row
+observes first and then reads ``messages_out`` (again, if it had looked).
 """
 
 from __future__ import annotations
