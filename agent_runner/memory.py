@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from agent_runner.rows import Destination
 from nanoclaw.contract.skills import SKILL_FILE, SKILLS_DIR, list_skills
 
 MEMORY_FILES = ("CLAUDE.md", "CLAUDE.local.md")
+# A file changed this recently may change again within one tick of its coarse timestamp with
+# the same size, unseen by a stat: a prompt that read such a file is composed again next turn.
+RACY_WINDOW_NS = 2_000_000_000
+
+# (inode, size, mtime, ctime) of an entry, or None when it is absent or unreadable.
+_Stamp = tuple[int, int, int, int] | None
 
 
 def _read(path: Path) -> str:
@@ -76,3 +85,76 @@ def skills_section(*, group_dir: Path, global_dir: Path) -> str:
         " any files it names; do not read skills you do not need.\n"
         f"{listed}\n{how}"
     )
+
+
+def _stamp(path: Path) -> _Stamp:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass(frozen=True)
+class _Composed:
+    inputs: tuple[tuple[str, _Stamp], ...]
+    destinations: tuple[Destination, ...]
+    composed_at_ns: int
+    text: str
+
+
+class SystemPrompt:
+    """:func:`compose_system_prompt` for one runner, composed again only when a file it reads
+    (memory files, skill folders and their ``SKILL.md``) or the destinations changed; a turn
+    otherwise costs one ``stat`` per file instead of reading them all."""
+
+    def __init__(
+        self,
+        *,
+        assistant_name: str,
+        timezone: str,
+        global_dir: Path,
+        group_dir: Path,
+        clock_ns: Callable[[], int] = time.time_ns,
+        stamp: Callable[[Path], _Stamp] = _stamp,
+    ) -> None:
+        self.assistant_name = assistant_name
+        self.timezone = timezone
+        self.global_dir = global_dir
+        self.group_dir = group_dir
+        self._clock_ns = clock_ns
+        self._stamp = stamp
+        self._last: _Composed | None = None
+
+    def compose(self, destinations: Sequence[Destination]) -> str:
+        inputs = self._inputs()
+        wanted = tuple(destinations)
+        last = self._last
+        if last is not None and last.inputs == inputs and last.destinations == wanted:
+            return last.text
+        composed_at_ns = self._clock_ns()
+        text = compose_system_prompt(
+            assistant_name=self.assistant_name,
+            timezone=self.timezone,
+            global_dir=self.global_dir,
+            group_dir=self.group_dir,
+            destinations=wanted,
+        )
+        changed = [s[3] for _, s in inputs if s is not None]
+        racy = any(composed_at_ns - ctime_ns < RACY_WINDOW_NS for ctime_ns in changed)
+        self._last = None if racy else _Composed(inputs, wanted, composed_at_ns, text)
+        return text
+
+    def _inputs(self) -> tuple[tuple[str, _Stamp], ...]:
+        """Every entry the prompt is composed from, with its stamp (stat'd before any read)."""
+        paths = [self.global_dir / "CLAUDE.md", *(self.group_dir / n for n in MEMORY_FILES)]
+        for root in (self.group_dir / SKILLS_DIR, self.global_dir / SKILLS_DIR):
+            paths.append(root)
+            try:
+                folders = sorted(e.name for e in os.scandir(root))
+            except OSError:
+                continue
+            for name in folders:
+                paths.append(root / name)  # a folder renamed or replaced changes its stamp
+                paths.append(root / name / SKILL_FILE)
+        return tuple((str(path), self._stamp(path)) for path in paths)

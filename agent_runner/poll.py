@@ -31,7 +31,7 @@ from agent_runner.db import (
 )
 from agent_runner.formatter import format_batch
 from agent_runner.heartbeat import Heartbeat
-from agent_runner.memory import compose_system_prompt
+from agent_runner.memory import SystemPrompt
 from agent_runner.output import parse_output
 from agent_runner.providers.base import Provider, TurnRequest, TurnResult
 from agent_runner.rows import InboundRow, is_clear_command
@@ -87,6 +87,12 @@ class PollLoop:
         self.group_dir = group_dir
         self.global_dir = global_dir
         self.heartbeat = heartbeat
+        self.system_prompt = SystemPrompt(
+            assistant_name=config.assistant_name,
+            timezone=config.timezone,
+            global_dir=global_dir,
+            group_dir=group_dir,
+        )
         self.stopping = StopFlag()
         self._first_poll = True
         self._next_due_at: str | None = None  # from the latest poll's snapshot
@@ -200,13 +206,7 @@ class PollLoop:
                 session_dir=self.session_dir,
                 reply_seqs=self._reply_seqs(batch),
             ),
-            system_prompt=compose_system_prompt(
-                assistant_name=self.config.assistant_name,
-                timezone=self.config.timezone,
-                global_dir=self.global_dir,
-                group_dir=self.group_dir,
-                destinations=destinations,
-            ),
+            system_prompt=self.system_prompt.compose(destinations),
             batch=tuple(batch),
             destinations=tuple(destinations),
             fresh_context=isolated is not None,
