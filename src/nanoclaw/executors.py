@@ -23,17 +23,20 @@ and the session lane moves on (that worker is a security mechanism, not one of t
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextvars
 import functools
+import logging
+import queue
 import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from nanoclaw.errors import NanoclawError
 from nanoclaw.os_threads import name_os_thread
+
+log = logging.getLogger("nanoclaw.executors")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -57,43 +60,142 @@ def _bind(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Callable[[],
     return functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
 
 
-class _PoolExecutor:
-    """A named thread pool whose ``run`` awaits one job's result (or its exception)."""
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """On the awaiting loop: hand over the job's outcome unless its awaiter gave up."""
+    if future.done():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+class _Job:
+    """One submitted call and the asyncio future its caller awaits on its own loop.
+
+    The outcome reaches the loop with one ``call_soon_threadsafe``: no ``concurrent.futures``
+    future and no ``wrap_future`` chain in between (each hop is on a message's path, several
+    times over).
+    """
+
+    __slots__ = ("call", "future", "loop")
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self.call = call
+        self.loop = asyncio.get_running_loop()
+        self.future: asyncio.Future[Any] = self.loop.create_future()
+
+    def run(self) -> None:
+        if self.future.cancelled():  # its awaiter was cancelled before the job started
+            return
+        try:
+            result = self.call()
+        except BaseException as exc:
+            self._hand_over(None, exc)
+        else:
+            self._hand_over(result, None)
+
+    def fail(self, error: BaseException) -> None:
+        self._hand_over(None, error)
+
+    def _hand_over(self, result: Any, error: BaseException | None) -> None:
+        try:
+            self.loop.call_soon_threadsafe(_settle, self.future, result, error)
+        except RuntimeError:  # its loop has closed: nobody awaits the outcome
+            pass
+
+
+class _Task(Protocol):
+    """What a worker thread runs: ``run`` reports its own outcome; ``fail`` is called instead
+    when the executor closes before the task started."""
+
+    def run(self) -> None: ...
+
+    def fail(self, error: BaseException) -> None: ...
+
+
+class _Threads:
+    """Worker threads taking tasks in submission order; started as needed, up to ``workers``
+    (a thread that finished a task counts as idle, as in ``ThreadPoolExecutor``)."""
 
     def __init__(self, *, name: str, workers: int) -> None:
         self.name = name
-        self._closing = False
-        self._threads: set[int] = set()
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix=f"nanoclaw-{name}", initializer=self._enter
-        )
+        self.workers = workers
+        self._tasks: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._idents: set[int] = set()
+        self._idle = 0
+        self._closed = False
 
-    def _enter(self) -> None:
-        self._threads.add(threading.get_ident())
+    def submit(self, task: _Task) -> None:
+        with self._lock:
+            if self._closed:
+                raise ExecutorClosedError(self.name)
+            if self._idle:
+                self._idle -= 1  # that thread takes this task
+            elif len(self._threads) < self.workers:
+                thread = threading.Thread(
+                    target=self._work, name=f"nanoclaw-{self.name}_{len(self._threads)}"
+                )
+                thread.daemon = True
+                self._threads.append(thread)
+                thread.start()
+            self._tasks.put(task)
+
+    def owns_current_thread(self) -> bool:
+        return threading.get_ident() in self._idents
+
+    def _work(self) -> None:
+        self._idents.add(threading.get_ident())
         name_os_thread(f"nc-{self.name}")  # what benchmarks/throughput.py groups CPU by
+        while (task := self._tasks.get()) is not None:
+            try:
+                task.run()
+            except BaseException:  # a task reports its own outcome; this keeps the thread
+                log.exception("%s executor task failed", self.name)
+            with self._lock:
+                self._idle += 1
+
+    def close(self) -> None:
+        """Refuse new tasks, fail each queued one, wait for the running ones."""
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        while True:
+            try:
+                task = self._tasks.get_nowait()
+            except queue.Empty:
+                break
+            if task is not None:
+                task.fail(ExecutorClosedError(self.name))
+        for _ in threads:
+            self._tasks.put(None)
+        for thread in threads:
+            if thread.ident != threading.get_ident():
+                thread.join()
+
+
+class _PoolExecutor:
+    """A named set of threads whose ``run`` awaits one job's result (or its exception)."""
+
+    def __init__(self, *, name: str, workers: int) -> None:
+        self.name = name
+        self._threads = _Threads(name=name, workers=workers)
 
     def owns_current_thread(self) -> bool:
         """Whether the caller is one of this executor's threads."""
-        return threading.get_ident() in self._threads
+        return self._threads.owns_current_thread()
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            future = self._pool.submit(_bind(fn, *args, **kwargs))
-        except RuntimeError as exc:  # submitted after shutdown
-            raise ExecutorClosedError(self.name) from exc
-        try:
-            return await asyncio.wrap_future(future)
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if self._closing and future.cancelled() and (task is None or not task.cancelling()):
-                # Dropped from the queue by close(), not a cancellation of the caller.
-                raise ExecutorClosedError(self.name) from None
-            raise
+        job = _Job(_bind(fn, *args, **kwargs))
+        self._threads.submit(job)
+        result: T = await job.future
+        return result
 
     def close(self) -> None:
         """Fail queued jobs (their callers get ExecutorClosedError); wait for running ones."""
-        self._closing = True
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._threads.close()
 
 
 class CentralExecutor(_PoolExecutor):
@@ -114,9 +216,7 @@ class BlockingExecutor(_PoolExecutor):
 class _Lane:
     """One session's queue of jobs; at most one of them is on a thread at any time."""
 
-    jobs: deque[tuple[Callable[[], Any], concurrent.futures.Future[Any]]] = field(
-        default_factory=deque
-    )
+    jobs: deque[_Job] = field(default_factory=deque)
     scheduled: bool = False
 
 
@@ -132,40 +232,33 @@ class SessionExecutor:
     def __init__(self, *, workers: int = SESSION_WORKERS) -> None:
         self._lock = threading.Lock()
         self._lanes: dict[str, _Lane] = {}
-        self._threads: set[int] = set()
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="nanoclaw-session", initializer=self._enter
-        )
-
-    def _enter(self) -> None:
-        self._threads.add(threading.get_ident())
-        name_os_thread(f"nc-{self.name}")  # what benchmarks/throughput.py groups CPU by
+        self._threads = _Threads(name=self.name, workers=workers)
 
     def owns_current_thread(self) -> bool:
-        return threading.get_ident() in self._threads
+        return self._threads.owns_current_thread()
 
     async def run(
         self, session_id: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """Run ``fn(*args, **kwargs)`` after every earlier job of ``session_id`` has ended."""
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        job = _Job(_bind(fn, *args, **kwargs))
         with self._lock:
             lane = self._lanes.get(session_id)
             if lane is None:
                 lane = self._lanes[session_id] = _Lane()
-            lane.jobs.append((_bind(fn, *args, **kwargs), future))
+            lane.jobs.append(job)
             if not lane.scheduled:
                 self._schedule(session_id, lane)
-        return await asyncio.wrap_future(future)
+        result: T = await job.future
+        return result
 
     def _schedule(self, session_id: str, lane: _Lane) -> None:
         # Caller holds self._lock.
         try:
-            self._pool.submit(self._step, session_id, lane)
-        except RuntimeError:  # shut down: fail every queued job of this lane
-            for _job, future in lane.jobs:
-                if future.set_running_or_notify_cancel():
-                    future.set_exception(ExecutorClosedError(self.name))
+            self._threads.submit(_LaneStep(self, session_id, lane))
+        except ExecutorClosedError:  # closed: fail every queued job of this lane
+            for job in lane.jobs:
+                job.fail(ExecutorClosedError(self.name))
             lane.jobs.clear()
             self._lanes.pop(session_id, None)
             return
@@ -174,14 +267,8 @@ class SessionExecutor:
     def _step(self, session_id: str, lane: _Lane) -> None:
         """Run the lane's next job, then hand the lane back to the pool (or retire it)."""
         with self._lock:
-            job, future = lane.jobs.popleft()
-        if future.set_running_or_notify_cancel():  # False: its awaiter was cancelled first
-            try:
-                result = job()
-            except BaseException as exc:
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
+            job = lane.jobs.popleft()
+        job.run()
         with self._lock:
             lane.scheduled = False
             if lane.jobs:
@@ -196,15 +283,28 @@ class SessionExecutor:
 
     def close(self) -> None:
         """Fail queued jobs at once, then wait for the running ones to end."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             for lane in self._lanes.values():
-                for _job, future in lane.jobs:
-                    if future.set_running_or_notify_cancel():
-                        future.set_exception(ExecutorClosedError(self.name))
+                for job in lane.jobs:
+                    job.fail(ExecutorClosedError(self.name))
                 lane.jobs.clear()
             self._lanes.clear()
-        self._pool.shutdown(wait=True)
+        self._threads.close()  # the queued steps belong to the lanes just failed
+
+
+@dataclass(frozen=True, eq=False)
+class _LaneStep:
+    """A lane's turn on a thread: its next job (a closed executor has failed its jobs)."""
+
+    executor: SessionExecutor
+    session_id: str
+    lane: _Lane
+
+    def run(self) -> None:
+        self.executor._step(self.session_id, self.lane)
+
+    def fail(self, error: BaseException) -> None:
+        pass
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
