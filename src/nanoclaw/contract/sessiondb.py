@@ -7,9 +7,10 @@ Invariants owned here (DESIGN §2):
    This module gives both sides the same helpers; who calls which is the callers' rule.
 2. ``journal_mode=DELETE``, never WAL. A write opens a connection, runs ``BEGIN IMMEDIATE``,
    commits (or rolls back) and closes (:func:`writing`). A read opens a fresh read-only
-   connection (``mode=ro``, ``mmap_size=0``) and closes it (:func:`reading`): a cached reader can
-   keep a stale view of a file shared across a mount. Connections run with
-   ``isolation_level=None``, so the only transactions are the ones written here.
+   connection (``mode=ro``, ``mmap_size=0``: the build's default, else set) and closes it
+   (:func:`reading`): a cached reader can keep a stale view of a file shared across a mount.
+   Connections run with ``isolation_level=None``, so the only transactions are the ones
+   written here.
 3. Sequence parity is a CHECK constraint of the DDL: ``messages_in.seq`` even (≥ 2),
    ``messages_out.seq`` odd.
 
@@ -284,13 +285,31 @@ def connect(path: Path, *, readonly: bool, confined: bool = False) -> sqlite3.Co
         conn.isolation_level = None  # the only transactions are the ones written here
         # The busy timeout is set by sqlite3.connect(timeout=...) (sqlite3_busy_timeout): a
         # PRAGMA busy_timeout on every open would only repeat it.
-        conn.execute("PRAGMA mmap_size=0")
+        if _maps_files_by_default():
+            conn.execute("PRAGMA mmap_size=0")
         if not readonly:
             conn.execute("PRAGMA journal_mode=DELETE")
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+@functools.cache
+def _maps_files_by_default() -> bool:
+    """Whether this SQLite build memory-maps files unless told not to: only then does a
+    connection need ``PRAGMA mmap_size=0``. A fresh connection starts at the build's
+    ``SQLITE_DEFAULT_MMAP_SIZE`` (0 unless the build names another value)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        options = [row[0] for row in conn.execute("PRAGMA compile_options")]
+    finally:
+        conn.close()
+    for option in options:
+        name, _, value = option.partition("=")
+        if name == "DEFAULT_MMAP_SIZE":
+            return int(value, 0) != 0
+    return False
 
 
 @functools.lru_cache(maxsize=256)

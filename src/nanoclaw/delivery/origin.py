@@ -43,8 +43,11 @@ FINISHED_STATUSES = frozenset({"completed", "failed"})
 # The other statuses the DDL's CHECK allows: read by ``IN`` so the status index answers it
 # (a ``NOT IN`` would scan the whole history).
 UNFINISHED_STATUSES = tuple(sorted(s.value for s in InboundStatus if s not in FINISHED_STATUSES))
-_UNFINISHED_IDS = (
-    f"SELECT id FROM messages_in WHERE status IN ({','.join('?' * len(UNFINISHED_STATUSES))})"
+# One statement, so one read (an implicit read transaction): the highest seq (the row with
+# no id: ``id`` is the primary key, never NULL) and the ids of the unfinished rows.
+_OBSERVATION = (
+    "SELECT NULL, MAX(seq) FROM messages_in UNION ALL SELECT id, NULL FROM messages_in"
+    f" WHERE status IN ({','.join('?' * len(UNFINISHED_STATUSES))})"
 )
 # Up to this many previously unfinished ids are named in the facts query; more read every row.
 FACT_IDS_BOUND = 500
@@ -150,16 +153,14 @@ class OriginLedger:
     ) -> None:
         """Record what the host had written and seen finished, before reading requests
         (``inbound``: an open connection to use)."""
-        # Plain sqlite3 (every drain pass runs this); one read transaction for both reads.
+        # Plain sqlite3 (every drain pass runs this).
         with sessiondb.reading_with(layout.inbound_db, inbound, confined=True) as conn:
-            conn.execute("BEGIN")
-            high = conn.execute("SELECT MAX(seq) FROM messages_in").fetchone()[0]
-            open_rows = conn.execute(_UNFINISHED_IDS, UNFINISHED_STATUSES).fetchall()
-            conn.execute("COMMIT")
+            rows = conn.execute(_OBSERVATION, UNFINISHED_STATUSES).fetchall()
         done = {mid for mid, status in acks.items() if status in FINISHED_STATUSES}
+        high = next((seq for mid, seq in rows if mid is None), None)
         self._current[session_id] = Observation(
             high_seq=int(high or 0),
-            unfinished=frozenset(r[0] for r in open_rows if r[0] not in done),
+            unfinished=frozenset(mid for mid, _ in rows if mid is not None and mid not in done),
         )
 
     def first_sight(
