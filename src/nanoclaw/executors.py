@@ -139,8 +139,8 @@ class _Threads:
                     target=self._work, name=f"nanoclaw-{self.name}_{len(self._threads)}"
                 )
                 thread.daemon = True
+                thread.start()  # counted once it runs: a failed start leaves no phantom worker
                 self._threads.append(thread)
-                thread.start()
             self._tasks.put(task)
 
     def owns_current_thread(self) -> bool:
@@ -257,9 +257,7 @@ class SessionExecutor:
         try:
             self._threads.submit(_LaneStep(self, session_id, lane))
         except ExecutorClosedError:  # closed: fail every queued job of this lane
-            for job in lane.jobs:
-                job.fail(ExecutorClosedError(self.name))
-            lane.jobs.clear()
+            self._fail(lane)
             self._lanes.pop(session_id, None)
             return
         lane.scheduled = True
@@ -267,6 +265,8 @@ class SessionExecutor:
     def _step(self, session_id: str, lane: _Lane) -> None:
         """Run the lane's next job, then hand the lane back to the pool (or retire it)."""
         with self._lock:
+            if not lane.jobs:  # failed by close() meanwhile
+                return
             job = lane.jobs.popleft()
         job.run()
         with self._lock:
@@ -283,13 +283,19 @@ class SessionExecutor:
 
     def close(self) -> None:
         """Fail queued jobs at once, then wait for the running ones to end."""
+        # Threads first: from here no step is queued, so no job can be left unanswered; the
+        # queued steps fail their lanes' jobs, and a running one's lane fails when it ends.
+        self._threads.close()
         with self._lock:
             for lane in self._lanes.values():
-                for job in lane.jobs:
-                    job.fail(ExecutorClosedError(self.name))
-                lane.jobs.clear()
+                self._fail(lane)
             self._lanes.clear()
-        self._threads.close()  # the queued steps belong to the lanes just failed
+
+    def _fail(self, lane: _Lane) -> None:
+        # Caller holds self._lock.
+        for job in lane.jobs:
+            job.fail(ExecutorClosedError(self.name))
+        lane.jobs.clear()
 
 
 @dataclass(frozen=True, eq=False)
@@ -304,7 +310,10 @@ class _LaneStep:
         self.executor._step(self.session_id, self.lane)
 
     def fail(self, error: BaseException) -> None:
-        pass
+        with self.executor._lock:
+            self.executor._fail(self.lane)
+            if self.executor._lanes.get(self.session_id) is self.lane:
+                del self.executor._lanes[self.session_id]
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

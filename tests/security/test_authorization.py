@@ -59,10 +59,16 @@ def test_a_queued_row_of_another_user_or_a_mixed_batch_means_nobody() -> None:
 
 def test_rows_seen_finished_at_the_previous_pass_no_longer_count() -> None:
     facts = [fact(2, BOB), fact(4, OWNER)]
-    finished_bob = Observation(high_seq=2, unfinished=frozenset())
+    # Finished by its ack at the previous look, still pending in messages_in until folded in.
+    finished_bob = Observation(high_seq=2, unfinished=frozenset(), acked_finished=frozenset({"m2"}))
     assert decide_origin(facts, named="m4", before=finished_bob, high_seq=4, now=NOW) == OWNER
+    folded = [fact(2, BOB, status="completed"), fact(4, OWNER)]
+    seen_done = Observation(high_seq=2, unfinished=frozenset())
+    assert decide_origin(folded, named="m4", before=seen_done, high_seq=4, now=NOW) == OWNER
     still_open = Observation(high_seq=2, unfinished=frozenset({"m2"}))
     assert decide_origin(facts, named="m4", before=still_open, high_seq=4, now=NOW) is None
+    # finished at the previous look, then made pending again (an admin's retry): it counts
+    assert decide_origin(facts, named="m4", before=seen_done, high_seq=4, now=NOW) is None
     # a finished row cannot be borrowed: it names nobody's turn in progress
     assert decide_origin(facts, named="m2", before=finished_bob, high_seq=4, now=NOW) is None
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from agent_runner.db import OutboundMessage
+from sqlalchemy import update
 
 from nanoclaw.contract import sessiondb
 from nanoclaw.contract.actions import ActionStatus
@@ -24,6 +25,8 @@ from nanoclaw.db.models import SessionRow
 from nanoclaw.delivery import loop as delivery_loop
 from nanoclaw.delivery.acks import FAILED_KEPT, REPORTED_KEPT, AckTracker
 from nanoclaw.delivery.actions import ActionResult
+from nanoclaw.sessions.failed import retry_failed
+from nanoclaw.sessions.schema import messages_in
 from nanoclaw.sessions.store import InboundMessage
 from nanoclaw.settings import Settings
 from tests.helpers import until
@@ -360,3 +363,32 @@ async def test_a_pass_after_a_claim_alone_opens_no_inbound_db_and_origins_still_
     # Decided against the last observation: a's sender alone, or nobody once bob's row may
     # have reached the turn too.
     assert decided == [origin]
+
+
+async def test_a_row_retried_after_it_was_seen_failed_counts_for_a_later_request(
+    rig: Rig,
+) -> None:
+    """An admin's retry makes a row seen failed pending again: it may reach the next turn, so
+    a request of that turn names nobody when the row is another user's."""
+    decided: list[str | None] = []
+
+    async def probe(session: SessionRow, row: OutboundRow) -> ActionResult:
+        decided.append(rig.loop.origins.origin(session.id, row.id))
+        return ActionResult(ActionStatus.OK, "seen")
+
+    rig.actions.register("probe", probe)
+    rig.store.insert_messages(rig.layout, [said_by("x", "bob")])
+    rig.runner.claim(["x"])
+    rig.runner.finish(["x"], [], status="failed")
+    await rig.loop.drain(rig.session.id)
+    with rig.store.write(rig.layout) as conn:  # given up on, as the sweep does after its tries
+        conn.execute(update(messages_in).values(status="failed"))
+    await rig.loop.drain(rig.session.id)  # the look: x finished
+    assert statuses(rig) == {"x": "failed"}
+    assert retry_failed(rig.store, rig.layout, "x")
+    rig.store.insert_messages(rig.layout, [said_by("a", "alice")])
+    rig.runner.claim(["x", "a"])
+    await rig.loop.drain(rig.session.id)
+    rig.runner.send(OutboundMessage(kind="system", content={"action": "probe"}, in_reply_to="a"))
+    await rig.loop.drain(rig.session.id)
+    assert decided == [None]

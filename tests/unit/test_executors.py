@@ -141,6 +141,31 @@ async def test_close_fails_queued_session_jobs_instead_of_leaving_them_waiting()
     await running
 
 
+async def test_a_session_job_submitted_while_close_waits_is_refused_not_left_waiting() -> None:
+    pool = SessionExecutor(workers=1)
+    started = threading.Event()
+    finish = threading.Event()
+
+    def slow() -> None:
+        started.set()
+        assert finish.wait(WAIT_S)
+
+    running = asyncio.ensure_future(pool.run("a", slow))
+    assert await asyncio.to_thread(started.wait, WAIT_S)
+    closing = asyncio.ensure_future(asyncio.to_thread(pool.close))
+    queued = asyncio.ensure_future(pool.run("b", int, "2"))
+    with pytest.raises(ExecutorClosedError):  # refused or failed, whichever side of close
+        await asyncio.wait_for(queued, WAIT_S)
+    assert not closing.done()
+    late = asyncio.ensure_future(pool.run("a", int, "3"))  # behind the running job's lane
+    finish.set()
+    await closing
+    await running
+    with pytest.raises(ExecutorClosedError):
+        await asyncio.wait_for(late, WAIT_S)
+    assert pool.busy_sessions() == 0
+
+
 async def test_close_fails_a_queued_central_job_with_executor_closed() -> None:
     central = CentralExecutor()
     started = threading.Event()

@@ -297,19 +297,16 @@ def connect(path: Path, *, readonly: bool, confined: bool = False) -> sqlite3.Co
 
 @functools.cache
 def _maps_files_by_default() -> bool:
-    """Whether this SQLite build memory-maps files unless told not to: only then does a
+    """Whether this SQLite build may memory-map files unless told not to: only then does a
     connection need ``PRAGMA mmap_size=0``. A fresh connection starts at the build's
-    ``SQLITE_DEFAULT_MMAP_SIZE`` (0 unless the build names another value)."""
+    ``SQLITE_DEFAULT_MMAP_SIZE``; a build that reports no ``DEFAULT_MMAP_SIZE=0`` (its
+    options left out, or a value not read as a plain 0) gets the PRAGMA on every connection."""
     conn = sqlite3.connect(":memory:")
     try:
-        options = [row[0] for row in conn.execute("PRAGMA compile_options")]
+        options = [str(row[0]) for row in conn.execute("PRAGMA compile_options")]
     finally:
         conn.close()
-    for option in options:
-        name, _, value = option.partition("=")
-        if name == "DEFAULT_MMAP_SIZE":
-            return int(value, 0) != 0
-    return False
+    return "DEFAULT_MMAP_SIZE=0" not in options
 
 
 @functools.lru_cache(maxsize=256)

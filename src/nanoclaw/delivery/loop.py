@@ -546,6 +546,7 @@ class DeliveryLoop:
             sort = _to_try(rows, states, now_iso())
             if unfolded and not sort.due:
                 store.complete(layout, unfolded)  # no delivery record will carry them
+                self.origins.folded(session_id, unfolded)
                 unfolded = []
             return _PassRead(rows=rows, states=states, sorted=sort)
         finally:
@@ -690,6 +691,7 @@ class DeliveryLoop:
         except BaseException:
             self.acks.hold(session.id, fold)  # maybe not written: the next record or pass
             raise
+        self.origins.folded(session.id, fold)
 
     async def _deliver_to_channel(
         self, session: SessionRow, layout: SessionLayout, row: OutboundRow

@@ -14,7 +14,9 @@ there then, so it was written after that row's turn ended and cannot belong to i
 row the host had written when it first read the request (in progress, queued, context rows)
 may have reached the agent: if they do not all come from one user, the answer is "nobody", and
 the request goes to an approval card. After a host restart nothing is known finished, so every
-row counts (more cards, never fewer).
+row counts (more cards, never fewer). A row can finish and then be made pending again (an
+admin's ``messages retry``): one unfinished when a request is decided, though finished in
+``messages_in`` at the previous look, counts too.
 
 A pass that has no ack to fold and finds no ``messages_out`` row to read (a runner's claim)
 observes nothing: the previous look stays the last pass that observed, and the argument holds
@@ -27,7 +29,7 @@ from __future__ import annotations
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -76,6 +78,8 @@ class Observation:
 
     high_seq: int  # the highest inbound seq the host had written
     unfinished: frozenset[str]  # inbound ids at or below it not yet finished
+    # Rows ``messages_in`` still had unfinished whose acks said finished (not yet folded in).
+    acked_finished: frozenset[str] = frozenset()
 
 
 def sender_of(fact: InboundFact) -> str | None:
@@ -110,7 +114,12 @@ def decide_origin(
         and f.kind != "system"  # host-written action results carry nobody's words
         and f.status != "paused"
         and not (f.process_after is not None and f.process_after > now)
-        and (before is None or f.seq > before.high_seq or f.id in before.unfinished)
+        and (
+            before is None
+            or f.seq > before.high_seq
+            or f.id in before.unfinished
+            or _reopened(f, before)
+        )
     ]
     if not any(f.id == named for f in candidates):
         return None  # an old, finished, unknown or future row: it names nobody's turn
@@ -118,6 +127,13 @@ def decide_origin(
     if len(senders) != 1:
         return None
     return next(iter(senders))
+
+
+def _reopened(fact: InboundFact, before: Observation) -> bool:
+    """Unfinished now, though finished at the previous look and not merely waiting since to
+    be folded in (:meth:`OriginLedger.folded`): an admin's retry made it pending again, so it
+    may have reached any turn since."""
+    return fact.status not in FINISHED_STATUSES and fact.id not in before.acked_finished
 
 
 def _sender_id(raw: Any) -> str | None:
@@ -158,9 +174,11 @@ class OriginLedger:
             rows = conn.execute(_OBSERVATION, UNFINISHED_STATUSES).fetchall()
         done = {mid for mid, status in acks.items() if status in FINISHED_STATUSES}
         high = next((seq for mid, seq in rows if mid is None), None)
+        open_ids = {mid for mid, _ in rows if mid is not None}
         self._current[session_id] = Observation(
             high_seq=int(high or 0),
-            unfinished=frozenset(mid for mid, _ in rows if mid is not None and mid not in done),
+            unfinished=frozenset(open_ids - done),
+            acked_finished=frozenset(open_ids & done),
         )
 
     def first_sight(
@@ -211,6 +229,16 @@ class OriginLedger:
             for request_id in request_ids:
                 decided.pop(request_id, None)
 
+    def folded(self, session_id: str, message_ids: Iterable[str]) -> None:
+        """These rows' finished acks were folded into ``messages_in`` (called after the write
+        committed, under the delivery loop's per-session lock): unfinished there again later,
+        they were reopened, not still waiting to be folded in."""
+        before = self._previous.get(session_id)
+        if before is not None and not before.acked_finished.isdisjoint(message_ids):
+            self._previous[session_id] = replace(
+                before, acked_finished=before.acked_finished.difference(message_ids)
+            )
+
     def sessions(self) -> set[str]:
         """The sessions anything is kept for (each ``set`` of a dict is one C call, so a lane
         thread's insert cannot interleave with it)."""
@@ -244,6 +272,7 @@ class OriginLedger:
                 or_(
                     messages_in.c.seq > before.high_seq,
                     messages_in.c.id.in_(sorted(before.unfinished)),
+                    messages_in.c.status.in_(UNFINISHED_STATUSES),  # reopened ones among them
                 )
             )
         with self.engines.get(layout.inbound_db, readonly=True).connect() as conn:
