@@ -332,6 +332,18 @@ def record_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     return opened
 
 
+def record_origins(rig: Rig) -> list[str | None]:
+    """The origin each ``probe`` action request had when it ran, in order."""
+    decided: list[str | None] = []
+
+    async def probe(session: SessionRow, row: OutboundRow) -> ActionResult:
+        decided.append(rig.loop.origins.origin(session.id, row.id))
+        return ActionResult(ActionStatus.OK, "seen")
+
+    rig.actions.register("probe", probe)
+    return decided
+
+
 def said_by(mid: str, sender: str) -> InboundMessage:
     return InboundMessage(
         id=mid, kind="chat", content={"text": "hi", "sender_id": sender}, channel_type="fake"
@@ -342,13 +354,7 @@ def said_by(mid: str, sender: str) -> InboundMessage:
 async def test_a_pass_after_a_claim_alone_opens_no_inbound_db_and_origins_still_hold(
     rig: Rig, monkeypatch: pytest.MonkeyPatch, others: list[str], origin: str | None
 ) -> None:
-    decided: list[str | None] = []
-
-    async def probe(session: SessionRow, row: OutboundRow) -> ActionResult:
-        decided.append(rig.loop.origins.origin(session.id, row.id))
-        return ActionResult(ActionStatus.OK, "seen")
-
-    rig.actions.register("probe", probe)
+    decided = record_origins(rig)
     rig.store.insert_messages(rig.layout, [said_by("a", "alice")])
     await rig.loop.drain(rig.session.id)  # observes: a is unfinished
     opened = record_reads(monkeypatch)
@@ -370,13 +376,7 @@ async def test_a_row_retried_after_it_was_seen_failed_counts_for_a_later_request
 ) -> None:
     """An admin's retry makes a row seen failed pending again: it may reach the next turn, so
     a request of that turn names nobody when the row is another user's."""
-    decided: list[str | None] = []
-
-    async def probe(session: SessionRow, row: OutboundRow) -> ActionResult:
-        decided.append(rig.loop.origins.origin(session.id, row.id))
-        return ActionResult(ActionStatus.OK, "seen")
-
-    rig.actions.register("probe", probe)
+    decided = record_origins(rig)
     rig.store.insert_messages(rig.layout, [said_by("x", "bob")])
     rig.runner.claim(["x"])
     rig.runner.finish(["x"], [], status="failed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -120,8 +121,8 @@ async def test_after_close_submissions_are_refused_and_running_work_finished() -
             await submit
 
 
-async def test_close_fails_queued_session_jobs_instead_of_leaving_them_waiting() -> None:
-    pool = SessionExecutor(workers=1)
+def held_job() -> tuple[Callable[[], None], threading.Event, threading.Event]:
+    """A job that says it started and then waits until it is let finish."""
     started = threading.Event()
     finish = threading.Event()
 
@@ -129,6 +130,12 @@ async def test_close_fails_queued_session_jobs_instead_of_leaving_them_waiting()
         started.set()
         assert finish.wait(WAIT_S)
 
+    return slow, started, finish
+
+
+async def test_close_fails_queued_session_jobs_instead_of_leaving_them_waiting() -> None:
+    pool = SessionExecutor(workers=1)
+    slow, started, finish = held_job()
     running = asyncio.ensure_future(pool.run("a", slow))
     queued = asyncio.ensure_future(pool.run("b", int, "2"))  # waits for the one thread
     assert await asyncio.to_thread(started.wait, WAIT_S)
@@ -143,13 +150,7 @@ async def test_close_fails_queued_session_jobs_instead_of_leaving_them_waiting()
 
 async def test_a_session_job_submitted_while_close_waits_is_refused_not_left_waiting() -> None:
     pool = SessionExecutor(workers=1)
-    started = threading.Event()
-    finish = threading.Event()
-
-    def slow() -> None:
-        started.set()
-        assert finish.wait(WAIT_S)
-
+    slow, started, finish = held_job()
     running = asyncio.ensure_future(pool.run("a", slow))
     assert await asyncio.to_thread(started.wait, WAIT_S)
     closing = asyncio.ensure_future(asyncio.to_thread(pool.close))
