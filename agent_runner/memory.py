@@ -99,7 +99,6 @@ def _stamp(path: Path) -> _Stamp:
 class _Composed:
     inputs: tuple[tuple[str, _Stamp], ...]
     destinations: tuple[Destination, ...]
-    composed_at_ns: int
     text: str
 
 
@@ -140,9 +139,10 @@ class SystemPrompt:
             group_dir=self.group_dir,
             destinations=wanted,
         )
-        changed = [s[3] for _, s in inputs if s is not None]
-        racy = any(composed_at_ns - ctime_ns < RACY_WINDOW_NS for ctime_ns in changed)
-        self._last = None if racy else _Composed(inputs, wanted, composed_at_ns, text)
+        racy = any(
+            composed_at_ns - stamp[3] < RACY_WINDOW_NS for _, stamp in inputs if stamp is not None
+        )
+        self._last = None if racy else _Composed(inputs, wanted, text)
         return text
 
     def _inputs(self) -> tuple[tuple[str, _Stamp], ...]:

@@ -257,8 +257,7 @@ class SessionExecutor:
         try:
             self._threads.submit(_LaneStep(self, session_id, lane))
         except ExecutorClosedError:  # closed: fail every queued job of this lane
-            self._fail(lane)
-            self._lanes.pop(session_id, None)
+            self._drop(session_id, lane)
             return
         lane.scheduled = True
 
@@ -297,6 +296,13 @@ class SessionExecutor:
             job.fail(ExecutorClosedError(self.name))
         lane.jobs.clear()
 
+    def _drop(self, session_id: str, lane: _Lane) -> None:
+        """Fail the lane's queued jobs and retire it (unless a newer lane took its place)."""
+        # Caller holds self._lock.
+        self._fail(lane)
+        if self._lanes.get(session_id) is lane:
+            del self._lanes[session_id]
+
 
 @dataclass(frozen=True, eq=False)
 class _LaneStep:
@@ -311,9 +317,7 @@ class _LaneStep:
 
     def fail(self, error: BaseException) -> None:
         with self.executor._lock:
-            self.executor._fail(self.lane)
-            if self.executor._lanes.get(self.session_id) is self.lane:
-                del self.executor._lanes[self.session_id]
+            self.executor._drop(self.session_id, self.lane)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

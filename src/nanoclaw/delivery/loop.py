@@ -516,8 +516,6 @@ class DeliveryLoop:
                 finished = [mid for mid, status in acks.items() if status in FINISHED]
                 unfolded += [mid for mid in finished if mid not in unfolded]
                 after_seq, also_seqs = cursor.to_read()
-                if not unfolded and outbound is None:
-                    return _PassRead(rows=[], states={}, sorted=_to_try([], {}, now_iso()))
                 if not unfolded and not self.reader.outbound_rows(
                     layout, after_seq=after_seq, also_seqs=also_seqs, outbound=outbound
                 ):
