@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from nanoclaw.contract import sessiondb
 from nanoclaw.contract.seq import next_runner_seq
 from nanoclaw.contract.sessiondb import Destination, InboundRow, Routing, SessionFile, parse_content
 from nanoclaw.contract.timeutil import now_iso
+from nanoclaw.contract.turn_file import write_turn
 from nanoclaw.errors import SchemaVersionError
 
 SchemaMismatchError = SchemaVersionError  # the session DBs are not at the announced versions
@@ -96,6 +98,10 @@ class SessionDB:
         # The copy of ``processing_ack`` (agent_runner.acks), read at first use: a poll skips
         # claimed rows without reading outbound.db.
         self._acks: AckMirror | None = None
+        # Rows claimed for the running turn but not written yet (``claim_later``): the turn's
+        # first write to outbound.db carries the claim, or ``write_claim`` writes it alone.
+        self._unwritten_claim: tuple[str, ...] = ()
+        self._turn: tuple[str, ...] = ()  # the ids ``outbound/.turn`` names
 
     # -- schema ---------------------------------------------------------------------------
     def check_schema(self, *, inbound: int, outbound: int) -> None:
@@ -292,7 +298,10 @@ class SessionDB:
             return {r[0] for r in conn.execute("SELECT message_id FROM processing_ack")}
 
     def clear_stale_claims(self) -> int:
-        """At start-up: a ``processing`` claim left by a dead runner is released for retry."""
+        """At start-up: a ``processing`` claim left by a dead runner is released for retry, and
+        the rows its last turn named are held no longer (the host dealt with them at its exit,
+        or released them after its own restart)."""
+        self._name_turn(())
         with write_outbound(self.outbound_path) as conn:
             released = conn.execute("DELETE FROM processing_ack WHERE status = 'processing'")
             acks = _read_acks(conn)
@@ -300,45 +309,94 @@ class SessionDB:
         return released.rowcount
 
     def claim(self, ids: Sequence[str]) -> None:
-        """Claim rows for a turn, and prune finished acks the host has folded into inbound.db.
+        """Claim rows for a turn now, and prune finished acks the host has folded into inbound.db.
 
         An ack whose ``messages_in`` row is no longer pending has done its job (the row is
         never pending again), so ``processing_ack`` stays as small as the work in flight.
         The poll before the claim has looked at the finished acks in its snapshot; inbound.db
         is read here only when an ack was finished since.
         """
-        stamp = now_iso()
+        self._unwritten_claim = tuple(ids)
+        self.write_claim()
+
+    def claim_later(self, ids: Sequence[str]) -> None:
+        """Claim rows for the turn about to run, written with the turn's first write.
+
+        That write is ``finish`` for a turn that ends first (one commit for the whole turn),
+        else ``send``, ``set_state``, ``set_current_tool`` or ``write_claim``, which the poll
+        loop calls once the turn has run ``CLAIM_WRITE_AFTER_S``. Until then the rows are
+        still pending and unacked in the host's view, which reads that as busy, never idle.
+        The batch is named in ``outbound/.turn`` first (nanoclaw.contract.turn_file), so a
+        runner that dies before the claim is written still costs each row one try.
+        """
+        if ids:
+            self._name_turn(tuple(ids))
+        self._unwritten_claim = tuple(ids)
+
+    def _name_turn(self, ids: tuple[str, ...]) -> None:
+        write_turn(self.outbound_path.parent, ids)
+        self._turn = ids
+
+    def write_claim(self) -> bool:
+        """Write the turn's claim now, unless a write has carried it already."""
+        if not self._unwritten_claim:
+            return False
+        with self._turn_write():
+            pass
+        return True
+
+    @contextmanager
+    def _turn_write(
+        self, *, finishing: Sequence[str] = ()
+    ) -> Iterator[tuple[sqlite3.Connection, AckMirror]]:
+        """A write transaction on outbound.db that carries the turn's unwritten claim (and the
+        prune that goes with a claim); ``finishing`` are ids whose final ack it writes itself."""
+        claimed = [i for i in self._unwritten_claim if i not in finishing]
         with write_outbound(self.outbound_path) as conn:
             acks = self._mirror_in(conn)
-            if acks.unchecked():
-                to_check = acks.to_check()  # a read is made anyway: every finished ack
-                with read_inbound(self.inbound_path) as inbound:
-                    acks.checked(to_check, _not_pending(inbound, to_check))
-            pruned = acks.prunable()
-            if pruned:
-                conn.executemany(
-                    "DELETE FROM processing_ack WHERE message_id = ? AND status != 'processing'",
-                    [(i,) for i in pruned],
-                )
-            conn.executemany(
-                "INSERT OR REPLACE INTO processing_ack (message_id, status, status_changed)"
-                " VALUES (?, 'processing', ?)",
-                [(i, stamp) for i in ids],
-            )
+            pruned: list[str] = []
+            if self._unwritten_claim:
+                pruned = self._claim_in(conn, acks, claimed)
+            yield conn, acks
+        # Committed: only now does the copy change (agent_runner.acks).
         acks.drop(pruned)
-        acks.set(ids, PROCESSING)
+        acks.set(claimed, PROCESSING)
+        self._unwritten_claim = ()
+
+    def _claim_in(self, conn: sqlite3.Connection, acks: AckMirror, ids: Sequence[str]) -> list[str]:
+        if acks.unchecked():
+            to_check = acks.to_check()  # a read is made anyway: every finished ack
+            with read_inbound(self.inbound_path) as inbound:
+                acks.checked(to_check, _not_pending(inbound, to_check))
+        pruned = acks.prunable()
+        if pruned:
+            conn.executemany(
+                "DELETE FROM processing_ack WHERE message_id = ? AND status != 'processing'",
+                [(i,) for i in pruned],
+            )
+        stamp = now_iso()
+        conn.executemany(
+            "INSERT OR REPLACE INTO processing_ack (message_id, status, status_changed)"
+            " VALUES (?, 'processing', ?)",
+            [(i, stamp) for i in ids],
+        )
+        return pruned
 
     def release(self, ids: Sequence[str]) -> None:
         """Drop this runner's ``processing`` claims on rows it will not turn now (they stay pending)."""
-        if not ids:
+        if any(i in ids for i in self._turn):
+            self._name_turn(tuple(i for i in self._turn if i not in ids))  # no longer held
+        unwritten = set(self._unwritten_claim)
+        self._unwritten_claim = tuple(i for i in self._unwritten_claim if i not in ids)
+        written = [i for i in ids if i not in unwritten]
+        if not written:
             return
-        with write_outbound(self.outbound_path) as conn:
-            acks = self._mirror_in(conn)
+        with self._turn_write() as (conn, acks):
             conn.executemany(
                 "DELETE FROM processing_ack WHERE message_id = ? AND status = 'processing'",
-                [(i,) for i in ids],
+                [(i,) for i in written],
             )
-        acks.drop([i for i in ids if acks.status(i) == PROCESSING])
+        acks.drop([i for i in written if acks.status(i) == PROCESSING])
 
     def finish(
         self,
@@ -354,8 +412,7 @@ class SessionDB:
         The replies' seqs go above every ``messages_out`` row and above ``inbound_seq``, the
         highest ``messages_in`` seq of the poll the turn answers (None: inbound.db is read now).
         """
-        with write_outbound(self.outbound_path) as conn:
-            acks = self._mirror_in(conn)
+        with self._turn_write(finishing=ids) as (conn, acks):
             if messages and inbound_seq is None:
                 inbound_seq = self._inbound_seq()
             seqs = [self._insert(conn, m, inbound_seq) for m in messages]
@@ -387,7 +444,7 @@ class SessionDB:
 
     def send(self, message: OutboundMessage) -> int:
         """Write one row now (mid-turn tools); returns its seq."""
-        with write_outbound(self.outbound_path) as conn:
+        with self._turn_write() as (conn, _acks):
             return self._insert(conn, message, self._inbound_seq())
 
     def _inbound_seq(self) -> int | None:
@@ -419,7 +476,7 @@ class SessionDB:
         return seq
 
     def set_state(self, key: str, value: str | None) -> None:
-        with write_outbound(self.outbound_path) as conn:
+        with self._turn_write() as (conn, _acks):
             if value is None:
                 conn.execute("DELETE FROM session_state WHERE key = ?", (key,))
             else:
@@ -442,7 +499,7 @@ class SessionDB:
 
     def set_current_tool(self, tool: str | None, *, declared_timeout_ms: int | None = None) -> None:
         """Declare a running tool so the host's stuck detection can widen its threshold."""
-        with write_outbound(self.outbound_path) as conn:
+        with self._turn_write() as (conn, _acks):
             conn.execute(
                 "UPDATE runner_state SET current_tool = ?, tool_declared_timeout_ms = ?,"
                 " tool_started_at = ? WHERE id = 1",

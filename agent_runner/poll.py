@@ -25,6 +25,7 @@ from agent_runner.context import RunnerContext, UnknownDestinationError
 from agent_runner.db import (
     InboundUnreadableError,
     OutboundMessage,
+    PollView,
     Projection,
     SessionDB,
     UsageRecord,
@@ -49,6 +50,9 @@ STOP_TYPE = STOP_RUNNER_TYPE  # a host request (restart): this runner stops betw
 SCRIPT_TIMEOUT_MS = int(SCRIPT_TIMEOUT_S * 1000)
 # System rows that answer a blocking tool are consumed by that tool, not by a turn.
 TOOL_RESPONSE_TYPES = frozenset({"question_response"})
+# A turn's claim is written with its first write; a turn still running after this long writes
+# it alone (the host's stuck detection and "mid-turn" read it; typing shows on it).
+CLAIM_WRITE_AFTER_S = 0.1
 
 
 class StopFlag(asyncio.Event):
@@ -175,8 +179,27 @@ class PollLoop:
             batch = [isolated]
         taken = {r.id for r in batch}
         self._more_due = any(r.trigger for r in rows if r.id not in taken)
-        self.db.claim([r.id for r in batch])
+        self.db.claim_later([r.id for r in batch])
         self.heartbeat.touch()
+        claim_timer = asyncio.get_running_loop().call_later(CLAIM_WRITE_AFTER_S, self._write_claim)
+        try:
+            return await self._turn(batch, view, isolated)
+        finally:
+            claim_timer.cancel()
+            self.db.claim_later(())  # a turn that raised before its write: its rows stay pending
+
+    def _write_claim(self) -> None:
+        try:
+            self.db.write_claim()
+        except Exception as exc:  # the turn's own next write meets the same fault and raises
+            self._faults.report(
+                fault_key("claim", exc), logging.WARNING, "claim not written: %s", exc
+            )
+
+    async def _turn(
+        self, batch: list[InboundRow], view: PollView, isolated: InboundRow | None
+    ) -> bool:
+        """Run one claimed batch: /clear, task scripts, then the model's turn and its write."""
         projection = view.projection
         clears = [r for r in batch if r.trigger and is_clear_command(r)]
         if clears:

@@ -313,3 +313,103 @@ async def test_a_reply_s_seq_is_above_every_row_of_the_poll_it_answers(
     seqs = [r[0] for r in conn.execute("SELECT seq FROM messages_out ORDER BY seq")]
     conn.close()
     assert seqs == [5, 7]
+
+
+def _commits(path: Path) -> int:
+    """The file change counter (header offset 24): one more for each transaction that wrote."""
+    with path.open("rb") as f:
+        f.seek(24)
+        return int.from_bytes(f.read(4), "big")
+
+
+def _acks(layout: SessionLayout) -> dict[str, str]:
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{layout.outbound_db}?mode=ro", uri=True)
+    try:
+        return dict(conn.execute("SELECT message_id, status FROM processing_ack"))
+    finally:
+        conn.close()
+
+
+async def test_a_turn_that_ends_first_is_claimed_by_the_commit_that_answers_it(
+    session: tuple[SessionStore, SessionLayout], tmp_path: Path
+) -> None:
+    from nanoclaw.db.sqlite import EngineCache
+    from nanoclaw.sessions.outbound_reader import SessionReader
+
+    store, layout = session
+    seen: list[tuple[dict[str, str], bool]] = []
+
+    class Looking(ScriptedProvider):
+        async def run_turn(self, request: TurnRequest, ctx: TurnContext) -> TurnResult:
+            # What the host sees mid-turn: no claim yet, and a due row, so never "idle".
+            busy = SessionReader(engines=EngineCache()).has_due_trigger(layout, now="9999")
+            seen.append((_acks(layout), busy))
+            return await super().run_turn(request, ctx)
+
+    loop = make_loop(layout, Looking(), tmp_path)
+    store.insert_messages(layout, [msg("ctx", "before", trigger=0), msg("a", "hi")])
+    before = _commits(layout.outbound_db)
+    assert await loop.poll_once() is True
+    assert seen == [({}, True)]
+    assert _acks(layout) == {"ctx": "completed", "a": "completed"}
+    assert _commits(layout.outbound_db) == before + 1  # replies, usage and acks: one commit
+
+
+async def test_a_turn_still_running_after_the_delay_is_claimed_while_it_runs(
+    session: tuple[SessionStore, SessionLayout], tmp_path: Path
+) -> None:
+    from tests.helpers import until
+
+    store, layout = session
+    release = asyncio.Event()
+
+    class Slow(ScriptedProvider):
+        async def run_turn(self, request: TurnRequest, ctx: TurnContext) -> TurnResult:
+            await release.wait()
+            return await super().run_turn(request, ctx)
+
+    loop = make_loop(layout, Slow(), tmp_path)
+    store.insert_messages(layout, [msg("a", "hi")])
+    turn = asyncio.create_task(loop.poll_once())
+    await until(lambda: _acks(layout) == {"a": "processing"}, within_s=5)
+    assert not turn.done()
+    release.set()
+    assert await turn is True
+    assert _acks(layout) == {"a": "completed"}
+
+
+async def test_a_mid_turn_write_carries_the_claim(
+    session: tuple[SessionStore, SessionLayout], tmp_path: Path
+) -> None:
+    from agent_runner.db import OutboundMessage
+
+    store, layout = session
+    during: list[dict[str, str]] = []
+
+    class Sending(ScriptedProvider):
+        async def run_turn(self, request: TurnRequest, ctx: TurnContext) -> TurnResult:
+            loop.db.send(OutboundMessage(kind="chat", content={"text": "working on it"}))
+            during.append(_acks(layout))
+            return await super().run_turn(request, ctx)
+
+    loop = make_loop(layout, Sending(), tmp_path)
+    store.insert_messages(layout, [msg("a", "hi")])
+    assert await loop.poll_once() is True
+    assert during == [{"a": "processing"}]
+    assert _acks(layout) == {"a": "completed"}
+
+
+async def test_rows_a_turn_gives_back_before_writing_need_no_write(
+    session: tuple[SessionStore, SessionLayout], tmp_path: Path
+) -> None:
+    store, layout = session
+    db = SessionDB(inbound_path=layout.inbound_db, outbound_path=layout.outbound_db)
+    store.insert_messages(layout, [msg("a", "hi")])
+    before = _commits(layout.outbound_db)
+    db.claim_later(["a"])
+    db.release(["a"])
+    assert db.write_claim() is False  # nothing left to claim
+    assert _commits(layout.outbound_db) == before
+    assert [r.id for r in db.pending(now="9999", include_on_wake=False)] == ["a"]

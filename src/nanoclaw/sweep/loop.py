@@ -511,11 +511,16 @@ class Sweep:
             session.id, heartbeat_mtime, layout
         )  # off the loop (invariant 6)
         state = await self.executors.sessions.run(session.id, self.reader.runner_state, layout)
+        # A turn whose claim is not written yet (its loop blocked from the start, say) is
+        # judged by its turn file's time, as a claim taken then.
+        held = await self.executors.sessions.run(
+            session.id, ops.with_unwritten_claims, layout, claims
+        )
         decision = decide_stuck_action(
             self.clock(),
             mtime,
             state,
-            claims,
+            held,
             claim_tolerance_s=self.settings.stuck_claim_tolerance_s,
             ceiling_s=self.settings.stuck_heartbeat_ceiling_s,
         )
@@ -528,7 +533,8 @@ class Sweep:
 
     # -- runner exits ------------------------------------------------------------------------------
     async def on_runner_exit(self, session_id: str, result: RunnerExit) -> None:
-        """A runner is gone: rows it had claimed count one try and retry later (or fail)."""
+        """A runner is gone: rows it held (claimed, or named by a turn whose claim was not
+        written yet) count one try and retry later (or fail)."""
         if self._closing:
             return
         if self.quarantine is not None and self.quarantine.is_quarantined(session_id):
@@ -540,7 +546,9 @@ class Sweep:
             claims = await self.executors.sessions.run(
                 session_id, ops.read_claims, self.store, layout
             )
-            processing = [mid for mid, c in claims.items() if c.status == "processing"]
+            processing = await self.executors.sessions.run(
+                session_id, ops.held_by_exited_runner, layout, claims
+            )
             if processing and not self.supervisor.is_alive(session_id):
                 reset = await self.executors.sessions.run(
                     session_id,

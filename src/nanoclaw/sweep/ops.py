@@ -9,18 +9,24 @@ journal that a killed runner left behind (upstream pain #5).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
 
 from nanoclaw.contract import sessiondb
+from nanoclaw.contract.confined import ConfinedDir
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.timeutil import to_iso
+from nanoclaw.contract.turn_file import MAX_TURN_FILE_BYTES, TURN_FILE, TurnFileError, parse_turn
+from nanoclaw.errors import SandboxFileError
 from nanoclaw.sessions.schema import messages_in, processing_ack
 from nanoclaw.sessions.store import SessionStore
 from nanoclaw.sweep.stuck import Claim
+
+log = logging.getLogger("nanoclaw.sweep")
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,34 @@ def read_claims(store: SessionStore, layout: SessionLayout) -> dict[str, Claim]:
     with engine.connect() as conn:
         rows = conn.execute(select(processing_ack)).all()
     return {r.message_id: Claim(r.status, r.status_changed) for r in rows}
+
+
+def with_unwritten_claims(layout: SessionLayout, claims: dict[str, Claim]) -> dict[str, Claim]:
+    """``claims``, and as ``processing`` claims taken when the file was written, the ids that
+    ``outbound/.turn`` names with no ack: a turn whose claim is not written yet
+    (nanoclaw.contract.turn_file). A file the host cannot trust adds nothing (one warning)."""
+    try:
+        with ConfinedDir.open(layout.root, "outbound") as folder:
+            named = parse_turn(folder.read_bytes(TURN_FILE, max_bytes=MAX_TURN_FILE_BYTES))
+            st = folder.stat_regular(TURN_FILE)
+    except FileNotFoundError:
+        return claims
+    except (SandboxFileError, TurnFileError) as exc:  # the runner's own file: it names nothing
+        log.warning("ignoring %s/outbound/%s: %s", layout.root.name, TURN_FILE, exc)
+        return claims
+    if st is None:  # removed between the read and the stat: the turn holds nothing now
+        return claims
+    taken_at = to_iso(datetime.fromtimestamp(st.st_mtime, tz=UTC))
+    unwritten = {mid: Claim("processing", taken_at) for mid in named if mid not in claims}
+    return {**claims, **unwritten}
+
+
+def held_by_exited_runner(layout: SessionLayout, claims: dict[str, Claim]) -> list[str]:
+    """The rows a runner that exited held: its ``processing`` claims, and those its last turn
+    named without writing a claim yet. ``reset_stuck_rows`` counts a try for those still pending.
+    """
+    held = with_unwritten_claims(layout, claims)
+    return [mid for mid, c in held.items() if c.status == "processing"]
 
 
 def reset_stuck_rows(
