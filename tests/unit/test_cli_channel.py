@@ -8,7 +8,7 @@ from nanoclaw.channels.base import ChannelSetup, InboundEvent, OutboundPayload, 
 from nanoclaw.channels.cli.adapter import CliAdapter
 from nanoclaw.channels.cli.backlog import CliBacklog
 from nanoclaw.channels.cli.client import send_once
-from tests.helpers import shared_executors
+from tests.helpers import shared_executors, until
 
 
 async def test_a_turn_that_finishes_before_the_client_knows_of_it_still_ends_the_wait(
@@ -29,11 +29,15 @@ async def test_a_turn_that_finishes_before_the_client_knows_of_it_still_ends_the
     try:
         import asyncio
 
+        def waiting() -> set[str]:
+            return {m for c in adapter._clients for m in c.waiting}
+
         async def finish_b_later() -> None:
-            await asyncio.sleep(0.2)
+            # Once the client waits for b's turn (a's ended before the receipt was known).
+            await until(lambda: any(m.endswith(":b") for m in waiting()), within_s=5)
             await adapter.deliver("local", None, OutboundPayload("chat", {"text": "from b"}))
-            pending = {m for c in adapter._clients for m in c.waiting}
-            await adapter.turn_done(frozenset(pending))
+            # Only b's turn ends here: had a's early end been lost, the client would wait on.
+            await adapter.turn_done(frozenset(m for m in waiting() if m.endswith(":b")))
 
         task = asyncio.create_task(finish_b_later())
         exchange = await send_once(
