@@ -14,7 +14,9 @@ and then raises ``InboundUnreadableError``, which the poll loop treats as "nothi
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,8 +29,10 @@ from nanoclaw.contract import sessiondb
 from nanoclaw.contract.seq import next_runner_seq
 from nanoclaw.contract.sessiondb import Destination, InboundRow, Routing, SessionFile, parse_content
 from nanoclaw.contract.timeutil import now_iso
-from nanoclaw.contract.turn_file import write_turn
+from nanoclaw.contract.turn_file import TURN_FILE, write_turn
 from nanoclaw.errors import SchemaVersionError
+
+log = logging.getLogger("agent_runner")
 
 SchemaMismatchError = SchemaVersionError  # the session DBs are not at the announced versions
 InboundUnreadableError = sessiondb.InboundUnreadableError  # a hot journal outlasted the retry
@@ -102,6 +106,7 @@ class SessionDB:
         # first write to outbound.db carries the claim, or ``write_claim`` writes it alone.
         self._unwritten_claim: tuple[str, ...] = ()
         self._turn: tuple[str, ...] = ()  # the ids ``outbound/.turn`` names
+        self._writing = threading.RLock()  # see _turn_write
 
     # -- schema ---------------------------------------------------------------------------
     def check_schema(self, *, inbound: int, outbound: int) -> None:
@@ -298,10 +303,7 @@ class SessionDB:
             return {r[0] for r in conn.execute("SELECT message_id FROM processing_ack")}
 
     def clear_stale_claims(self) -> int:
-        """At start-up: a ``processing`` claim left by a dead runner is released for retry, and
-        the rows its last turn named are held no longer (the host dealt with them at its exit,
-        or released them after its own restart)."""
-        self._name_turn(())
+        """At start-up: a ``processing`` claim left by a dead runner is released for retry."""
         with write_outbound(self.outbound_path) as conn:
             released = conn.execute("DELETE FROM processing_ack WHERE status = 'processing'")
             acks = _read_acks(conn)
@@ -329,13 +331,18 @@ class SessionDB:
         The batch is named in ``outbound/.turn`` first (nanoclaw.contract.turn_file), so a
         runner that dies before the claim is written still costs each row one try.
         """
-        if ids:
-            self._name_turn(tuple(ids))
         self._unwritten_claim = tuple(ids)
+        if ids and not self._name_turn(tuple(ids)):
+            self.write_claim()  # the turn cannot be named: claimed now, as before a turn
 
-    def _name_turn(self, ids: tuple[str, ...]) -> None:
-        write_turn(self.outbound_path.parent, ids)
+    def _name_turn(self, ids: tuple[str, ...]) -> bool:
+        try:
+            write_turn(self.outbound_path.parent, ids)
+        except OSError as exc:  # something planted under the name that rename cannot replace
+            log.warning("cannot name the turn in %s: %s", TURN_FILE, exc)
+            return False
         self._turn = ids
+        return True
 
     def write_claim(self) -> bool:
         """Write the turn's claim now, unless a write has carried it already."""
@@ -351,17 +358,20 @@ class SessionDB:
     ) -> Iterator[tuple[sqlite3.Connection, AckMirror]]:
         """A write transaction on outbound.db that carries the turn's unwritten claim (and the
         prune that goes with a claim); ``finishing`` are ids whose final ack it writes itself."""
-        claimed = [i for i in self._unwritten_claim if i not in finishing]
-        with write_outbound(self.outbound_path) as conn:
-            acks = self._mirror_in(conn)
-            pruned: list[str] = []
-            if self._unwritten_claim:
-                pruned = self._claim_in(conn, acks, claimed)
-            yield conn, acks
-        # Committed: only now does the copy change (agent_runner.acks).
-        acks.drop(pruned)
-        acks.set(claimed, PROCESSING)
-        self._unwritten_claim = ()
+        # One at a time: the loop's claim timer must see a claim a tool's write (on a thread)
+        # carried, or it would write ``processing`` over that write's final ack.
+        with self._writing:
+            with write_outbound(self.outbound_path) as conn:
+                claimed = [i for i in self._unwritten_claim if i not in finishing]
+                acks = self._mirror_in(conn)
+                pruned: list[str] = []
+                if self._unwritten_claim:
+                    pruned = self._claim_in(conn, acks, claimed)
+                yield conn, acks
+            # Committed: only now does the copy change (agent_runner.acks).
+            self._unwritten_claim = ()
+            acks.drop(pruned)
+            acks.set(claimed, PROCESSING)
 
     def _claim_in(self, conn: sqlite3.Connection, acks: AckMirror, ids: Sequence[str]) -> list[str]:
         if acks.unchecked():

@@ -51,7 +51,7 @@ SCRIPT_TIMEOUT_MS = int(SCRIPT_TIMEOUT_S * 1000)
 # System rows that answer a blocking tool are consumed by that tool, not by a turn.
 TOOL_RESPONSE_TYPES = frozenset({"question_response"})
 # A turn's claim is written with its first write; a turn still running after this long writes
-# it alone (the host's stuck detection and "mid-turn" read it; typing shows on it).
+# it alone (the host's stuck detection and its "mid-turn" test read it).
 CLAIM_WRITE_AFTER_S = 0.1
 
 

@@ -23,10 +23,12 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, delete
 
 from nanoclaw.contract import sessiondb
+from nanoclaw.contract.confined import ConfinedDir
 from nanoclaw.contract.layout import SUBDIRS, SessionLayout
 from nanoclaw.contract.seq import next_host_seq
 from nanoclaw.contract.sessiondb import SessionFile
 from nanoclaw.contract.timeutil import now_iso
+from nanoclaw.contract.turn_file import TURN_FILE
 from nanoclaw.db.sqlite import EngineCache
 from nanoclaw.sessions.paths import safe_name
 from nanoclaw.sessions.schema import processing_ack
@@ -298,7 +300,13 @@ class SessionStore:
                 )
 
     def clear_orphan_claims(self, layout: SessionLayout) -> int:
-        """Delete ``processing`` claims left by a dead runner. Only while no runner is alive."""
+        """Delete ``processing`` claims left by a dead runner, and the rows its last turn named
+        (``outbound/.turn``, nanoclaw.contract.turn_file). Only while no runner is alive."""
+        try:
+            with ConfinedDir.open(layout.root, "outbound") as outbound:  # never through a link
+                outbound.remove_tree(TURN_FILE)  # an agent may have planted a folder there
+        except FileNotFoundError:
+            pass
         if not layout.outbound_db.exists():
             return 0
         # A read-write open also rolls back a hot journal a killed runner left behind.

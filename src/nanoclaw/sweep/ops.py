@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +21,7 @@ from nanoclaw.contract import sessiondb
 from nanoclaw.contract.confined import ConfinedDir
 from nanoclaw.contract.layout import SessionLayout
 from nanoclaw.contract.timeutil import to_iso
-from nanoclaw.contract.turn_file import MAX_TURN_FILE_BYTES, TURN_FILE, TurnFileError, parse_turn
+from nanoclaw.contract.turn_file import MAX_TURN_FILE_BYTES, TURN_FILE, parse_turn
 from nanoclaw.errors import SandboxFileError
 from nanoclaw.sessions.schema import messages_in, processing_ack
 from nanoclaw.sessions.store import SessionStore
@@ -66,19 +67,22 @@ def read_claims(store: SessionStore, layout: SessionLayout) -> dict[str, Claim]:
 def with_unwritten_claims(layout: SessionLayout, claims: dict[str, Claim]) -> dict[str, Claim]:
     """``claims``, and as ``processing`` claims taken when the file was written, the ids that
     ``outbound/.turn`` names with no ack: a turn whose claim is not written yet
-    (nanoclaw.contract.turn_file). A file the host cannot trust adds nothing (one warning)."""
+    (nanoclaw.contract.turn_file). A file the host cannot read or parse adds nothing (a warning).
+    """
     try:
-        with ConfinedDir.open(layout.root, "outbound") as folder:
-            named = parse_turn(folder.read_bytes(TURN_FILE, max_bytes=MAX_TURN_FILE_BYTES))
-            st = folder.stat_regular(TURN_FILE)
+        with (
+            ConfinedDir.open(layout.root, "outbound") as folder,
+            folder.open_regular(TURN_FILE, max_bytes=MAX_TURN_FILE_BYTES) as (fd, st),
+        ):
+            named = parse_turn(os.read(fd, MAX_TURN_FILE_BYTES))
+        taken_at = to_iso(datetime.fromtimestamp(st.st_mtime, tz=UTC))
     except FileNotFoundError:
         return claims
-    except (SandboxFileError, TurnFileError) as exc:  # the runner's own file: it names nothing
+    # The runner's own file (its agent can plant anything there): a link, a FIFO, a folder,
+    # no permission, garbage, an mtime out of range. It names nothing.
+    except (SandboxFileError, OSError, ValueError, OverflowError) as exc:
         log.warning("ignoring %s/outbound/%s: %s", layout.root.name, TURN_FILE, exc)
         return claims
-    if st is None:  # removed between the read and the stat: the turn holds nothing now
-        return claims
-    taken_at = to_iso(datetime.fromtimestamp(st.st_mtime, tz=UTC))
     unwritten = {mid: Claim("processing", taken_at) for mid in named if mid not in claims}
     return {**claims, **unwritten}
 
