@@ -335,6 +335,10 @@ class SessionDB:
         if ids and not self._name_turn(tuple(ids)):
             self.write_claim()  # the turn cannot be named: claimed now, as before a turn
 
+    def drop_unwritten_claim(self) -> None:
+        """Forget a claim no write carried (its turn raised first): its rows stay pending."""
+        self._unwritten_claim = ()
+
     def _name_turn(self, ids: tuple[str, ...]) -> bool:
         try:
             write_turn(self.outbound_path.parent, ids)

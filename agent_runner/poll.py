@@ -186,7 +186,7 @@ class PollLoop:
             return await self._turn(batch, view, isolated)
         finally:
             claim_timer.cancel()
-            self.db.claim_later(())  # a turn that raised before its write: its rows stay pending
+            self.db.drop_unwritten_claim()
 
     def _write_claim(self) -> None:
         try:
