@@ -124,6 +124,21 @@ def thread_cpu_s(pid: int) -> dict[str, float]:
     return by_name
 
 
+def context_switches(pid: int) -> int:
+    """Voluntary plus involuntary context switches of ``pid``'s live threads so far (a
+    thread that blocks, or is preempted, counts one each time)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            lines = (task / "status").read_text().splitlines()
+        except OSError:
+            continue  # ended meanwhile
+        for line in lines:
+            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                total += int(line.split()[1])
+    return total
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

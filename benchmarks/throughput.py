@@ -3,7 +3,8 @@
 Each chat sends its next message as soon as the previous reply arrives, for ``--seconds``.
 CPU is the user+system time of the host process and all its runners over the same window
 (the counters ``getrusage`` reports, read from /proc), also split into the host's own and its
-runners', and the host's by thread (event loop, session lanes, central DB, other). The
+runners', and the host's by thread (event loop, session lanes, central DB, other), with the
+host's context switches per message (a count, steadier than CPU on a noisy machine). The
 CPU-bound ceiling is ``cores ÷ CPU per message``; the share says how close the pipeline gets
 to it.
 
@@ -25,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.common import (  # noqa: E402
+    context_switches,
     durable_commit_ms,
     process_cpu_s,
     round_trip,
@@ -62,11 +64,13 @@ def run(chats: int, seconds: float) -> dict[str, float | int | dict[str, float]]
         asyncio.run(warm())
         cpu_before, host_before = tree_cpu_s(host.pid), process_cpu_s(host.pid)
         threads_before = thread_cpu_s(host.pid)
+        switches_before = context_switches(host.pid)
         wall_before = time.monotonic()
         done = asyncio.run(closed_loop(host.socket_path, chats, seconds))
         cpu = tree_cpu_s(host.pid) - cpu_before
         host_cpu = process_cpu_s(host.pid) - host_before
         threads = thread_cpu_s(host.pid)
+        switches = context_switches(host.pid) - switches_before
         wall = time.monotonic() - wall_before
     by_thread = {
         name: round((spent - threads_before.get(name, 0.0)) / done * 1000, 2)
@@ -90,6 +94,8 @@ def run(chats: int, seconds: float) -> dict[str, float | int | dict[str, float]]
         # The host's CPU by thread: the event loop, the session lanes (with the deadline-open
         # workers they start, which inherit their name), the central DB thread.
         "host_cpu_per_message_ms_by_thread": by_thread,
+        # The host's threads blocking or preempted, per message (a count, less noisy than CPU).
+        "host_context_switches_per_message": round(switches / done, 1),
         "ceiling_msgs_per_s": round(ceiling, 1),
         "share_of_ceiling": round(rate / ceiling, 2),
     }

@@ -26,7 +26,6 @@ import asyncio
 import contextvars
 import functools
 import logging
-import queue
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -115,62 +114,81 @@ class _Task(Protocol):
 
 
 class _Threads:
-    """Worker threads taking tasks in submission order; started as needed, up to ``workers``
-    (a thread that finished a task counts as idle, as in ``ThreadPoolExecutor``)."""
+    """Worker threads taking tasks in submission order; started as needed, up to ``workers``.
+
+    Each idle thread sleeps on a gate of its own and ``submit`` opens exactly one gate: one
+    wake-up per task. (Idle threads blocked together on one ``queue.SimpleQueue`` woke each
+    other: its ``get`` releases the shared lock after taking an item, so every task also woke
+    a second idle thread, which took the GIL only to find the queue empty and sleep again.)
+    """
 
     def __init__(self, *, name: str, workers: int) -> None:
         self.name = name
         self.workers = workers
-        self._tasks: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._tasks: deque[_Task] = deque()
+        # The gates of idle threads, each held; the most recently idle one is woken first.
+        self._sleeping: list[threading.Lock] = []
         self._threads: list[threading.Thread] = []
         self._idents: set[int] = set()
-        self._idle = 0
         self._closed = False
 
     def submit(self, task: _Task) -> None:
+        gate = None
         with self._lock:
             if self._closed:
                 raise ExecutorClosedError(self.name)
-            if self._idle:
-                self._idle -= 1  # that thread takes this task
+            if self._sleeping:
+                gate = self._sleeping.pop()
             elif len(self._threads) < self.workers:
                 thread = threading.Thread(
                     target=self._work, name=f"nanoclaw-{self.name}_{len(self._threads)}"
                 )
                 thread.daemon = True
-                thread.start()  # counted once it runs: a failed start leaves no phantom worker
+                thread.start()  # a failed start raises before the task is queued
                 self._threads.append(thread)
-            self._tasks.put(task)
+            self._tasks.append(task)
+        if gate is not None:
+            gate.release()  # outside the lock: the woken thread takes it at once
 
     def owns_current_thread(self) -> bool:
         return threading.get_ident() in self._idents
 
     def _work(self) -> None:
-        self._idents.add(threading.get_ident())
         name_os_thread(f"nc-{self.name}")  # what benchmarks/throughput.py groups CPU by
-        while (task := self._tasks.get()) is not None:
+        gate = threading.Lock()
+        gate.acquire()
+        with self._lock:
+            self._idents.add(threading.get_ident())
+        while True:
+            with self._lock:
+                if self._tasks:
+                    task = self._tasks.popleft()
+                elif self._closed:
+                    return
+                else:
+                    self._sleeping.append(gate)
+                    task = None
+            if task is None:
+                gate.acquire()  # opened by submit (a task is queued) or close
+                continue
             try:
                 task.run()
             except BaseException:  # a task reports its own outcome; this keeps the thread
                 log.exception("%s executor task failed", self.name)
-            with self._lock:
-                self._idle += 1
 
     def close(self) -> None:
         """Refuse new tasks, fail each queued one, wait for the running ones."""
         with self._lock:
             self._closed = True
             threads = list(self._threads)
-        while True:
-            try:
-                task = self._tasks.get_nowait()
-            except queue.Empty:
-                break
-            if task is not None:
-                task.fail(ExecutorClosedError(self.name))
-        for _ in threads:
-            self._tasks.put(None)
+            queued = list(self._tasks)
+            self._tasks.clear()
+            sleeping, self._sleeping = self._sleeping, []
+        for task in queued:
+            task.fail(ExecutorClosedError(self.name))
+        for gate in sleeping:
+            gate.release()
         for thread in threads:
             if thread.ident != threading.get_ident():
                 thread.join()
@@ -247,19 +265,21 @@ class SessionExecutor:
             if lane is None:
                 lane = self._lanes[session_id] = _Lane()
             lane.jobs.append(job)
-            if not lane.scheduled:
-                self._schedule(session_id, lane)
+            schedule = not lane.scheduled
+            lane.scheduled = True
+        if schedule:
+            self._schedule(session_id, lane)
         result: T = await job.future
         return result
 
     def _schedule(self, session_id: str, lane: _Lane) -> None:
-        # Caller holds self._lock.
+        # Called without self._lock, once the lane is marked scheduled: a thread woken by the
+        # submit takes that lock first, and would only block on a caller still holding it.
         try:
             self._threads.submit(_LaneStep(self, session_id, lane))
         except ExecutorClosedError:  # closed: fail every queued job of this lane
-            self._drop(session_id, lane)
-            return
-        lane.scheduled = True
+            with self._lock:
+                self._drop(session_id, lane)
 
     def _step(self, session_id: str, lane: _Lane) -> None:
         """Run the lane's next job, then hand the lane back to the pool (or retire it)."""
@@ -269,11 +289,12 @@ class SessionExecutor:
             job = lane.jobs.popleft()
         job.run()
         with self._lock:
-            lane.scheduled = False
-            if lane.jobs:
-                self._schedule(session_id, lane)
-            else:
+            again = bool(lane.jobs)
+            if not again:
+                lane.scheduled = False
                 self._lanes.pop(session_id, None)
+        if again:
+            self._schedule(session_id, lane)
 
     def busy_sessions(self) -> int:
         """How many sessions have work queued or running."""

@@ -265,3 +265,38 @@ def test_asyncio_to_thread_is_used_only_in_the_executors_module() -> None:
             ):
                 offenders.append(f"{name}:{node.lineno}")
     assert offenders == [], offenders
+
+
+def _switches(native_id: int) -> int:
+    """Context switches of one thread so far, as Linux counts them."""
+    total = 0
+    with open(f"/proc/self/task/{native_id}/status") as status:  # noqa: PTH123 - Linux only
+        for line in status:
+            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                total += int(line.split()[1])
+    return total
+
+
+async def test_a_task_wakes_one_idle_thread_not_two() -> None:
+    pool = BlockingExecutor(workers=4)
+    try:
+        # Four threads, each started by a task that waits for the others: then all idle.
+        started = threading.Barrier(4, timeout=WAIT_S)
+        await asyncio.gather(*(pool.run(started.wait) for _ in range(4)))
+        ran_on: set[int] = set()
+        before: dict[int, int] = {}
+        threads = list(pool._threads._threads)
+        assert len(threads) == 4
+        for thread in threads:
+            assert thread.native_id is not None
+            before[thread.native_id] = _switches(thread.native_id)
+        for _ in range(50):
+            ran_on.add(await pool.run(threading.get_native_id))
+        untouched = [tid for tid in before if tid not in ran_on]
+        # The most recently idle thread takes each task, so most threads run none.
+        assert untouched, ran_on
+        woken = sum(_switches(tid) - before[tid] for tid in untouched)
+        # Idle threads sharing one queue woke once per task (50 here); a gate each: none.
+        assert woken < 5, woken
+    finally:
+        pool.close()
