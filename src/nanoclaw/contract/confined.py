@@ -502,7 +502,10 @@ def call_with_deadline(fn: Callable[[], T], *, deadline_s: float, what: str) -> 
     frees that thread, so a hostile file never stalls the session pool.
     """
     box: dict[str, object] = {}
-    done = threading.Event()
+    # Held until the body ends: a bare lock is the cheapest one-shot signal between two
+    # threads (an Event builds a Condition and a waiter lock on every wait).
+    done = threading.Lock()
+    done.acquire()
 
     def body() -> None:
         try:
@@ -510,14 +513,14 @@ def call_with_deadline(fn: Callable[[], T], *, deadline_s: float, what: str) -> 
         except BaseException as exc:  # handed to the caller below
             box["error"] = exc
         finally:
-            done.set()
+            done.release()
 
     with _idle_workers_lock:
         worker = _idle_workers.pop() if _idle_workers else None
     if worker is None:
         worker = _OpenWorker()
     worker.jobs.put(body)
-    if not done.wait(deadline_s):
+    if not done.acquire(timeout=deadline_s):
         worker.jobs.put(None)  # abandoned: it exits after the stuck open, never reused
         raise SandboxFileError(
             f"opening {what} did not finish within {deadline_s:g} s",
