@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, Protocol, TypeVar
 
+from nanoclaw.cpu_affinity import unpin_calling_thread
 from nanoclaw.errors import NanoclawError
 from nanoclaw.os_threads import name_os_thread
 
@@ -122,9 +123,12 @@ class _Threads:
     a second idle thread, which took the GIL only to find the queue empty and sleep again.)
     """
 
-    def __init__(self, *, name: str, workers: int) -> None:
+    def __init__(
+        self, *, name: str, workers: int, on_start: Callable[[], None] | None = None
+    ) -> None:
         self.name = name
         self.workers = workers
+        self._on_start = on_start  # run first on each new thread
         self._lock = threading.Lock()
         self._tasks: deque[_Task] = deque()
         # The gates of idle threads, each held; the most recently idle one is woken first.
@@ -156,6 +160,8 @@ class _Threads:
 
     def _work(self) -> None:
         name_os_thread(f"nc-{self.name}")  # what benchmarks/throughput.py groups CPU by
+        if self._on_start is not None:
+            self._on_start()
         gate = threading.Lock()
         gate.acquire()
         with self._lock:
@@ -197,9 +203,11 @@ class _Threads:
 class _PoolExecutor:
     """A named set of threads whose ``run`` awaits one job's result (or its exception)."""
 
-    def __init__(self, *, name: str, workers: int) -> None:
+    def __init__(
+        self, *, name: str, workers: int, on_start: Callable[[], None] | None = None
+    ) -> None:
         self.name = name
-        self._threads = _Threads(name=name, workers=workers)
+        self._threads = _Threads(name=name, workers=workers, on_start=on_start)
 
     def owns_current_thread(self) -> bool:
         """Whether the caller is one of this executor's threads."""
@@ -224,10 +232,14 @@ class CentralExecutor(_PoolExecutor):
 
 
 class BlockingExecutor(_PoolExecutor):
-    """Blocking calls that touch no database: Docker, subprocesses, host-side files."""
+    """Blocking calls that touch no database: Docker, subprocesses, host-side files.
+
+    Its threads (and the processes they start) run on every CPU the host started with, not on
+    the one its Python threads are pinned to (:mod:`nanoclaw.cpu_affinity`).
+    """
 
     def __init__(self, *, workers: int = BLOCKING_WORKERS) -> None:
-        super().__init__(name="blocking", workers=workers)
+        super().__init__(name="blocking", workers=workers, on_start=unpin_calling_thread)
 
 
 @dataclass(eq=False)

@@ -193,6 +193,9 @@ class Settings(BaseSettings):
     # The service manager `nanoclaw service install` uses: auto, systemd, launchd or fallback.
     service_manager: Literal["auto", "systemd", "launchd", "fallback"] = "auto"
     python_executable: str = Field(default_factory=lambda: sys.executable)
+    # `nanoclaw run` pins its own Python threads to one CPU (runners keep every CPU): see
+    # nanoclaw.cpu_affinity. Off: the host's threads may run on any CPU.
+    host_cpu_pin: bool = True
 
     @field_validator("timezone")
     @classmethod

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nanoclaw.contract.runner_config import CONTAINER_GROUP_DIR
+from nanoclaw.cpu_affinity import children_unpinned
 from nanoclaw.errors import RunnerError, RuntimeUnavailableError
 from nanoclaw.executors import BlockingExecutor
 from nanoclaw.runtime.base import RunnerHandle, RunnerInfo, RunnerRuntime, RunSpec
@@ -256,14 +257,16 @@ class BwrapRuntime(RunnerRuntime):
             spec, bwrap=self.bwrap, python=layout, app_dir=app_dir, uid=self.uid, gid=self.gid
         )
         try:
-            process = await asyncio.create_subprocess_exec(
-                *argv,
-                env={"PATH": "/usr/bin:/bin"},  # bwrap is pid 1's ancestor: nothing secret here
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-            )
+            # The runner (and its tools) may use every CPU, not the host's pinned one.
+            with children_unpinned():
+                process = await asyncio.create_subprocess_exec(
+                    *argv,
+                    env={"PATH": "/usr/bin:/bin"},  # bwrap is pid 1's ancestor: nothing secret here
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.PIPE,
+                    start_new_session=True,
+                )
         except OSError as exc:
             raise RunnerError(f"cannot start bwrap: {exc}", session_id=spec.session_id) from exc
         handle = ProcessHandle(spec=spec, process=process)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from nanoclaw.contract.runner_config import ENV_GLOBAL_DIR, ENV_GROUP_DIR, ENV_SESSION_DIR
+from nanoclaw.cpu_affinity import children_unpinned
 from nanoclaw.errors import RunnerError, RuntimeUnavailableError
 from nanoclaw.executors import BlockingExecutor
 from nanoclaw.runtime.base import (
@@ -182,17 +183,19 @@ class ProcessRuntime(RunnerRuntime):
                 p for p in (env.get("PYTHONPATH"), str(spec.packages_dir)) if p
             )
         try:
-            process = await asyncio.create_subprocess_exec(
-                self.python,
-                "-m",
-                "agent_runner",
-                cwd=str(spec.group_dir),
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-            )
+            # The runner (and its tools) may use every CPU, not the host's pinned one.
+            with children_unpinned():
+                process = await asyncio.create_subprocess_exec(
+                    self.python,
+                    "-m",
+                    "agent_runner",
+                    cwd=str(spec.group_dir),
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.PIPE,
+                    start_new_session=True,
+                )
         except OSError as exc:
             raise RunnerError(f"cannot start runner: {exc}", session_id=spec.session_id) from exc
         handle = ProcessHandle(spec=spec, process=process)

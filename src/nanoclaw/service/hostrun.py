@@ -16,6 +16,7 @@ from pathlib import Path
 
 from nanoclaw import __version__
 from nanoclaw.contract.timeutil import now_iso
+from nanoclaw.cpu_affinity import pin_host_threads
 from nanoclaw.settings import Settings, effective_settings_hash
 
 from .breaker import StartupBreaker
@@ -39,6 +40,8 @@ def credential_kind(settings: Settings) -> str:
 async def run_host(settings: Settings, *, pid_file: Path | None) -> None:
     from nanoclaw.host import build_host
 
+    # First, on the loop thread: every thread the host starts from here inherits the pin.
+    pin_host_threads(enabled=settings.host_cpu_pin)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

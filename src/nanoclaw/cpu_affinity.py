@@ -1,0 +1,94 @@
+"""Where the host's threads run: its Python threads share one CPU, what it starts gets them all.
+
+The host is one process whose Python threads (event loop, session lanes, central DB) hand each
+other work many times per message and take turns at the GIL. Spread over several CPUs, every
+hand-over wakes a thread on another CPU (an inter-processor interrupt, costly under a
+hypervisor) and the threads convoy on the GIL; on one CPU the same hand-overs are plain
+switches. ``nanoclaw run`` therefore pins its event-loop thread to one CPU of those it may use
+before it builds the host, and every thread it creates inherits that (Linux gives a new thread
+its creator's mask). What must not share that CPU widens itself back to the set the host
+started with: the blocking executor's threads (Docker calls, subprocesses, file copies), and
+each runner the host spawns (:func:`children_unpinned` around the spawn), so runners and their
+tools use every CPU. Measured in ``docs/performance.md`` (round nine).
+
+Affinity is per-thread kernel state, so the set the host started with is kept here, once, by
+:func:`pin_host_threads`; with no pin (other platforms, one CPU, ``NANOCLAW_HOST_CPU_PIN=0``,
+in-process tests) every function here does nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+log = logging.getLogger("nanoclaw.cpu_affinity")
+
+
+@dataclass(frozen=True)
+class HostPin:
+    """The CPU the host's Python threads run on, and the set it started with (for children)."""
+
+    cpu: int
+    started_with: frozenset[int]
+
+
+_pin: HostPin | None = None
+
+
+def _supported() -> bool:
+    return hasattr(os, "sched_setaffinity") and hasattr(os, "sched_getaffinity")
+
+
+def pin_host_threads(*, enabled: bool) -> HostPin | None:
+    """Pin the calling thread (``nanoclaw run``'s event loop, before any other thread starts)
+    to the highest-numbered CPU it may use; None when off, unsupported or only one CPU."""
+    global _pin
+    if not enabled or not _supported():
+        return None
+    allowed = frozenset(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        return None
+    cpu = max(allowed)
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError as exc:  # a container or policy that forbids it: run unpinned
+        log.info("host threads not pinned (%s)", exc)
+        return None
+    _pin = HostPin(cpu=cpu, started_with=allowed)
+    log.info(
+        "host threads pinned to CPU %d of %s; runners use them all (NANOCLAW_HOST_CPU_PIN=0: off)",
+        cpu,
+        ",".join(str(c) for c in sorted(allowed)),
+    )
+    return _pin
+
+
+def unpin_calling_thread() -> None:
+    """Give the calling thread (and what it starts from now on) the host's original CPU set."""
+    if _pin is not None:
+        _widen(_pin.started_with)
+
+
+@contextlib.contextmanager
+def children_unpinned() -> Iterator[None]:
+    """Around a spawn on a pinned thread: the child inherits the original set, not the pin."""
+    pin = _pin
+    if pin is None:
+        yield
+        return
+    before = frozenset(os.sched_getaffinity(0))
+    _widen(pin.started_with)
+    try:
+        yield
+    finally:
+        _widen(before)
+
+
+def _widen(cpus: frozenset[int]) -> None:
+    try:
+        os.sched_setaffinity(0, cpus)
+    except OSError as exc:  # the set changed under us (a cpuset update): keep what we have
+        log.debug("could not set this thread's CPUs to %s: %s", sorted(cpus), exc)
