@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -72,19 +73,38 @@ def unpin_calling_thread() -> None:
         _widen(_pin.started_with)
 
 
+class _Widened(threading.local):
+    """Per thread: how many :func:`children_unpinned` blocks are open, and the set before."""
+
+    depth = 0
+    before: frozenset[int] = frozenset()
+
+
+_widened = _Widened()
+
+
 @contextlib.contextmanager
 def children_unpinned() -> Iterator[None]:
-    """Around a spawn on a pinned thread: the child inherits the original set, not the pin."""
+    """Around a spawn on a pinned thread: the child inherits the original set, not the pin.
+
+    Spawns awaited on the event loop overlap (each block spans its ``await``), so the blocks
+    open on one thread are counted: the first saves the thread's set, the last restores it.
+    """
     pin = _pin
     if pin is None:
         yield
         return
-    before = frozenset(os.sched_getaffinity(0))
-    _widen(pin.started_with)
+    state = _widened
+    if state.depth == 0:
+        state.before = frozenset(os.sched_getaffinity(0))
+        _widen(pin.started_with)
+    state.depth += 1
     try:
         yield
     finally:
-        _widen(before)
+        state.depth -= 1
+        if state.depth == 0:
+            _widen(state.before)
 
 
 def _widen(cpus: frozenset[int]) -> None:

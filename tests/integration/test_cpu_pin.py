@@ -20,6 +20,7 @@ from tests.helpers import make_agent, wire_chat
 WAIT_S = 30.0  # a deadline for a state, never a pause
 ALL_CPUS = frozenset(os.sched_getaffinity(0))
 MULTI_CPU = len(ALL_CPUS) >= 2
+CHATS = ["c0", "c1", "c2"]
 
 
 def _cpus_of(pid: int, tid: int | None = None) -> frozenset[int]:
@@ -99,6 +100,46 @@ def test_a_pinned_thread_passes_its_pin_on_but_not_to_blocking_threads_or_childr
     assert frozenset(os.sched_getaffinity(0)) == ALL_CPUS  # pytest's own thread: untouched
 
 
+def test_overlapping_spawns_on_the_loop_leave_it_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu_affinity, "_pin", None)
+    seen: list[frozenset[int]] = []
+
+    def host_thread() -> None:
+        cpu_affinity.pin_host_threads(enabled=True)
+        first_in, second_in, first_out = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+        async def first() -> None:  # enters first, leaves first (as runner spawns overlap)
+            with cpu_affinity.children_unpinned():
+                first_in.set()
+                await second_in.wait()
+            seen.append(frozenset(os.sched_getaffinity(0)))
+            first_out.set()
+
+        async def second() -> None:  # enters while the first is open, leaves after it
+            await first_in.wait()
+            with cpu_affinity.children_unpinned():
+                second_in.set()
+                await first_out.wait()
+                seen.append(frozenset(os.sched_getaffinity(0)))
+
+        async def both() -> None:
+            await asyncio.gather(first(), second())
+
+        asyncio.run(both())
+        seen.append(frozenset(os.sched_getaffinity(0)))
+
+    thread = threading.Thread(target=host_thread)
+    thread.start()
+    thread.join(WAIT_S)
+    if not MULTI_CPU:
+        assert seen == [ALL_CPUS] * 3
+        return
+    pinned = frozenset({max(ALL_CPUS)})
+    # Widened while either block is open; pinned again once both have closed (restoring the
+    # set each block found would leave the loop unpinned: the second found it widened).
+    assert seen == [ALL_CPUS, ALL_CPUS, pinned]
+
+
 def test_switched_off_nothing_is_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cpu_affinity, "_pin", None)
     result: list[object] = []
@@ -128,23 +169,32 @@ async def test_a_real_host_pins_its_threads_and_not_its_runner(
     db = CentralDB(path=settings.central_db_path, migrations_root=settings.migrations_path)
     db.migrate()
     repo = Repository(db)
-    wire_chat(repo, make_agent(repo, "Andy"), "c0")
+    agent = make_agent(repo, "Andy")
+    for chat in CHATS:  # several at once: their runners are spawned concurrently
+        wire_chat(repo, agent, chat)
     host = HostProcess(settings, log_dir=tmp_path, NANOCLAW_HOST_CPU_PIN=pin)
-    observers = Observers(settings.cli_socket, ["c0"])
+    observers = Observers(settings.cli_socket, CHATS)
     host.start()
     observers.start()
     try:
         await observers.all_ready(within_s=WAIT_S)
-        await send_until_accepted(settings.cli_socket, chat="c0", message_id="m1", text="hi")
+        await asyncio.gather(
+            *(
+                send_until_accepted(
+                    settings.cli_socket, chat=chat, message_id=f"m-{chat}", text="hi"
+                )
+                for chat in CHATS
+            )
+        )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + WAIT_S
-        while not observers.replies["c0"]:
+        while not all(observers.replies[chat] for chat in CHATS):
             assert loop.time() < deadline, host.logs()
             await asyncio.sleep(0.05)
         assert host.proc is not None
         host_pid = host.proc.pid
         runners = host.runner_pids()
-        assert runners, host.logs()
+        assert len(runners) == len(CHATS), host.logs()
         expect_host = frozenset({max(ALL_CPUS)}) if pin == "1" and MULTI_CPU else ALL_CPUS
         assert _cpus_of(host_pid) == expect_host  # the event loop's thread
         names = _thread_names(host_pid)
