@@ -270,7 +270,7 @@ def test_asyncio_to_thread_is_used_only_in_the_executors_module() -> None:
 def _switches(native_id: int) -> int:
     """Context switches of one thread so far, as Linux counts them."""
     total = 0
-    with open(f"/proc/self/task/{native_id}/status") as status:  # noqa: PTH123 - Linux only
+    with open(f"/proc/self/task/{native_id}/status") as status:
         for line in status:
             if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
                 total += int(line.split()[1])
