@@ -9,7 +9,9 @@ before it builds the host, and every thread it creates inherits that (Linux give
 its creator's mask). What must not share that CPU widens itself back to the set the host
 started with: the blocking executor's threads (Docker calls, subprocesses, file copies), and
 each runner the host spawns (:func:`children_unpinned` around the spawn), so runners and their
-tools use every CPU. Measured in ``docs/performance.md`` (round nine).
+tools use every CPU. Because a spawn's block spans its ``await``, a thread started from the
+loop meanwhile would inherit the widened set: the central and session pools pin each of their
+threads as it starts (:func:`pin_calling_thread`), whoever started it. Measured in ``docs/performance.md`` (round nine).
 
 Affinity is per-thread kernel state, so the set the host started with is kept here, once, by
 :func:`pin_host_threads`; with no pin (other platforms, one CPU, ``NANOCLAW_HOST_CPU_PIN=0``,
@@ -65,6 +67,13 @@ def pin_host_threads(*, enabled: bool) -> HostPin | None:
         ",".join(str(c) for c in sorted(allowed)),
     )
     return _pin
+
+
+def pin_calling_thread() -> None:
+    """Put the calling thread on the host's CPU: a pool thread started while the loop thread
+    was widened for a spawn (:func:`children_unpinned`) would otherwise keep every CPU."""
+    if _pin is not None:
+        _widen(frozenset({_pin.cpu}))
 
 
 def unpin_calling_thread() -> None:

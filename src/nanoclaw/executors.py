@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from nanoclaw.cpu_affinity import unpin_calling_thread
+from nanoclaw.cpu_affinity import pin_calling_thread, unpin_calling_thread
 from nanoclaw.errors import NanoclawError
 from nanoclaw.os_threads import name_os_thread
 
@@ -225,10 +225,10 @@ class _PoolExecutor:
 
 
 class CentralExecutor(_PoolExecutor):
-    """The one thread every central-DB statement runs on."""
+    """The one thread every central-DB statement runs on (on the host's CPU when pinned)."""
 
     def __init__(self) -> None:
-        super().__init__(name="central", workers=1)
+        super().__init__(name="central", workers=1, on_start=pin_calling_thread)
 
 
 class BlockingExecutor(_PoolExecutor):
@@ -262,7 +262,7 @@ class SessionExecutor:
     def __init__(self, *, workers: int = SESSION_WORKERS) -> None:
         self._lock = threading.Lock()
         self._lanes: dict[str, _Lane] = {}
-        self._threads = _Threads(name=self.name, workers=workers)
+        self._threads = _Threads(name=self.name, workers=workers, on_start=pin_calling_thread)
 
     def owns_current_thread(self) -> bool:
         return self._threads.owns_current_thread()
@@ -292,6 +292,9 @@ class SessionExecutor:
         except ExecutorClosedError:  # closed: fail every queued job of this lane
             with self._lock:
                 self._drop(session_id, lane)
+        except Exception as exc:  # no thread could start: fail them, never leave them queued
+            with self._lock:
+                self._drop(session_id, lane, exc)
 
     def _step(self, session_id: str, lane: _Lane) -> None:
         """Run the lane's next job, then hand the lane back to the pool (or retire it)."""
@@ -323,16 +326,17 @@ class SessionExecutor:
                 self._fail(lane)
             self._lanes.clear()
 
-    def _fail(self, lane: _Lane) -> None:
+    def _fail(self, lane: _Lane, error: BaseException | None = None) -> None:
         # Caller holds self._lock.
         for job in lane.jobs:
-            job.fail(ExecutorClosedError(self.name))
+            job.fail(error or ExecutorClosedError(self.name))
         lane.jobs.clear()
 
-    def _drop(self, session_id: str, lane: _Lane) -> None:
-        """Fail the lane's queued jobs and retire it (unless a newer lane took its place)."""
+    def _drop(self, session_id: str, lane: _Lane, error: BaseException | None = None) -> None:
+        """Fail the lane's queued jobs (closed, unless ``error`` says why) and retire it
+        (unless a newer lane took its place)."""
         # Caller holds self._lock.
-        self._fail(lane)
+        self._fail(lane, error)
         if self._lanes.get(session_id) is lane:
             del self._lanes[session_id]
 

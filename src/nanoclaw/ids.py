@@ -11,8 +11,8 @@ _SUFFIX_SPACE = len(_ALPHABET) ** _SUFFIX_CHARS
 
 
 def new_id(prefix: str) -> str:
-    # One draw for the whole suffix (uniform over all 36^6 values): a draw per character
-    # cost one getrandom() system call each, about ten per id.
+    # One draw for the whole suffix, uniform over all 36^6 values (rejection sampling: about
+    # two getrandom() calls); a draw per character cost about ten.
     n = secrets.randbelow(_SUFFIX_SPACE)
     chars = []
     for _ in range(_SUFFIX_CHARS):

@@ -300,3 +300,23 @@ async def test_a_task_wakes_one_idle_thread_not_two() -> None:
         assert woken < 5, woken
     finally:
         pool.close()
+
+
+async def test_a_lane_whose_thread_cannot_start_fails_its_job_and_recovers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pool = SessionExecutor(workers=2)
+    real_start = threading.Thread.start
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    try:
+        monkeypatch.setattr(threading.Thread, "start", refuse)
+        with pytest.raises(RuntimeError, match="can't start new thread"):
+            await asyncio.wait_for(pool.run("s1", lambda: "never"), WAIT_S)
+        assert pool.busy_sessions() == 0  # the lane is not left scheduled with no step
+        monkeypatch.setattr(threading.Thread, "start", real_start)
+        assert await asyncio.wait_for(pool.run("s1", lambda: "ran"), WAIT_S) == "ran"
+    finally:
+        pool.close()

@@ -520,7 +520,7 @@ def call_with_deadline(fn: Callable[[], T], *, deadline_s: float, what: str) -> 
     if worker is None:
         worker = _OpenWorker()
     worker.jobs.put(body)
-    if not done.acquire(timeout=deadline_s):
+    if not done.acquire(timeout=max(deadline_s, 0.0)):
         worker.jobs.put(None)  # abandoned: it exits after the stuck open, never reused
         raise SandboxFileError(
             f"opening {what} did not finish within {deadline_s:g} s",
