@@ -102,3 +102,19 @@ async def until(predicate: Callable[[], bool], *, within_s: float = 15.0) -> Non
     while not predicate():
         assert loop.time() < deadline, f"state not reached within {within_s}s"
         await asyncio.sleep(0.02)
+
+
+def allowed_cpus(pid: int, tid: int | None = None) -> frozenset[int]:
+    """The CPUs a thread (the process's main thread by default) may run on, as the kernel
+    reports them (``Cpus_allowed_list`` in ``/proc``)."""
+    status = Path(f"/proc/{pid}/task/{tid or pid}/status").read_text()
+    (listed,) = [
+        ln.split(":", 1)[1].strip()
+        for ln in status.splitlines()
+        if ln.startswith("Cpus_allowed_list")
+    ]
+    cpus: set[int] = set()
+    for part in listed.split(","):
+        low, _, high = part.partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    return frozenset(cpus)

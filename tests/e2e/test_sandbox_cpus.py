@@ -11,24 +11,10 @@ import pytest
 
 from nanoclaw import cpu_affinity
 from nanoclaw.host import build_host
-from tests.helpers import make_agent, say, texts, wire_chat
+from tests.helpers import allowed_cpus, make_agent, say, texts, wire_chat
 
 WAIT_S = 60.0
 ALL_CPUS = frozenset(os.sched_getaffinity(0))
-
-
-def _cpus(pid: int) -> frozenset[int]:
-    status = Path(f"/proc/{pid}/status").read_text()
-    (listed,) = [
-        ln.split(":", 1)[1].strip()
-        for ln in status.splitlines()
-        if ln.startswith("Cpus_allowed_list")
-    ]
-    cpus: set[int] = set()
-    for part in listed.split(","):
-        low, _, high = part.partition("-")
-        cpus.update(range(int(low), int(high or low) + 1))
-    return frozenset(cpus)
 
 
 def _descendants(root: int) -> list[int]:
@@ -85,7 +71,7 @@ async def test_the_sandboxed_runner_uses_every_cpu(
             client = request.getfixturevalue("docker_client")
             root = int(client.containers.get(runner.runner_id).attrs["State"]["Pid"])
         # bwrap, its sandboxed init and the runner beneath; or the container's processes.
-        processes = {pid: _cpus(pid) for pid in _descendants(root)}
+        processes = {pid: allowed_cpus(pid) for pid in _descendants(root)}
         if runtime_name == "bwrap":
             assert len(processes) >= 2, processes
         assert all(cpus == ALL_CPUS for cpus in processes.values()), processes

@@ -15,27 +15,12 @@ from nanoclaw import cpu_affinity
 from nanoclaw.executors import BlockingExecutor, SessionExecutor
 from nanoclaw.settings import Settings
 from tests.crash.harness import HostProcess, Observers, send_until_accepted
-from tests.helpers import make_agent, wire_chat
+from tests.helpers import allowed_cpus, make_agent, wire_chat
 
 WAIT_S = 30.0  # a deadline for a state, never a pause
 ALL_CPUS = frozenset(os.sched_getaffinity(0))
 MULTI_CPU = len(ALL_CPUS) >= 2
 CHATS = ["c0", "c1", "c2"]
-
-
-def _cpus_of(pid: int, tid: int | None = None) -> frozenset[int]:
-    """A thread's allowed CPUs as the kernel reports them (Cpus_allowed_list)."""
-    status = Path(f"/proc/{pid}/task/{tid or pid}/status").read_text()
-    (listed,) = [
-        ln.split(":", 1)[1].strip()
-        for ln in status.splitlines()
-        if ln.startswith("Cpus_allowed_list")
-    ]
-    cpus: set[int] = set()
-    for part in listed.split(","):
-        low, _, high = part.partition("-")
-        cpus.update(range(int(low), int(high or low) + 1))
-    return frozenset(cpus)
 
 
 def _thread_names(pid: int) -> dict[int, str]:
@@ -200,14 +185,14 @@ async def test_a_real_host_pins_its_threads_and_not_its_runner(
         runners = host.runner_pids()
         assert len(runners) == len(CHATS), host.logs()
         expect_host = frozenset({max(ALL_CPUS)}) if pin == "1" and MULTI_CPU else ALL_CPUS
-        assert _cpus_of(host_pid) == expect_host  # the event loop's thread
+        assert allowed_cpus(host_pid) == expect_host  # the event loop's thread
         names = _thread_names(host_pid)
         for tid, name in names.items():
             want = ALL_CPUS if name.startswith("nc-blocking") else expect_host
             if name.startswith(("nc-session", "nc-central", "nc-blocking")):
-                assert _cpus_of(host_pid, tid) == want, (name, host.logs())
+                assert allowed_cpus(host_pid, tid) == want, (name, host.logs())
         for runner in runners:
-            assert _cpus_of(runner) == ALL_CPUS
+            assert allowed_cpus(runner) == ALL_CPUS
     finally:
         await observers.close()
         host.stop()
