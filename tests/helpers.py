@@ -104,17 +104,20 @@ async def until(predicate: Callable[[], bool], *, within_s: float = 15.0) -> Non
         await asyncio.sleep(0.02)
 
 
+def proc_status(pid: int, tid: int | None = None) -> dict[str, str]:
+    """A thread's ``/proc/<pid>/task/<tid>/status`` fields (the process's main thread by
+    default), as Linux reports them."""
+    fields: dict[str, str] = {}
+    for line in Path(f"/proc/{pid}/task/{tid or pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        fields[name] = value.strip()
+    return fields
+
+
 def allowed_cpus(pid: int, tid: int | None = None) -> frozenset[int]:
-    """The CPUs a thread (the process's main thread by default) may run on, as the kernel
-    reports them (``Cpus_allowed_list`` in ``/proc``)."""
-    status = Path(f"/proc/{pid}/task/{tid or pid}/status").read_text()
-    (listed,) = [
-        ln.split(":", 1)[1].strip()
-        for ln in status.splitlines()
-        if ln.startswith("Cpus_allowed_list")
-    ]
+    """The CPUs a thread may run on (``Cpus_allowed_list``)."""
     cpus: set[int] = set()
-    for part in listed.split(","):
+    for part in proc_status(pid, tid)["Cpus_allowed_list"].split(","):
         low, _, high = part.partition("-")
         cpus.update(range(int(low), int(high or low) + 1))
     return frozenset(cpus)

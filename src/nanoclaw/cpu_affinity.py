@@ -5,13 +5,12 @@ other work many times per message and take turns at the GIL. Spread over several
 hand-over wakes a thread on another CPU (an inter-processor interrupt, costly under a
 hypervisor) and the threads convoy on the GIL; on one CPU the same hand-overs are plain
 switches. ``nanoclaw run`` therefore pins its event-loop thread to one CPU of those it may use
-before it builds the host, and every thread it creates inherits that (Linux gives a new thread
-its creator's mask). What must not share that CPU widens itself back to the set the host
-started with: the blocking executor's threads (Docker calls, subprocesses, file copies), and
-each runner the host spawns (:func:`children_unpinned` around the spawn), so runners and their
-tools use every CPU. Because a spawn's block spans its ``await``, a thread started from the
-loop meanwhile would inherit the widened set: the central and session pools pin each of their
-threads as it starts (:func:`pin_calling_thread`), whoever started it. Measured in ``docs/performance.md`` (round nine).
+before it builds the host (:func:`pin_host_threads`). Each executor pool sets its threads' CPUs
+as they start, whoever started them: the central and session pools pin them to that CPU
+(:func:`pin_calling_thread`), the blocking pool (Docker calls, subprocesses, file copies) gives
+them every CPU the host started with (:func:`unpin_calling_thread`). Other threads inherit
+their creator's mask, as Linux does. Each runner is spawned inside :func:`children_unpinned`,
+so runners and their tools use every CPU. Measured in ``docs/performance.md`` (round nine).
 
 Affinity is per-thread kernel state, so the set the host started with is kept here, once, by
 :func:`pin_host_threads`; with no pin (other platforms, one CPU, ``NANOCLAW_HOST_CPU_PIN=0``,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +21,7 @@ from nanoclaw.executors import (
 )
 from nanoclaw.host import Host
 from tests.conftest import REPO_ROOT
-from tests.helpers import make_agent, say, texts, wire_chat
+from tests.helpers import make_agent, proc_status, say, texts, wire_chat
 
 WAIT_S = 10.0  # a deadline for a state, never a pause
 
@@ -268,13 +269,9 @@ def test_asyncio_to_thread_is_used_only_in_the_executors_module() -> None:
 
 
 def _switches(native_id: int) -> int:
-    """Context switches of one thread so far, as Linux counts them."""
-    total = 0
-    with open(f"/proc/self/task/{native_id}/status") as status:
-        for line in status:
-            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                total += int(line.split()[1])
-    return total
+    """Context switches of one of this process's threads so far, as Linux counts them."""
+    status = proc_status(os.getpid(), native_id)
+    return int(status["voluntary_ctxt_switches"]) + int(status["nonvoluntary_ctxt_switches"])
 
 
 async def test_a_task_wakes_one_idle_thread_not_two() -> None:
