@@ -423,6 +423,7 @@ def build_host(
     delivery.on_turn_done(turn_done)
     delivery.on_turn_done(sweep.on_turn_done)
     delivery.on_turn_done(pause.on_turn_done)
+    delivery.on_turn_done(supervisor.on_turn_done)  # a waiting session may take its slot
     delivery.on_turn_end_read(usage.read_at_turn_end)  # the pause's ingest then opens nothing
     return Host(
         settings=settings,

@@ -57,6 +57,36 @@ async def test_a_third_chat_over_a_cap_of_two_is_answered_and_the_busy_runner_ke
         await busy
 
 
+async def test_a_chat_that_finds_every_runner_mid_turn_gets_a_slot_when_a_turn_ends(
+    settings: Settings,
+) -> None:
+    # The sweep never runs in this test: only a turn's end can make the room.
+    host = build_host(
+        settings.model_copy(update={"max_concurrent_runners": 2, "sweep_interval_s": 3600.0})
+    )
+    await host.start()
+    try:
+        andy = make_agent(host.repo, "Andy")
+        for chat in ("a", "b", "late"):
+            wire_chat(host.repo, andy, chat)
+        first = [
+            asyncio.create_task(say(host.settings.cli_socket, "!sleep 1", chat=chat, timeout=30))
+            for chat in ("a", "b")
+        ]
+        for _ in range(400):  # both runners up and mid-turn
+            if len(host.supervisor.running_sessions()) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert len(host.supervisor.running_sessions()) == 2
+        late = await say(host.settings.cli_socket, "my turn?", chat="late", timeout=30)
+        assert texts(late) == [f"Andy {MOCK}my turn?"]
+        for task in first:
+            assert texts(await task)  # the turns that held the slots were not cut short
+        assert _session_of(host, "late") in host.supervisor.running_sessions()
+    finally:
+        await host.stop()
+
+
 def _session_of(host: Host, chat: str) -> str:
     mg = host.repo.messaging_group("cli", chat)
     assert mg is not None

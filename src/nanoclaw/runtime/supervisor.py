@@ -3,7 +3,8 @@
 Invariant 4: ``wake`` never raises, joins a start already under way, and leaves the
 messages pending when it cannot start (cap reached, runtime down, no credentials).
 Over the cap, sessions queue and start in arrival order as slots free, and a slot is made at
-once (DESIGN §4): the least recently active runner that is idle is stopped. Idle means no row
+once (DESIGN §4): the least recently active runner that is idle is stopped, then or, when every
+runner is mid-turn, as soon as a turn ends (:meth:`Supervisor.on_turn_done`). Idle means no row
 is claimed (``processing``) and no due triggering row waits; a runner that is starting is never
 chosen. A runner blocked in ``ask_user_question`` holds its batch's claim, so it counts as
 mid-turn and is never evicted: its turn cannot resume after a restart (the batch would run
@@ -383,6 +384,12 @@ class Supervisor:
             await self.wake(session_id)
 
     # -- eviction -------------------------------------------------------------------------------
+    async def on_turn_done(self, session_id: str, message_ids: frozenset[str]) -> None:
+        """A turn ended, so its runner may be idle now: a session that found every runner
+        mid-turn when it arrived gets its slot here, not at the next sweep."""
+        if self._queue:
+            await self._make_room()
+
     async def _make_room(self) -> None:
         """Stop idle runners, least recently active first, until each waiting session has a slot."""
         while True:
@@ -391,7 +398,7 @@ class Supervisor:
                 return
             victim = await self._least_recently_active_idle()
             if victim is None:
-                return  # every runner is mid-turn: the waiting session starts when one ends
+                return  # every runner is mid-turn: the next turn's end tries again
             session_id, entry = victim
             entry.evicting = True
             log.info(
