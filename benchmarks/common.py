@@ -144,3 +144,30 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024, 1)
     return 0.0
+
+
+WRITE_WORKER_MODULE = "nanoclaw.sessions.write_worker"
+
+
+def write_worker_pid(host_pid: int) -> int | None:
+    """The host's session-DB write worker (a child running ``nanoclaw.sessions.write_worker``)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == host_pid and WRITE_WORKER_MODULE.encode() in command:
+            return int(entry.name)
+    return None
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size: shared pages split between the processes mapping them (so a
+    process and its worker add up to their real memory, where RSS counts shared pages twice)."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0

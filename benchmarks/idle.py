@@ -17,16 +17,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import durable_commit_ms, round_trip, tree_cpu_s  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    durable_commit_ms,
+    process_cpu_s,
+    round_trip,
+    tree_cpu_s,
+    write_worker_pid,
+)
 from benchmarks.host_process import HostProcess  # noqa: E402 - needs the path above
 
 RESULTS = REPO / "benchmarks" / "results" / "idle.json"
 SETTLE_S = 5.0
-
-
-def own_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -44,9 +45,11 @@ def main() -> None:
 
         asyncio.run(warm())
         time.sleep(SETTLE_S)
-        host0, tree0 = own_cpu_s(host.pid), tree_cpu_s(host.pid)
+        # The host is its process and its session-DB write worker; the rest are runners.
+        own = [host.pid] + [p for p in [write_worker_pid(host.pid)] if p is not None]
+        host0, tree0 = sum(map(process_cpu_s, own)), tree_cpu_s(host.pid)
         time.sleep(args.seconds)
-        host1, tree1 = own_cpu_s(host.pid), tree_cpu_s(host.pid)
+        host1, tree1 = sum(map(process_cpu_s, own)), tree_cpu_s(host.pid)
     host_pct = (host1 - host0) / args.seconds * 100
     runners_pct = ((tree1 - tree0) - (host1 - host0)) / args.seconds * 100
     report = {

@@ -31,7 +31,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import durable_commit_ms, rss_mb, tree_cpu_s  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    durable_commit_ms,
+    pss_mb,
+    rss_mb,
+    tree_cpu_s,
+    write_worker_pid,
+)
 from nanoclaw.host import build_host  # noqa: E402
 from nanoclaw.settings import Settings  # noqa: E402 - needs the path above
 
@@ -140,10 +146,20 @@ def as_process(scratch: Path, idle_s: float) -> dict[str, float]:
         time.sleep(idle_s)
         idle_pct = (tree_cpu_s(proc.pid) - cpu0) / idle_s * 100
         rss = rss_mb(proc.pid)
+        worker = write_worker_pid(proc.pid)
+        memory = {
+            "rss_mb": rss,
+            # The write worker is part of the host: RSS of each, and PSS of both (shared
+            # pages counted once) as their memory together.
+            "write_worker_rss_mb": rss_mb(worker) if worker is not None else 0.0,
+            "host_and_worker_pss_mb": round(
+                pss_mb(proc.pid) + (pss_mb(worker) if worker is not None else 0.0), 1
+            ),
+        }
     finally:
         proc.terminate()
         proc.wait(timeout=60)
-    return {"startup_s": round(startup_s, 2), "rss_mb": rss, "idle_cpu_pct": round(idle_pct, 2)}
+    return {"startup_s": round(startup_s, 2), **memory, "idle_cpu_pct": round(idle_pct, 2)}
 
 
 def main() -> None:

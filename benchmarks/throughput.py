@@ -2,7 +2,8 @@
 
 Each chat sends its next message as soon as the previous reply arrives, for ``--seconds``.
 CPU is the user+system time of the host process and all its runners over the same window
-(the counters ``getrusage`` reports, read from /proc), also split into the host's own and its
+(the counters ``getrusage`` reports, read from /proc), also split into the host's own, its
+session-DB write worker's (a child process, ``nanoclaw.sessions.write_worker``) and its
 runners', and the host's by thread (event loop, session lanes, central DB, other), with the
 host's context switches per message (a count, steadier than CPU on a noisy machine). The
 CPU-bound ceiling is ``cores ÷ CPU per message``; the share says how close the pipeline gets
@@ -32,6 +33,7 @@ from benchmarks.common import (  # noqa: E402
     round_trip,
     thread_cpu_s,
     tree_cpu_s,
+    write_worker_pid,
 )
 from benchmarks.host_process import HostProcess  # noqa: E402 - needs the path above
 
@@ -62,6 +64,8 @@ def run(chats: int, seconds: float) -> dict[str, float | int | dict[str, float]]
                 await round_trip(host.socket_path, f"c{c}", "warm again")
 
         asyncio.run(warm())
+        worker = write_worker_pid(host.pid)
+        worker_before = process_cpu_s(worker) if worker is not None else 0.0
         cpu_before, host_before = tree_cpu_s(host.pid), process_cpu_s(host.pid)
         threads_before = thread_cpu_s(host.pid)
         switches_before = context_switches(host.pid)
@@ -69,6 +73,7 @@ def run(chats: int, seconds: float) -> dict[str, float | int | dict[str, float]]
         done = asyncio.run(closed_loop(host.socket_path, chats, seconds))
         cpu = tree_cpu_s(host.pid) - cpu_before
         host_cpu = process_cpu_s(host.pid) - host_before
+        worker_cpu = process_cpu_s(worker) - worker_before if worker is not None else 0.0
         threads = thread_cpu_s(host.pid)
         switches = context_switches(host.pid) - switches_before
         wall = time.monotonic() - wall_before
@@ -88,9 +93,10 @@ def run(chats: int, seconds: float) -> dict[str, float | int | dict[str, float]]
         "messages": done,
         "msgs_per_s": round(rate, 1),
         "cpu_per_message_ms": round(cpu_per_message_ms, 2),
-        # The host process alone, and its runners (the rest of the tree).
+        # The host process alone, its write worker, and its runners (the rest of the tree).
         "host_cpu_per_message_ms": round(host_cpu / done * 1000, 2),
-        "runner_cpu_per_message_ms": round((cpu - host_cpu) / done * 1000, 2),
+        "write_worker_cpu_per_message_ms": round(worker_cpu / done * 1000, 2),
+        "runner_cpu_per_message_ms": round((cpu - host_cpu - worker_cpu) / done * 1000, 2),
         # The host's CPU by thread: the event loop, the session lanes (with the deadline-open
         # workers they start, which inherit their name), the central DB thread.
         "host_cpu_per_message_ms_by_thread": by_thread,

@@ -44,16 +44,18 @@ def _supported() -> bool:
     return hasattr(os, "sched_setaffinity") and hasattr(os, "sched_getaffinity")
 
 
-def pin_host_threads(*, enabled: bool) -> HostPin | None:
+def pin_host_threads(*, enabled: bool, cpu: int | None = None) -> HostPin | None:
     """Pin the calling thread (``nanoclaw run``'s event loop, before any other thread starts)
-    to the highest-numbered CPU it may use; None when off, unsupported or only one CPU."""
+    to ``cpu``, by default the highest-numbered CPU it may use; None when off, unsupported or
+    only one CPU. The session-DB write worker passes the CPU it was given (a different one)."""
     global _pin
     if not enabled or not _supported():
         return None
     allowed = frozenset(os.sched_getaffinity(0))
     if len(allowed) < 2:
         return None
-    cpu = max(allowed)
+    if cpu is None or cpu not in allowed:
+        cpu = max(allowed)
     try:
         os.sched_setaffinity(0, {cpu})
     except OSError as exc:  # a container or policy that forbids it: run unpinned
@@ -66,6 +68,24 @@ def pin_host_threads(*, enabled: bool) -> HostPin | None:
         ",".join(str(c) for c in sorted(allowed)),
     )
     return _pin
+
+
+def usable_cpus() -> int:
+    """How many CPUs the host may use (the set it started with, when pinned)."""
+    if _pin is not None:
+        return len(_pin.started_with)
+    if _supported():
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def spare_cpu() -> int | None:
+    """The lowest CPU other than the host's, for the session-DB write worker to pin itself
+    to; None without a pin."""
+    if _pin is None:
+        return None
+    others = sorted(_pin.started_with - {_pin.cpu})
+    return others[0] if others else None
 
 
 def pin_calling_thread() -> None:

@@ -55,6 +55,8 @@ from nanoclaw.sessions.outbound_reader import OutboundRow, SessionReader
 from nanoclaw.sessions.quarantine import SessionQuarantine
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import SessionStore
+from nanoclaw.sessions.write_client import WriteWorker
+from nanoclaw.sessions.writes import SessionWrites
 from nanoclaw.settings import Settings
 from nanoclaw.sweep.loop import Sweep
 from nanoclaw.sweep.settled import SETTLED_RECORD_NAME, SettledStore
@@ -96,6 +98,7 @@ class Host:
     repo: Repository
     engines: EngineCache
     store: SessionStore
+    writes: SessionWrites  # the per-message inbound.db writes (the write worker, else lanes)
     reader: SessionReader
     sessions: SessionService
     runtime: RunnerRuntime
@@ -124,6 +127,7 @@ class Host:
         await self.executors.central.run(self.db.migrate)
         await self.executors.central.run(self.quarantine.load)
         await self.sandbox.start()
+        await self.writes.start()
         await self.supervisor.start()
         # Before channels accept messages: hot journals; the recovery visits (stale claims,
         # missed tasks, due work) follow in the sweep's task, and a wake visits first.
@@ -174,6 +178,7 @@ class Host:
         await self.tasks.close(timeout_s=TASK_STOP_TIMEOUT_S)
         await self.activity.flush()
         await self.delivery.close()
+        await self.writes.close()  # after the last delivery record
         await self.supervisor.close()
         await self.sandbox.stop()
         await self.executors.central.run(self.db.dispose)
@@ -218,9 +223,11 @@ def build_host(
     clock: Clock | None = None,
     runtime: RunnerRuntime | None = None,
     channels: Sequence[ChannelAdapter] | None = None,
+    write_worker: WriteWorker | None = None,
 ) -> Host:
     """Build every component of a host, in order. ``channels=None`` builds them from settings
-    (each network channel is switched on by its credentials); the local CLI is always there."""
+    (each network channel is switched on by its credentials); the local CLI is always there.
+    ``write_worker``: the session-DB write worker ``nanoclaw run`` starts (None: in-process)."""
     clock = clock or SystemClock()
     tasks = TaskOwner()
     executors = Executors.build()
@@ -233,6 +240,7 @@ def build_host(
     )
     reader = SessionReader(engines=engines)
     sessions = SessionService(repo=repo, store=store)
+    writes = SessionWrites(executors=executors, store=store, worker=write_worker)
     runtime = runtime or select_runtime(settings, blocking=executors.blocking).runtime
 
     registry = ChannelRegistry(
@@ -316,6 +324,7 @@ def build_host(
         note_activity=supervisor.note_activity,
         quarantine=quarantine,
         notices=notices,
+        writes=writes,
     )
     quarantine.report_failed = functools.partial(delivery.report_done, failed=True)
 
@@ -367,6 +376,7 @@ def build_host(
             notices=notices,
             told_by_receipt=frozenset({cli.channel_type}),
         ),
+        writes=writes,
     )
     card_actions.add(
         QuestionAnswers(
@@ -434,6 +444,7 @@ def build_host(
         repo=repo,
         engines=engines,
         store=store,
+        writes=writes,
         reader=reader,
         sessions=sessions,
         runtime=runtime,

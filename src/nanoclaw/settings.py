@@ -196,6 +196,10 @@ class Settings(BaseSettings):
     # `nanoclaw run` pins its own Python threads to one CPU (runners keep every CPU): see
     # nanoclaw.cpu_affinity. Off: the host's threads may run on any CPU.
     host_cpu_pin: bool = True
+    # With more than one CPU, `nanoclaw run` commits each message's inbound row and delivery
+    # record in a child process on another CPU (nanoclaw.sessions.write_worker). Off: in the
+    # host's own threads.
+    session_write_worker: bool = True
 
     @field_validator("timezone")
     @classmethod

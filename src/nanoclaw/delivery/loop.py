@@ -69,6 +69,7 @@ from nanoclaw.sessions.outbound_reader import DeliveryState, OutboundRow, Sessio
 from nanoclaw.sessions.paths import safe_name
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import InboundMessage
+from nanoclaw.sessions.writes import SessionWrites
 from nanoclaw.settings import Settings
 
 if TYPE_CHECKING:
@@ -172,9 +173,12 @@ class DeliveryLoop:
         clock: Callable[[], float] = time.monotonic,
         quarantine: SessionQuarantine | None = None,
         notices: Notifier | None = None,
+        writes: SessionWrites | None = None,
     ) -> None:
         self.executors = executors
         self.settings = settings
+        # The delivery records and the host's notices to agents (the write worker, else a lane).
+        self.writes = writes or SessionWrites(executors=executors, store=sessions.store)
         self.repo = repo
         self.sessions = sessions
         self.reader = reader
@@ -678,14 +682,7 @@ class DeliveryLoop:
         """Write one delivery record, folding in the session's unfolded acks (one transaction)."""
         fold = self.acks.take_held(session.id)
         try:
-            await self.executors.sessions.run(
-                session.id,
-                self.sessions.store.record_delivery,
-                layout,
-                row_id,
-                complete=fold,
-                **outcome,
-            )
+            await self.writes.record_delivery(session.id, layout, row_id, complete=fold, **outcome)
         except BaseException:
             self.acks.hold(session.id, fold)  # maybe not written: the next record or pass
             raise
@@ -785,9 +782,8 @@ class DeliveryLoop:
         id_hint: str | None = None,
     ) -> None:
         """Write a host notice or result into the agent's own inbound queue, and wake it."""
-        await self.executors.sessions.run(
+        await self.writes.insert_messages(
             session.id,
-            self.sessions.store.insert_messages,
             layout,
             [
                 InboundMessage(

@@ -23,6 +23,7 @@ from nanoclaw.routing.unhandled import UnhandledInbound
 from nanoclaw.routing.write import SessionInboundWriter
 from nanoclaw.sessions.activity import SessionActivity
 from nanoclaw.sessions.service import SessionService
+from nanoclaw.sessions.writes import SessionWrites
 from nanoclaw.storage_errors import is_disk_full
 
 log = logging.getLogger("nanoclaw.router")
@@ -42,13 +43,16 @@ class Router:
         commands: HostCommands | None = None,
         threaded_channels: frozenset[str] = frozenset(),
         unhandled: UnhandledInbound | None = None,
+        writes: SessionWrites | None = None,
     ) -> None:
         self.executors = executors
         self.unhandled = unhandled  # records a failed message, tells its sender, logs once
         self.planner = RoutePlanner(repo=repo, threaded_channels=threaded_channels)
         self.applier = PlanApplier(
             executors=executors,
-            writer=SessionInboundWriter(executors=executors, sessions=sessions, activity=activity),
+            writer=SessionInboundWriter(
+                executors=executors, sessions=sessions, activity=activity, writes=writes
+            ),
             audit=repo,
             waker=waker,
             replier=replier,

@@ -2,8 +2,9 @@
 saved beneath the session folder, a new session created when the plan found none.
 
 A new session is found or created on the central thread (under its key's lock: both DBs exist
-before the first write); the row and its attachments are written on the session's executor
-lane, so one session's disk commit never holds up other chats' central work."""
+before the first write); attachments are saved on the session's executor lane and the row is
+written through :class:`~nanoclaw.sessions.writes.SessionWrites` (the write worker, else that
+lane), so one session's disk commit never holds up other chats' central work."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from nanoclaw.executors import Executors
 from nanoclaw.routing.outcome import Delivery
 from nanoclaw.routing.plan import PlannedWrite
 from nanoclaw.sessions.activity import SessionActivity
+from nanoclaw.sessions.inbound_rows import InboundMessage
 from nanoclaw.sessions.paths import safe_name
 from nanoclaw.sessions.service import SessionService
-from nanoclaw.sessions.store import InboundMessage
+from nanoclaw.sessions.writes import SessionWrites
 
 log = logging.getLogger("nanoclaw.routing.write")
 
@@ -48,10 +50,12 @@ class SessionInboundWriter:
         executors: Executors,
         sessions: SessionService,
         activity: SessionActivity,
+        writes: SessionWrites | None = None,
     ) -> None:
         self.executors = executors
         self.sessions = sessions
         self.activity = activity
+        self.writes = writes or SessionWrites(executors=executors, store=sessions.store)
 
     async def write(
         self, event: InboundEvent, writes: Sequence[PlannedWrite], user_id: str | None
@@ -82,48 +86,17 @@ class SessionInboundWriter:
                 )
             )
             session_id = session.id
-        seq = await self.executors.sessions.run(
-            session_id, self._insert, event, planned, user_id, layout
+        attachments = None
+        if event.message.attachments:
+            attachments = await self.executors.sessions.run(
+                session_id, self._save_attachments, layout, planned.message_id, event
+            )
+        (seq,) = await self.writes.insert_messages(
+            session_id, layout, [_row(event, planned, user_id, attachments)]
         )
         return Delivery(
             session_id, planned.agent_group_id, planned.message_id, seq, planned.trigger
         )
-
-    def _insert(
-        self,
-        event: InboundEvent,
-        planned: PlannedWrite,
-        user_id: str | None,
-        layout: SessionLayout,
-    ) -> int:
-        """Blocking (the session's files): save the attachments, insert the row; its seq."""
-        msg = event.message
-        content: dict[str, object] = {
-            "text": msg.text,
-            "sender": msg.sender,
-            "sender_id": user_id,
-            "sender_name": msg.sender_name,
-            "platform_message_id": msg.id,
-        }
-        if msg.reply_to is not None:
-            content["reply_to"] = msg.reply_to.to_dict()
-        if msg.attachments:
-            content["attachments"] = self._save_attachments(layout, planned.message_id, event)
-        (seq,) = self.sessions.store.insert_messages(
-            layout,
-            [
-                InboundMessage(
-                    id=planned.message_id,
-                    kind=msg.kind if msg.kind in ("chat", "task", "webhook") else "chat",
-                    content=content,
-                    channel_type=event.channel_type,
-                    platform_id=event.platform_id,
-                    thread_id=event.thread_id,
-                    trigger=planned.trigger,
-                )
-            ],
-        )
-        return seq
 
     def _save_attachments(
         self, layout: SessionLayout, message_id: str, event: InboundEvent
@@ -148,3 +121,33 @@ class SessionInboundWriter:
                 entry["url"] = att.url
             saved.append(entry)
         return saved
+
+
+def _row(
+    event: InboundEvent,
+    planned: PlannedWrite,
+    user_id: str | None,
+    attachments: list[dict[str, str | None]] | None,
+) -> InboundMessage:
+    """The ``messages_in`` row of one planned write (attachments already saved)."""
+    msg = event.message
+    content: dict[str, object] = {
+        "text": msg.text,
+        "sender": msg.sender,
+        "sender_id": user_id,
+        "sender_name": msg.sender_name,
+        "platform_message_id": msg.id,
+    }
+    if msg.reply_to is not None:
+        content["reply_to"] = msg.reply_to.to_dict()
+    if attachments is not None:
+        content["attachments"] = attachments
+    return InboundMessage(
+        id=planned.message_id,
+        kind=msg.kind if msg.kind in ("chat", "task", "webhook") else "chat",
+        content=content,
+        channel_type=event.channel_type,
+        platform_id=event.platform_id,
+        thread_id=event.thread_id,
+        trigger=planned.trigger,
+    )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from nanoclaw import __version__
 from nanoclaw.contract.timeutil import now_iso
-from nanoclaw.cpu_affinity import pin_host_threads
+from nanoclaw.cpu_affinity import pin_host_threads, usable_cpus
 from nanoclaw.settings import Settings, effective_settings_hash
 
 from .breaker import StartupBreaker
@@ -60,7 +60,12 @@ async def run_host(settings: Settings, *, pid_file: Path | None) -> None:
             if stop.is_set():
                 breaker.on_clean_stop()
                 return
-        host = build_host(settings)
+        worker = None
+        if settings.session_write_worker and usable_cpus() > 1:
+            from nanoclaw.sessions.write_client import WriteWorker
+
+            worker = WriteWorker()
+        host = build_host(settings, write_worker=worker)
         await host.start()
         try:
             proxy = host.sandbox.proxy

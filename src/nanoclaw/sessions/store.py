@@ -10,7 +10,6 @@ Invariants owned here:
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
@@ -18,40 +17,27 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import Connection, delete
 
 from nanoclaw.contract import sessiondb
 from nanoclaw.contract.confined import ConfinedDir
 from nanoclaw.contract.layout import SUBDIRS, SessionLayout
-from nanoclaw.contract.seq import next_host_seq
 from nanoclaw.contract.sessiondb import SessionFile
-from nanoclaw.contract.timeutil import now_iso
 from nanoclaw.contract.turn_file import TURN_FILE
 from nanoclaw.db.sqlite import EngineCache
+from nanoclaw.sessions.inbound_rows import InboundMessage as InboundMessage  # re-exported
+from nanoclaw.sessions.inbound_rows import (
+    Inserted,
+    chunks,
+    complete_rows,
+    insert_rows,
+    marks,
+    record_delivery_row,
+)
 from nanoclaw.sessions.paths import safe_name
 from nanoclaw.sessions.schema import processing_ack
-
-
-@dataclass(frozen=True)
-class InboundMessage:
-    """A row to insert into ``messages_in``; the seq is assigned on write."""
-
-    id: str
-    kind: str
-    content: dict[str, Any]
-    channel_type: str | None = None
-    platform_id: str | None = None
-    thread_id: str | None = None
-    trigger: int = 1
-    process_after: str | None = None
-    recurrence: str | None = None
-    series_id: str | None = None
-    source_session_id: str | None = None
-    on_wake: int = 0
-    recurrence_tz: str | None = None  # IANA zone of ``recurrence`` (NULL = the host's)
-    catch_up: str | None = None  # 'once' (NULL) or 'skip'
 
 
 class DestinationRow(NamedTuple):
@@ -153,47 +139,17 @@ class SessionStore:
         self, layout: SessionLayout, messages: Sequence[InboundMessage]
     ) -> list[int]:
         """Insert rows with fresh even seqs; a row whose id exists is skipped (idempotent)."""
-        seqs: list[int] = []
-        scheduled = series = False
         with self._writing(layout) as conn:
-            for message in messages:
-                existing = conn.execute(
-                    "SELECT seq FROM messages_in WHERE id = ?", (message.id,)
-                ).fetchone()
-                if existing is not None:
-                    seqs.append(int(existing[0]))
-                    continue
-                scheduled = scheduled or message.process_after is not None
-                series = series or message.recurrence is not None
-                high = conn.execute("SELECT MAX(seq) FROM messages_in").fetchone()[0]
-                seq = next_host_seq(high)
-                conn.execute(
-                    _INSERT_MESSAGE,
-                    (
-                        message.id,
-                        seq,
-                        message.kind,
-                        now_iso(),
-                        message.process_after,
-                        message.recurrence,
-                        message.series_id or message.id,
-                        message.trigger,
-                        message.channel_type,
-                        message.platform_id,
-                        message.thread_id,
-                        json.dumps(message.content),
-                        message.source_session_id,
-                        message.on_wake,
-                        message.recurrence_tz,
-                        message.catch_up,
-                    ),
-                )
-                seqs.append(seq)
-        if series:
+            inserted = insert_rows(conn, messages)
+        self.notify_inserted(layout, inserted)
+        return list(inserted.seqs)
+
+    def notify_inserted(self, layout: SessionLayout, inserted: Inserted) -> None:
+        """Tell the listeners about committed rows (also for rows the write worker wrote)."""
+        if inserted.series:
             self._notify(layout, self._series_listeners)
-        if scheduled:
+        if inserted.scheduled:
             self._notify(layout)
-        return seqs
 
     def project(
         self,
@@ -224,7 +180,7 @@ class SessionStore:
         if not still_pending:
             return 0
         with self._writing(layout) as conn:
-            return _complete(conn, still_pending)
+            return complete_rows(conn, still_pending)
 
     def pending_among(
         self,
@@ -239,9 +195,9 @@ class SessionStore:
         with sessiondb.reading_with(layout.inbound_db, inbound, confined=True) as conn:
             return [
                 r[0]
-                for chunk in _chunks(message_ids)
+                for chunk in chunks(message_ids)
                 for r in conn.execute(
-                    f"SELECT id FROM messages_in WHERE id IN ({_marks(chunk)})"
+                    f"SELECT id FROM messages_in WHERE id IN ({marks(chunk)})"
                     " AND status = 'pending'",
                     chunk,
                 )
@@ -253,7 +209,7 @@ class SessionStore:
         if not message_ids:
             return 0
         with self._writing(layout) as conn:
-            return _complete(conn, message_ids)
+            return complete_rows(conn, message_ids)
 
     def record_delivery(
         self,
@@ -270,34 +226,16 @@ class SessionStore:
         """Record one delivery attempt; ``complete``: pending rows whose acks were read, marked
         completed in the same transaction (the delivery pass folds its acks in this way)."""
         with self._writing(layout) as conn:
-            _complete(conn, complete)
-            existing = conn.execute(
-                "SELECT status FROM delivered WHERE message_out_id = ?", (message_out_id,)
-            ).fetchone()
-            if existing is not None and existing[0] in ("delivered", "failed"):
-                return  # terminal; never overwritten
-            values = (
-                platform_message_id,
-                status,
-                attempts,
-                error,
-                next_attempt_at,
-                now_iso() if status != "retrying" else None,
+            record_delivery_row(
+                conn,
                 message_out_id,
+                status=status,
+                platform_message_id=platform_message_id,
+                attempts=attempts,
+                error=error,
+                next_attempt_at=next_attempt_at,
+                complete=complete,
             )
-            if existing is None:
-                conn.execute(
-                    "INSERT INTO delivered (platform_message_id, status, attempts, last_error,"
-                    " next_attempt_at, delivered_at, message_out_id) VALUES (?,?,?,?,?,?,?)",
-                    values,
-                )
-            else:
-                conn.execute(
-                    "UPDATE delivered SET platform_message_id = ?, status = ?, attempts = ?,"
-                    " last_error = ?, next_attempt_at = ?, delivered_at = ?"
-                    " WHERE message_out_id = ?",
-                    values,
-                )
 
     def clear_orphan_claims(self, layout: SessionLayout) -> int:
         """Delete ``processing`` claims left by a dead runner, and the rows its last turn named
@@ -322,36 +260,6 @@ class SessionStore:
             self._locks.pop(str(layout.root), None)
         self.engines.forget(layout.inbound_db)
         self.engines.forget(layout.outbound_db)
-
-
-_INSERT_MESSAGE = (
-    "INSERT INTO messages_in (id, seq, kind, timestamp, status, process_after, recurrence,"
-    ' series_id, tries, "trigger", channel_type, platform_id, thread_id, content,'
-    " source_session_id, on_wake, recurrence_tz, catch_up)"
-    " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
-
-
-def _complete(conn: sqlite3.Connection, message_ids: Sequence[str]) -> int:
-    """Inside a write transaction: the pending rows among ``message_ids`` become completed."""
-    changed = 0
-    for chunk in _chunks(list(message_ids)):
-        changed += conn.execute(
-            f"UPDATE messages_in SET status = 'completed' WHERE id IN ({_marks(chunk)})"
-            " AND status = 'pending'",
-            chunk,
-        ).rowcount
-    return changed
-
-
-def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
-    for start in range(0, len(ids), _IN_CHUNK):
-        yield list(ids[start : start + _IN_CHUNK])
-
-
-def _marks(chunk: Sequence[str]) -> str:
-    return ",".join("?" * len(chunk))
 
 
 def _write_projection(

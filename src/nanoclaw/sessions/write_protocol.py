@@ -1,0 +1,127 @@
+"""Frames between the host and its session-DB write worker: length-prefixed pickles, errors rebuilt.
+
+Both ends are the host's own processes on a private socket pair (never a socket a sandbox or
+another user can reach), so pickle is a trusted encoding here. An exception raised in the
+worker is rebuilt in the host as the same class with the same attributes (``sqlite_errorcode``
+of a ``sqlite3.Error``, ``problem`` of a ``SandboxFileError``), so the host's handling of a full
+disk, a locked or a damaged DB does not depend on which process wrote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import pickle
+import struct
+import traceback
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, BinaryIO
+
+from nanoclaw.errors import NanoclawError
+
+_HEADER = struct.Struct(">I")
+MAX_FRAME_BYTES = 256 * 1024 * 1024  # an inbound message is bounded far below this
+
+
+class WriteOp(StrEnum):
+    """The writes the worker runs (each a function of :mod:`nanoclaw.sessions.inbound_rows`)."""
+
+    INSERT_MESSAGES = "insert_messages"
+    RECORD_DELIVERY = "record_delivery"
+
+
+@dataclass(frozen=True)
+class WriteCall:
+    call_id: int
+    op: WriteOp
+    session_id: str
+    inbound_db: str  # the session's inbound.db path
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RemoteError:
+    """An exception raised in the worker, as data: rebuilt by :meth:`rebuild`."""
+
+    module: str
+    qualname: str
+    args: tuple[Any, ...]
+    attributes: dict[str, Any]
+    text: str
+    formatted: str
+
+    @classmethod
+    def of(cls, exc: BaseException) -> RemoteError:
+        attributes = dict(getattr(exc, "__dict__", {}))
+        attributes.pop("__notes__", None)
+        try:
+            pickle.dumps((exc.args, attributes))
+        except Exception:  # an attribute that does not travel: only the text does
+            args, attributes = (str(exc),), {}
+        else:
+            args = exc.args
+        return cls(
+            module=type(exc).__module__,
+            qualname=type(exc).__qualname__,
+            args=args,
+            attributes=attributes,
+            text=str(exc),
+            formatted="".join(traceback.format_exception(exc)),
+        )
+
+    def rebuild(self) -> BaseException:
+        """The same exception class and attributes, with the worker's traceback as a note."""
+        exc: BaseException
+        try:
+            found = importlib.import_module(self.module)
+            for part in self.qualname.split("."):
+                found = getattr(found, part)
+            if not (isinstance(found, type) and issubclass(found, Exception)):
+                raise TypeError(self.qualname)
+            exc = found.__new__(found, *self.args)
+            exc.args = self.args
+            exc.__dict__.update(self.attributes)
+        except Exception:
+            exc = WriteWorkerError(f"{self.module}.{self.qualname}: {self.text}")
+        exc.add_note(f"raised in the session-DB write worker:\n{self.formatted}")
+        return exc
+
+
+class WriteWorkerError(NanoclawError):
+    """The worker raised something the host cannot rebuild as its own class."""
+
+
+class WriteWorkerGoneError(NanoclawError):
+    """The worker exited (or its socket closed) with this call in flight: whether the write
+    committed is unknown, so the caller repeats it (both writes are idempotent)."""
+
+
+def encode(message: object) -> bytes:
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    if len(body) > MAX_FRAME_BYTES:
+        raise WriteWorkerError(f"a {len(body)}-byte frame is over {MAX_FRAME_BYTES} bytes")
+    return _HEADER.pack(len(body)) + body
+
+
+def read_frame_blocking(stream: BinaryIO) -> Any:
+    """The next message from a buffered stream (the worker's side); ``EOFError`` at its end."""
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        raise EOFError
+    (size,) = _HEADER.unpack(header)
+    if size > MAX_FRAME_BYTES:
+        raise WriteWorkerError(f"a {size}-byte frame is over {MAX_FRAME_BYTES} bytes")
+    body = stream.read(size)
+    if len(body) < size:
+        raise EOFError
+    return pickle.loads(body)
+
+
+async def read_frame(reader: asyncio.StreamReader) -> Any:
+    """The next message; ``asyncio.IncompleteReadError`` at end of stream."""
+    (size,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
+    if size > MAX_FRAME_BYTES:
+        raise WriteWorkerError(f"a {size}-byte frame is over {MAX_FRAME_BYTES} bytes")
+    return pickle.loads(await reader.readexactly(size))
