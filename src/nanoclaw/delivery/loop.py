@@ -439,10 +439,12 @@ class DeliveryLoop:
             lanes.setdefault(_lane(row), []).append(row)
 
         async def run_lane(lane: list[OutboundRow]) -> None:
-            for row in lane:  # serial within one chat: its rows arrive in seq order
+            for index, row in enumerate(lane):  # serial within one chat: rows in seq order
                 if row.kind != "system":
                     await self._bucket(session_id).acquire()
-                terminal[row.id] = await self._deliver_one(session, layout, row, states.get(row.id))
+                terminal[row.id] = await self._deliver_one(
+                    session, layout, row, states.get(row.id), last=index == len(lane) - 1
+                )
 
         # Every lane ends before the session lock is released (no row in flight twice).
         results = await asyncio.gather(
@@ -594,8 +596,11 @@ class DeliveryLoop:
         layout: SessionLayout,
         row: OutboundRow,
         state: DeliveryState | None,
+        *,
+        last: bool = False,
     ) -> bool:
-        """Try one row; return whether it reached a terminal state."""
+        """Try one row; return whether it reached a terminal state. ``last``: the last row of
+        its chat in this pass (its delivery record may share the next write's commit)."""
         attempts = (state.attempts if state else 0) + 1
         if row.id in self._sent_unrecorded:
             await self._record(
@@ -671,18 +676,27 @@ class DeliveryLoop:
             status="delivered",
             attempts=attempts,
             platform_message_id=platform_id,
+            linger=last and row.kind != "system",
         )
         del self._sent_unrecorded[row.id]
         self._clean_outbox(layout, row)
         return True
 
     async def _record(
-        self, session: SessionRow, layout: SessionLayout, row_id: str, **outcome: Any
+        self,
+        session: SessionRow,
+        layout: SessionLayout,
+        row_id: str,
+        *,
+        linger: bool = False,
+        **outcome: Any,
     ) -> None:
         """Write one delivery record, folding in the session's unfolded acks (one transaction)."""
         fold = self.acks.take_held(session.id)
         try:
-            await self.writes.record_delivery(session.id, layout, row_id, complete=fold, **outcome)
+            await self.writes.record_delivery(
+                session.id, layout, row_id, complete=fold, linger=linger, **outcome
+            )
         except BaseException:
             self.acks.hold(session.id, fold)  # maybe not written: the next record or pass
             raise

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import pickle
 import socket
 import sys
 import time
@@ -23,12 +24,13 @@ from typing import Any
 from nanoclaw.cpu_affinity import children_unpinned, spare_cpu
 from nanoclaw.errors import NanoclawError
 from nanoclaw.sessions.write_protocol import (
+    HEADER,
     RemoteError,
     WriteCall,
     WriteOp,
     WriteWorkerGoneError,
+    check_size,
     encode,
-    read_frame,
 )
 
 log = logging.getLogger("nanoclaw.write_worker")
@@ -36,6 +38,13 @@ log = logging.getLogger("nanoclaw.write_worker")
 RESPAWN_AFTER_S = 5.0  # a worker that keeps dying is not restarted more often than this
 STOP_TIMEOUT_S = 10.0  # for the calls in flight to finish once the host closes its end
 WORKER_ARGV: tuple[str, ...] = (sys.executable, "-m", "nanoclaw.sessions.write_worker")
+
+
+async def read_frame(reader: asyncio.StreamReader) -> Any:
+    """The worker's next reply; ``asyncio.IncompleteReadError`` at end of stream."""
+    (size,) = HEADER.unpack(await reader.readexactly(HEADER.size))
+    check_size(size)
+    return pickle.loads(await reader.readexactly(size))
 
 
 class WriteWorkerUnavailableError(NanoclawError):
@@ -86,15 +95,23 @@ class WriteWorker:
             log.warning("%s; writes run in the host", exc)
 
     async def call(
-        self, op: WriteOp, session_id: str, inbound_db: Path, *args: Any, **kwargs: Any
+        self,
+        op: WriteOp,
+        session_id: str,
+        inbound_db: Path,
+        *args: Any,
+        linger: bool = False,
+        **kwargs: Any,
     ) -> Any:
+        """Run ``op(*args, **kwargs)`` on the session's inbound.db in the worker; ``linger``:
+        the worker may hold it a few milliseconds to share the session's next commit."""
         conn = await self._connection()
         call_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         conn.pending[call_id] = future
         try:
             conn.writer.write(
-                encode(WriteCall(call_id, op, session_id, str(inbound_db), args, kwargs))
+                encode(WriteCall(call_id, op, session_id, str(inbound_db), args, kwargs, linger))
             )
             return await future
         finally:

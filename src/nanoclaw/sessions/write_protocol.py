@@ -1,6 +1,7 @@
 """Frames between the host and its session-DB write worker: length-prefixed pickles, errors rebuilt.
 
-Both ends are the host's own processes on a private socket pair (never a socket a sandbox or
+Stdlib only, and no asyncio (the worker's memory): the host's async reader is in
+``write_client``. Both ends are the host's own processes on a private socket pair (never a socket a sandbox or
 another user can reach), so pickle is a trusted encoding here. An exception raised in the
 worker is rebuilt in the host as the same class with the same attributes (``sqlite_errorcode``
 of a ``sqlite3.Error``, ``problem`` of a ``SandboxFileError``), so the host's handling of a full
@@ -9,7 +10,6 @@ disk, a locked or a damaged DB does not depend on which process wrote.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import pickle
 import struct
@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 from nanoclaw.errors import NanoclawError
 
-_HEADER = struct.Struct(">I")
+HEADER = struct.Struct(">I")
 MAX_FRAME_BYTES = 256 * 1024 * 1024  # an inbound message is bounded far below this
 
 
@@ -39,6 +39,9 @@ class WriteCall:
     inbound_db: str  # the session's inbound.db path
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
+    # Wait up to ``LINGER_S`` for the session's next call and share its commit (a delivery
+    # record after the last reply of a pass: the user's next message often follows).
+    linger: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,26 +105,22 @@ def encode(message: object) -> bytes:
     body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     if len(body) > MAX_FRAME_BYTES:
         raise WriteWorkerError(f"a {len(body)}-byte frame is over {MAX_FRAME_BYTES} bytes")
-    return _HEADER.pack(len(body)) + body
+    return HEADER.pack(len(body)) + body
+
+
+def check_size(size: int) -> None:
+    if size > MAX_FRAME_BYTES:
+        raise WriteWorkerError(f"a {size}-byte frame is over {MAX_FRAME_BYTES} bytes")
 
 
 def read_frame_blocking(stream: BinaryIO) -> Any:
     """The next message from a buffered stream (the worker's side); ``EOFError`` at its end."""
-    header = stream.read(_HEADER.size)
-    if len(header) < _HEADER.size:
+    header = stream.read(HEADER.size)
+    if len(header) < HEADER.size:
         raise EOFError
-    (size,) = _HEADER.unpack(header)
-    if size > MAX_FRAME_BYTES:
-        raise WriteWorkerError(f"a {size}-byte frame is over {MAX_FRAME_BYTES} bytes")
+    (size,) = HEADER.unpack(header)
+    check_size(size)
     body = stream.read(size)
     if len(body) < size:
         raise EOFError
     return pickle.loads(body)
-
-
-async def read_frame(reader: asyncio.StreamReader) -> Any:
-    """The next message; ``asyncio.IncompleteReadError`` at end of stream."""
-    (size,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
-    if size > MAX_FRAME_BYTES:
-        raise WriteWorkerError(f"a {size}-byte frame is over {MAX_FRAME_BYTES} bytes")
-    return pickle.loads(await reader.readexactly(size))

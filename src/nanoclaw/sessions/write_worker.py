@@ -9,7 +9,10 @@ the same probe (invariant 6), and it exits when the host's end of the socket clo
 
 One lane per session, as in the host's ``SessionExecutor``: a locked or damaged ``inbound.db``
 delays only its own session's writes, and one session's calls run in the order they arrived.
-The main thread reads calls; a lane's thread runs them and sends each reply itself.
+The main thread reads calls; a lane's thread runs them and sends each reply itself, after the
+commit that holds it. Calls queued for one session share one transaction (group commit), each
+in a savepoint of its own, so one call's error fails only that call; a call marked ``linger``
+(the delivery record of a pass's last reply) waits up to ``LINGER_S`` for company first.
 
     python -m nanoclaw.sessions.write_worker <socket fd> <cpu or -1>
 """
@@ -17,17 +20,19 @@ The main thread reads calls; a lane's thread runs them and sends each reply itse
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import socket
+import sqlite3
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from nanoclaw.contract import sessiondb
 from nanoclaw.cpu_affinity import pin_host_threads
-from nanoclaw.executors import SESSION_WORKERS
 from nanoclaw.sessions.inbound_rows import Inserted, insert_rows, record_delivery_row
 from nanoclaw.sessions.write_protocol import (
     RemoteError,
@@ -40,50 +45,105 @@ from nanoclaw.sessions.write_protocol import (
 log = logging.getLogger("nanoclaw.write_worker")
 
 
-def run_call(call: WriteCall) -> Inserted | None:
-    """One write on the session's inbound.db, in its own transaction."""
-    with sessiondb.writing(Path(call.inbound_db), confined=True) as conn:
-        if call.op is WriteOp.INSERT_MESSAGES:
-            return insert_rows(conn, *call.args, **call.kwargs)
-        record_delivery_row(conn, *call.args, **call.kwargs)
-        return None
+LINGER_S = 0.005  # about a client's round trip plus routing: the next message's insert
+MAX_BATCH_CALLS = 64  # calls of one session in one transaction
+LANE_THREADS = 4  # as many as the host's SessionExecutor has
+
+Answer = tuple[int, bool, Any]  # (call id, ok, result or RemoteError)
+
+
+def _apply(conn: sqlite3.Connection, call: WriteCall) -> Inserted | None:
+    if call.op is WriteOp.INSERT_MESSAGES:
+        return insert_rows(conn, *call.args, **call.kwargs)
+    record_delivery_row(conn, *call.args, **call.kwargs)
+    return None
+
+
+def run_batch(calls: list[WriteCall]) -> list[Answer]:
+    """One session's calls in one transaction; an answer per call, all after the commit.
+
+    A call that raises is rolled back to its savepoint and answered with its error; if the
+    transaction itself fails (open, probe, commit, or SQLite rolled it back, as on a full disk),
+    every call is answered with that error, none having committed.
+    """
+    answers: list[Answer] = []
+    try:
+        with sessiondb.writing(Path(calls[0].inbound_db), confined=True) as conn:
+            if len(calls) == 1:
+                answers.append((calls[0].call_id, True, _apply(conn, calls[0])))
+                return answers
+            for call in calls:
+                conn.execute("SAVEPOINT call")
+                try:
+                    result = _apply(conn, call)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO call")
+                    answers.append((call.call_id, False, RemoteError.of(exc)))
+                else:
+                    answers.append((call.call_id, True, result))
+                conn.execute("RELEASE call")
+    except Exception as exc:
+        return [(call.call_id, False, RemoteError.of(exc)) for call in calls]
+    return answers
 
 
 class Lanes:
     """Per-session FIFO queues drained on a bounded pool; ``reply`` is called with each
-    call's (id, ok, result or :class:`RemoteError`) from the thread that ran it."""
+    call's answer from the thread that ran it."""
 
-    def __init__(self, *, reply: Any, workers: int = SESSION_WORKERS) -> None:
+    def __init__(
+        self,
+        *,
+        reply: Callable[[Answer], None],
+        workers: int = LANE_THREADS,
+        linger_s: float = LINGER_S,
+    ) -> None:
         self.reply = reply
+        self.linger_s = linger_s
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nc-write")
         self._queues: dict[str, collections.deque[WriteCall]] = {}
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._lingering = 0  # lanes waiting for company: only then is a submit announced
+        self._closing = False
 
     def submit(self, call: WriteCall) -> None:
-        with self._lock:
+        with self._changed:
             queue = self._queues.get(call.session_id)
             if queue is not None:  # its lane is running: it takes this call next
                 queue.append(call)
+                if self._lingering:
+                    self._changed.notify_all()
                 return
             self._queues[call.session_id] = collections.deque([call])
         self._pool.submit(self._drain, call.session_id)
 
     def _drain(self, session_id: str) -> None:
         while True:
-            with self._lock:
+            with self._changed:
                 queue = self._queues[session_id]
                 if not queue:
                     del self._queues[session_id]
                     return
-                call = queue.popleft()
-            try:
-                answer: tuple[int, bool, Any] = (call.call_id, True, run_call(call))
-            except Exception as exc:
-                answer = (call.call_id, False, RemoteError.of(exc))
-            self.reply(answer)
+                if len(queue) == 1 and queue[0].linger and not self._closing:
+                    self._lingering += 1
+                    try:
+                        self._changed.wait_for(
+                            functools.partial(self._joined, queue), timeout=self.linger_s
+                        )
+                    finally:
+                        self._lingering -= 1
+                batch = [queue.popleft() for _ in range(min(len(queue), MAX_BATCH_CALLS))]
+            for answer in run_batch(batch):
+                self.reply(answer)
+
+    def _joined(self, queue: collections.deque[WriteCall]) -> bool:
+        return len(queue) > 1 or self._closing
 
     def close(self) -> None:
-        """Every call already submitted runs and is answered first."""
+        """Every call already submitted runs and is answered first (no lingering)."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
         self._pool.shutdown(wait=True)
 
 
@@ -91,7 +151,7 @@ def serve(sock: socket.socket) -> None:
     """Answer calls until the host closes its end; the calls in flight then finish."""
     send_lock = threading.Lock()
 
-    def reply(answer: tuple[int, bool, Any]) -> None:
+    def reply(answer: Answer) -> None:
         frame = encode(answer)
         with send_lock:
             try:

@@ -55,9 +55,17 @@ class SessionWrites:
         )
 
     async def record_delivery(
-        self, session_id: str, layout: SessionLayout, message_out_id: str, **outcome: Any
+        self,
+        session_id: str,
+        layout: SessionLayout,
+        message_out_id: str,
+        *,
+        linger: bool = False,
+        **outcome: Any,
     ) -> None:
-        """One delivery record (``SessionStore.record_delivery``'s keywords)."""
+        """One delivery record (``SessionStore.record_delivery``'s keywords). ``linger``: the
+        last reply of a delivery pass, whose record may wait a few milliseconds in the worker
+        to share a commit with the session's next write (the user's next message)."""
         if self.worker is not None:
             try:
                 await self.worker.call(
@@ -65,6 +73,7 @@ class SessionWrites:
                     session_id,
                     layout.inbound_db,
                     message_out_id,
+                    linger=linger,
                     **outcome,
                 )
             except _FALL_BACK as exc:
