@@ -10,10 +10,12 @@ from typing import TypeVar
 
 from nanoclaw.channels.cli.client import Exchange, send_once
 from nanoclaw.contract.layout import SessionLayout
+from nanoclaw.db.central import CentralDB
 from nanoclaw.db.models import AgentGroup, MessagingGroup, Wiring
 from nanoclaw.db.repository import Repository
 from nanoclaw.executors import Executors
 from nanoclaw.sessions.service import SessionService
+from nanoclaw.settings import Settings
 
 _T = TypeVar("_T")
 
@@ -64,6 +66,19 @@ def wire_chat(
     defaults.update(wiring)
     w = repo.create_wiring(messaging_group_id=mg.id, agent_group_id=agent.id, **defaults)  # type: ignore[arg-type]
     return mg, w
+
+
+def install_with_chats(settings: Settings, chats: list[str]) -> Repository:
+    """An install on disk (central DB migrated) with agent Andy wired to each CLI chat: what a
+    test that starts a real ``nanoclaw run`` needs first."""
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    db = CentralDB(path=settings.central_db_path, migrations_root=settings.migrations_path)
+    db.migrate()
+    repo = Repository(db)
+    agent = make_agent(repo, "Andy")
+    for chat in chats:
+        wire_chat(repo, agent, chat)
+    return repo
 
 
 def agent_sessions(

@@ -19,13 +19,12 @@ from pathlib import Path
 import pytest
 
 from nanoclaw.contract.timeutil import to_iso, utc_now
-from nanoclaw.db.central import CentralDB
 from nanoclaw.db.repository import Repository
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import InboundMessage, SessionStore
 from nanoclaw.settings import Settings
 from tests.crash.harness import HostProcess, Observers, send_until_accepted
-from tests.helpers import make_agent, wire_chat
+from tests.helpers import install_with_chats
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -37,14 +36,7 @@ TOKEN = re.compile(r"msg-\d{3}")
 
 
 def _setup_install(settings: Settings) -> Repository:
-    settings.data_path.mkdir(parents=True, exist_ok=True)
-    db = CentralDB(path=settings.central_db_path, migrations_root=settings.migrations_path)
-    db.migrate()
-    repo = Repository(db)
-    agent = make_agent(repo, "Andy")
-    for chat in CHATS:
-        wire_chat(repo, agent, chat)
-    return repo
+    return install_with_chats(settings, CHATS)
 
 
 async def _wait_for(predicate: object, within_s: float, what: str) -> None:

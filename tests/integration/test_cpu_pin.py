@@ -15,7 +15,7 @@ from nanoclaw import cpu_affinity
 from nanoclaw.executors import BlockingExecutor, SessionExecutor
 from nanoclaw.settings import Settings
 from tests.crash.harness import HostProcess, Observers, send_until_accepted
-from tests.helpers import allowed_cpus, make_agent, wire_chat
+from tests.helpers import allowed_cpus, install_with_chats
 
 WAIT_S = 30.0  # a deadline for a state, never a pause
 ALL_CPUS = frozenset(os.sched_getaffinity(0))
@@ -151,16 +151,7 @@ def test_switched_off_nothing_is_pinned(monkeypatch: pytest.MonkeyPatch) -> None
 async def test_a_real_host_pins_its_threads_and_not_its_runner(
     settings: Settings, tmp_path: Path, pin: str
 ) -> None:
-    settings.data_path.mkdir(parents=True, exist_ok=True)
-    from nanoclaw.db.central import CentralDB
-    from nanoclaw.db.repository import Repository
-
-    db = CentralDB(path=settings.central_db_path, migrations_root=settings.migrations_path)
-    db.migrate()
-    repo = Repository(db)
-    agent = make_agent(repo, "Andy")
-    for chat in CHATS:  # several at once: their runners are spawned concurrently
-        wire_chat(repo, agent, chat)
+    install_with_chats(settings, CHATS)  # several: their runners are spawned concurrently
     host = HostProcess(settings, log_dir=tmp_path, NANOCLAW_HOST_CPU_PIN=pin)
     observers = Observers(settings.cli_socket, CHATS)
     host.start()

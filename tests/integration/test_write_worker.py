@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 
 from nanoclaw.contract.layout import SessionLayout
-from nanoclaw.db.central import CentralDB
-from nanoclaw.db.repository import Repository
 from nanoclaw.errors import SandboxFileError
 from nanoclaw.executors import Executors
 from nanoclaw.sessions.inbound_rows import InboundMessage
@@ -24,7 +22,7 @@ from nanoclaw.sessions.write_protocol import WriteOp
 from nanoclaw.sessions.writes import SessionWrites
 from nanoclaw.settings import Settings
 from tests.crash.harness import HostProcess, Observers, send_until_accepted
-from tests.helpers import allowed_cpus, make_agent, until, wire_chat
+from tests.helpers import allowed_cpus, install_with_chats, until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -258,11 +256,7 @@ def _alive(pid: int) -> bool:
 async def test_a_real_host_writes_through_its_worker_which_ends_with_it(
     settings: Settings, tmp_path: Path, enabled: str
 ) -> None:
-    settings.data_path.mkdir(parents=True, exist_ok=True)
-    db = CentralDB(path=settings.central_db_path, migrations_root=settings.migrations_path)
-    db.migrate()
-    repo = Repository(db)
-    wire_chat(repo, make_agent(repo, "Andy"), "c0")
+    install_with_chats(settings, ["c0"])
     host = HostProcess(settings, log_dir=tmp_path, NANOCLAW_SESSION_WRITE_WORKER=enabled)
     observers = Observers(settings.cli_socket, ["c0"])
     host.start()
