@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -117,6 +118,14 @@ async def until(predicate: Callable[[], bool], *, within_s: float = 15.0) -> Non
     while not predicate():
         assert loop.time() < deadline, f"state not reached within {within_s}s"
         await asyncio.sleep(0.02)
+
+
+def until_sync(predicate: Callable[[], bool], *, within_s: float = 15.0) -> None:
+    """``until`` for a test without an event loop (state other threads change)."""
+    deadline = time.monotonic() + within_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"state not reached within {within_s}s"
+        time.sleep(0.005)
 
 
 def proc_status(pid: int, tid: int | None = None) -> dict[str, str]:

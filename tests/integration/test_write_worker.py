@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,8 +18,12 @@ from nanoclaw.errors import SandboxFileError
 from nanoclaw.executors import Executors
 from nanoclaw.sessions.inbound_rows import InboundMessage
 from nanoclaw.sessions.store import SessionStore
-from nanoclaw.sessions.write_client import WriteWorker, WriteWorkerUnavailableError
-from nanoclaw.sessions.write_protocol import WriteOp
+from nanoclaw.sessions.write_client import (
+    MAX_FAILED_STARTS,
+    WriteWorker,
+    WriteWorkerUnavailableError,
+)
+from nanoclaw.sessions.write_protocol import WriteOp, WriteWorkerGoneError
 from nanoclaw.sessions.writes import SessionWrites
 from nanoclaw.settings import Settings
 from tests.crash.harness import HostProcess, Observers, send_until_accepted
@@ -118,6 +123,10 @@ async def test_a_listener_hears_of_a_scheduled_row_the_worker_wrote(
     )
     await writes.insert_messages("s1", layout, [later])
     assert heard == ["s1"]
+    # Written again (its worker died after the commit, before the answer): heard again, since
+    # the first answer may never have reached the host.
+    await writes.insert_messages("s1", layout, [later])
+    assert heard == ["s1", "s1"]
 
 
 async def test_errors_arrive_as_the_class_the_host_handles(
@@ -211,6 +220,63 @@ async def test_a_closed_worker_lets_its_calls_finish_and_exits(
         os.kill(pid, 0)  # exited and reaped
     with pytest.raises(WriteWorkerUnavailableError):
         await worker.call(WriteOp.INSERT_MESSAGES, "s1", layout.inbound_db, [_row("late")])
+
+
+async def test_a_worker_that_dies_at_start_is_given_up_and_nothing_is_lost(
+    store: SessionStore,
+) -> None:
+    broken = WriteWorker(argv=(sys.executable, "-c", "raise SystemExit(3)"), respawn_after_s=0.0)
+    executors = Executors.build()
+    try:
+        writes = SessionWrites(executors=executors, store=store, worker=broken)
+        layout = store.ensure("andy", "s1")
+        for i in range(MAX_FAILED_STARTS + 3):
+            assert await writes.insert_messages("s1", layout, [_row(f"m{i}")]) == [2 * (i + 1)]
+        assert broken.starts == MAX_FAILED_STARTS  # then no more tries
+        with pytest.raises(WriteWorkerUnavailableError, match="not started again"):
+            await broken.call(WriteOp.INSERT_MESSAGES, "s1", layout.inbound_db, [_row("x")])
+    finally:
+        await broken.close()
+        await executors.close()
+    assert len(_rows(layout)) == MAX_FAILED_STARTS + 3
+
+
+async def test_while_a_dead_worker_may_not_restart_the_host_writes(store: SessionStore) -> None:
+    worker = WriteWorker(respawn_after_s=3600.0)
+    await worker.start()
+    executors = Executors.build()
+    try:
+        writes = SessionWrites(executors=executors, store=store, worker=worker)
+        layout = store.ensure("andy", "s1")
+        os.kill(_worker_pid(worker), signal.SIGKILL)
+        await until(lambda: worker.pid is None)
+        assert await writes.insert_messages("s1", layout, [_row("m1")]) == [2]
+        await writes.record_delivery("s1", layout, "out-1", status="delivered")
+        assert worker.starts == 1  # restarted too recently: in the host instead
+    finally:
+        await worker.close()
+        await executors.close()
+    assert [r[0] for r in _rows(layout)] == ["m1"]
+    assert _delivered(layout) == [("out-1", "delivered", None)]
+
+
+async def test_closing_while_a_worker_starts_leaves_no_worker_behind(
+    store: SessionStore,
+) -> None:
+    worker = WriteWorker()
+    layout = store.ensure("andy", "s1")
+    call = asyncio.create_task(
+        worker.call(WriteOp.INSERT_MESSAGES, "s1", layout.inbound_db, [_row("m1")])
+    )
+    await asyncio.sleep(0)  # the call is starting the worker
+    await worker.close()
+    outcome = (await asyncio.gather(call, return_exceptions=True))[0]
+    assert worker.starts == 1
+    if isinstance(outcome, BaseException):  # sent after the worker stopped reading
+        assert isinstance(outcome, WriteWorkerGoneError), outcome
+    else:
+        assert outcome.seqs == (2,)
+    assert not [c for c in _children(os.getpid()).values() if WORKER_MODULE in c]
 
 
 async def test_without_a_worker_the_writes_run_on_the_sessions_lane(store: SessionStore) -> None:

@@ -22,9 +22,11 @@ from nanoclaw.delivery.loop import DeliveryLoop
 from nanoclaw.sessions.outbound_reader import OutboundRow, SessionReader
 from nanoclaw.sessions.service import SessionService
 from nanoclaw.sessions.store import SessionStore
+from nanoclaw.sessions.writes import SessionWrites
 from nanoclaw.settings import Settings
 from tests.conftest import REPO_ROOT
 from tests.fakes.channel import FakeAdapter
+from tests.fakes.writes import RecordingWrites
 from tests.helpers import make_agent, shared_executors, wire_chat
 
 
@@ -57,7 +59,7 @@ class Rig:
             inbound_path=self.layout.inbound_db, outbound_path=self.layout.outbound_db
         )
 
-    def new_loop(self) -> DeliveryLoop:
+    def new_loop(self, writes: SessionWrites | None = None) -> DeliveryLoop:
         return DeliveryLoop(
             executors=shared_executors(),
             settings=self.settings,
@@ -68,6 +70,7 @@ class Rig:
             actions=self.actions,
             wake=self.woken.append,
             running_sessions=set,
+            writes=writes,
         )
 
     def reply(
@@ -116,6 +119,17 @@ async def test_a_reply_is_delivered_once_and_recorded_with_its_platform_id(rig: 
     assert [s.payload.text for s in rig.adapter.sent] == ["hello"]
     ((_, (status, attempts)),) = rig.delivered().items()
     assert (status, attempts) == ("delivered", 1)
+
+
+async def test_only_a_passs_last_reply_to_a_chat_lingers_for_the_next_commit(rig: Rig) -> None:
+    writes = RecordingWrites(executors=shared_executors(), store=rig.store)
+    loop = rig.new_loop(writes)
+    for i in range(3):
+        rig.reply(f"m{i}")
+    assert await loop.drain(rig.session.id) == 3
+    assert [s.payload.text for s in rig.adapter.sent] == ["m0", "m1", "m2"]
+    assert {out_id for out_id, _ in writes.records} == set(rig.delivered())
+    assert [linger for _, linger in writes.records] == [False, False, True]
 
 
 async def test_overlapping_passes_never_send_a_row_twice(rig: Rig) -> None:

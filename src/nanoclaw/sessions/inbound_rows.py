@@ -49,8 +49,8 @@ class InboundMessage:
 
 @dataclass(frozen=True)
 class Inserted:
-    """What an insert wrote: the rows' seqs, and whether any was scheduled or recurring (the
-    writer's listeners are told after the commit)."""
+    """What an insert wrote: the rows' seqs, and whether any row given (new or there already)
+    is scheduled or recurring (the writer's listeners are told after the commit)."""
 
     seqs: tuple[int, ...]
     scheduled: bool
@@ -63,14 +63,16 @@ def insert_rows(conn: sqlite3.Connection, messages: Sequence[InboundMessage]) ->
     seqs: list[int] = []
     scheduled = series = False
     for message in messages:
+        # Also for a row that exists: a repeated insert (the write worker died after its
+        # commit) tells the listeners what the first one may not have.
+        scheduled = scheduled or message.process_after is not None
+        series = series or message.recurrence is not None
         existing = conn.execute(
             "SELECT seq FROM messages_in WHERE id = ?", (message.id,)
         ).fetchone()
         if existing is not None:
             seqs.append(int(existing[0]))
             continue
-        scheduled = scheduled or message.process_after is not None
-        series = series or message.recurrence is not None
         high = conn.execute("SELECT MAX(seq) FROM messages_in").fetchone()[0]
         seq = next_host_seq(high)
         conn.execute(

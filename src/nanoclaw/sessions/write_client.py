@@ -2,8 +2,9 @@
 
 Calls go out on one socket pair in the order they are made and their replies resolve futures
 on the event loop: no host thread is involved. The worker is started with the host (and
-again on a call after it died, at most once every ``RESPAWN_AFTER_S``); while it cannot run, a
-call raises :class:`WriteWorkerUnavailableError` and the caller writes in-process instead.
+again on a call after it died, at most once every ``RESPAWN_AFTER_S``, and no more once
+``MAX_FAILED_STARTS`` workers in a row ended before answering); while it cannot run, a call
+raises :class:`WriteWorkerUnavailableError` and the caller writes in-process instead.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from nanoclaw.sessions.write_protocol import (
 log = logging.getLogger("nanoclaw.write_worker")
 
 RESPAWN_AFTER_S = 5.0  # a worker that keeps dying is not restarted more often than this
+MAX_FAILED_STARTS = 3  # workers in a row that ended before any answer: then the host writes
 STOP_TIMEOUT_S = 10.0  # for the calls in flight to finish once the host closes its end
 WORKER_ARGV: tuple[str, ...] = (sys.executable, "-m", "nanoclaw.sessions.write_worker")
 
@@ -59,6 +61,7 @@ class _Connection:
     pending: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
     replies: asyncio.Task[None] | None = None
     alive: bool = True
+    answered: bool = False  # it has answered a call: it can work here
 
 
 class WriteWorker:
@@ -79,6 +82,7 @@ class WriteWorker:
         self._starting = asyncio.Lock()
         self._ids = itertools.count(1)
         self._closed = False
+        self._failed_starts = 0  # workers in a row that ended before answering anything
         self.starts = 0  # how many workers were started (status, tests)
 
     @property
@@ -127,6 +131,11 @@ class WriteWorker:
                 return conn
             if self._closed:
                 raise WriteWorkerUnavailableError("the write worker is closed")
+            if self._failed_starts >= MAX_FAILED_STARTS:
+                raise WriteWorkerUnavailableError(
+                    f"the write worker ended before its first answer {self._failed_starts} "
+                    "times in a row and is not started again"
+                )
             now = self.clock()
             if self._started_at is not None and now - self._started_at < self.respawn_after_s:
                 raise WriteWorkerUnavailableError("the write worker was restarted too recently")
@@ -145,6 +154,9 @@ class WriteWorker:
                     str(-1 if cpu is None else cpu),
                     pass_fds=(theirs.fileno(),),
                     stdin=asyncio.subprocess.DEVNULL,
+                    # Its own session: a Ctrl-C in the host's terminal stops the host, whose
+                    # end of the socket closing then stops the worker after its calls.
+                    start_new_session=True,
                 )
         except OSError as exc:
             ours.close()
@@ -166,6 +178,7 @@ class WriteWorker:
                 future = conn.pending.get(call_id)
                 if future is None or future.done():
                     continue  # its caller was cancelled
+                conn.answered = True
                 if ok:
                     future.set_result(value)
                 else:
@@ -177,11 +190,22 @@ class WriteWorker:
             ended = f"sent an unreadable reply ({exc})"
         finally:
             conn.alive = False
+            self._failed_starts = 0 if conn.answered else self._failed_starts + 1
             for future in conn.pending.values():
                 if not future.done():
                     future.set_exception(WriteWorkerGoneError(f"the write worker {ended}"))
             conn.writer.close()
-            if not self._closed:
+            if self._closed:
+                pass
+            elif self._failed_starts >= MAX_FAILED_STARTS:
+                log.error(
+                    "session-DB write worker %d %s before its first answer, %d times in a "
+                    "row; writes run in the host from now on",
+                    conn.process.pid,
+                    ended,
+                    self._failed_starts,
+                )
+            else:
                 log.warning(
                     "session-DB write worker %d %s; writes run in the host until it is back",
                     conn.process.pid,
@@ -195,7 +219,8 @@ class WriteWorker:
     async def close(self) -> None:
         """Let the calls in flight finish, then the worker exits (it reads end of stream)."""
         self._closed = True
-        conn = self._conn
+        async with self._starting:  # a worker being started now is stopped too
+            conn = self._conn
         if conn is None:
             return
         if conn.writer.can_write_eof():

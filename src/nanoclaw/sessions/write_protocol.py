@@ -22,6 +22,7 @@ from nanoclaw.errors import NanoclawError
 
 HEADER = struct.Struct(">I")
 MAX_FRAME_BYTES = 256 * 1024 * 1024  # an inbound message is bounded far below this
+MAX_CHAIN_DEPTH = 8  # causes carried per error (a chain is rarely longer than two)
 
 
 class WriteOp(StrEnum):
@@ -54,9 +55,10 @@ class RemoteError:
     attributes: dict[str, Any]
     text: str
     formatted: str
+    cause: RemoteError | None = None  # what it was raised from (or during), also rebuilt
 
     @classmethod
-    def of(cls, exc: BaseException) -> RemoteError:
+    def of(cls, exc: BaseException, *, depth: int = 0) -> RemoteError:
         attributes = dict(getattr(exc, "__dict__", {}))
         attributes.pop("__notes__", None)
         try:
@@ -65,17 +67,26 @@ class RemoteError:
             args, attributes = (str(exc),), {}
         else:
             args = exc.args
+        # The chain travels too: ``storage_errors.is_disk_full`` and the logs follow it.
+        wrapped = None if exc.__suppress_context__ else exc.__context__
+        wrapped = exc.__cause__ or wrapped
         return cls(
             module=type(exc).__module__,
             qualname=type(exc).__qualname__,
             args=args,
             attributes=attributes,
             text=str(exc),
-            formatted="".join(traceback.format_exception(exc)),
+            formatted="".join(traceback.format_exception(exc, chain=False)),
+            cause=(
+                cls.of(wrapped, depth=depth + 1)
+                if wrapped is not None and depth < MAX_CHAIN_DEPTH
+                else None
+            ),
         )
 
     def rebuild(self) -> BaseException:
-        """The same exception class and attributes, with the worker's traceback as a note."""
+        """The same exception class and attributes, with the worker's traceback as a note and
+        its cause rebuilt as ``__cause__``."""
         exc: BaseException
         try:
             found = importlib.import_module(self.module)
@@ -89,6 +100,8 @@ class RemoteError:
         except Exception:
             exc = WriteWorkerError(f"{self.module}.{self.qualname}: {self.text}")
         exc.add_note(f"raised in the session-DB write worker:\n{self.formatted}")
+        if self.cause is not None:
+            exc.__cause__ = self.cause.rebuild()
         return exc
 
 

@@ -12,7 +12,8 @@ delays only its own session's writes, and one session's calls run in the order t
 The main thread reads calls; a lane's thread runs them and sends each reply itself, after the
 commit that holds it. Calls queued for one session share one transaction (group commit), each
 in a savepoint of its own, so one call's error fails only that call; a call marked ``linger``
-(the delivery record of a pass's last reply) waits up to ``LINGER_S`` for company first.
+(the delivery record of a pass's last reply) waits up to ``LINGER_S`` for company first,
+parked without holding a thread.
 
     python -m nanoclaw.sessions.write_worker <socket fd> <cpu or -1>
 """
@@ -20,12 +21,12 @@ in a savepoint of its own, so one call's error fails only that call; a call mark
 from __future__ import annotations
 
 import collections
-import functools
 import logging
 import socket
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -77,6 +78,8 @@ def run_batch(calls: list[WriteCall]) -> list[Answer]:
                 try:
                     result = _apply(conn, call)
                 except Exception as exc:
+                    if not conn.in_transaction:  # SQLite rolled it all back: so do all calls
+                        raise
                     conn.execute("ROLLBACK TO call")
                     answers.append((call.call_id, False, RemoteError.of(exc)))
                 else:
@@ -89,7 +92,11 @@ def run_batch(calls: list[WriteCall]) -> list[Answer]:
 
 class Lanes:
     """Per-session FIFO queues drained on a bounded pool; ``reply`` is called with each
-    call's answer from the thread that ran it."""
+    call's answer from the thread that ran it.
+
+    A session whose only queued call lingers is parked, holding no thread: the next call of
+    the session, the linger's deadline (one timer thread for all) or ``close`` drains it.
+    """
 
     def __init__(
         self,
@@ -97,53 +104,105 @@ class Lanes:
         reply: Callable[[Answer], None],
         workers: int = LANE_THREADS,
         linger_s: float = LINGER_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.reply = reply
         self.linger_s = linger_s
+        self.clock = clock
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nc-write")
+        # A session is in ``_queues`` while its lane runs or is parked, in ``_parked`` (with
+        # its deadline and the call that lingers) only while parked.
         self._queues: dict[str, collections.deque[WriteCall]] = {}
+        self._parked: dict[str, tuple[float, int]] = {}
         self._changed = threading.Condition()
-        self._lingering = 0  # lanes waiting for company: only then is a submit announced
+        self._timer: threading.Thread | None = None
         self._closing = False
+
+    @property
+    def parked(self) -> int:
+        """Sessions waiting for company now (tests)."""
+        with self._changed:
+            return len(self._parked)
 
     def submit(self, call: WriteCall) -> None:
         with self._changed:
             queue = self._queues.get(call.session_id)
-            if queue is not None:  # its lane is running: it takes this call next
+            if queue is not None:
                 queue.append(call)
-                if self._lingering:
-                    self._changed.notify_all()
-                return
-            self._queues[call.session_id] = collections.deque([call])
+                if self._parked.pop(call.session_id, None) is None:
+                    return  # its lane is running: it takes this call next
+            else:
+                self._queues[call.session_id] = collections.deque([call])
+                if call.linger and not self._closing:
+                    self._park(call.session_id, call.call_id)
+                    return
         self._pool.submit(self._drain, call.session_id)
 
-    def _drain(self, session_id: str) -> None:
-        while True:
-            with self._changed:
-                queue = self._queues[session_id]
-                if not queue:
-                    del self._queues[session_id]
-                    return
-                if len(queue) == 1 and queue[0].linger and not self._closing:
-                    self._lingering += 1
-                    try:
-                        self._changed.wait_for(
-                            functools.partial(self._joined, queue), timeout=self.linger_s
-                        )
-                    finally:
-                        self._lingering -= 1
-                batch = [queue.popleft() for _ in range(min(len(queue), MAX_BATCH_CALLS))]
-            for answer in run_batch(batch):
-                self.reply(answer)
+    def _park(self, session_id: str, call_id: int) -> None:
+        """Under ``_changed``: hold the session's lone lingering call until its deadline."""
+        if not self._parked:  # the timer may be sleeping without a deadline
+            self._changed.notify_all()
+        self._parked[session_id] = (self.clock() + self.linger_s, call_id)
+        if self._timer is None:
+            self._timer = threading.Thread(
+                target=self._wake_parked, name="nc-write-linger", daemon=True
+            )
+            self._timer.start()
 
-    def _joined(self, queue: collections.deque[WriteCall]) -> bool:
-        return len(queue) > 1 or self._closing
+    def _wake_parked(self) -> None:
+        with self._changed:
+            while True:
+                now = self.clock()
+                for session_id, (deadline, call_id) in list(self._parked.items()):
+                    if deadline <= now or self._closing:
+                        del self._parked[session_id]
+                        self._pool.submit(self._drain, session_id, call_id)
+                if self._closing:
+                    return
+                deadlines = [deadline for deadline, _ in self._parked.values()]
+                self._changed.wait(min(deadlines) - now if deadlines else None)
+
+    def _drain(self, session_id: str, lingered: int | None = None) -> None:
+        """Run the session's queued calls until none is left; ``lingered``: the call whose
+        linger just ended (it is not parked again)."""
+        batch: list[WriteCall] = []
+        try:
+            while True:
+                with self._changed:
+                    queue = self._queues[session_id]
+                    if not queue:
+                        del self._queues[session_id]
+                        return
+                    head = queue[0]
+                    if (
+                        len(queue) == 1
+                        and head.linger
+                        and head.call_id != lingered
+                        and not self._closing
+                    ):
+                        self._park(session_id, head.call_id)
+                        return
+                    batch = [queue.popleft() for _ in range(min(len(queue), MAX_BATCH_CALLS))]
+                for answer in run_batch(batch):
+                    self.reply(answer)
+                batch = []
+        except Exception as exc:  # a bug: still, no call of this session waits forever
+            log.exception("the write lane of session %s failed", session_id)
+            with self._changed:
+                left = [*batch, *self._queues.pop(session_id, ())]
+                self._parked.pop(session_id, None)
+            error = RemoteError.of(exc)
+            for call in left:  # a call answered already: the host ignores a second answer
+                self.reply((call.call_id, False, error))
 
     def close(self) -> None:
-        """Every call already submitted runs and is answered first (no lingering)."""
+        """Every call already submitted runs and is answered first (parked ones at once)."""
         with self._changed:
             self._closing = True
             self._changed.notify_all()
+            timer = self._timer
+        if timer is not None:
+            timer.join()
         self._pool.shutdown(wait=True)
 
 
@@ -152,7 +211,10 @@ def serve(sock: socket.socket) -> None:
     send_lock = threading.Lock()
 
     def reply(answer: Answer) -> None:
-        frame = encode(answer)
+        try:
+            frame = encode(answer)
+        except Exception as exc:  # a result that does not travel: its caller learns why
+            frame = encode((answer[0], False, RemoteError.of(exc)))
         with send_lock:
             try:
                 sock.sendall(frame)
@@ -180,7 +242,7 @@ def main(argv: list[str]) -> int:
         pin_host_threads(enabled=True, cpu=cpu)
     try:
         serve(socket.socket(fileno=fd))
-    except KeyboardInterrupt:  # a Ctrl-C in the host's terminal reaches us too
+    except KeyboardInterrupt:  # its own session: only a SIGINT sent to it on purpose
         pass
     return 0
 
